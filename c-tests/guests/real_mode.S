@@ -1,0 +1,33 @@
+/* Real-mode guests, loaded at 0x1000. */
+#include "guest.h"
+	.code16
+
+/* Port I/O and arithmetic: adds constants, multiplies the host's BX by CX, and doubles
+ * a byte it reads from port 0x12. */
+GUEST_BEGIN(rm_arith)
+	mov	$0x1234, %ax
+	mov	$0x0101, %dx
+	add	%dx, %ax		/* 0x1335 */
+	mov	$0x10, %dx
+	out	%ax, %dx
+	shl	$1, %ax			/* 0x266a */
+	out	%ax, $0x11
+	in	$0x12, %al
+	add	%al, %al
+	out	%al, $0x13
+	mov	%bx, %ax
+	mul	%cx			/* DX:AX = BX * CX */
+	out	%ax, $0x14
+	hlt
+GUEST_END(rm_arith)
+
+/* Doubles SI and reports it on port 0x10, then adds 1 to BX and reports it on 0x11. */
+GUEST_BEGIN(rm_report)
+	mov	%si, %ax
+	add	%ax, %ax
+	out	%ax, $0x10
+	inc	%bx
+	mov	%bx, %ax
+	out	%ax, $0x11
+	hlt
+GUEST_END(rm_report)

@@ -1,0 +1,220 @@
+/* Shared helpers of the C tests (see harness.h). */
+#define _GNU_SOURCE
+#include "harness.h"
+#include <dirent.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+void require_kvm(void)
+{
+	if (access("/dev/kvm", R_OK | W_OK) != 0) {
+		fprintf(stderr, "SKIP: /dev/kvm is not usable here: %s\n", strerror(errno));
+		exit(SKIP);
+	}
+}
+
+int vm_with_memory(uint64_t size)
+{
+	int vm = OK(kvm_create_vm());
+	OK(kvm_set_memory_region(vm, 0, 0, 0, size));
+	return vm;
+}
+
+void load_blob(int vm, uint64_t gpa, struct blob b)
+{
+	size_t n = (size_t)(b.end - b.start);
+	void *p = kvm_guest_memory(vm, gpa, n);
+	if (!p)
+		FAIL("guest memory at 0x%llx+%zu: %s", (unsigned long long)gpa, n, strerror(errno));
+	memcpy(p, b.start, n);
+}
+
+static void flat_segment(struct kvm_segment *s, uint16_t sel, uint8_t type, int db, int l, int g)
+{
+	memset(s, 0, sizeof(*s));
+	s->base = 0;
+	s->limit = g ? 0xffffffff : 0xffff;
+	s->selector = sel;
+	s->type = type;
+	s->present = 1;
+	s->s = 1;
+	s->db = db;
+	s->l = l;
+	s->g = g;
+}
+
+static void set_ip(uint64_t ip)
+{
+	struct kvm_regs regs;
+	memset(&regs, 0, sizeof(regs));
+	regs.rip = ip;
+	regs.rflags = 2;
+	regs.rsp = 0;
+	OK(kvm_set_regs(&regs));
+}
+
+void setup_real_mode(uint16_t ip)
+{
+	struct kvm_sregs s;
+	OK(kvm_get_sregs(&s));
+	s.cs.selector = 0;
+	s.cs.base = 0;
+	OK(kvm_set_sregs(&s));
+	set_ip(ip);
+}
+
+void setup_protected_mode(uint32_t eip)
+{
+	struct kvm_sregs s;
+	OK(kvm_get_sregs(&s));
+	flat_segment(&s.cs, 0x08, 11, 1, 0, 1);
+	flat_segment(&s.ds, 0x10, 3, 1, 0, 1);
+	s.es = s.fs = s.gs = s.ss = s.ds;
+	s.cr0 |= 0x11; /* PE | ET */
+	OK(kvm_set_sregs(&s));
+	set_ip(eip);
+}
+
+void setup_long_mode(int vm, uint64_t pt_base, uint64_t rip)
+{
+	uint64_t *pml4 = kvm_guest_memory(vm, pt_base, 0x3000);
+	CHECK(pml4 != NULL);
+	uint64_t *pdpt = pml4 + 512, *pd = pml4 + 1024;
+	memset(pml4, 0, 0x3000);
+	pml4[0] = (pt_base + 0x1000) | 3;         /* present, writable */
+	pdpt[0] = (pt_base + 0x2000) | 3;
+	for (uint64_t i = 0; i < 512; i++)
+		pd[i] = (i << 21) | 0x83;          /* present, writable, 2 MiB page */
+
+	struct kvm_sregs s;
+	OK(kvm_get_sregs(&s));
+	flat_segment(&s.cs, 0x08, 11, 0, 1, 1);
+	flat_segment(&s.ds, 0x10, 3, 1, 0, 1);
+	s.es = s.fs = s.gs = s.ss = s.ds;
+	s.cr3 = pt_base;
+	s.cr4 = 0x20;                              /* PAE */
+	s.cr0 = 0x80000011;                        /* PG | ET | PE */
+	s.efer = 0x500;                            /* LME | LMA */
+	OK(kvm_set_sregs(&s));
+	set_ip(rip);
+}
+
+static const char *const exit_names[] = {
+	[KVM_EXIT_UNKNOWN] = "UNKNOWN", [KVM_EXIT_EXCEPTION] = "EXCEPTION", [KVM_EXIT_IO] = "IO",
+	[KVM_EXIT_HYPERCALL] = "HYPERCALL", [KVM_EXIT_DEBUG] = "DEBUG", [KVM_EXIT_HLT] = "HLT",
+	[KVM_EXIT_MMIO] = "MMIO", [KVM_EXIT_IRQ_WINDOW_OPEN] = "IRQ_WINDOW_OPEN",
+	[KVM_EXIT_SHUTDOWN] = "SHUTDOWN", [KVM_EXIT_FAIL_ENTRY] = "FAIL_ENTRY",
+	[KVM_EXIT_INTR] = "INTR", [KVM_EXIT_INTERNAL_ERROR] = "INTERNAL_ERROR",
+};
+
+const char *exit_name(int reason)
+{
+	if (reason >= 0 && (size_t)reason < sizeof(exit_names) / sizeof(exit_names[0]) && exit_names[reason])
+		return exit_names[reason];
+	return "?";
+}
+
+static void describe_exit(int reason)
+{
+	struct kvm_regs r;
+	struct kvm_run *run = kvm_run_area();
+	fprintf(stderr, "exit %d (%s)", reason, exit_name(reason));
+	if (kvm_get_regs(&r) == 0)
+		fprintf(stderr, " at rip 0x%llx rax 0x%llx", (unsigned long long)r.rip, (unsigned long long)r.rax);
+	if (reason == KVM_EXIT_IO)
+		fprintf(stderr, " port 0x%x dir %d", run->io.port, run->io.direction);
+	if (reason == KVM_EXIT_MMIO)
+		fprintf(stderr, " mmio 0x%llx", (unsigned long long)run->mmio.phys_addr);
+	if (reason == KVM_EXIT_INTERNAL_ERROR)
+		fprintf(stderr, " suberror %u", run->internal.suberror);
+	fputc('\n', stderr);
+}
+
+void run_expect(int reason)
+{
+	int r;
+	do
+		r = kvm_run();
+	while (r == -1 && errno == EINTR);
+	if (r == -1)
+		FAIL("kvm_run: %s", strerror(errno));
+	if (r != reason) {
+		describe_exit(r);
+		FAIL("expected exit %s, got %s", exit_name(reason), exit_name(r));
+	}
+}
+
+uint32_t run_until_out(uint16_t port)
+{
+	run_expect(KVM_EXIT_IO);
+	struct kvm_run *run = kvm_run_area();
+	if (run->io.direction != KVM_EXIT_IO_OUT || run->io.port != port) {
+		describe_exit(KVM_EXIT_IO);
+		FAIL("expected out to port 0x%x", port);
+	}
+	const uint8_t *data = (const uint8_t *)run + run->io.data_offset;
+	uint32_t v = 0;
+	memcpy(&v, data, run->io.size);
+	return v;
+}
+
+static int count_fd_links(const char *prefix)
+{
+	DIR *d = opendir("/proc/self/fd");
+	CHECK(d != NULL);
+	int n = 0;
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		char path[300], target[256];
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/self/fd/%s", e->d_name);
+		ssize_t len = readlink(path, target, sizeof(target) - 1);
+		if (len < 0)
+			continue;
+		target[len] = 0;
+		if (strncmp(target, prefix, strlen(prefix)) == 0)
+			n++;
+	}
+	closedir(d);
+	return n;
+}
+
+int count_kvm_fds(void)
+{
+	return count_fd_links("anon_inode:kvm-");
+}
+
+int count_fds(void)
+{
+	return count_fd_links("");
+}
+
+int count_kvm_mappings(void)
+{
+	FILE *f = fopen("/proc/self/maps", "r");
+	CHECK(f != NULL);
+	char line[512];
+	int n = 0;
+	while (fgets(line, sizeof(line), f))
+		if (strstr(line, "kvm-vcpu") || strstr(line, "kvm-vm"))
+			n++;
+	fclose(f);
+	return n;
+}
+
+int is_mapped(const void *addr)
+{
+	FILE *f = fopen("/proc/self/maps", "r");
+	CHECK(f != NULL);
+	char line[512];
+	int found = 0;
+	uintptr_t a = (uintptr_t)addr;
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long lo, hi;
+		if (sscanf(line, "%lx-%lx", &lo, &hi) == 2 && a >= lo && a < hi)
+			found = 1;
+	}
+	fclose(f);
+	return found;
+}

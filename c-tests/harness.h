@@ -1,0 +1,72 @@
+/* Shared helpers of the C tests: checks that report file and line, guest setup (real,
+ * protected and long mode), guest blobs, and leak checks on /proc/self. Every test is a
+ * standalone program: exit 0 pass, 1 fail, 77 skip (no /dev/kvm). */
+#ifndef LIBKVM_TEST_HARNESS_H
+#define LIBKVM_TEST_HARNESS_H
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <libkvm.h>
+
+#define SKIP 77
+
+#define FAIL(...) do { fprintf(stderr, "%s:%d: ", __FILE__, __LINE__); \
+	fprintf(stderr, __VA_ARGS__); fputc('\n', stderr); exit(1); } while (0)
+
+#define CHECK(cond) do { if (!(cond)) FAIL("check failed: %s (errno %d: %s)", #cond, \
+	errno, strerror(errno)); } while (0)
+
+#define CHECK_EQ(a, b) do { unsigned long long a_ = (unsigned long long)(a), \
+	b_ = (unsigned long long)(b); if (a_ != b_) \
+	FAIL("%s == %s failed: 0x%llx != 0x%llx", #a, #b, a_, b_); } while (0)
+
+/* The call must fail with -1 (or NULL) and this errno. */
+#define CHECK_ERR(call, err) do { errno = 0; long r_ = (long)(intptr_t)(call); \
+	int e_ = errno; if (r_ != -1 && r_ != 0) FAIL("%s returned %ld, expected failure", #call, r_); \
+	if (r_ == 0 && e_ == 0) FAIL("%s succeeded, expected %s", #call, #err); \
+	if (e_ != (err)) FAIL("%s: errno %d (%s), expected %s", #call, e_, strerror(e_), #err); \
+	} while (0)
+
+/* Fails the test with the libkvm errno if `call` returned -1. */
+#define OK(call) ({ errno = 0; long r_ = (long)(call); \
+	if (r_ == -1) { FAIL("%s failed: errno %d (%s)", #call, errno, strerror(errno)); } \
+	r_; })
+
+/* Exits 77 (skip) when /dev/kvm is missing; every KVM test calls it first. */
+void require_kvm(void);
+
+/* A guest blob from c-tests/guests/ (see guest.h). */
+struct blob { const uint8_t *start, *end; };
+#define BLOB(name) ({ extern const uint8_t name##_start[], name##_end[]; \
+	(struct blob){ name##_start, name##_end }; })
+
+/* Creates a VM with `size` bytes of libkvm memory at guest-physical 0 (slot 0). */
+int vm_with_memory(uint64_t size);
+/* Copies a blob into guest memory at `gpa`. */
+void load_blob(int vm, uint64_t gpa, struct blob b);
+
+/* Sets the calling thread's vcpu to start at `ip` in each mode (flat segments). */
+void setup_real_mode(uint16_t ip);
+void setup_protected_mode(uint32_t eip);
+/* Builds identity-mapping page tables (2 MiB pages, first 1 GiB) at `pt_base` (three
+ * 4 KiB pages) and enters 64-bit mode at `rip`. */
+void setup_long_mode(int vm, uint64_t pt_base, uint64_t rip);
+
+/* Runs until an exit other than KVM_EXIT_INTR; fails the test if it is not `reason`. */
+void run_expect(int reason);
+/* Runs until the guest does an `out` to `port`; returns the value (size 1, 2 or 4). */
+uint32_t run_until_out(uint16_t port);
+
+const char *exit_name(int reason);
+
+/* Leak checks: counts of this process's KVM fds and KVM run-area mappings, and whether
+ * an address is mapped at all. */
+int count_kvm_fds(void);
+int count_kvm_mappings(void);
+int is_mapped(const void *addr);
+int count_fds(void);
+
+#endif

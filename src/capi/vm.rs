@@ -1,0 +1,46 @@
+//! VM lifetime and vcpu creation/ownership.
+
+use crate::error::c_int;
+use crate::registry;
+use crate::vcpu;
+use libc::{c_int, c_uint};
+
+/// Creates a VM and returns its fd (O_CLOEXEC). Free it with kvm_destroy_vm(), not
+/// close(). Errors: those of opening /dev/kvm (ENOENT, EACCES), EMFILE, ENOMEM.
+#[no_mangle]
+pub extern "C" fn kvm_create_vm() -> c_int {
+    c_int(registry::create_vm)
+}
+
+/// Destroys VM `vm`: its vcpus (fds and run areas), the memory libkvm allocated for it and
+/// the VM fd are released. Memory the caller supplied is left alone. Errors: EBADF if
+/// `vm` is not a libkvm VM; EBUSY while any of its vcpus is attached to a thread (detach
+/// them, or let their threads exit, first).
+#[no_mangle]
+pub extern "C" fn kvm_destroy_vm(vm: c_int) -> c_int {
+    c_int(|| registry::destroy_vm(vm).map(|()| 0))
+}
+
+/// Creates vcpu `id` in VM `vm`, maps its run area and makes it the calling thread's
+/// vcpu. Returns the vcpu fd, which other threads use to name it (kvm_attach_vcpu()).
+/// Errors: EBADF (`vm` not a libkvm VM), EBUSY (this thread already has a vcpu), EEXIST
+/// (`id` already exists in the VM), EINVAL (`id` out of range), ENOMEM, EMFILE.
+#[no_mangle]
+pub extern "C" fn kvm_create_vcpu(vm: c_int, id: c_uint) -> c_int {
+    c_int(|| registry::create_vcpu(vm, id))
+}
+
+/// Gives up the calling thread's vcpu, so that another thread can kvm_attach_vcpu() it.
+/// Its registers and state are kept. Errors: ESRCH if the thread has no vcpu.
+#[no_mangle]
+pub extern "C" fn kvm_detach_vcpu() -> c_int {
+    c_int(|| vcpu::clear_current().map(|()| 0))
+}
+
+/// Makes the detached vcpu `vcpu_fd` the calling thread's vcpu. Errors: EBADF (`vcpu_fd`
+/// is not a libkvm vcpu), EBUSY (this thread already has a vcpu, or another thread owns
+/// this one).
+#[no_mangle]
+pub extern "C" fn kvm_attach_vcpu(vcpu_fd: c_int) -> c_int {
+    c_int(|| registry::attach_vcpu(vcpu_fd).map(|()| 0))
+}

@@ -1,0 +1,124 @@
+//! The one error type of the core, and the bridge from `Result` to `-1`/`errno` used by
+//! every C entry point.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Once;
+
+/// An errno value. The core returns `Result<T, Errno>`; the C layer stores it in `errno`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Errno(pub i32);
+
+/// Result of every fallible core function.
+pub type Result<T> = std::result::Result<T, Errno>;
+
+impl Errno {
+    /// The calling thread's current `errno`, read right after a failed system call.
+    pub fn last() -> Errno {
+        Errno(
+            std::io::Error::last_os_error()
+                .raw_os_error()
+                .unwrap_or(libc::EIO),
+        )
+    }
+}
+
+impl From<kvm_ioctls::Error> for Errno {
+    fn from(e: kvm_ioctls::Error) -> Errno {
+        Errno(e.errno())
+    }
+}
+
+/// Turns the return value of a raw system call into a `Result`, reading `errno` on -1.
+pub fn check(ret: libc::c_int) -> Result<libc::c_int> {
+    if ret < 0 {
+        Err(Errno::last())
+    } else {
+        Ok(ret)
+    }
+}
+
+/// errno reported when an internal bug (a Rust panic) was caught at the C boundary.
+pub(crate) const EPANIC: i32 = libc::ENOTRECOVERABLE;
+
+fn set_errno(e: i32) {
+    // SAFETY: __errno_location returns the calling thread's errno slot, valid for the
+    // thread's lifetime.
+    unsafe { *libc::__errno_location() = e };
+}
+
+static QUIET_PANICS: Once = Once::new();
+
+/// libkvm must never print. Its copy of the Rust runtime is private to the shared
+/// object, so replacing the panic hook here silences only libkvm's own panics (which the
+/// C boundary turns into `ENOTRECOVERABLE`).
+fn quiet_panics() {
+    QUIET_PANICS.call_once(|| std::panic::set_hook(Box::new(|_| {})));
+}
+
+/// Runs the body of a C entry point that returns `int`: `Ok(v)` gives `v`, `Err(e)` gives
+/// -1 with `errno = e`, and a panic gives -1 with `errno = ENOTRECOVERABLE` instead of
+/// unwinding into C.
+pub fn c_int(f: impl FnOnce() -> Result<libc::c_int>) -> libc::c_int {
+    quiet_panics();
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(Ok(v)) => v,
+        Ok(Err(Errno(e))) => {
+            set_errno(e);
+            -1
+        }
+        Err(_) => {
+            set_errno(EPANIC);
+            -1
+        }
+    }
+}
+
+/// Like [`c_int`] for entry points that return a pointer: NULL with `errno` on error.
+pub fn c_ptr<T>(f: impl FnOnce() -> Result<*mut T>) -> *mut T {
+    quiet_panics();
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(Ok(p)) => p,
+        Ok(Err(Errno(e))) => {
+            set_errno(e);
+            std::ptr::null_mut()
+        }
+        Err(_) => {
+            set_errno(EPANIC);
+            std::ptr::null_mut()
+        }
+    }
+}
+
+/// Converts a count or fd the kernel returned as `usize`/`u32`/`i64` into the `int` the C
+/// ABI returns, refusing values that do not fit.
+pub fn to_c_int<T: TryInto<libc::c_int>>(v: T) -> Result<libc::c_int> {
+    v.try_into().map_err(|_| Errno(libc::EOVERFLOW))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_become_minus_one_and_errno() {
+        assert_eq!(c_int(|| Err(Errno(libc::EBADF))), -1);
+        assert_eq!(Errno::last(), Errno(libc::EBADF));
+        assert_eq!(c_int(|| Ok(7)), 7);
+    }
+
+    #[test]
+    fn a_panic_becomes_enotrecoverable() {
+        assert_eq!(c_int(|| panic!("internal bug")), -1);
+        assert_eq!(Errno::last(), Errno(EPANIC));
+        let p: *mut u8 = c_ptr(|| panic!("internal bug"));
+        assert!(p.is_null());
+        assert_eq!(Errno::last(), Errno(EPANIC));
+    }
+
+    #[test]
+    fn check_reads_errno() {
+        // SAFETY: closing an fd that cannot be open is harmless.
+        let r = unsafe { libc::close(-1) };
+        assert_eq!(check(r), Err(Errno(libc::EBADF)));
+    }
+}

@@ -1,0 +1,24 @@
+//! libkvm: a stable, syscall-style C interface to Linux KVM.
+//!
+//! The crate has two layers:
+//! - the core (`system`, `vm`, `vcpu`, `memory`, `regs`), plain Rust that returns
+//!   `Result<T, Errno>`;
+//! - the C ABI (`capi`), thin `extern "C"` functions that check arguments, call the
+//!   core and turn errors into `-1`/`errno`. Nothing else is exported.
+//!
+//! Conventions every function follows are in `man/man7/libkvm.7`.
+
+#![deny(unsafe_op_in_unsafe_fn)]
+#![deny(missing_docs)]
+
+pub mod capi;
+mod error;
+mod ioctl;
+mod memory;
+mod registry;
+mod regs;
+mod system;
+mod vcpu;
+mod vm;
+
+pub use error::Errno;

@@ -1,0 +1,221 @@
+//! Guest memory of one VM: the slot table libkvm keeps beside the kernel's, the memory
+//! libkvm allocates for `kvm_set_memory_region`, and the bounds-checked lookup that is
+//! the only way from a guest-physical address to a host pointer.
+
+use crate::error::{Errno, Result};
+use std::collections::BTreeMap;
+
+/// Guest pages are 4 KiB: addresses and sizes of slots must be multiples of this.
+pub(crate) const PAGE_SIZE: u64 = 4096;
+
+/// Flags `kvm_set_memory_region` accepts (KVM_MEM_LOG_DIRTY_PAGES | KVM_MEM_READONLY).
+pub(crate) const VALID_FLAGS: u32 =
+    kvm_bindings::KVM_MEM_LOG_DIRTY_PAGES | kvm_bindings::KVM_MEM_READONLY;
+
+/// Anonymous, zeroed, page-aligned memory libkvm owns; unmapped on drop.
+#[derive(Debug)]
+pub struct Mapping {
+    ptr: *mut u8,
+    len: usize,
+}
+
+// SAFETY: the mapping is plain memory with no thread affinity; access to its contents is
+// the guest's and the caller's business, as with any shared memory.
+unsafe impl Send for Mapping {}
+// SAFETY: as above; `Mapping` itself is never mutated after creation.
+unsafe impl Sync for Mapping {}
+
+impl Mapping {
+    /// Maps `len` bytes of zeroed anonymous memory (MAP_NORESERVE: pages are only
+    /// committed when touched, as guest RAM should be).
+    pub fn new(len: u64) -> Result<Mapping> {
+        let len = usize::try_from(len).map_err(|_| Errno(libc::ENOMEM))?;
+        // SAFETY: a fresh anonymous mapping touches no existing memory.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                -1,
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(Errno::last());
+        }
+        Ok(Mapping { ptr: p.cast(), len })
+    }
+
+    /// Start of the mapping.
+    pub fn as_ptr(&self) -> *mut u8 {
+        self.ptr
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: ptr/len are exactly what mmap returned, and the slot that used them was
+        // removed from KVM before the mapping is dropped.
+        unsafe { libc::munmap(self.ptr.cast(), self.len) };
+    }
+}
+
+/// Where a slot's host memory comes from.
+#[derive(Debug)]
+pub enum Backing {
+    /// Allocated by libkvm (`kvm_set_memory_region`), freed with the slot.
+    Owned(#[allow(dead_code)] Mapping),
+    /// Provided by the caller (`kvm_set_user_memory_region`), never freed by libkvm.
+    User,
+}
+
+/// One memory slot as libkvm knows it.
+#[derive(Debug)]
+pub struct Slot {
+    /// Guest-physical start.
+    pub gpa: u64,
+    /// Length in bytes, a multiple of [`PAGE_SIZE`].
+    pub size: u64,
+    /// KVM_MEM_* flags.
+    #[allow(dead_code)] // read by the dirty-log calls
+    pub flags: u32,
+    /// Host address of the first byte.
+    pub host: *mut u8,
+    /// Who owns the host memory.
+    pub backing: Backing,
+}
+
+// SAFETY: `host` points into memory that outlives the slot (owned mapping or caller
+// memory); the pointer is only handed out, never dereferenced by libkvm.
+unsafe impl Send for Slot {}
+
+impl Slot {
+    /// One past the last guest-physical byte (never wraps: checked on insert).
+    pub fn end(&self) -> u64 {
+        self.gpa + self.size
+    }
+}
+
+/// Checks a requested range: page-aligned start and size, non-zero, no wrap past 2^64.
+pub fn check_range(gpa: u64, size: u64) -> Result<()> {
+    if gpa % PAGE_SIZE != 0 || size % PAGE_SIZE != 0 || size == 0 {
+        return Err(Errno(libc::EINVAL));
+    }
+    gpa.checked_add(size).ok_or(Errno(libc::EINVAL))?;
+    Ok(())
+}
+
+/// The slots of one VM, keyed by KVM slot number.
+#[derive(Debug, Default)]
+pub struct MemoryMap {
+    slots: BTreeMap<u32, Slot>,
+}
+
+impl MemoryMap {
+    /// The slot with this KVM slot number.
+    pub fn get(&self, slot: u32) -> Option<&Slot> {
+        self.slots.get(&slot)
+    }
+
+    /// A slot other than `except` whose guest range overlaps `[gpa, gpa + size)`.
+    pub fn overlapping(&self, gpa: u64, size: u64, except: u32) -> Option<u32> {
+        let end = gpa + size;
+        self.slots
+            .iter()
+            .find(|(&n, s)| n != except && s.gpa < end && gpa < s.end())
+            .map(|(&n, _)| n)
+    }
+
+    /// Records a slot (after KVM accepted it); returns the slot it replaced.
+    pub fn insert(&mut self, slot: u32, s: Slot) -> Option<Slot> {
+        self.slots.insert(slot, s)
+    }
+
+    /// Forgets a slot (after KVM removed it); its owned memory is unmapped when the
+    /// returned value is dropped.
+    pub fn remove(&mut self, slot: u32) -> Option<Slot> {
+        self.slots.remove(&slot)
+    }
+
+    /// The host address of `[gpa, gpa + len)` if that whole range lies inside one slot;
+    /// EFAULT otherwise (also for a zero length or a range that wraps past 2^64).
+    pub fn host_address(&self, gpa: u64, len: u64) -> Result<*mut u8> {
+        let end = gpa.checked_add(len).ok_or(Errno(libc::EFAULT))?;
+        if len == 0 {
+            return Err(Errno(libc::EFAULT));
+        }
+        let s = self
+            .slots
+            .values()
+            .find(|s| s.gpa <= gpa && end <= s.end())
+            .ok_or(Errno(libc::EFAULT))?;
+        // The offset is below s.size, which fits the host mapping that backs the slot.
+        Ok(s.host.wrapping_add((gpa - s.gpa) as usize))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn slot(gpa: u64, size: u64) -> Slot {
+        Slot {
+            gpa,
+            size,
+            flags: 0,
+            host: 0x1000_0000 as *mut u8,
+            backing: Backing::User,
+        }
+    }
+
+    #[test]
+    fn ranges_must_be_aligned_nonempty_and_not_wrap() {
+        assert_eq!(check_range(0, 4096), Ok(()));
+        assert_eq!(check_range(1, 4096), Err(Errno(libc::EINVAL)));
+        assert_eq!(check_range(0, 4095), Err(Errno(libc::EINVAL)));
+        assert_eq!(check_range(0, 0), Err(Errno(libc::EINVAL)));
+        assert_eq!(check_range(u64::MAX - 4095, 8192), Err(Errno(libc::EINVAL)));
+        assert_eq!(check_range(u64::MAX - 4095, 4096), Err(Errno(libc::EINVAL)));
+        assert_eq!(check_range(u64::MAX - 8191, 4096), Ok(()));
+    }
+
+    #[test]
+    fn overlap_is_found_in_both_directions() {
+        let mut m = MemoryMap::default();
+        m.insert(0, slot(0x10000, 0x10000));
+        assert_eq!(m.overlapping(0x0, 0x10000, 9), None);
+        assert_eq!(m.overlapping(0x20000, 0x1000, 9), None);
+        assert_eq!(m.overlapping(0xF000, 0x2000, 9), Some(0));
+        assert_eq!(m.overlapping(0x1F000, 0x1000, 9), Some(0));
+        assert_eq!(m.overlapping(0x0, 0x100000, 9), Some(0));
+        assert_eq!(m.overlapping(0x10000, 0x10000, 0), None);
+    }
+
+    #[test]
+    fn lookups_stay_inside_one_slot() {
+        let mut m = MemoryMap::default();
+        m.insert(0, slot(0x10000, 0x2000));
+        m.insert(1, slot(0x12000, 0x1000));
+        let base = 0x1000_0000usize;
+        assert_eq!(m.host_address(0x10000, 1).unwrap() as usize, base);
+        assert_eq!(m.host_address(0x11FFF, 1).unwrap() as usize, base + 0x1FFF);
+        // Contiguous in the guest, but in two slots: refused.
+        assert_eq!(m.host_address(0x11FFF, 2), Err(Errno(libc::EFAULT)));
+        assert_eq!(m.host_address(0x13000, 1), Err(Errno(libc::EFAULT)));
+        assert_eq!(m.host_address(0x10000, 0), Err(Errno(libc::EFAULT)));
+        assert_eq!(m.host_address(u64::MAX, 2), Err(Errno(libc::EFAULT)));
+        assert_eq!(m.host_address(0xFFFF, 1), Err(Errno(libc::EFAULT)));
+    }
+
+    #[test]
+    fn owned_memory_is_zeroed_and_writable() {
+        let map = Mapping::new(2 * PAGE_SIZE).unwrap();
+        // SAFETY: the mapping is 8 KiB of readable, writable memory we own.
+        unsafe {
+            assert_eq!(*map.as_ptr().add(8191), 0);
+            *map.as_ptr().add(8191) = 7;
+            assert_eq!(*map.as_ptr().add(8191), 7);
+        }
+    }
+}

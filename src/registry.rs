@@ -1,0 +1,114 @@
+//! Which fds are libkvm's VMs and vcpus. The registry is locked by creation, destruction,
+//! ownership changes and VM-wide calls; never by the run path or the register calls,
+//! which reach their vcpu through the thread-local.
+
+use crate::error::{Errno, Result};
+use crate::vcpu::{self, Vcpu};
+use crate::vm::Vm;
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::os::unix::io::RawFd;
+use std::sync::{Arc, LazyLock};
+
+#[derive(Default)]
+struct Registry {
+    vms: HashMap<RawFd, Arc<Vm>>,
+    vcpus: HashMap<RawFd, Arc<Vcpu>>,
+}
+
+static REGISTRY: LazyLock<Mutex<Registry>> = LazyLock::new(Default::default);
+
+/// The VM with this fd; EBADF if `fd` is not a libkvm VM.
+pub fn vm(fd: RawFd) -> Result<Arc<Vm>> {
+    REGISTRY
+        .lock()
+        .vms
+        .get(&fd)
+        .cloned()
+        .ok_or(Errno(libc::EBADF))
+}
+
+/// The vcpu with this fd; EBADF if `fd` is not a libkvm vcpu.
+#[allow(dead_code)] // for calls that name another thread's vcpu (kick)
+pub fn vcpu(fd: RawFd) -> Result<Arc<Vcpu>> {
+    REGISTRY
+        .lock()
+        .vcpus
+        .get(&fd)
+        .cloned()
+        .ok_or(Errno(libc::EBADF))
+}
+
+/// Creates a VM and returns its fd.
+pub fn create_vm() -> Result<RawFd> {
+    let vm = Vm::create()?;
+    let fd = vm.raw_fd();
+    REGISTRY.lock().vms.insert(fd, Arc::new(vm));
+    Ok(fd)
+}
+
+/// Destroys a VM: EBUSY while any of its vcpus is owned by a thread. Its vcpus (fds, run
+/// areas), memory libkvm allocated and the VM fd are released before this returns, unless
+/// another thread is in the middle of a call on them (then when that call returns).
+pub fn destroy_vm(fd: RawFd) -> Result<()> {
+    let (vm, vcpus) = {
+        let mut reg = REGISTRY.lock();
+        if !reg.vms.contains_key(&fd) {
+            return Err(Errno(libc::EBADF));
+        }
+        let mine: Vec<RawFd> = reg
+            .vcpus
+            .iter()
+            .filter(|(_, v)| v.vm_fd() == fd)
+            .map(|(&k, _)| k)
+            .collect();
+        if mine.iter().any(|k| reg.vcpus[k].is_owned()) {
+            return Err(Errno(libc::EBUSY));
+        }
+        let vcpus: Vec<Arc<Vcpu>> = mine.iter().filter_map(|k| reg.vcpus.remove(k)).collect();
+        (reg.vms.remove(&fd), vcpus)
+    };
+    // Outside the lock: vcpus first (close fds, unmap run areas), then the VM.
+    drop(vcpus);
+    drop(vm);
+    Ok(())
+}
+
+/// Creates vcpu `id` of VM `vm_fd`, owned by the calling thread; returns its fd.
+pub fn create_vcpu(vm_fd: RawFd, id: u32) -> Result<RawFd> {
+    let vm = vm(vm_fd)?;
+    if vcpu::thread_has_vcpu() {
+        return Err(Errno(libc::EBUSY));
+    }
+    let v = Arc::new(vm.create_vcpu(id)?);
+    v.claim()?;
+    let fd = v.raw_fd();
+    {
+        let mut reg = REGISTRY.lock();
+        if !reg.vms.get(&vm_fd).is_some_and(|x| Arc::ptr_eq(x, &vm)) {
+            // The VM was destroyed while we created the vcpu: drop it again.
+            return Err(Errno(libc::EBADF));
+        }
+        reg.vcpus.insert(fd, v.clone());
+    }
+    vcpu::set_current(v);
+    Ok(fd)
+}
+
+/// Makes vcpu `fd` the calling thread's: EBUSY if the thread has a vcpu or another thread
+/// owns this one.
+pub fn attach_vcpu(fd: RawFd) -> Result<()> {
+    // Claimed under the registry lock, so a concurrent destroy either sees the owner
+    // (EBUSY) or has already removed the vcpu (EBADF).
+    let v = {
+        let reg = REGISTRY.lock();
+        let v = reg.vcpus.get(&fd).cloned().ok_or(Errno(libc::EBADF))?;
+        if vcpu::thread_has_vcpu() {
+            return Err(Errno(libc::EBUSY));
+        }
+        v.claim()?;
+        v
+    };
+    vcpu::set_current(v);
+    Ok(())
+}

@@ -1,0 +1,270 @@
+//! A vcpu and the thread that owns it.
+//!
+//! Each vcpu belongs to at most one thread at a time (seed 001: "the vcpu is an implied
+//! parameter"). The owning thread finds it through a thread-local, so the run path and
+//! the register calls take no lock. Ownership moves only through `kvm_detach_vcpu` /
+//! `kvm_attach_vcpu`; a thread that exits while owning a vcpu gives it up in its
+//! thread-local destructor.
+
+use crate::error::{Errno, Result};
+use crate::ioctl;
+use crate::regs::{self, SyncState};
+use kvm_bindings::{kvm_regs, kvm_run, kvm_sregs, kvm_vcpu_events};
+use kvm_ioctls::VcpuFd;
+use parking_lot::Mutex;
+use std::cell::RefCell;
+use std::os::unix::io::{AsRawFd, RawFd};
+use std::ptr::{addr_of, addr_of_mut, NonNull};
+use std::sync::Arc;
+
+/// The mmap()ed `struct kvm_run` of a vcpu. Only raw pointers into it are ever formed:
+/// the kernel writes it during KVM_RUN and other threads write `immediate_exit`, so a
+/// Rust reference to it would be a lie.
+#[derive(Debug)]
+struct RunArea(NonNull<kvm_run>);
+
+// SAFETY: the area is shared memory that lives as long as the vcpu's `VcpuFd` (which
+// unmaps it on drop). Its fields are accessed through raw pointers only by the owning
+// thread, except `immediate_exit`, which other threads write atomically.
+unsafe impl Send for RunArea {}
+// SAFETY: as above.
+unsafe impl Sync for RunArea {}
+
+/// One vcpu: its fd and run area (owned through kvm-ioctls' `VcpuFd`), its owner, and the
+/// sync-regs bookkeeping.
+#[derive(Debug)]
+pub struct Vcpu {
+    fd: VcpuFd,
+    run: RunArea,
+    vm_fd: RawFd,
+    /// Thread id of the owning thread, 0 when detached. Locked only by ownership changes
+    /// and by other threads (kick), never by the run path.
+    owner: Mutex<libc::pid_t>,
+    sync: SyncState,
+}
+
+impl Vcpu {
+    /// Wraps a vcpu kvm-ioctls created; `sync_caps` is what KVM_CAP_SYNC_REGS reported.
+    pub fn new(mut fd: VcpuFd, vm_fd: RawFd, sync_caps: u64) -> Vcpu {
+        // The one place a reference to kvm_run exists: turned into a raw pointer at once,
+        // and get_kvm_run is never called again.
+        let run = RunArea(NonNull::from(fd.get_kvm_run()));
+        let sync_caps = if std::env::var_os(regs::NO_SYNC_ENV).is_some() {
+            0
+        } else {
+            sync_caps
+        };
+        Vcpu {
+            fd,
+            run,
+            vm_fd,
+            owner: Mutex::new(0),
+            sync: SyncState::new(sync_caps),
+        }
+    }
+
+    /// The vcpu fd.
+    pub fn raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+
+    /// The fd of the VM this vcpu belongs to.
+    pub fn vm_fd(&self) -> RawFd {
+        self.vm_fd
+    }
+
+    /// Pointer to the run area, for `kvm_run_area`.
+    pub fn run_area(&self) -> *mut kvm_run {
+        self.run.0.as_ptr()
+    }
+
+    /// Whether a thread owns this vcpu now.
+    pub fn is_owned(&self) -> bool {
+        *self.owner.lock() != 0
+    }
+
+    /// Makes the calling thread the owner; EBUSY if another thread owns it.
+    pub fn claim(&self) -> Result<()> {
+        let mut owner = self.owner.lock();
+        if *owner != 0 {
+            return Err(Errno(libc::EBUSY));
+        }
+        // SAFETY: gettid has no preconditions.
+        *owner = unsafe { libc::gettid() };
+        Ok(())
+    }
+
+    fn release(&self) {
+        *self.owner.lock() = 0;
+    }
+
+    /// KVM_RUN: returns the exit reason. The hot path: no lock, no allocation, and no
+    /// system call but the ioctl itself.
+    pub fn run(&self) -> Result<i32> {
+        let run = self.run.0.as_ptr();
+        let want = self.sync.want();
+        // SAFETY: `run` is the live mapping of this vcpu; only the owning thread (us)
+        // writes kvm_valid_regs.
+        unsafe { addr_of_mut!((*run).kvm_valid_regs).write(want) };
+        self.sync.set_synced(0);
+        // SAFETY: KVM_RUN takes no argument.
+        match unsafe { ioctl::ioctl(self.raw_fd(), ioctl::KVM_RUN, 0) } {
+            Ok(_) => {
+                self.sync.set_synced(want);
+                // SAFETY: as above; the kernel wrote exit_reason before returning.
+                Ok(unsafe { addr_of!((*run).exit_reason).read() } as i32)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Writes registers that `set_regs` left pending in the sync area back with
+    /// KVM_SET_REGS, so that an ioctl that follows sees them in the caller's order.
+    fn flush(&self) -> Result<()> {
+        let run = self.run.0.as_ptr();
+        // SAFETY: owner-only field of the live run area.
+        let dirty = unsafe { addr_of!((*run).kvm_dirty_regs).read() };
+        if dirty & regs::REGS != 0 {
+            // SAFETY: the union member `regs` is what KVM_SYNC_X86_REGS describes.
+            let r = unsafe { addr_of!((*run).s.regs.regs).read() };
+            self.fd.set_regs(&r).map_err(Errno::from)?;
+            // SAFETY: as above.
+            unsafe { addr_of_mut!((*run).kvm_dirty_regs).write(dirty & !regs::REGS) };
+        }
+        Ok(())
+    }
+
+    /// Runs a vcpu ioctl that only reads vcpu state, after writing pending registers back.
+    pub fn reading<T>(&self, f: impl FnOnce(&VcpuFd) -> Result<T>) -> Result<T> {
+        self.flush()?;
+        f(&self.fd)
+    }
+
+    /// Runs a vcpu ioctl that may change vcpu state: pending registers are written back
+    /// before, and the sync area is treated as stale after (even if the ioctl failed).
+    pub fn writing<T>(&self, f: impl FnOnce(&VcpuFd) -> Result<T>) -> Result<T> {
+        self.flush()?;
+        let r = f(&self.fd);
+        self.sync.set_synced(0);
+        r
+    }
+
+    /// A get of one sync kind: from the area when it is current, else by ioctl (whose
+    /// result then refreshes the area and teaches `want`).
+    fn get_synced<T: Copy>(
+        &self,
+        kind: u64,
+        area: *mut T,
+        get: impl FnOnce(&VcpuFd) -> std::result::Result<T, kvm_ioctls::Error>,
+    ) -> Result<T> {
+        if self.sync.is_synced(kind) {
+            // SAFETY: `area` points at the member of the live run area that holds `kind`,
+            // which the kernel filled on the last exit.
+            return Ok(unsafe { area.read() });
+        }
+        let v = self.reading(|fd| get(fd).map_err(Errno::from))?;
+        if self.sync.supports(kind) {
+            // SAFETY: as above; the kernel reads this member only when its dirty bit is
+            // set, which it is not after `reading` flushed.
+            unsafe { area.write(v) };
+            self.sync.learned(kind);
+        }
+        Ok(v)
+    }
+
+    /// KVM_GET_REGS, served from the sync area when it is current.
+    pub fn get_regs(&self) -> Result<kvm_regs> {
+        // SAFETY: computing a field address of the live run area.
+        let area = unsafe { addr_of_mut!((*self.run.0.as_ptr()).s.regs.regs) };
+        self.get_synced(regs::REGS, area, |fd| fd.get_regs())
+    }
+
+    /// KVM_SET_REGS, deferred to the next entry through the sync area when possible.
+    pub fn set_regs(&self, r: &kvm_regs) -> Result<()> {
+        if !self.sync.supports(regs::REGS) {
+            return self.writing(|fd| fd.set_regs(r).map_err(Errno::from));
+        }
+        let run = self.run.0.as_ptr();
+        // SAFETY: owner-only members of the live run area; the kernel reads them on the
+        // next KVM_RUN because of the dirty bit.
+        unsafe {
+            addr_of_mut!((*run).s.regs.regs).write(*r);
+            let dirty = addr_of!((*run).kvm_dirty_regs).read();
+            addr_of_mut!((*run).kvm_dirty_regs).write(dirty | regs::REGS);
+        }
+        self.sync.forget(regs::REGS);
+        Ok(())
+    }
+
+    /// KVM_GET_SREGS, served from the sync area when it is current.
+    pub fn get_sregs(&self) -> Result<kvm_sregs> {
+        // SAFETY: computing a field address of the live run area.
+        let area = unsafe { addr_of_mut!((*self.run.0.as_ptr()).s.regs.sregs) };
+        self.get_synced(regs::SREGS, area, |fd| fd.get_sregs())
+    }
+
+    /// KVM_SET_SREGS (an ioctl: the kernel may refuse the values).
+    pub fn set_sregs(&self, s: &kvm_sregs) -> Result<()> {
+        self.writing(|fd| fd.set_sregs(s).map_err(Errno::from))
+    }
+
+    /// KVM_GET_VCPU_EVENTS, served from the sync area when it is current.
+    pub fn get_events(&self) -> Result<kvm_vcpu_events> {
+        // SAFETY: computing a field address of the live run area.
+        let area = unsafe { addr_of_mut!((*self.run.0.as_ptr()).s.regs.events) };
+        self.get_synced(regs::EVENTS, area, |fd| fd.get_vcpu_events())
+    }
+
+    /// KVM_SET_VCPU_EVENTS (an ioctl: the kernel may refuse the values).
+    pub fn set_events(&self, e: &kvm_vcpu_events) -> Result<()> {
+        self.writing(|fd| fd.set_vcpu_events(e).map_err(Errno::from))
+    }
+}
+
+/// The calling thread's claim on its vcpu; dropping it (detach, or thread exit) gives the
+/// vcpu up.
+struct Owned(Arc<Vcpu>);
+
+impl Drop for Owned {
+    fn drop(&mut self) {
+        self.0.release();
+    }
+}
+
+thread_local! {
+    static CURRENT: RefCell<Option<Owned>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` on the calling thread's vcpu; ESRCH if the thread has none.
+#[inline]
+pub fn with_current<R>(f: impl FnOnce(&Arc<Vcpu>) -> Result<R>) -> Result<R> {
+    CURRENT
+        .try_with(|c| match &*c.borrow() {
+            Some(o) => f(&o.0),
+            None => Err(Errno(libc::ESRCH)),
+        })
+        .unwrap_or(Err(Errno(libc::ESRCH)))
+}
+
+/// Whether the calling thread owns a vcpu.
+pub fn thread_has_vcpu() -> bool {
+    CURRENT.try_with(|c| c.borrow().is_some()).unwrap_or(false)
+}
+
+/// Makes `v` (already claimed by this thread) the thread's current vcpu.
+pub fn set_current(v: Arc<Vcpu>) {
+    // If the thread is being torn down the claim is simply dropped (released) here.
+    let _ = CURRENT.try_with(|c| *c.borrow_mut() = Some(Owned(v)));
+}
+
+/// Gives up the calling thread's vcpu; ESRCH if it has none.
+pub fn clear_current() -> Result<()> {
+    let old = CURRENT.try_with(|c| c.borrow_mut().take()).ok().flatten();
+    match old {
+        Some(o) => {
+            drop(o);
+            Ok(())
+        }
+        None => Err(Errno(libc::ESRCH)),
+    }
+}
