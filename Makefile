@@ -72,10 +72,13 @@ $(B)/libkvm.a: $(RUST_A)
 	@mkdir -p $(B)
 	cp $(RUST_A) $@
 
+# libkvm.pc for the paths given now; `make install` writes its own for the install paths.
+PC_SED = sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' \
+	    -e 's|@VERSION@|$(VERSION)|' -e 's|@LIBS_PRIVATE@|$(LIBS_PRIVATE)|' pkgconfig/libkvm.pc.in
+
 $(B)/libkvm.pc: pkgconfig/libkvm.pc.in Cargo.toml Makefile
 	@mkdir -p $(B)
-	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' \
-	    -e 's|@VERSION@|$(VERSION)|' -e 's|@LIBS_PRIVATE@|$(LIBS_PRIVATE)|' $< > $@
+	$(PC_SED) > $@
 
 # ---- tools the build needs beyond the toolchain, installed on first use --------------
 
@@ -141,7 +144,7 @@ install: all
 	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libkvm.so
 	install -m 644 $(B)/libkvm.a $(DESTDIR)$(LIBDIR)/libkvm.a
 	install -m 644 include/libkvm.h $(DESTDIR)$(INCLUDEDIR)/libkvm.h
-	install -m 644 $(B)/libkvm.pc $(DESTDIR)$(PKGCONFIGDIR)/libkvm.pc
+	$(PC_SED) > $(DESTDIR)$(PKGCONFIGDIR)/libkvm.pc
 	$(if $(MAN3),install -m 644 $(MAN3) $(DESTDIR)$(MANDIR)/man3/)
 	$(if $(MAN7),install -m 644 $(MAN7) $(DESTDIR)$(MANDIR)/man7/)
 

@@ -9,7 +9,7 @@ exported=$(readelf --dyn-syms -W "$so" | awk '$5 == "GLOBAL" && $7 != "UND" && $
 bad=$(echo "$exported" | grep -v '^kvm_[a-z0-9_]*@@LIBKVM_1\.[0-9]*$' || true)
 [ -z "$bad" ] || { echo "exported without a LIBKVM version, or not kvm_*:"; echo "$bad"; exit 1; }
 names=$(echo "$exported" | sed 's/@@.*//' | sort)
-header=$(grep -oE '\bkvm_[a-z0-9_]+\(' include/libkvm.h | tr -d '(' | sort -u)
+header=$(grep -E '^[a-z].*\bkvm_[a-z0-9_]+\(' include/libkvm.h | grep -oE '\bkvm_[a-z0-9_]+\(' | tr -d '(' | sort -u)
 if [ "$names" != "$header" ]; then
   echo "exported symbols and header functions differ:"; diff <(echo "$names") <(echo "$header"); exit 1
 fi

@@ -78,6 +78,21 @@ int kvm_detach_vcpu(void);
 int kvm_attach_vcpu(int vcpu_fd);
 
 /*
+ Sets the guest-physical address of the three-page region KVM needs for the task state
+ segment when it emulates real mode on Intel hosts (below 4 GiB, outside guest RAM; QEMU
+ uses 0xfffbd000). Call it before the first kvm_run(). Errors: EBADF (not a VM), EINVAL
+ (address too high or unaligned), EEXIST (vcpus are running already).
+ */
+int kvm_set_tss_addr(int vm, uint64_t addr);
+
+/*
+ Sets the guest-physical address of the one-page identity map KVM needs on Intel hosts
+ (QEMU uses 0xfeffc000). Call it before creating vcpus. Errors: EBADF (not a VM),
+ EEXIST (vcpus exist already), EINVAL.
+ */
+int kvm_set_identity_map_addr(int vm, uint64_t addr);
+
+/*
  Gives VM `vm` `size` bytes of zeroed memory, allocated and owned by libkvm, at
  guest-physical `guest_phys_addr`, as memory slot `slot`. `flags`: 0 or
  KVM_MEM_LOG_DIRTY_PAGES and/or KVM_MEM_READONLY. Size 0 deletes the slot (and frees its
@@ -173,6 +188,104 @@ int kvm_get_vcpu_events(struct kvm_vcpu_events *events);
  NULL), EINVAL (the kernel refused the values or flags).
  */
 int kvm_set_vcpu_events(const struct kvm_vcpu_events *events);
+
+/*
+ Reads the local APIC registers of the calling thread's vcpu (in-kernel irqchip only).
+ Errors: ESRCH (no vcpu), EFAULT (`s` NULL), ENXIO (no in-kernel irqchip).
+ */
+int kvm_get_lapic(struct kvm_lapic_state *s);
+
+/*
+ Sets the local APIC registers of the calling thread's vcpu (in-kernel irqchip only).
+ Errors: ESRCH (no vcpu), EFAULT (`s` NULL), ENXIO (no in-kernel irqchip), EINVAL.
+ */
+int kvm_set_lapic(const struct kvm_lapic_state *s);
+
+/*
+ Reads the multiprocessing state of the calling thread's vcpu (KVM_MP_STATE_RUNNABLE,
+ _UNINITIALIZED waiting for INIT/SIPI, _HALTED, ...). Errors: ESRCH (no vcpu), EFAULT
+ (`s` NULL).
+ */
+int kvm_get_mp_state(struct kvm_mp_state *s);
+
+/*
+ Sets the multiprocessing state of the calling thread's vcpu. Errors: ESRCH (no vcpu),
+ EFAULT (`s` NULL), EINVAL (a state the vcpu cannot take).
+ */
+int kvm_set_mp_state(const struct kvm_mp_state *s);
+
+/*
+ Queues a non-maskable interrupt on the calling thread's vcpu, delivered on the next
+ kvm_run(). Errors: ESRCH (no vcpu), ENXIO (the in-kernel irqchip handles NMIs through
+ its LAPIC instead).
+ */
+int kvm_nmi(void);
+
+/*
+ Creates the in-kernel interrupt controllers of VM `vm`: a PIC pair, an IOAPIC and a
+ local APIC per vcpu (vcpus created afterwards). Call it before creating vcpus. From then
+ on kvm_interrupt() takes the in-kernel path. Errors: EBADF (not a VM), EEXIST (already
+ created), EINVAL (vcpus exist already), ENOMEM.
+ */
+int kvm_create_irqchip(int vm);
+
+/*
+ Creates the in-kernel i8254 PIT of VM `vm` (after kvm_create_irqchip()). `flags`: 0 or
+ KVM_PIT_SPEAKER_DUMMY. Errors: EBADF (not a VM), EEXIST (already created), ENOENT (no
+ irqchip yet), EINVAL (unknown flags), ENOMEM.
+ */
+int kvm_create_pit2(int vm, uint32_t flags);
+
+/*
+ Drives interrupt line `irq` of the in-kernel irqchip to `level` (1 asserted, 0 not):
+ GSIs 0-15 reach the PIC and IOAPIC, 16-23 the IOAPIC. Errors: EBADF (not a VM), ENXIO
+ (no in-kernel irqchip), EINVAL (`irq` out of range).
+ */
+int kvm_irq_line(int vm, uint32_t irq, int level);
+
+/*
+ Injects the message-signalled interrupt `*msi` (address and data as a device would
+ write them). Returns 1 if it was delivered, 0 if the guest blocked it. Errors: EBADF
+ (not a VM), EFAULT (`msi` NULL), EINVAL (nonzero flags or padding), ENXIO (no
+ in-kernel irqchip).
+ */
+int kvm_signal_msi(int vm, const struct kvm_msi *msi);
+
+/*
+ Connects eventfd `eventfd` to interrupt `gsi`: each write to the eventfd raises the
+ interrupt in the kernel, with no exit to userspace. `flags`: 0 to connect,
+ KVM_IRQFD_FLAG_DEASSIGN to disconnect. Errors: EBADF (not a VM, or `eventfd` not an
+ eventfd), EBUSY (already connected), ENOENT (deassigning a connection that does not
+ exist), EINVAL (unknown flags, or `gsi` out of range).
+ */
+int kvm_irqfd(int vm, int eventfd, uint32_t gsi, uint32_t flags);
+
+/*
+ Registers (or, with KVM_IOEVENTFD_FLAG_DEASSIGN, removes) an ioeventfd: a guest write
+ to the port or MMIO address in `*ioeventfd` (optionally only of a given value) signals
+ its eventfd in the kernel instead of exiting to userspace. Errors: EBADF (not a VM, or
+ not an eventfd), EFAULT (`ioeventfd` NULL), EEXIST (already registered), ENOENT
+ (removing one that does not exist), EINVAL (bad length or flags), ENOSPC (too many).
+ */
+int kvm_ioeventfd(int vm, const struct kvm_ioeventfd *ioeventfd);
+
+/*
+ Issues `ioctl(vm, request, arg)` on VM `vm` and returns what it returns. libkvm does not
+ look at `arg`. Calls that change what libkvm tracks have their own functions and are
+ refused here with EINVAL: KVM_SET_USER_MEMORY_REGION(2) (kvm_set_memory_region()),
+ KVM_CREATE_VCPU (kvm_create_vcpu()), KVM_CREATE_IRQCHIP (kvm_create_irqchip()).
+ Errors: EBADF (not a VM), EINVAL (a refused request), and the ioctl's own.
+ */
+int kvm_vm_ioctl(int vm, unsigned long request, void *arg);
+
+/*
+ Issues `ioctl(vcpu, request, arg)` on the calling thread's vcpu and returns what it
+ returns. Register state libkvm caches from the run area is written back before and
+ re-read after, so libkvm's calls and raw ioctls can be mixed freely. KVM_RUN is refused
+ with EINVAL (use kvm_run(), which keeps the kick working). Errors: ESRCH (no vcpu),
+ EINVAL (KVM_RUN), and the ioctl's own.
+ */
+int kvm_vcpu_ioctl(unsigned long request, void *arg);
 
 #ifdef __cplusplus
 }  // extern "C"

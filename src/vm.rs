@@ -9,6 +9,7 @@ use kvm_bindings::kvm_userspace_memory_region;
 use kvm_ioctls::{Cap, VmFd};
 use parking_lot::Mutex;
 use std::os::unix::io::{AsRawFd, RawFd};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// KVM slot numbers reserved at the top of the kernel's range for memory aliases, which
 /// have their own namespace (`kvm_set_memory_alias`).
@@ -25,6 +26,9 @@ pub struct Vm {
     user_slots: u32,
     /// What KVM_CAP_SYNC_REGS reported for this VM.
     sync_caps: u64,
+    /// Whether kvm_create_irqchip() made an in-kernel irqchip (interrupts then take the
+    /// in-kernel path instead of KVM_INTERRUPT).
+    irqchip: AtomicBool,
 }
 
 impl Vm {
@@ -40,7 +44,26 @@ impl Vm {
                 .saturating_sub(ALIAS_SLOTS)
                 .min(u16::MAX as u32 + 1),
             sync_caps,
+            irqchip: AtomicBool::new(false),
         })
+    }
+
+    /// The kvm-ioctls handle, for VM ioctls that take the kernel's struct as it is.
+    pub fn fd(&self) -> &VmFd {
+        &self.fd
+    }
+
+    /// KVM_CREATE_IRQCHIP, remembered for the calls whose path depends on it.
+    pub fn create_irqchip(&self) -> Result<()> {
+        self.fd.create_irq_chip().map_err(Errno::from)?;
+        self.irqchip.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    /// Whether the VM has an in-kernel irqchip.
+    #[allow(dead_code)] // used by kvm_interrupt
+    pub fn has_irqchip(&self) -> bool {
+        self.irqchip.load(Ordering::Acquire)
     }
 
     /// The VM fd.

@@ -16,6 +16,8 @@ pub mod system;
 pub mod vm;
 pub mod memory;
 pub mod vcpu;
+pub mod irq;
+pub mod raw;
 
 use crate::error::{Errno, Result};
 

@@ -2,9 +2,9 @@
 //! on a thread that has none. These are the hot path: no lock, no allocation.
 
 use super::{input, output};
-use crate::error::{c_int, c_ptr};
+use crate::error::{c_int, c_ptr, Errno};
 use crate::vcpu::with_current;
-use kvm_bindings::{kvm_regs, kvm_run, kvm_sregs, kvm_vcpu_events};
+use kvm_bindings::{kvm_lapic_state, kvm_mp_state, kvm_regs, kvm_run, kvm_sregs, kvm_vcpu_events};
 use libc::c_int;
 
 /// Runs the calling thread's vcpu until it exits to userspace; returns the exit reason
@@ -93,6 +93,62 @@ pub extern "C" fn kvm_set_vcpu_events(events: *const kvm_vcpu_events) -> c_int {
     c_int(|| {
         let e = input(events)?;
         with_current(|v| v.set_events(e))?;
+        Ok(0)
+    })
+}
+
+/// Reads the local APIC registers of the calling thread's vcpu (in-kernel irqchip only).
+/// Errors: ESRCH (no vcpu), EFAULT (`s` NULL), ENXIO (no in-kernel irqchip).
+#[no_mangle]
+pub extern "C" fn kvm_get_lapic(s: *mut kvm_lapic_state) -> c_int {
+    c_int(|| {
+        let out = output(s)?;
+        *out = with_current(|v| v.reading(|fd| fd.get_lapic().map_err(Errno::from)))?;
+        Ok(0)
+    })
+}
+
+/// Sets the local APIC registers of the calling thread's vcpu (in-kernel irqchip only).
+/// Errors: ESRCH (no vcpu), EFAULT (`s` NULL), ENXIO (no in-kernel irqchip), EINVAL.
+#[no_mangle]
+pub extern "C" fn kvm_set_lapic(s: *const kvm_lapic_state) -> c_int {
+    c_int(|| {
+        let s = input(s)?;
+        with_current(|v| v.writing(|fd| fd.set_lapic(s).map_err(Errno::from)))?;
+        Ok(0)
+    })
+}
+
+/// Reads the multiprocessing state of the calling thread's vcpu (KVM_MP_STATE_RUNNABLE,
+/// _UNINITIALIZED waiting for INIT/SIPI, _HALTED, ...). Errors: ESRCH (no vcpu), EFAULT
+/// (`s` NULL).
+#[no_mangle]
+pub extern "C" fn kvm_get_mp_state(s: *mut kvm_mp_state) -> c_int {
+    c_int(|| {
+        let out = output(s)?;
+        *out = with_current(|v| v.reading(|fd| fd.get_mp_state().map_err(Errno::from)))?;
+        Ok(0)
+    })
+}
+
+/// Sets the multiprocessing state of the calling thread's vcpu. Errors: ESRCH (no vcpu),
+/// EFAULT (`s` NULL), EINVAL (a state the vcpu cannot take).
+#[no_mangle]
+pub extern "C" fn kvm_set_mp_state(s: *const kvm_mp_state) -> c_int {
+    c_int(|| {
+        let s = *input(s)?;
+        with_current(|v| v.writing(|fd| fd.set_mp_state(s).map_err(Errno::from)))?;
+        Ok(0)
+    })
+}
+
+/// Queues a non-maskable interrupt on the calling thread's vcpu, delivered on the next
+/// kvm_run(). Errors: ESRCH (no vcpu), ENXIO (the in-kernel irqchip handles NMIs through
+/// its LAPIC instead).
+#[no_mangle]
+pub extern "C" fn kvm_nmi() -> c_int {
+    c_int(|| {
+        with_current(|v| v.writing(|fd| fd.nmi().map_err(Errno::from)))?;
         Ok(0)
     })
 }

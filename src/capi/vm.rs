@@ -1,6 +1,6 @@
 //! VM lifetime and vcpu creation/ownership.
 
-use crate::error::c_int;
+use crate::error::{c_int, Errno};
 use crate::registry;
 use crate::vcpu;
 use libc::{c_int, c_uint};
@@ -43,4 +43,32 @@ pub extern "C" fn kvm_detach_vcpu() -> c_int {
 #[no_mangle]
 pub extern "C" fn kvm_attach_vcpu(vcpu_fd: c_int) -> c_int {
     c_int(|| registry::attach_vcpu(vcpu_fd).map(|()| 0))
+}
+
+/// Sets the guest-physical address of the three-page region KVM needs for the task state
+/// segment when it emulates real mode on Intel hosts (below 4 GiB, outside guest RAM; QEMU
+/// uses 0xfffbd000). Call it before the first kvm_run(). Errors: EBADF (not a VM), EINVAL
+/// (address too high or unaligned), EEXIST (vcpus are running already).
+#[no_mangle]
+pub extern "C" fn kvm_set_tss_addr(vm: c_int, addr: u64) -> c_int {
+    c_int(|| {
+        let vm = registry::vm(vm)?;
+        let addr = usize::try_from(addr).map_err(|_| Errno(libc::EINVAL))?;
+        vm.fd().set_tss_address(addr).map_err(Errno::from)?;
+        Ok(0)
+    })
+}
+
+/// Sets the guest-physical address of the one-page identity map KVM needs on Intel hosts
+/// (QEMU uses 0xfeffc000). Call it before creating vcpus. Errors: EBADF (not a VM),
+/// EEXIST (vcpus exist already), EINVAL.
+#[no_mangle]
+pub extern "C" fn kvm_set_identity_map_addr(vm: c_int, addr: u64) -> c_int {
+    c_int(|| {
+        registry::vm(vm)?
+            .fd()
+            .set_identity_map_address(addr)
+            .map_err(Errno::from)?;
+        Ok(0)
+    })
 }

@@ -1,0 +1,57 @@
+//! Escape hatches: any KVM ioctl on a libkvm VM or on the calling thread's vcpu, for what
+//! libkvm does not wrap (seed 001: "userspace should work with both").
+
+// c_ulong is u64 on x86_64 but not on every target: the casts below are not no-ops there.
+#![allow(clippy::unnecessary_cast)]
+
+use crate::error::{c_int, Errno};
+use crate::ioctl;
+use crate::registry;
+use crate::vcpu::with_current;
+use libc::{c_int, c_ulong, c_void};
+
+/// Issues `ioctl(vm, request, arg)` on VM `vm` and returns what it returns. libkvm does not
+/// look at `arg`. Calls that change what libkvm tracks have their own functions and are
+/// refused here with EINVAL: KVM_SET_USER_MEMORY_REGION(2) (kvm_set_memory_region()),
+/// KVM_CREATE_VCPU (kvm_create_vcpu()), KVM_CREATE_IRQCHIP (kvm_create_irqchip()).
+/// Errors: EBADF (not a VM), EINVAL (a refused request), and the ioctl's own.
+#[no_mangle]
+pub extern "C" fn kvm_vm_ioctl(vm: c_int, request: c_ulong, arg: *mut c_void) -> c_int {
+    c_int(|| {
+        let vm = registry::vm(vm)?;
+        if RESERVED_VM.contains(&(request as u64)) {
+            return Err(Errno(libc::EINVAL));
+        }
+        // SAFETY: `arg` is the caller's, passed through as the raw ioctl would take it; the
+        // kernel validates it (EFAULT for a bad pointer).
+        unsafe { ioctl::ioctl(vm.raw_fd(), request as u64, arg as c_ulong) }
+    })
+}
+
+/// Issues `ioctl(vcpu, request, arg)` on the calling thread's vcpu and returns what it
+/// returns. Register state libkvm caches from the run area is written back before and
+/// re-read after, so libkvm's calls and raw ioctls can be mixed freely. KVM_RUN is refused
+/// with EINVAL (use kvm_run(), which keeps the kick working). Errors: ESRCH (no vcpu),
+/// EINVAL (KVM_RUN), and the ioctl's own.
+#[no_mangle]
+pub extern "C" fn kvm_vcpu_ioctl(request: c_ulong, arg: *mut c_void) -> c_int {
+    c_int(|| {
+        if request as u64 == ioctl::KVM_RUN {
+            return Err(Errno(libc::EINVAL));
+        }
+        with_current(|v| {
+            v.writing(|_| {
+                // SAFETY: as for kvm_vm_ioctl; the fd is the calling thread's own vcpu.
+                unsafe { ioctl::ioctl(v.raw_fd(), request as u64, arg as c_ulong) }
+            })
+        })
+    })
+}
+
+/// VM ioctls whose effect libkvm must know about, refused by kvm_vm_ioctl().
+const RESERVED_VM: [u64; 4] = [
+    ioctl::iow::<kvm_bindings::kvm_userspace_memory_region>(0x46),
+    ioctl::iow::<kvm_bindings::kvm_userspace_memory_region2>(0x49),
+    ioctl::io(0x41), // KVM_CREATE_VCPU
+    ioctl::io(0x60), // KVM_CREATE_IRQCHIP
+];
