@@ -2,7 +2,7 @@
 //! every C entry point.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::Once;
+use std::sync::{Once, OnceLock};
 
 /// An errno value. The core returns `Result<T, Errno>`; the C layer stores it in `errno`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -86,6 +86,23 @@ pub fn c_ptr<T>(f: impl FnOnce() -> Result<*mut T>) -> *mut T {
             set_errno(EPANIC);
             std::ptr::null_mut()
         }
+    }
+}
+
+/// Test-only fault injection: with `LIBKVM_TEST_PANIC=<fd>` in the environment (read
+/// once, at the first lookup of a VM), every successful lookup of VM `<fd>` panics while
+/// the registry lock is held. The tests use it to prove that an internal panic comes out of
+/// every kind of entry point as `ENOTRECOVERABLE`, releases the locks it held, and
+/// leaves the library working. Not exported; without the variable it costs one load.
+pub(crate) fn test_panic_point(fd: libc::c_int) {
+    static ARMED: OnceLock<Option<libc::c_int>> = OnceLock::new();
+    let armed = ARMED.get_or_init(|| {
+        std::env::var("LIBKVM_TEST_PANIC")
+            .ok()
+            .and_then(|v| v.parse().ok())
+    });
+    if *armed == Some(fd) {
+        panic!("LIBKVM_TEST_PANIC: injected panic in the lookup of VM {fd}");
     }
 }
 

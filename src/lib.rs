@@ -13,6 +13,7 @@
 
 pub mod capi;
 mod error;
+mod fork;
 mod ioctl;
 mod memory;
 mod registry;

@@ -257,6 +257,17 @@ pub fn set_current(v: Arc<Vcpu>) {
     let _ = CURRENT.try_with(|c| *c.borrow_mut() = Some(Owned(v)));
 }
 
+/// In a child process right after fork(): the forking thread's vcpu is the parent's, so
+/// the thread has none. Its claim is leaked (the vcpu lives on, unreachable, in the
+/// registry's record of what was inherited), so nothing of the parent's is touched.
+pub fn forget_current() {
+    let _ = CURRENT.try_with(|c| {
+        if let Ok(mut c) = c.try_borrow_mut() {
+            std::mem::forget(c.take());
+        }
+    });
+}
+
 /// Gives up the calling thread's vcpu; ESRCH if it has none.
 pub fn clear_current() -> Result<()> {
     let old = CURRENT.try_with(|c| c.borrow_mut().take()).ok().flatten();

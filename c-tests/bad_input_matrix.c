@@ -1,0 +1,533 @@
+/* Every exported function × every class of bad argument it can take: the errno its man page names. */
+/*
+ * How it is built, so that a new function adds a few lines:
+ * - VM_CALLS: one wrapper per function taking a VM fd (valid other arguments); each is
+ *   called with every bad VM fd of BAD_VM_FDS and must fail with EBADF.
+ * - VCPU_CALLS: one wrapper per per-vcpu function (valid arguments); each is called on a
+ *   thread that never had a vcpu, on one that detached its vcpu, and after the VM was
+ *   destroyed, and must fail with ESRCH.
+ * - NULL_CALLS: one wrapper per pointer argument, called with NULL: EFAULT.
+ * - VCPU_FD_CALLS: functions naming a vcpu by fd, with every bad vcpu fd: EBADF.
+ * - Then one function per area with the value classes (ranges, alignment, overflow,
+ *   overlap, out-of-range ids, sizes of 0, wild pointers the kernel dereferences).
+ * Every case is counted; the total and the count per class are printed.
+ */
+#define _GNU_SOURCE
+#include "harness.h"
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+static int cases, failures;
+
+/* Cases per class, for the summary. */
+static struct { const char *class; int n; } tally[64];
+
+static void count_class(const char *class)
+{
+	int i;
+	for (i = 0; i < (int)(sizeof(tally) / sizeof(tally[0])) && tally[i].class; i++)
+		if (strcmp(tally[i].class, class) == 0)
+			break;
+	CHECK(i < (int)(sizeof(tally) / sizeof(tally[0])));
+	tally[i].class = class;
+	tally[i].n++;
+}
+
+/* Records one case: `r` is what the call returned (pointer calls: see P()), `e` errno. */
+static void expect(const char *call, const char *class, long r, int e, int want)
+{
+	cases++;
+	count_class(class);
+	if (r == -1 && e == want)
+		return;
+	failures++;
+	if (r != -1)
+		fprintf(stderr, "FAIL %s [%s]: returned %ld, expected -1/%s\n", call, class, r,
+			strerrorname_np(want));
+	else
+		fprintf(stderr, "FAIL %s [%s]: errno %s, expected %s\n", call, class,
+			strerrorname_np(e), strerrorname_np(want));
+}
+
+/* A pointer-returning call as -1 (NULL) or 0. */
+#define P(call) ((call) == NULL ? -1L : 0L)
+/* One hand-written case. */
+#define BAD(class, call, want) do { errno = 0; long r_ = (long)(call); \
+	expect(#call, class, r_, errno, want); } while (0)
+
+/* ---- state the wrappers use ----------------------------------------------------- */
+
+static int vm;                  /* a VM with 64 KiB at 0 and vcpu 0 */
+static int vcpu_fd;
+static int eventfd_fd;
+static struct kvm_regs regs;
+static struct kvm_sregs sregs;
+static struct kvm_vcpu_events events;
+static struct kvm_lapic_state lapic;
+static struct kvm_mp_state mp_state;
+static struct kvm_msi msi = { .address_lo = 0xfee00000 };
+static struct kvm_ioeventfd ioev = { .addr = 0x600, .len = 1, .flags = KVM_IOEVENTFD_FLAG_PIO };
+static char user_mem[8192] __attribute__((aligned(4096)));
+
+/* ---- functions taking a VM fd ---------------------------------------------------- */
+
+static long vm_check_extension(int fd) { return kvm_check_extension(fd, KVM_CAP_USER_MEMORY); }
+static long vm_destroy(int fd) { return kvm_destroy_vm(fd); }
+static long vm_create_vcpu(int fd) { return kvm_create_vcpu(fd, 7); }
+static long vm_set_memory_region(int fd) { return kvm_set_memory_region(fd, 5, 0, 0x100000, 4096); }
+static long vm_set_user_memory_region(int fd)
+{
+	return kvm_set_user_memory_region(fd, 5, 0, 0x100000, 4096, user_mem);
+}
+static long vm_guest_memory(int fd) { return P(kvm_guest_memory(fd, 0x1000, 1)); }
+static long vm_set_tss_addr(int fd) { return kvm_set_tss_addr(fd, 0xfffbd000); }
+static long vm_set_identity_map_addr(int fd) { return kvm_set_identity_map_addr(fd, 0xfeffc000); }
+static long vm_create_irqchip(int fd) { return kvm_create_irqchip(fd); }
+static long vm_create_pit2(int fd) { return kvm_create_pit2(fd, 0); }
+static long vm_irq_line(int fd) { return kvm_irq_line(fd, 4, 1); }
+static long vm_signal_msi(int fd) { return kvm_signal_msi(fd, &msi); }
+static long vm_irqfd(int fd) { return kvm_irqfd(fd, eventfd_fd, 5, 0); }
+static long vm_ioeventfd(int fd) { return kvm_ioeventfd(fd, &ioev); }
+static long vm_vm_ioctl(int fd) { return kvm_vm_ioctl(fd, KVM_CHECK_EXTENSION, (void *)KVM_CAP_USER_MEMORY); }
+
+static const struct { const char *name; long (*call)(int); int minus1_ok; } VM_CALLS[] = {
+	{ "kvm_check_extension", vm_check_extension, 1 }, /* -1 means /dev/kvm itself */
+	{ "kvm_destroy_vm", vm_destroy, 0 },
+	{ "kvm_create_vcpu", vm_create_vcpu, 0 },
+	{ "kvm_set_memory_region", vm_set_memory_region, 0 },
+	{ "kvm_set_user_memory_region", vm_set_user_memory_region, 0 },
+	{ "kvm_guest_memory", vm_guest_memory, 0 },
+	{ "kvm_set_tss_addr", vm_set_tss_addr, 0 },
+	{ "kvm_set_identity_map_addr", vm_set_identity_map_addr, 0 },
+	{ "kvm_create_irqchip", vm_create_irqchip, 0 },
+	{ "kvm_create_pit2", vm_create_pit2, 0 },
+	{ "kvm_irq_line", vm_irq_line, 0 },
+	{ "kvm_signal_msi", vm_signal_msi, 0 },
+	{ "kvm_irqfd", vm_irqfd, 0 },
+	{ "kvm_ioeventfd", vm_ioeventfd, 0 },
+	{ "kvm_vm_ioctl", vm_vm_ioctl, 0 },
+};
+
+/* ---- functions acting on the calling thread's vcpu ------------------------------- */
+
+static long vc_run(void) { return kvm_run(); }
+static long vc_run_area(void) { return P(kvm_run_area()); }
+static long vc_get_regs(void) { return kvm_get_regs(&regs); }
+static long vc_set_regs(void) { return kvm_set_regs(&regs); }
+static long vc_get_sregs(void) { return kvm_get_sregs(&sregs); }
+static long vc_set_sregs(void) { return kvm_set_sregs(&sregs); }
+static long vc_get_vcpu_events(void) { return kvm_get_vcpu_events(&events); }
+static long vc_set_vcpu_events(void) { return kvm_set_vcpu_events(&events); }
+static long vc_get_lapic(void) { return kvm_get_lapic(&lapic); }
+static long vc_set_lapic(void) { return kvm_set_lapic(&lapic); }
+static long vc_get_mp_state(void) { return kvm_get_mp_state(&mp_state); }
+static long vc_set_mp_state(void) { return kvm_set_mp_state(&mp_state); }
+static long vc_nmi(void) { return kvm_nmi(); }
+static long vc_detach(void) { return kvm_detach_vcpu(); }
+static long vc_vcpu_ioctl(void) { return kvm_vcpu_ioctl(KVM_GET_REGS, &regs); }
+
+static const struct { const char *name; long (*call)(void); } VCPU_CALLS[] = {
+	{ "kvm_run", vc_run },
+	{ "kvm_run_area", vc_run_area },
+	{ "kvm_get_regs", vc_get_regs },
+	{ "kvm_set_regs", vc_set_regs },
+	{ "kvm_get_sregs", vc_get_sregs },
+	{ "kvm_set_sregs", vc_set_sregs },
+	{ "kvm_get_vcpu_events", vc_get_vcpu_events },
+	{ "kvm_set_vcpu_events", vc_set_vcpu_events },
+	{ "kvm_get_lapic", vc_get_lapic },
+	{ "kvm_set_lapic", vc_set_lapic },
+	{ "kvm_get_mp_state", vc_get_mp_state },
+	{ "kvm_set_mp_state", vc_set_mp_state },
+	{ "kvm_nmi", vc_nmi },
+	{ "kvm_detach_vcpu", vc_detach },
+	{ "kvm_vcpu_ioctl", vc_vcpu_ioctl },
+};
+
+/* ---- NULL for each pointer argument (EFAULT) ------------------------------------- */
+
+static long nl_get_regs(void) { return kvm_get_regs(NULL); }
+static long nl_set_regs(void) { return kvm_set_regs(NULL); }
+static long nl_get_sregs(void) { return kvm_get_sregs(NULL); }
+static long nl_set_sregs(void) { return kvm_set_sregs(NULL); }
+static long nl_get_vcpu_events(void) { return kvm_get_vcpu_events(NULL); }
+static long nl_set_vcpu_events(void) { return kvm_set_vcpu_events(NULL); }
+static long nl_get_lapic(void) { return kvm_get_lapic(NULL); }
+static long nl_set_lapic(void) { return kvm_set_lapic(NULL); }
+static long nl_get_mp_state(void) { return kvm_get_mp_state(NULL); }
+static long nl_set_mp_state(void) { return kvm_set_mp_state(NULL); }
+static long nl_signal_msi(void) { return kvm_signal_msi(vm, NULL); }
+static long nl_ioeventfd(void) { return kvm_ioeventfd(vm, NULL); }
+static long nl_user_memory(void) { return kvm_set_user_memory_region(vm, 5, 0, 0x100000, 4096, NULL); }
+
+/* Per-vcpu ones run with the vcpu attached, so only the pointer is wrong. */
+static const struct { const char *name; long (*call)(void); } NULL_CALLS[] = {
+	{ "kvm_get_regs", nl_get_regs },
+	{ "kvm_set_regs", nl_set_regs },
+	{ "kvm_get_sregs", nl_get_sregs },
+	{ "kvm_set_sregs", nl_set_sregs },
+	{ "kvm_get_vcpu_events", nl_get_vcpu_events },
+	{ "kvm_set_vcpu_events", nl_set_vcpu_events },
+	{ "kvm_get_lapic", nl_get_lapic },
+	{ "kvm_set_lapic", nl_set_lapic },
+	{ "kvm_get_mp_state", nl_get_mp_state },
+	{ "kvm_set_mp_state", nl_set_mp_state },
+	{ "kvm_signal_msi", nl_signal_msi },
+	{ "kvm_ioeventfd", nl_ioeventfd },
+	{ "kvm_set_user_memory_region", nl_user_memory },
+};
+
+/* ---- functions naming a vcpu by fd ----------------------------------------------- */
+
+static long vf_attach(int fd) { return kvm_attach_vcpu(fd); }
+
+static const struct { const char *name; long (*call)(int); } VCPU_FD_CALLS[] = {
+	{ "kvm_attach_vcpu", vf_attach },
+};
+
+#define N(a) (sizeof(a) / sizeof((a)[0]))
+
+/* ---- bad fds --------------------------------------------------------------------- */
+
+struct badfd { const char *class; int fd; };
+static struct badfd bad_fds[16];
+static int n_bad_fds;
+
+static void add_bad_fd(const char *class, int fd)
+{
+	CHECK(n_bad_fds < (int)N(bad_fds));
+	bad_fds[n_bad_fds++] = (struct badfd){ class, fd };
+}
+
+/* Fds that are no libkvm object of any kind; the caller adds its own extras. */
+static int raw_kvm, raw_vm, raw_vcpu;
+
+static void make_bad_fds(void)
+{
+	int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	CHECK(devnull >= 0);
+	/* Closed, and high enough that no open() of this test gets the number again. */
+	int closed = fcntl(devnull, F_DUPFD_CLOEXEC, 900);
+	CHECK(closed >= 900);
+	close(closed);
+	/* A VM and a vcpu made with raw ioctls, not by libkvm, and /dev/kvm itself. */
+	raw_kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	CHECK(raw_kvm >= 0);
+	raw_vm = ioctl(raw_kvm, KVM_CREATE_VM, 0);
+	CHECK(raw_vm >= 0);
+	raw_vcpu = ioctl(raw_vm, KVM_CREATE_VCPU, 0);
+	CHECK(raw_vcpu >= 0);
+	add_bad_fd("closed fd", closed);
+	add_bad_fd("/dev/null fd", devnull);
+	add_bad_fd("eventfd", eventfd_fd);
+	add_bad_fd("stdin", 0);
+	add_bad_fd("fd -1", -1);
+	add_bad_fd("fd INT_MIN", INT_MIN);
+	add_bad_fd("fd INT_MAX", INT_MAX);
+	add_bad_fd("/dev/kvm fd", raw_kvm);
+	add_bad_fd("VM not made by libkvm", raw_vm);
+	add_bad_fd("vcpu not made by libkvm", raw_vcpu);
+}
+
+/* ---- the classes ----------------------------------------------------------------- */
+
+static void vm_calls_with(const char *class, int fd)
+{
+	for (unsigned i = 0; i < N(VM_CALLS); i++) {
+		if (fd == -1 && VM_CALLS[i].minus1_ok)
+			continue;
+		errno = 0;
+		long r = VM_CALLS[i].call(fd);
+		expect(VM_CALLS[i].name, class, r, errno, EBADF);
+	}
+}
+
+static void vcpu_fd_calls_with(const char *class, int fd, int want)
+{
+	for (unsigned i = 0; i < N(VCPU_FD_CALLS); i++) {
+		errno = 0;
+		long r = VCPU_FD_CALLS[i].call(fd);
+		expect(VCPU_FD_CALLS[i].name, class, r, errno, want);
+	}
+}
+
+static void vcpu_calls_without_vcpu(const char *class)
+{
+	for (unsigned i = 0; i < N(VCPU_CALLS); i++) {
+		errno = 0;
+		long r = VCPU_CALLS[i].call();
+		expect(VCPU_CALLS[i].name, class, r, errno, ESRCH);
+	}
+}
+
+static void *thread_never_had_vcpu(void *arg)
+{
+	(void)arg;
+	vcpu_calls_without_vcpu("thread that never had a vcpu");
+	/* The vcpu is the main thread's. */
+	vcpu_fd_calls_with("vcpu owned by another thread", vcpu_fd, EBUSY);
+	return NULL;
+}
+
+static void *thread_detached(void *arg)
+{
+	(void)arg;
+	/* Take the vcpu from the (detached) main thread, give it up, and try again. */
+	OK(kvm_attach_vcpu(vcpu_fd));
+	BAD("thread already has a vcpu", kvm_create_vcpu(vm, 3), EBUSY);
+	BAD("thread already has a vcpu", kvm_attach_vcpu(vcpu_fd), EBUSY);
+	OK(kvm_detach_vcpu());
+	vcpu_calls_without_vcpu("thread after kvm_detach_vcpu");
+	return NULL;
+}
+
+static void run_in_thread(void *(*fn)(void *))
+{
+	pthread_t t;
+	CHECK(pthread_create(&t, NULL, fn, NULL) == 0);
+	CHECK(pthread_join(t, NULL) == 0);
+}
+
+/* ---- value classes, one function per area ---------------------------------------- */
+
+static void memory_regions(void)
+{
+	int user_slots = kvm_check_extension(vm, KVM_CAP_NR_MEMSLOTS) - 32;
+	CHECK(user_slots > 8);
+	const char *c = "unaligned address";
+	BAD(c, kvm_set_memory_region(vm, 1, 0, 0x100001, 4096), EINVAL);
+	BAD(c, kvm_set_memory_region(vm, 1, 0, 0x100800, 4096), EINVAL);
+	BAD(c, kvm_set_memory_region(vm, 1, 0, 0x100fff, 4096), EINVAL);
+	c = "unaligned size";
+	BAD(c, kvm_set_memory_region(vm, 1, 0, 0x100000, 1), EINVAL);
+	BAD(c, kvm_set_memory_region(vm, 1, 0, 0x100000, 4097), EINVAL);
+	BAD(c, kvm_set_memory_region(vm, 1, 0, 0x100000, 0x1800), EINVAL);
+	c = "range wrapping past 2^64";
+	BAD(c, kvm_set_memory_region(vm, 1, 0, -4096ULL, 8192), EINVAL);
+	BAD(c, kvm_set_memory_region(vm, 1, 0, -4096ULL, 4096), EINVAL);
+	BAD(c, kvm_set_memory_region(vm, 1, 0, 1ULL << 63, 1ULL << 63), EINVAL);
+	BAD(c, kvm_set_memory_region(vm, 1, 0, 0x100000, -4096ULL), EINVAL);
+	c = "address beyond what the guest can address";
+	BAD(c, kvm_set_memory_region(vm, 1, 0, 1ULL << 62, 4096), EINVAL);
+	c = "size too large";
+	BAD(c, kvm_set_memory_region(vm, 1, 0, 0x100000, 1ULL << 52), ENOMEM);
+	c = "unknown flags";
+	BAD(c, kvm_set_memory_region(vm, 1, 0x80, 0x100000, 4096), EINVAL);
+	BAD(c, kvm_set_memory_region(vm, 1, 1u << 31, 0x100000, 4096), EINVAL);
+	BAD(c, kvm_set_memory_region(vm, 1, 4 /* KVM_MEM_GUEST_MEMFD */, 0x100000, 4096), EINVAL);
+	c = "slot out of range";
+	BAD(c, kvm_set_memory_region(vm, user_slots, 0, 0x100000, 4096), EINVAL);
+	BAD(c, kvm_set_memory_region(vm, 0xffff, 0, 0x100000, 4096), EINVAL);
+	BAD(c, kvm_set_memory_region(vm, 1u << 16, 0, 0x100000, 4096), EINVAL); /* address space 1 */
+	BAD(c, kvm_set_memory_region(vm, UINT_MAX, 0, 0x100000, 4096), EINVAL);
+	BAD(c, kvm_set_memory_region(vm, user_slots, 0, 0, 0), EINVAL);
+	c = "size 0 (delete) of a slot that does not exist";
+	BAD(c, kvm_set_memory_region(vm, 1, 0, 0, 0), ENOENT);
+	BAD(c, kvm_set_user_memory_region(vm, 1, 0, 0, 0, NULL), ENOENT);
+	/* Slot 0 is [0, 0x10000); slot 1 will be [0x20000, 0x21000). */
+	OK(kvm_set_memory_region(vm, 1, 0, 0x20000, 0x1000));
+	c = "overlapping another slot";
+	BAD(c, kvm_set_memory_region(vm, 2, 0, 0x8000, 0x10000), EEXIST);   /* its end */
+	BAD(c, kvm_set_memory_region(vm, 2, 0, 0xf000, 0x1000), EEXIST);    /* its last page */
+	BAD(c, kvm_set_memory_region(vm, 2, 0, 0, 0x1000), EEXIST);         /* its first page */
+	BAD(c, kvm_set_memory_region(vm, 2, 0, 0, 0x10000), EEXIST);        /* identical */
+	BAD(c, kvm_set_memory_region(vm, 2, 0, 0, 0x100000), EEXIST);       /* containing two */
+	BAD(c, kvm_set_memory_region(vm, 2, 0, 0x1f000, 0x2000), EEXIST);   /* slot 1's start */
+	BAD(c, kvm_set_memory_region(vm, 1, 0, 0xf000, 0x1000), EEXIST);    /* moving onto 0 */
+	BAD(c, kvm_set_user_memory_region(vm, 2, 0, 0x20000, 0x1000, user_mem), EEXIST);
+	OK(kvm_set_memory_region(vm, 2, 0, 0x10000, 0x10000));               /* adjacent: fine */
+	OK(kvm_set_memory_region(vm, 2, 0, 0, 0));
+	c = "existing slot with another size";
+	BAD(c, kvm_set_memory_region(vm, 1, 0, 0x20000, 0x2000), EINVAL);
+	BAD(c, kvm_set_memory_region(vm, 0, 0, 0, 0x8000), EINVAL);
+	c = "existing slot with other memory";
+	BAD(c, kvm_set_user_memory_region(vm, 1, 0, 0x20000, 0x1000, user_mem), EINVAL);
+	OK(kvm_set_user_memory_region(vm, 2, 0, 0x40000, 0x2000, user_mem));
+	BAD(c, kvm_set_user_memory_region(vm, 2, 0, 0x40000, 0x2000, user_mem + 4096), EINVAL);
+	BAD(c, kvm_set_memory_region(vm, 2, 0, 0x40000, 0x2000), EINVAL);
+	c = "unaligned host address";
+	BAD(c, kvm_set_user_memory_region(vm, 3, 0, 0x80000, 0x1000, user_mem + 1), EINVAL);
+	BAD(c, kvm_set_user_memory_region(vm, 3, 0, 0x80000, 0x1000, user_mem + 2048), EINVAL);
+	c = "host range wrapping past 2^64";
+	BAD(c, kvm_set_user_memory_region(vm, 3, 0, 0x80000, 0x2000, (void *)-4096L), EINVAL);
+	c = "host range outside user space (the kernel checks)";
+	BAD(c, kvm_set_user_memory_region(vm, 3, 0, 0x80000, 0x1000, (void *)0xffff888000000000UL), EINVAL);
+	BAD(c, kvm_set_user_memory_region(vm, 3, 0, 0x80000, 0x2000, (void *)0x7ffffffff000UL), EINVAL);
+	c = "unaligned size";
+	BAD(c, kvm_set_user_memory_region(vm, 3, 0, 0x80000, 0x1001, user_mem), EINVAL);
+	c = "changing KVM_MEM_READONLY of a slot (the kernel refuses)";
+	if (kvm_check_extension(vm, KVM_CAP_READONLY_MEM) > 0) {
+		OK(kvm_set_memory_region(vm, 3, KVM_MEM_READONLY, 0x80000, 0x1000));
+		BAD(c, kvm_set_memory_region(vm, 3, 0, 0x80000, 0x1000), EINVAL);
+		OK(kvm_set_memory_region(vm, 3, 0, 0, 0));
+	}
+	OK(kvm_set_memory_region(vm, 2, 0, 0, 0));
+	BAD("size 0 (delete) twice", kvm_set_memory_region(vm, 2, 0, 0, 0), ENOENT);
+}
+
+static void guest_memory(void)
+{
+	/* Slot 0 [0, 0x10000) and slot 1 [0x20000, 0x21000). */
+	const char *c = "range outside every slot";
+	BAD(c, P(kvm_guest_memory(vm, 0x10000, 1)), EFAULT);             /* slot 0's end */
+	BAD(c, P(kvm_guest_memory(vm, 0x1ffff, 1)), EFAULT);
+	BAD(c, P(kvm_guest_memory(vm, 0x21000, 1)), EFAULT);             /* slot 1's end */
+	BAD(c, P(kvm_guest_memory(vm, -1ULL, 1)), EFAULT);               /* the last byte */
+	BAD(c, P(kvm_guest_memory(vm, 1ULL << 63, 4096)), EFAULT);
+	c = "range running one past a slot";
+	BAD(c, P(kvm_guest_memory(vm, 0xffff, 2)), EFAULT);
+	BAD(c, P(kvm_guest_memory(vm, 0, 0x10001)), EFAULT);
+	BAD(c, P(kvm_guest_memory(vm, 0x20fff, 2)), EFAULT);
+	c = "range spanning two slots";
+	BAD(c, P(kvm_guest_memory(vm, 0xf000, 0x12000)), EFAULT);
+	c = "length 0";
+	BAD(c, P(kvm_guest_memory(vm, 0, 0)), EFAULT);
+	BAD(c, P(kvm_guest_memory(vm, 0x20000, 0)), EFAULT);
+	c = "range wrapping past 2^64";
+	BAD(c, P(kvm_guest_memory(vm, 0x1000, -1ULL)), EFAULT);
+	BAD(c, P(kvm_guest_memory(vm, 0x1000, -0x1000ULL)), EFAULT);
+	BAD(c, P(kvm_guest_memory(vm, -1ULL, 2)), EFAULT);
+	BAD(c, P(kvm_guest_memory(vm, -1ULL, -1ULL)), EFAULT);
+	/* The edges that are inside. */
+	CHECK(kvm_guest_memory(vm, 0xffff, 1) != NULL);
+	CHECK(kvm_guest_memory(vm, 0, 0x10000) != NULL);
+	CHECK(kvm_guest_memory(vm, 0x20fff, 1) != NULL);
+}
+
+static void vcpus(void)
+{
+	int max_id = kvm_check_extension(vm, KVM_CAP_MAX_VCPU_ID);
+	if (max_id <= 0)
+		max_id = kvm_check_extension(vm, KVM_CAP_MAX_VCPUS);
+	CHECK(max_id > 0);
+	const char *c = "vcpu id out of range";
+	BAD(c, kvm_create_vcpu(vm, max_id), EINVAL);
+	BAD(c, kvm_create_vcpu(vm, 1u << 31), EINVAL);
+	BAD(c, kvm_create_vcpu(vm, UINT_MAX), EINVAL);
+	c = "vcpu id in use";
+	BAD(c, kvm_create_vcpu(vm, 0), EEXIST);
+	c = "a VM fd where a vcpu fd is expected";
+	vcpu_fd_calls_with(c, vm, EBADF);
+	c = "destroying a VM whose vcpu is attached";
+	OK(kvm_attach_vcpu(vcpu_fd));
+	BAD(c, kvm_destroy_vm(vm), EBUSY);
+	BAD("thread already has a vcpu", kvm_create_vcpu(vm, 3), EBUSY);
+	BAD("thread already has a vcpu", kvm_attach_vcpu(vcpu_fd), EBUSY);
+	OK(kvm_detach_vcpu());
+}
+
+static void vcpu_values(void)
+{
+	OK(kvm_attach_vcpu(vcpu_fd));
+	for (unsigned i = 0; i < N(NULL_CALLS); i++) {
+		errno = 0;
+		long r = NULL_CALLS[i].call();
+		expect(NULL_CALLS[i].name, "NULL pointer", r, errno, EFAULT);
+	}
+	const char *c = "values the kernel refuses";
+	struct kvm_sregs s;
+	OK(kvm_get_sregs(&s));
+	s.efer = 0x500;   /* long mode active without paging or PAE */
+	BAD(c, kvm_set_sregs(&s), EINVAL);
+	OK(kvm_get_sregs(&s));
+	s.cr0 = 0x80000000; /* paging without protection */
+	BAD(c, kvm_set_sregs(&s), EINVAL);
+	OK(kvm_get_sregs(&s));
+	s.apic_base = 1;   /* reserved bits */
+	BAD(c, kvm_set_sregs(&s), EINVAL);
+	struct kvm_mp_state mp = { .mp_state = 99 };
+	BAD(c, kvm_set_mp_state(&mp), EINVAL);
+	struct kvm_vcpu_events ev;
+	OK(kvm_get_vcpu_events(&ev));
+	ev.flags = 0x80000000;
+	BAD(c, kvm_set_vcpu_events(&ev), EINVAL);
+
+	c = "KVM_RUN through the escape hatch";
+	BAD(c, kvm_vcpu_ioctl(KVM_RUN, NULL), EINVAL);
+	/* Wild pointers are fine where the kernel is the one to dereference them. */
+	void *none = mmap(NULL, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	CHECK(none != MAP_FAILED);
+	c = "wild pointer the kernel dereferences";
+	BAD(c, kvm_vcpu_ioctl(KVM_GET_REGS, none), EFAULT);
+	BAD(c, kvm_vcpu_ioctl(KVM_SET_REGS, none), EFAULT);
+	BAD(c, kvm_vcpu_ioctl(KVM_GET_SREGS, (void *)8), EFAULT);
+	BAD(c, kvm_vcpu_ioctl(KVM_SET_SREGS, (void *)-4096L), EFAULT);
+	BAD(c, kvm_vcpu_ioctl(KVM_GET_FPU, none), EFAULT);
+	BAD(c, kvm_vm_ioctl(vm, KVM_GET_CLOCK, none), EFAULT);
+	BAD(c, kvm_vm_ioctl(vm, KVM_SET_CLOCK, (void *)8), EFAULT);
+	c = "unknown ioctl";
+	BAD(c, kvm_vcpu_ioctl(_IO(KVMIO, 0xff), NULL), EINVAL);
+	BAD(c, kvm_vm_ioctl(vm, _IO(KVMIO, 0xff), NULL), ENOTTY);
+	BAD(c, kvm_vm_ioctl(vm, 0x1234, NULL), ENOTTY);
+	c = "an ioctl libkvm must see, through the escape hatch";
+	BAD(c, kvm_vm_ioctl(vm, KVM_SET_USER_MEMORY_REGION, none), EINVAL);
+	BAD(c, kvm_vm_ioctl(vm, KVM_CREATE_VCPU, (void *)3), EINVAL);
+	BAD(c, kvm_vm_ioctl(vm, KVM_CREATE_IRQCHIP, NULL), EINVAL);
+	BAD(c, kvm_vm_ioctl(vm, _IOW(KVMIO, 0x49, char[32 + 8 + 8 + 14 * 8]) /* REGION2 */, none), EINVAL);
+
+	munmap(none, 4096);
+	OK(kvm_detach_vcpu());
+}
+
+int main(void)
+{
+	require_kvm();
+	eventfd_fd = eventfd(0, EFD_CLOEXEC);
+	CHECK(eventfd_fd >= 0);
+	make_bad_fds();
+
+	vm = vm_with_memory(0x10000);
+	vcpu_fd = OK(kvm_create_vcpu(vm, 0));
+	OK(kvm_get_regs(&regs));
+	OK(kvm_get_sregs(&sregs));
+	OK(kvm_get_vcpu_events(&events));
+	OK(kvm_get_mp_state(&mp_state));
+
+	/* Not a VM: every kind of fd that is not one, and a vcpu. */
+	for (int i = 0; i < n_bad_fds; i++)
+		vm_calls_with(bad_fds[i].class, bad_fds[i].fd);
+	vm_calls_with("a vcpu fd where a VM fd is expected", vcpu_fd);
+	/* Not a vcpu. */
+	for (int i = 0; i < n_bad_fds; i++)
+		vcpu_fd_calls_with(bad_fds[i].class, bad_fds[i].fd, EBADF);
+
+	run_in_thread(thread_never_had_vcpu);
+	OK(kvm_detach_vcpu());
+	vcpu_calls_without_vcpu("thread after kvm_detach_vcpu");
+	run_in_thread(thread_detached);
+
+	memory_regions();
+	guest_memory();
+	vcpus();
+	vcpu_values();
+
+	/* After kvm_destroy_vm every call on it or its vcpu is EBADF, and the thread that
+	 * had its vcpu has none. */
+	OK(kvm_attach_vcpu(vcpu_fd));
+	OK(kvm_detach_vcpu());
+	OK(kvm_destroy_vm(vm));
+	vm_calls_with("VM after kvm_destroy_vm", vm);
+	vcpu_fd_calls_with("vcpu after kvm_destroy_vm", vcpu_fd, EBADF);
+	vcpu_calls_without_vcpu("after kvm_destroy_vm");
+	/* The numbers come back for other files: still not libkvm's. */
+	CHECK(dup3(bad_fds[1].fd, vm, O_CLOEXEC) == vm);
+	CHECK(dup3(bad_fds[1].fd, vcpu_fd, O_CLOEXEC) == vcpu_fd);
+	vm_calls_with("fd number of a destroyed VM, reused", vm);
+	vcpu_fd_calls_with("fd number of a destroyed vcpu, reused", vcpu_fd, EBADF);
+	close(vm);
+	close(vcpu_fd);
+
+	close(raw_vcpu);
+	close(raw_vm);
+	close(raw_kvm);
+	fflush(stderr);
+	for (int i = 0; i < (int)N(tally) && tally[i].class; i++)
+		printf("%4d  %s\n", tally[i].n, tally[i].class);
+	printf("%d bad-input cases checked, %d failed\n", cases, failures);
+	return failures ? 1 : 0;
+}
