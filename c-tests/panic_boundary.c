@@ -54,9 +54,9 @@ int main(void)
 
 	/* The locks the panics held were released: the other VM works, from this thread
 	 * and from another that keeps hitting the panic at the same time. */
+	OK(kvm_set_memory_region(healthy, 0, 0, 0, 0x10000));
 	pthread_t t;
 	CHECK(pthread_create(&t, NULL, panics_too, NULL) == 0);
-	OK(kvm_set_memory_region(healthy, 0, 0, 0, 0x10000));
 	load_blob(healthy, 0x1000, BLOB(rm_report));
 	OK(kvm_create_vcpu(healthy, 0));
 	setup_real_mode(0x1000);

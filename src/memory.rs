@@ -42,7 +42,9 @@ impl Mapping {
             )
         };
         if p == libc::MAP_FAILED {
-            return Err(Errno::last());
+            // Whatever mmap says (ENOMEM, or EINVAL for a length no address space can
+            // hold), for the caller it is memory that could not be had: ENOMEM.
+            return Err(Errno(libc::ENOMEM));
         }
         let m = Mapping { ptr: p.cast(), len };
         // Guest RAM is not inherited by fork() children (see `fork`). On failure `m` is

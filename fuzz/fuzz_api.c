@@ -1,0 +1,621 @@
+/* libFuzzer target: random sequences of libkvm calls with random arguments on the real
+ * /dev/kvm, and small real-mode guests executing random bytes.
+ *
+ * Each input is a little program: one byte picks a call, the following bytes its
+ * arguments. Per input: at most 2 VMs, 64 calls, 24 kvm_run() calls, each kvm_run
+ * bounded by a periodic watchdog signal (so a guest that never exits cannot hang the
+ * fuzzer). At the end of each input everything is destroyed.
+ *
+ * Oracles, beyond crashes and AddressSanitizer/LeakSanitizer reports:
+ * - a failing call sets errno, and never to ENOTRECOVERABLE (an internal panic);
+ * - kvm_guest_memory() returns a pointer exactly when the range lies inside one slot of
+ *   a shadow model of the slots that calls succeeded in making, and then the pointer
+ *   the model predicts; a success of kvm_set_memory_region() that overlaps another
+ *   slot of the model is a bug;
+ * - every exit's I/O data lies inside the run area, MMIO data inside its 8 bytes;
+ * - after each input no KVM fd or mapping remains.
+ * A violated oracle calls abort(), which libFuzzer reports as a crash with the input.
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <time.h>
+#include <unistd.h>
+#include <libkvm.h>
+
+#define MAX_VMS 2
+#define MAX_SLOTS 8
+#define MAX_CALLS 64
+#define MAX_RUNS 24
+#define WATCHDOG_SIGNAL (SIGRTMIN + 7)
+
+/* ---- reading the input ------------------------------------------------------------ */
+
+static const uint8_t *in;
+static size_t in_len, in_pos;
+
+static uint8_t u8(void) { return in_pos < in_len ? in[in_pos++] : 0; }
+static uint16_t u16(void) { return (uint16_t)(u8() | u8() << 8); }
+static uint32_t u32(void) { return u16() | (uint32_t)u16() << 16; }
+static uint64_t u64(void) { return u32() | (uint64_t)u32() << 32; }
+static int more(void) { return in_pos < in_len; }
+
+/* Interesting values first, then anything. */
+static uint64_t pick64(void)
+{
+	static const uint64_t edges[] = {
+		0, 1, 0xfff, 0x1000, 0x1001, 0xffff, 0x10000, 0x20000, 0x100000, 0xfffff000,
+		0x100000000ULL, 1ULL << 46, 1ULL << 52, 1ULL << 63, -0x1000ULL, -1ULL, -2ULL,
+	};
+	uint8_t k = u8();
+	if (k < 0x80)
+		return edges[k % (sizeof(edges) / sizeof(edges[0]))];
+	if (k < 0xc0)
+		return (uint64_t)u16() << 12; /* page aligned, below 256 MiB */
+	return u64();
+}
+
+/* An fd: mostly the ones in play, sometimes not a libkvm one at all. */
+static int vms[MAX_VMS], n_vms;
+static int vcpu_fds[2 * MAX_VMS], n_vcpus;
+static int efd;
+
+static int pick_fd(int vm_side)
+{
+	uint8_t k = u8();
+	switch (k % 8) {
+	case 0: return -1;
+	case 1: return efd;
+	case 2: return (int)u32();
+	case 3: return n_vcpus ? vcpu_fds[k / 8 % n_vcpus] : 0;
+	default:
+		if (vm_side)
+			return n_vms ? vms[k / 8 % n_vms] : 0;
+		return n_vcpus ? vcpu_fds[k / 8 % n_vcpus] : 0;
+	}
+}
+
+/* ---- oracles ---------------------------------------------------------------------- */
+
+static void bug(const char *what)
+{
+	fprintf(stderr, "fuzz_api: %s\n", what);
+	abort();
+}
+
+/* A libkvm call that returned -1 (or NULL) must say why, and never with an internal
+ * panic. */
+static long checked(long r, int is_ptr)
+{
+	int failed = is_ptr ? r == 0 : r == -1;
+	if (failed && errno <= 0)
+		bug("call failed without errno");
+	if (failed && errno == ENOTRECOVERABLE)
+		bug("internal panic (ENOTRECOVERABLE)");
+	if (!is_ptr && r < -1)
+		bug("call returned below -1");
+	return r;
+}
+#define C(call) (errno = 0, checked((long)(call), 0))
+#define CP(call) ((void *)(errno = 0, checked((long)(intptr_t)(call), 1)))
+
+/* ---- shadow model of the slots of each VM ------------------------------------------ */
+
+struct slot { int used; uint64_t gpa, size; uint8_t *host; };
+static struct slot model[MAX_VMS][MAX_SLOTS];
+
+static int vm_index(int fd)
+{
+	for (int i = 0; i < n_vms; i++)
+		if (vms[i] == fd)
+			return i;
+	return -1;
+}
+
+static void model_check_lookup(int v, uint64_t gpa, uint64_t len, uint8_t *got)
+{
+	uint8_t *want = NULL;
+	if (len && gpa + len >= gpa)
+		for (int s = 0; s < MAX_SLOTS; s++) {
+			struct slot *m = &model[v][s];
+			if (m->used && m->gpa <= gpa && gpa + len <= m->gpa + m->size)
+				want = m->host + (gpa - m->gpa);
+		}
+	if (got != want)
+		bug("kvm_guest_memory disagrees with the model of the slots");
+}
+
+/* After a successful kvm_set_memory_region/user variant of `slot`. */
+static void model_update(int v, unsigned slot, uint64_t gpa, uint64_t size)
+{
+	if (slot >= MAX_SLOTS)
+		bug("a slot number the fuzzer never uses was accepted");
+	if (size == 0) {
+		model[v][slot].used = 0;
+		return;
+	}
+	for (int s = 0; s < MAX_SLOTS; s++) {
+		struct slot *m = &model[v][s];
+		if (s != (int)slot && m->used && m->gpa < gpa + size && gpa < m->gpa + m->size)
+			bug("an overlapping slot was accepted");
+	}
+	uint8_t *host = CP(kvm_guest_memory(vms[v], gpa, size));
+	if (!host)
+		bug("a slot just made has no host memory");
+	model[v][slot] = (struct slot){ 1, gpa, size, host };
+}
+
+/* ---- watchdog: a periodic signal while the guest runs ------------------------------ */
+
+static timer_t watchdog;
+
+static void on_watchdog(int sig) { (void)sig; }
+
+static void watchdog_init(void)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_watchdog;
+	sigaction(WATCHDOG_SIGNAL, &sa, NULL);
+	struct sigevent ev;
+	memset(&ev, 0, sizeof(ev));
+	ev.sigev_notify = SIGEV_THREAD_ID;
+	ev.sigev_signo = WATCHDOG_SIGNAL;
+	ev._sigev_un._tid = gettid();
+	if (timer_create(CLOCK_MONOTONIC, &ev, &watchdog) != 0)
+		bug("timer_create");
+}
+
+static void watchdog_arm(long ns)
+{
+	struct itimerspec it = { { 0, ns }, { 0, ns } };
+	timer_settime(watchdog, 0, &it, NULL);
+}
+
+/* ---- the calls -------------------------------------------------------------------- */
+
+static uint8_t user_mem[0x40000] __attribute__((aligned(4096)));
+static uint8_t buf[0x10000] __attribute__((aligned(4096)));
+static int runs;
+static long mmap_size;
+
+static void op_create_vm(void)
+{
+	if (n_vms == MAX_VMS)
+		return;
+	int fd = C(kvm_create_vm());
+	if (fd >= 0) {
+		memset(model[n_vms], 0, sizeof(model[n_vms]));
+		vms[n_vms++] = fd;
+	}
+}
+
+static void forget_vm(int v)
+{
+	/* Its vcpus' fds are gone too: forget every vcpu fd no longer open. */
+	for (int i = 0; i < n_vcpus;)
+		if (fcntl(vcpu_fds[i], F_GETFD) == -1)
+			vcpu_fds[i] = vcpu_fds[--n_vcpus];
+		else
+			i++;
+	vms[v] = vms[n_vms - 1];
+	memcpy(model[v], model[n_vms - 1], sizeof(model[v]));
+	n_vms--;
+}
+
+static void op_destroy_vm(void)
+{
+	int fd = pick_fd(1);
+	int v = vm_index(fd);
+	if (C(kvm_destroy_vm(fd)) == 0) {
+		if (v < 0)
+			bug("kvm_destroy_vm of an unknown fd succeeded");
+		forget_vm(v);
+	}
+}
+
+static void op_set_memory_region(int user)
+{
+	int fd = pick_fd(1), v = vm_index(fd);
+	/* Slots 0-7 (the model's); now and then any number, usually out of range. */
+	unsigned slot = u8() < 240 ? u8() % MAX_SLOTS : u32();
+	uint32_t flags = u8() < 200 ? (u8() & 3) : u32();
+	uint64_t gpa, size;
+	if (u8() < 160) {
+		/* Well formed, so that slots exist and meet each other: 64 KiB steps below
+		 * 4 MiB, 1 to 32 pages. */
+		gpa = (uint64_t)(u8() % 64) * 0x10000 + (uint64_t)(u8() % 4) * 0x1000;
+		size = (uint64_t)(1 + u8() % 32) * 0x1000;
+		if (u8() < 16)
+			size = 0;
+	} else {
+		gpa = pick64();
+		size = pick64();
+	}
+	/* Guest RAM the fuzzer may allocate stays small; larger sizes only when they are
+	 * refused anyway (unaligned), so no input asks the kernel for terabytes. */
+	if (size > (1 << 24) && size % 4096 == 0)
+		size &= (1 << 24) - 1;
+	int r;
+	if (user) {
+		/* The caller's memory: NULL, unaligned, or pages of user_mem, never past it
+		 * (the guest may write all of it). */
+		uint8_t k = u8();
+		uint8_t *host = k < 8 ? NULL : k < 16 ? user_mem + 1 : user_mem + (u8() % 32) * 4096;
+		if (k >= 16 && size > sizeof(user_mem) - (size_t)(host - user_mem))
+			size = sizeof(user_mem) - (size_t)(host - user_mem);
+		r = C(kvm_set_user_memory_region(fd, slot, flags, gpa, size, host));
+	} else {
+		r = C(kvm_set_memory_region(fd, slot, flags, gpa, size));
+	}
+	if (r != 0)
+		return;
+	if (v < 0)
+		bug("kvm_set_memory_region on an fd that is no VM succeeded");
+	if (slot >= MAX_SLOTS) {
+		/* A valid slot the model does not track: delete it again at once. */
+		if (size && C(kvm_set_memory_region(fd, slot, 0, 0, 0)) != 0)
+			bug("deleting a slot just made failed");
+		return;
+	}
+	model_update(v, slot, gpa, size);
+}
+
+static void op_guest_memory(void)
+{
+	int fd = pick_fd(1), v = vm_index(fd);
+	uint64_t gpa = pick64(), len = pick64();
+	if (u8() & 1)
+		len &= 0xffff;
+	struct slot *m = v >= 0 ? &model[v][u8() % MAX_SLOTS] : NULL;
+	if (m && m->used && u8() < 192) {
+		/* The edges of a slot: its first and last byte, one before, one past, and
+		 * lengths that reach exactly to its end, one beyond, or wrap. */
+		static const int64_t offs[] = { 0, 1, -1, 0x7ff, 0x1000 };
+		static const int64_t lens[] = { 1, 2, 0, 0x1000, -1 };
+		uint8_t k = u8();
+		int64_t off = k % 3 == 0 ? (int64_t)m->size - 1 : k % 3 == 1 ? (int64_t)m->size
+			      : offs[k / 3 % 5];
+		gpa = m->gpa + (uint64_t)off;
+		k = u8();
+		uint64_t to_end = m->gpa + m->size - gpa;
+		len = k % 4 == 0 ? to_end : k % 4 == 1 ? to_end + 1 : (uint64_t)lens[k / 4 % 5];
+	}
+	uint8_t *p = CP(kvm_guest_memory(fd, gpa, len));
+	if (v >= 0)
+		model_check_lookup(v, gpa, len, p);
+	else if (p)
+		bug("kvm_guest_memory of an unknown fd succeeded");
+	if (p) {
+		/* Touch the whole range: it must be ours to write. */
+		size_t n = len > 0x10000 ? 0x10000 : len;
+		for (size_t i = 0; i < n; i++)
+			p[i] = u8();
+		p[len - 1] ^= 0xff;
+	}
+}
+
+static void op_create_vcpu(void)
+{
+	int fd = pick_fd(1);
+	unsigned id = u8() < 240 ? u8() % 4 : u32();
+	int r = C(kvm_create_vcpu(fd, id));
+	if (r >= 0 && n_vcpus < (int)(sizeof(vcpu_fds) / sizeof(vcpu_fds[0])))
+		vcpu_fds[n_vcpus++] = r;
+}
+
+/* Fills `n` bytes of guest memory at the start of a slot with input bytes and runs the
+ * vcpu there in real mode, answering its I/O and MMIO, a few exits at most. */
+static void op_run(void)
+{
+	if (runs >= MAX_RUNS)
+		return;
+	struct kvm_run *run = CP(kvm_run_area());
+	if (!run) {
+		C(kvm_run());
+		return;
+	}
+	uint64_t start = 0;
+	/* Guest code: input bytes at the start of the first slot below 1 MiB of a VM
+	 * (whichever VM this thread's vcpu belongs to: it runs what its VM has there). */
+	for (int i = 0; i < n_vms; i++)
+		for (int s = 0; s < MAX_SLOTS; s++) {
+			struct slot *m = &model[i][s];
+			if (!m->used || m->gpa >= 0x100000)
+				continue;
+			for (uint64_t k = 0; k < m->size && k < 256 && more(); k++)
+				m->host[k] = u8();
+			start = m->gpa;
+			goto loaded;
+		}
+loaded:
+	/* Real mode at the code (or at 0, whatever is there), unless the input says to
+	 * keep the vcpu's state as it is. */
+	if (u8() < 224) {
+		struct kvm_sregs sr;
+		if (C(kvm_get_sregs(&sr)) == 0) {
+			sr.cr0 &= ~1ULL;
+			sr.cs.selector = (uint16_t)(start >> 4);
+			sr.cs.base = start;
+			C(kvm_set_sregs(&sr));
+		}
+		struct kvm_regs rg;
+		if (C(kvm_get_regs(&rg)) == 0) {
+			rg.rip = 0;
+			rg.rflags = 2;
+			C(kvm_set_regs(&rg));
+		}
+	}
+	watchdog_arm(2000000);
+	for (int n = 0; n < 6 && runs < MAX_RUNS; n++) {
+		runs++;
+		int r = C(kvm_run());
+		if (r < 0)
+			break;
+		if (r == KVM_EXIT_IO) {
+			uint64_t off = run->io.data_offset, len = (uint64_t)run->io.size * run->io.count;
+			if (off < sizeof(*run) || off > (uint64_t)mmap_size || len > (uint64_t)mmap_size - off)
+				bug("I/O data outside the run area");
+			if (run->io.direction == KVM_EXIT_IO_IN)
+				for (uint64_t k = 0; k < len; k++)
+					((uint8_t *)run)[off + k] = u8();
+		} else if (r == KVM_EXIT_MMIO) {
+			if (run->mmio.len > sizeof(run->mmio.data))
+				bug("MMIO data longer than 8 bytes");
+			if (!run->mmio.is_write)
+				for (uint32_t k = 0; k < run->mmio.len; k++)
+					run->mmio.data[k] = u8();
+		} else if (r != KVM_EXIT_HLT && r != KVM_EXIT_IRQ_WINDOW_OPEN && r != KVM_EXIT_DEBUG) {
+			break; /* shutdown, internal error, ...: the vcpu needs new state */
+		}
+		if (u8() < 16)
+			run->request_interrupt_window = u8() & 1;
+	}
+	watchdog_arm(0);
+}
+
+static void op_regs(void)
+{
+	struct kvm_regs r;
+	struct kvm_sregs s;
+	struct kvm_vcpu_events e;
+	struct kvm_mp_state mp;
+	struct kvm_lapic_state l;
+	switch (u8() % 12) {
+	case 0: C(kvm_get_regs(u8() < 8 ? NULL : &r)); break;
+	case 1:
+		memset(&r, 0, sizeof(r));
+		for (size_t k = 0; k < sizeof(r); k++)
+			((uint8_t *)&r)[k] = u8();
+		C(kvm_set_regs(&r));
+		break;
+	case 2: C(kvm_get_sregs(u8() < 8 ? NULL : &s)); break;
+	case 3:
+		if (C(kvm_get_sregs(&s)) == 0) {
+			/* A few fields changed at random. */
+			for (int k = u8() % 4; k > 0; k--)
+				((uint8_t *)&s)[u16() % sizeof(s)] = u8();
+			C(kvm_set_sregs(&s));
+		}
+		break;
+	case 4: C(kvm_get_vcpu_events(&e)); break;
+	case 5:
+		if (C(kvm_get_vcpu_events(&e)) == 0) {
+			((uint8_t *)&e)[u8() % sizeof(e)] = u8();
+			C(kvm_set_vcpu_events(&e));
+		}
+		break;
+	case 6: C(kvm_get_mp_state(&mp)); break;
+	case 7: mp.mp_state = u8() % 12; C(kvm_set_mp_state(&mp)); break;
+	case 8: C(kvm_get_lapic(&l)); break;
+	case 9:
+		if (C(kvm_get_lapic(&l)) == 0) {
+			l.regs[u16() % sizeof(l.regs)] = (char)u8();
+			C(kvm_set_lapic(&l));
+		}
+		break;
+	case 10: C(kvm_nmi()); break;
+	case 11: C(kvm_detach_vcpu()); break;
+	}
+}
+
+static void op_irq(void)
+{
+	int fd = pick_fd(1);
+	struct kvm_msi msi;
+	struct kvm_ioeventfd io;
+	switch (u8() % 7) {
+	case 0: C(kvm_create_irqchip(fd)); break;
+	case 1: C(kvm_create_pit2(fd, u8() < 200 ? 0 : u32())); break;
+	case 2: C(kvm_irq_line(fd, u8() < 200 ? u8() % 24 : u32(), u8() & 1)); break;
+	case 3:
+		memset(&msi, 0, sizeof(msi));
+		msi.address_lo = 0xfee00000 | (u8() << 12);
+		msi.data = u16();
+		if (u8() < 16)
+			msi.flags = u32();
+		C(kvm_signal_msi(fd, u8() < 8 ? NULL : &msi));
+		break;
+	case 4: C(kvm_irqfd(fd, u8() < 200 ? efd : pick_fd(0), u8() % 32, u8() < 200 ? 0 : u32())); break;
+	case 5:
+		memset(&io, 0, sizeof(io));
+		io.addr = u8() < 128 ? 0x600 + u8() : pick64();
+		io.len = u8() % 9;
+		io.fd = u8() < 200 ? efd : pick_fd(0);
+		io.flags = u8() & 7;
+		io.datamatch = u8();
+		C(kvm_ioeventfd(fd, u8() < 8 ? NULL : &io));
+		break;
+	case 6:
+		if (u8() & 1)
+			C(kvm_set_tss_addr(fd, u8() < 128 ? 0xfffbd000 : pick64()));
+		else
+			C(kvm_set_identity_map_addr(fd, u8() < 128 ? 0xfeffc000 : pick64()));
+		break;
+	}
+}
+
+/* The escape hatches with requests that are safe for the fuzzer's own process: none
+ * creates an fd or changes the signal mask (which could block the watchdog). */
+static void op_ioctl(void)
+{
+	static const unsigned long vcpu_reqs[] = {
+		KVM_GET_REGS, KVM_SET_REGS, KVM_GET_SREGS, KVM_SET_SREGS, KVM_GET_FPU, KVM_SET_FPU,
+		KVM_GET_MP_STATE, KVM_GET_VCPU_EVENTS, KVM_GET_DEBUGREGS, KVM_SET_DEBUGREGS,
+		KVM_GET_XCRS, KVM_SET_XCRS, KVM_GET_XSAVE, KVM_GET_MSRS, KVM_SET_MSRS,
+		KVM_GET_CPUID2, KVM_SET_CPUID2, KVM_SET_GUEST_DEBUG, KVM_INTERRUPT,
+		KVM_GET_TSC_KHZ, KVM_RUN, _IO(KVMIO, 0xf3), 0x1234,
+	};
+	static const unsigned long vm_reqs[] = {
+		KVM_GET_CLOCK, KVM_SET_CLOCK, KVM_CHECK_EXTENSION, KVM_GET_IRQCHIP, KVM_SET_IRQCHIP,
+		KVM_GET_PIT2, KVM_SET_PIT2, KVM_SET_USER_MEMORY_REGION, KVM_CREATE_VCPU,
+		KVM_CREATE_IRQCHIP, _IO(KVMIO, 0xf3), 0x1234,
+	};
+	for (size_t k = 0; k < 64; k++)
+		buf[k] = u8();
+	/* Flexible arrays: keep the count the kernel reads within the buffer. */
+	buf[0] &= 0x3f;
+	buf[1] = buf[2] = buf[3] = 0;
+	if (u8() & 1) {
+		unsigned long req = vcpu_reqs[u8() % (sizeof(vcpu_reqs) / sizeof(vcpu_reqs[0]))];
+		C(kvm_vcpu_ioctl(req, buf));
+	} else {
+		unsigned long req = vm_reqs[u8() % (sizeof(vm_reqs) / sizeof(vm_reqs[0]))];
+		void *arg = req == KVM_CHECK_EXTENSION ? (void *)(uintptr_t)u8() : buf;
+		C(kvm_vm_ioctl(pick_fd(1), req, arg));
+	}
+}
+
+static void *other_thread(void *arg)
+{
+	(void)arg;
+	struct kvm_regs r;
+	if (kvm_get_regs(&r) != -1 || errno != ESRCH)
+		bug("a thread without a vcpu got past ESRCH");
+	int fd = pick_fd(0);
+	if (C(kvm_attach_vcpu(fd)) == 0) {
+		C(kvm_get_regs(&r));
+		if (C(kvm_detach_vcpu()) != 0)
+			bug("detach after attach failed");
+	}
+	return NULL;
+}
+
+static void op_misc(void)
+{
+	pthread_t t;
+	switch (u8() % 6) {
+	case 0: C(kvm_check_extension(u8() & 1 ? -1 : pick_fd(1), u8() < 200 ? u8() : (long)u64())); break;
+	case 1: C(kvm_attach_vcpu(pick_fd(0))); break;
+	case 2: C(kvm_detach_vcpu()); break;
+	case 3:
+		if (pthread_create(&t, NULL, other_thread, NULL) == 0)
+			pthread_join(t, NULL);
+		break;
+	case 4: C(kvm_get_api_version()); break;
+	case 5: C(kvm_get_vcpu_mmap_size()); break;
+	}
+}
+
+/* ---- leak check ------------------------------------------------------------------- */
+
+static int kvm_fds_open(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	int n = 0;
+	struct dirent *e;
+	while (d && (e = readdir(d))) {
+		char path[300], target[256];
+		snprintf(path, sizeof(path), "/proc/self/fd/%s", e->d_name);
+		ssize_t len = readlink(path, target, sizeof(target) - 1);
+		if (len > 0) {
+			target[len] = 0;
+			n += strncmp(target, "anon_inode:kvm-", 15) == 0;
+		}
+	}
+	if (d)
+		closedir(d);
+	return n;
+}
+
+static int kvm_mappings(void)
+{
+	FILE *f = fopen("/proc/self/maps", "r");
+	char line[512];
+	int n = 0;
+	while (f && fgets(line, sizeof(line), f))
+		n += strstr(line, "kvm-vcpu") != NULL;
+	if (f)
+		fclose(f);
+	return n;
+}
+
+/* ---- libFuzzer entry points ------------------------------------------------------- */
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+	(void)argc;
+	(void)argv;
+	efd = eventfd(0, EFD_CLOEXEC);
+	watchdog_init();
+	mmap_size = kvm_get_vcpu_mmap_size();
+	if (mmap_size <= 0)
+		bug("no /dev/kvm");
+	return 0;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	in = data;
+	in_len = size;
+	in_pos = 0;
+	runs = 0;
+	n_vms = n_vcpus = 0;
+
+	/* Most inputs want a VM, and many a slot at 0 and a vcpu on this thread: the
+	 * first byte says which. */
+	uint8_t setup = u8();
+	op_create_vm();
+	if ((setup & 1) && n_vms && C(kvm_set_memory_region(vms[0], 0, 0, 0, 0x10000)) == 0)
+		model_update(0, 0, 0, 0x10000);
+	if ((setup & 2) && n_vms) {
+		int fd = C(kvm_create_vcpu(vms[0], 0));
+		if (fd >= 0)
+			vcpu_fds[n_vcpus++] = fd;
+	}
+	for (int calls = 0; calls < MAX_CALLS && more(); calls++) {
+		switch (u8() % 16) {
+		case 0: op_create_vm(); break;
+		case 1: op_destroy_vm(); break;
+		case 2: case 3: op_set_memory_region(0); break;
+		case 4: op_set_memory_region(1); break;
+		case 5: case 6: op_guest_memory(); break;
+		case 7: case 8: op_create_vcpu(); break;
+		case 9: case 10: op_run(); break;
+		case 11: op_regs(); break;
+		case 12: op_irq(); break;
+		case 13: op_ioctl(); break;
+		default: op_misc(); break;
+		}
+	}
+
+	/* Tear down: this thread's vcpu, then every VM. */
+	kvm_detach_vcpu();
+	while (n_vms) {
+		if (kvm_destroy_vm(vms[0]) != 0)
+			bug("kvm_destroy_vm failed at the end of an input");
+		forget_vm(0);
+	}
+	if (kvm_fds_open() || kvm_mappings())
+		bug("a KVM fd or mapping remains after the input");
+	return 0;
+}
