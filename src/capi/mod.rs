@@ -16,6 +16,7 @@ pub mod system;
 pub mod vm;
 pub mod memory;
 pub mod vcpu;
+pub mod cpu;
 pub mod irq;
 pub mod raw;
 
