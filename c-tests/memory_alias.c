@@ -126,6 +126,42 @@ int main(void)
 	CHECK_EQ(guest_write_read(0x202200, 0x3131, 0x202100), 0x31);
 	CHECK_EQ(*at(0x10f200), 0x3131);
 
+	/* An alias follows its slot's flags: created while slot 2 does not log, it logs
+	 * once the slot does. */
+	OK(kvm_set_memory_region(vm, 2, 0, 0x400000, 0x4000));
+	OK(set_alias(5, 0x500000, 0x2000, 0x402000));
+	OK(kvm_set_memory_region(vm, 2, KVM_MEM_LOG_DIRTY_PAGES, 0x400000, 0x4000));
+	OK(kvm_get_dirty_log(vm, 2, bitmap));
+	CHECK_EQ(bitmap[0], 0);
+	CHECK_EQ(guest_write_read(0x501008, 0x5, 0x403008), 0x5);
+	OK(kvm_get_dirty_log(vm, 2, bitmap));
+	CHECK_EQ(bitmap[0], 1ULL << 3);
+	/* ... and the slot's memory stays for the alias when it is read-only. */
+	if (kvm_check_extension(vm, KVM_CAP_READONLY_MEM) > 0) {
+		OK(kvm_set_memory_region(vm, 6, KVM_MEM_READONLY, 0x600000, 0x1000));
+		*at(0x600100) = 0x6;
+		OK(set_alias(6, 0x700000, 0x1000, 0x600000));
+		setup_protected_mode(0x2000);
+		struct kvm_regs r;
+		OK(kvm_get_regs(&r));
+		r.rdi = 0x700100;                /* a write through the alias: MMIO exit */
+		r.rbx = 0x66;
+		r.rsi = 0x700100;
+		OK(kvm_set_regs(&r));
+		run_expect(KVM_EXIT_MMIO);
+		CHECK_EQ(kvm_run_area()->mmio.phys_addr, 0x700100);
+		CHECK(kvm_run_area()->mmio.is_write);
+		run_until_out(0x10);
+		CHECK_EQ(run_until_out(0x11), 0x6);   /* reads work, the memory is unchanged */
+		run_expect(KVM_EXIT_HLT);
+		OK(set_alias(6, 0, 0, 0));
+		OK(kvm_set_memory_region(vm, 6, 0, 0, 0));
+	} else {
+		printf("no KVM_CAP_READONLY_MEM: read-only alias not tested\n");
+	}
+	OK(set_alias(5, 0, 0, 0));
+	OK(kvm_set_memory_region(vm, 2, 0, 0, 0));
+
 	/* Replacing alias 3 shows another target. */
 	*at(0x10a020) = 0xa11a5;
 	OK(set_alias(3, 0x200000, 0x1000, 0x10a000));
