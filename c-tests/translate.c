@@ -79,7 +79,6 @@ static void thirty_two_bit(void)
 	expect(0x401234, 1, 0x1234, 1, 0);   /* 4 MiB page */
 	expect(0x800123, 1, 0x8123, 0, 1);
 	expect(0xc00000, 0, 0, 0, 0);        /* PDE not present */
-	expect(0x1000040010ULL, 1, 0x5010, 1, 1); /* 32-bit linear addresses wrap */
 
 	OK(kvm_detach_vcpu());
 	OK(kvm_destroy_vm(vm));
