@@ -8,7 +8,8 @@ tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 dest=$tmp/dest
 ${MAKE:-make} -s install DESTDIR="$dest" PREFIX=/opt/libkvm-test >/dev/null
 lib=$dest/opt/libkvm-test/lib
-for f in libkvm.so.1.0.0 libkvm.so.1 libkvm.so libkvm.a pkgconfig/libkvm.pc; do
+version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
+for f in "libkvm.so.$version" "libkvm.so.${version%%.*}" libkvm.so libkvm.a pkgconfig/libkvm.pc; do
   [ -e "$lib/$f" ] || { echo "missing $lib/$f"; exit 1; }
 done
 [ -f "$dest/opt/libkvm-test/include/libkvm.h" ] || { echo "header not installed"; exit 1; }
