@@ -48,11 +48,14 @@ GUEST_OBJS := $(patsubst c-tests/guests/%.S,$(B)/c-tests/guests/%.o,$(wildcard c
 
 all: $(SO) $(B)/$(SONAME) $(B)/libkvm.so $(B)/libkvm.a $(B)/libkvm.pc
 
-# Cargo decides what to rebuild; the phony prerequisite makes sure it is asked.
+# Cargo decides what to rebuild; the phony prerequisite makes sure it is asked. The empty
+# recipe makes make look at the archive's time again afterwards (without one it keeps the
+# time from before cargo ran, and the shared object lags one build behind).
 cargo-build:
 	$(CARGO) build --release --locked --lib
 
 $(RUST_A): cargo-build
+	@:
 
 # A version script given to a Rust cdylib is ignored (lld) or refused (GNU ld), so the
 # shared object is linked from the staticlib by the C toolchain.

@@ -14,6 +14,7 @@
 pub mod capi;
 mod error;
 mod ioctl;
+mod kick;
 mod memory;
 mod registry;
 mod regs;

@@ -17,6 +17,7 @@ pub mod vm;
 pub mod memory;
 pub mod vcpu;
 pub mod irq;
+pub mod kick;
 pub mod raw;
 
 use crate::error::{Errno, Result};
