@@ -245,7 +245,7 @@ int main(void)
 	}
 
 	/* A kick lands on the vcpu it names: another vcpu of the VM is not disturbed. */
-	OK(kvm_create_vcpu(vm, 1));
+	int fd1 = OK(kvm_create_vcpu(vm, 1));
 	setup_real_mode(0x1000);
 	load_blob(vm, 0x2000, BLOB(rm_store_halt));
 	OK(kvm_get_regs(&r));
@@ -256,6 +256,22 @@ int main(void)
 	OK(kvm_kick_vcpu(vcpu_fd));
 	run_expect(KVM_EXIT_HLT);
 	CHECK_EQ(*(volatile uint32_t *)kvm_guest_memory(vm, 0x3010, 4), 0xfeed);
+	/* A kick between an I/O read exit and the next kvm_run: the EINTR completes the
+	 * read with the data supplied, without running on; the next kvm_run goes on. */
+	load_blob(vm, 0x2100, BLOB(rm_in_echo));
+	OK(kvm_get_regs(&r));
+	r.rip = 0x2100;
+	OK(kvm_set_regs(&r));
+	run_expect(KVM_EXIT_IO);
+	struct kvm_run *run = kvm_run_area();
+	CHECK_EQ(run->io.direction, KVM_EXIT_IO_IN);
+	*((uint8_t *)run + run->io.data_offset) = 0x5a;
+	OK(kvm_kick_vcpu(fd1));
+	expect_eintr();
+	OK(kvm_get_regs(&r));
+	CHECK_EQ(r.rip, 0x2102); /* past the `in`, not past the `out` */
+	CHECK_EQ(r.rax & 0xff, 0x5a);
+	CHECK_EQ(run_until_out(0x13), 0x5a);
 	OK(kvm_detach_vcpu());
 	OK(kvm_attach_vcpu(vcpu_fd));
 	expect_eintr(); /* ... and vcpu 0 still has its kick */

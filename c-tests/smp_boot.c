@@ -1,4 +1,4 @@
-/* With the in-kernel irqchip, the boot vcpu starts an application processor by INIT-SIPI-SIPI at a real-mode trampoline, reads its marker, and runs its handler with a fixed IPI. */
+/* With the in-kernel irqchip, the boot vcpu starts an application processor by INIT-SIPI-SIPI at a real-mode trampoline, reads its marker, and runs its handler with a fixed IPI; another AP is started with kvm_set_mp_state. */
 #include "harness.h"
 #include <pthread.h>
 #include <stdatomic.h>
@@ -29,6 +29,26 @@ static void *ap_thread(void *arg)
 	return NULL;
 }
 
+/* Another AP, started by its own thread with kvm_set_mp_state instead of INIT-SIPI. */
+static void *ap_started_by_host(void *arg)
+{
+	(void)arg;
+	OK(kvm_create_vcpu(vm, 2));
+	struct kvm_mp_state mp;
+	OK(kvm_get_mp_state(&mp));
+	CHECK_EQ(mp.mp_state, KVM_MP_STATE_UNINITIALIZED);
+	setup_real_mode(0x3000);
+	struct kvm_regs r;
+	OK(kvm_get_regs(&r));
+	r.rsi = 0x123;
+	OK(kvm_set_regs(&r));
+	mp.mp_state = KVM_MP_STATE_RUNNABLE;
+	OK(kvm_set_mp_state(&mp));
+	CHECK_EQ(run_until_out(0x10), 0x246);
+	OK(kvm_detach_vcpu());
+	return NULL;
+}
+
 int main(void)
 {
 	require_kvm();
@@ -54,6 +74,9 @@ int main(void)
 
 	CHECK_EQ(run_until_out(0x70), 0xa9a9a9a9); /* the AP's marker, read by the BSP */
 	CHECK_EQ(run_until_out(0x71), 0x41);       /* the AP handler's mark */
+	CHECK(pthread_join(t, NULL) == 0);
+	load_blob(vm, 0x3000, BLOB(rm_report));
+	CHECK(pthread_create(&t, NULL, ap_started_by_host, NULL) == 0);
 	CHECK(pthread_join(t, NULL) == 0);
 	uint32_t *marks = kvm_guest_memory(vm, 0x7000, 8);
 	CHECK(marks != NULL);

@@ -28,6 +28,13 @@ GUEST_BEGIN(rm_store_halt)
 	hlt
 GUEST_END(rm_store_halt)
 
+/* Reads a byte from port 0x12, reports it on port 0x13 and halts. */
+GUEST_BEGIN(rm_in_echo)
+	in	$0x12, %al
+	out	%al, $0x13
+	hlt
+GUEST_END(rm_in_echo)
+
 	.code64
 
 /* Adds 1 to the 32-bit counter at RDI with `lock incl`, RCX times, then reports on port
