@@ -10,10 +10,27 @@ static atomic_int ap_in_run, ap_started;
 static void *ap_thread(void *arg)
 {
 	(void)arg;
-	OK(kvm_create_vcpu(vm, 1));
+	int fd = OK(kvm_create_vcpu(vm, 1));
 	struct kvm_mp_state mp;
 	OK(kvm_get_mp_state(&mp));
 	CHECK_EQ(mp.mp_state, KVM_MP_STATE_UNINITIALIZED);
+	/* Registers set before the start are the vcpu's, also across a kick that ends the
+	 * wait, and INIT then resets them (as with the plain ioctls): the AP does not start
+	 * at this rip. */
+	struct kvm_regs r;
+	OK(kvm_get_regs(&r));
+	r.rbx = 0x5151;
+	r.rip = 0xdead;
+	OK(kvm_set_regs(&r));
+	OK(kvm_kick_vcpu(fd));
+	errno = 0;
+	CHECK_EQ(kvm_run(), -1);
+	CHECK_EQ(errno, EINTR);
+	OK(kvm_get_regs(&r));
+	CHECK_EQ(r.rbx, 0x5151);
+	CHECK_EQ(r.rip, 0xdead);
+	r.rbx = 0x5252;
+	OK(kvm_set_regs(&r));
 	atomic_store(&ap_in_run, 1);
 	/* Sits in the kernel until the SIPI; then runs the trampoline to its first out. */
 	CHECK_EQ(run_until_out(0x72), 1); /* its APIC ID */

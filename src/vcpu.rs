@@ -121,9 +121,14 @@ impl Vcpu {
         // SAFETY: `run` is the live mapping of this vcpu; only the owning thread (us)
         // writes kvm_valid_regs.
         unsafe { addr_of_mut!((*run).kvm_valid_regs).write(want) };
+        if self.sync.maybe_waiting() {
+            // See regs.rs: a vcpu waiting for INIT/SIPI would not load pending registers.
+            self.flush()?;
+        }
         self.sync.set_synced(0);
         match kick::run(self) {
             Ok(_) => {
+                self.sync.set_maybe_waiting(false);
                 self.sync.set_synced(want);
                 // SAFETY: as above; the kernel wrote exit_reason before returning.
                 Ok(unsafe { addr_of!((*run).exit_reason).read() } as i32)
@@ -160,6 +165,7 @@ impl Vcpu {
         self.flush()?;
         let r = f(&self.fd);
         self.sync.set_synced(0);
+        self.sync.set_maybe_waiting(true);
         r
     }
 
