@@ -26,7 +26,10 @@
 //!   answered a kick and the drain found a kick signal, the EINTR came only from a late
 //!   signal of a kick already answered: KVM_RUN is entered again instead of reporting it.
 //!   An application signal pending in a mask that blocks it outside KVM_RUN stays pending
-//!   and makes that KVM_RUN return EINTR at once, so it is never swallowed.
+//!   and makes that KVM_RUN return EINTR at once, so it is never swallowed. (One whose
+//!   handler runs as KVM_RUN returns can coincide with a late kick signal and have its
+//!   EINTR swallowed; such signals can also arrive just before KVM_RUN and not interrupt
+//!   it at all, so they are no way to stop a vcpu anyway: kvm_set_signal_mask(3) says so.)
 //! - A vcpu given up (detach, thread exit) drains a kick signal pending on the old thread
 //!   and disarms, under the owner lock, so no kick signal is left behind on a thread
 //!   without a vcpu and `armed` never claims a signal that no thread will see. The flag
