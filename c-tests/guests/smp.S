@@ -5,13 +5,24 @@
 
 	.code16
 
-/* Adds 1 to the 32-bit counter at DI with `lock xadd`, ECX times, then reports on port
- * 0x10 and halts. */
+/* Arrives at the rendezvous word at SI (`lock incl`) and waits until EDX vcpus have,
+ * then adds 1 to the 32-bit counter at DI with `lock xadd`, ECX times. The counter's
+ * value before its first add is left in EBP, before its last in EBX. Then reports on
+ * port 0x10 and halts. */
 GUEST_BEGIN(rm_xadd)
-1:	mov	$1, %edx
-	lock xadd %edx, (%di)
+	lock incl (%si)
+1:	pause
+	cmp	%edx, (%si)
+	jb	1b
+	mov	$1, %eax
+	lock xadd %eax, (%di)
+	mov	%eax, %ebp
 	dec	%ecx
-	jnz	1b
+2:	mov	$1, %eax
+	lock xadd %eax, (%di)
+	dec	%ecx
+	jnz	2b
+	mov	%eax, %ebx
 	out	%al, $0x10
 	hlt
 GUEST_END(rm_xadd)
@@ -37,15 +48,25 @@ GUEST_END(rm_in_echo)
 
 	.code64
 
-/* Adds 1 to the 32-bit counter at RDI with `lock incl`, RCX times, then reports on port
- * 0x10 (and spins: ring 3 cannot halt). */
-GUEST_BEGIN(um_incl)
-1:	lock incl (%rdi)
+/* The 64-bit ring-3 twin of rm_xadd: rendezvous at RSI, RCX adds at RDI, first and last
+ * values seen in RBP and RBX, then reports on port 0x10 (and spins: ring 3 cannot halt). */
+GUEST_BEGIN(um_xadd)
+	lock incl (%rsi)
+1:	pause
+	cmp	%edx, (%rsi)
+	jb	1b
+	mov	$1, %eax
+	lock xadd %eax, (%rdi)
+	mov	%eax, %ebp
 	dec	%rcx
-	jnz	1b
+2:	mov	$1, %eax
+	lock xadd %eax, (%rdi)
+	dec	%rcx
+	jnz	2b
+	mov	%eax, %ebx
 	out	%al, $0x10
-2:	jmp	2b
-GUEST_END(um_incl)
+3:	jmp	3b
+GUEST_END(um_xadd)
 
 /* Counts forever in the 64-bit word at RDI. */
 GUEST_BEGIN(um_spin)
