@@ -18,9 +18,42 @@
 #include <signal.h>
 #include <linux/kvm.h>
 
+/*
+ The major version of the libkvm headers, from Cargo.toml. It is also the number in the
+ soname (libkvm.so.1): a program built against one major version runs only with it.
+ */
+#define LIBKVM_VERSION_MAJOR 1
+
+/*
+ The minor version of the libkvm headers. A minor release adds functions (in the version
+ node LIBKVM_<major>.<minor>) and changes none.
+ */
+#define LIBKVM_VERSION_MINOR 0
+
+/*
+ The patch level of the libkvm headers: fixes only, no new functions.
+ */
+#define LIBKVM_VERSION_PATCH 0
+
+/*
+ The version of the libkvm headers as one number, major * 10000 + minor * 100 + patch
+ (1.0.0 is 10000), to compare with `#if LIBKVM_VERSION >= ...` and with
+ kvm_get_library_version().
+ */
+#define LIBKVM_VERSION (((LIBKVM_VERSION_MAJOR * 10000) + (LIBKVM_VERSION_MINOR * 100)) + LIBKVM_VERSION_PATCH)
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
+
+/*
+ Returns the version of the libkvm library the program is running with, encoded like
+ LIBKVM_VERSION (major * 10000 + minor * 100 + patch). It can differ from LIBKVM_VERSION,
+ the version of the headers the program was built with: the program runs with any
+ libkvm.so of the same major version that has the symbol versions of the functions it
+ calls, older or newer. Never fails.
+ */
+int kvm_get_library_version(void);
 
 /*
  Returns the KVM API version (12 on every kernel since 2.6.22), or -1 with errno set if
@@ -41,6 +74,24 @@ int kvm_check_extension(int vm, long cap);
  that follows it), or -1 with errno set.
  */
 int kvm_get_vcpu_mmap_size(void);
+
+/*
+ Fills `list` with the indices of the MSRs KVM can save and restore (for
+ kvm_get_msrs() and kvm_set_msrs()). On input `list->nmsrs` is how many indices
+ `list->indices` has room for; on return it is how many there are. Errors: EFAULT
+ (`list` NULL), E2BIG (they do not fit: `list->nmsrs` is set to the number needed),
+ and those of opening /dev/kvm.
+ */
+int kvm_get_msr_index_list(struct kvm_msr_list *list);
+
+/*
+ Fills `cpuid` with the CPUID leaves KVM can give a guest on this host, each with the
+ bits it supports (a starting point for kvm_set_cpuid()). On input `cpuid->nent` is
+ how many entries `cpuid->entries` has room for; on return it is how many were
+ written. Errors: EFAULT (`cpuid` NULL), E2BIG (they do not fit: `cpuid->nent` is set
+ to the number needed), and those of opening /dev/kvm.
+ */
+int kvm_get_supported_cpuid(struct kvm_cpuid2 *cpuid);
 
 /*
  Creates a VM and returns its fd (O_CLOEXEC). Free it with kvm_destroy_vm(), not
@@ -78,17 +129,20 @@ int kvm_detach_vcpu(void);
 int kvm_attach_vcpu(int vcpu_fd);
 
 /*
- Sets the guest-physical address of the three-page region KVM needs for the task state
- segment when it emulates real mode on Intel hosts (below 4 GiB, outside guest RAM; QEMU
- uses 0xfffbd000). Call it before the first kvm_run(). Errors: EBADF (not a VM), EINVAL
- (address too high or unaligned), EEXIST (vcpus are running already).
+ Sets the guest-physical address of the three-page region KVM needs for a task state
+ segment when it runs real-mode code on Intel hosts without unrestricted guest (below
+ 4 GiB, outside guest memory; QEMU uses 0xfffbd000). Call it before the first kvm_run();
+ elsewhere it is accepted and unused. Errors: EBADF (not a VM), EINVAL (the region does
+ not end below 4 GiB), EEXIST (Intel hosts that use it: already set).
  */
 int kvm_set_tss_addr(int vm, uint64_t addr);
 
 /*
- Sets the guest-physical address of the one-page identity map KVM needs on Intel hosts
- (QEMU uses 0xfeffc000). Call it before creating vcpus. Errors: EBADF (not a VM),
- EEXIST (vcpus exist already), EINVAL.
+ Sets the guest-physical address of the one-page identity page table KVM needs for
+ real-mode and unpaged code on Intel hosts without unrestricted guest (outside guest
+ memory; the default is the page below the TSS region, QEMU uses 0xfeffc000). Call it
+ before creating vcpus; elsewhere it is accepted and unused. Errors: EBADF (not a VM),
+ EINVAL (a vcpu has been created in the VM already).
  */
 int kvm_set_identity_map_addr(int vm, uint64_t addr);
 
@@ -99,8 +153,9 @@ int kvm_set_identity_map_addr(int vm, uint64_t addr);
  memory). Calling it again for an existing slot with the same size changes its flags or
  guest address, keeping its contents. Errors: EBADF (not a VM), EINVAL (address or size
  not a multiple of 4096, range wrapping past 2^64, unknown flags, slot out of range, a
- different size for an existing slot), EEXIST (overlaps another slot), ENOENT (deleting
- a slot that does not exist), ENOMEM.
+ different size for an existing slot), EEXIST (overlaps another slot or a memory
+ alias), ENOENT (deleting a slot that does not exist), EBUSY (deleting or moving a slot
+ that a memory alias points into: delete the alias first), ENOMEM.
  */
 int kvm_set_memory_region(int vm,
                           unsigned int slot,
@@ -130,6 +185,39 @@ int kvm_set_user_memory_region(int vm,
  `len` 0, or the range wraps past 2^64).
  */
 void *kvm_guest_memory(int vm, uint64_t guest_phys_addr, uint64_t len);
+
+/*
+ Copies the dirty log of memory slot `slot` of VM `vm` into `dirty_bitmap` and clears
+ it: bit i (bit i % 8 of byte i / 8) is set if the guest wrote page i (4 KiB) of the
+ slot since logging began or the log was last read, also through a memory alias into
+ the slot. The slot must log dirty pages (flag KVM_MEM_LOG_DIRTY_PAGES). The buffer
+ must hold one bit per page rounded up to whole 64-bit words, that is
+ (pages + 63) / 64 * 8 bytes. Errors: EBADF (not a VM), EFAULT (`dirty_bitmap` NULL),
+ ENOENT (no such slot), EINVAL (the slot does not log dirty pages).
+ */
+int kvm_get_dirty_log(int vm, unsigned int slot, void *dirty_bitmap);
+
+/*
+ Creates, replaces or deletes memory alias `alias->slot` (0 to 31, a namespace apart
+ from memory slots) of VM `vm`: guest-physical [guest_phys_addr, guest_phys_addr +
+ memory_size) then shows the same memory as [target_phys_addr, target_phys_addr +
+ memory_size), which must lie inside one memory slot; guest and host writes through
+ either range are seen through the other. Addresses and size must be multiples of 4096
+ and `flags` 0. The alias takes the target slot's flags (read-only, dirty logging:
+ writes through it show in the target slot's dirty log). `memory_size` 0 deletes the
+ alias. Errors: EBADF (not a VM), EFAULT (`alias` NULL, or the target range is not
+ inside one memory slot), EINVAL (slot not below 32, nonzero flags, unaligned address
+ or size, a range wrapping past 2^64), EEXIST (the alias overlaps a memory slot or
+ another alias), ENOENT (deleting an alias that does not exist), ENOMEM.
+ */
+int kvm_set_memory_alias(int vm, const struct kvm_memory_alias *alias);
+
+/*
+ Reads memory alias `alias->slot` of VM `vm` into `*alias` (slot, flags 0, guest and
+ target addresses, size). Errors: EBADF (not a VM), EFAULT (`alias` NULL), EINVAL
+ (slot not below 32), ENOENT (no alias in that slot).
+ */
+int kvm_get_memory_alias(int vm, struct kvm_memory_alias *alias);
 
 /*
  Runs the calling thread's vcpu until it exits to userspace; returns the exit reason
@@ -190,36 +278,121 @@ int kvm_get_vcpu_events(struct kvm_vcpu_events *events);
 int kvm_set_vcpu_events(const struct kvm_vcpu_events *events);
 
 /*
- Reads the local APIC registers of the calling thread's vcpu (in-kernel irqchip only).
- Errors: ESRCH (no vcpu), EFAULT (`s` NULL), ENXIO (no in-kernel irqchip).
+ Reads the local APIC registers (the 1 KiB register page, APIC ID at offset 0x20) of the
+ calling thread's vcpu; in-kernel irqchip only. Errors: ESRCH (no vcpu), EFAULT (`s`
+ NULL), EINVAL (the VM has no in-kernel irqchip).
  */
 int kvm_get_lapic(struct kvm_lapic_state *s);
 
 /*
- Sets the local APIC registers of the calling thread's vcpu (in-kernel irqchip only).
- Errors: ESRCH (no vcpu), EFAULT (`s` NULL), ENXIO (no in-kernel irqchip), EINVAL.
+ Sets the local APIC registers of the calling thread's vcpu; in-kernel irqchip only.
+ Errors: ESRCH (no vcpu), EFAULT (`s` NULL), EINVAL (no in-kernel irqchip, or the kernel
+ refused the state).
  */
 int kvm_set_lapic(const struct kvm_lapic_state *s);
 
 /*
- Reads the multiprocessing state of the calling thread's vcpu (KVM_MP_STATE_RUNNABLE,
- _UNINITIALIZED waiting for INIT/SIPI, _HALTED, ...). Errors: ESRCH (no vcpu), EFAULT
- (`s` NULL).
+ Reads the multiprocessing state of the calling thread's vcpu: KVM_MP_STATE_RUNNABLE,
+ _UNINITIALIZED (an application processor before INIT), _INIT_RECEIVED (waiting for a
+ SIPI), _HALTED (in HLT, in-kernel irqchip), ... Errors: ESRCH (no vcpu), EFAULT (`s`
+ NULL).
  */
 int kvm_get_mp_state(struct kvm_mp_state *s);
 
 /*
  Sets the multiprocessing state of the calling thread's vcpu. Errors: ESRCH (no vcpu),
- EFAULT (`s` NULL), EINVAL (a state the vcpu cannot take).
+ EFAULT (`s` NULL), EINVAL (an unknown state, or any state but KVM_MP_STATE_RUNNABLE
+ without an in-kernel irqchip).
  */
 int kvm_set_mp_state(const struct kvm_mp_state *s);
 
 /*
- Queues a non-maskable interrupt on the calling thread's vcpu, delivered on the next
- kvm_run(). Errors: ESRCH (no vcpu), ENXIO (the in-kernel irqchip handles NMIs through
- its LAPIC instead).
+ Queues a non-maskable interrupt on the calling thread's vcpu (KVM_NMI), delivered by
+ the next kvm_run() as soon as the guest is not already handling one. Works with and
+ without an in-kernel irqchip. Errors: ESRCH (no vcpu).
  */
 int kvm_nmi(void);
+
+/*
+ Translates the guest-virtual (linear) address `linear_address` through the calling
+ thread's vcpu's current paging mode and page tables. `*valid` is 1 if the address is
+ mapped, with its guest-physical address in `*physical_address`; `*writeable` is 1 if
+ the page tables allow writes (R/W set at every level), `*usermode` 1 if they allow
+ user-mode (CPL 3) access (U/S set at every level). With paging off the address is its
+ own physical address, writeable and user-accessible. For an unmapped address `*valid`,
+ `*writeable` and `*usermode` are 0 and `*physical_address` is unspecified. Errors:
+ ESRCH (no vcpu), EFAULT (a pointer is NULL), EAGAIN (the guest's page tables changed
+ during the call).
+ */
+int kvm_translate(uint64_t linear_address,
+                  uint64_t *physical_address,
+                  uint8_t *valid,
+                  uint8_t *writeable,
+                  uint8_t *usermode);
+
+/*
+ Raises interrupt vector `irq` (0-255) on the calling thread's vcpu. Without an
+ in-kernel irqchip the vector is injected with KVM_INTERRUPT as soon as the guest can
+ take it (interrupts enabled, no interrupt shadow): at once, or, if it cannot yet,
+ libkvm keeps it pending and injects it when the guest opens an interrupt window
+ during a later kvm_run(), without returning from kvm_run() for that (several pending
+ vectors go highest first; raising a pending vector again has no further effect). With
+ an in-kernel irqchip (kvm_create_irqchip()) it is sent to the vcpu's local APIC as a
+ fixed-delivery message-signalled interrupt; the guest must have enabled its APIC.
+ Errors: ESRCH (no vcpu), EINVAL (`irq` above 255), EAGAIN (in-kernel irqchip: the
+ vcpu's local APIC did not accept it, e.g. because the guest has not enabled it).
+ */
+int kvm_interrupt(uint32_t irq);
+
+/*
+ Sets the guest debugging state of the calling thread's vcpu (KVM_SET_GUEST_DEBUG,
+ the 2007 KVM_DEBUG_GUEST): `dbg->control` is 0 (off) or KVM_GUESTDBG_ENABLE with
+ KVM_GUESTDBG_SINGLESTEP, KVM_GUESTDBG_USE_SW_BP, KVM_GUESTDBG_USE_HW_BP, ...;
+ `dbg->arch.debugreg` holds DR0-DR3 and DR7 for hardware breakpoints. Debug events then
+ end kvm_run() with KVM_EXIT_DEBUG (details in kvm_run_area()->debug). Errors: ESRCH
+ (no vcpu), EFAULT (`dbg` NULL), EINVAL (unknown or unsupported control bits).
+ */
+int kvm_debug_guest(const struct kvm_guest_debug *dbg);
+
+/*
+ Reads MSRs of the calling thread's vcpu: for each of the first `msrs->nmsrs` entries
+ of `msrs->entries`, the value of MSR `index` into `data`. Returns how many were read,
+ in order; reading stops at the first MSR KVM does not know (see
+ kvm_get_msr_index_list()). Errors: ESRCH (no vcpu), EFAULT (`msrs` NULL), E2BIG
+ (`nmsrs` above the kernel's limit, 255 MSRs per call on current kernels).
+ */
+int kvm_get_msrs(struct kvm_msrs *msrs);
+
+/*
+ Writes MSRs of the calling thread's vcpu: MSR `index` := `data` for each of the first
+ `msrs->nmsrs` entries, in order. Returns how many were written; writing stops at the
+ first MSR KVM does not know or refuses the value of. Errors: ESRCH (no vcpu), EFAULT
+ (`msrs` NULL), E2BIG (`nmsrs` above the kernel's limit).
+ */
+int kvm_set_msrs(const struct kvm_msrs *msrs);
+
+/*
+ Sets the CPUID leaves the guest on the calling thread's vcpu sees: the first
+ `cpuid->nent` entries of `cpuid->entries` (KVM_SET_CPUID2, the 2007 KVM_SET_CPUID),
+ usually kvm_get_supported_cpuid()'s output, adjusted. KVM refuses changes once the vcpu
+ has run (the first kvm_run()): then only the identical table is accepted. Errors:
+ ESRCH (no vcpu), EFAULT (`cpuid` NULL), E2BIG (`nent` above the kernel's limit of
+ 256), EINVAL (entries KVM cannot accept, or a change after the vcpu has run), ENOMEM.
+ */
+int kvm_set_cpuid(const struct kvm_cpuid2 *cpuid);
+
+/*
+ Reads the x87 FPU and SSE state of the calling thread's vcpu (data registers, control,
+ status and tag words, last instruction and operand, XMM0-XMM15, MXCSR). Errors: ESRCH
+ (no vcpu), EFAULT (`fpu` NULL).
+ */
+int kvm_get_fpu(struct kvm_fpu *fpu);
+
+/*
+ Sets the x87 FPU and SSE state of the calling thread's vcpu from `*fpu`. Errors: ESRCH
+ (no vcpu), EFAULT (`fpu` NULL).
+ */
+int kvm_set_fpu(const struct kvm_fpu *fpu);
 
 /*
  Creates the in-kernel interrupt controllers of VM `vm`: a PIC pair, an IOAPIC and a
@@ -230,44 +403,82 @@ int kvm_nmi(void);
 int kvm_create_irqchip(int vm);
 
 /*
- Creates the in-kernel i8254 PIT of VM `vm` (after kvm_create_irqchip()). `flags`: 0 or
- KVM_PIT_SPEAKER_DUMMY. Errors: EBADF (not a VM), EEXIST (already created), ENOENT (no
- irqchip yet), EINVAL (unknown flags), ENOMEM.
+ Creates the in-kernel i8254 PIT of VM `vm` (after kvm_create_irqchip()): guest
+ accesses to ports 0x40-0x43 are handled in the kernel, and channel 0 raises IRQ 0.
+ `flags`: 0, or KVM_PIT_SPEAKER_DUMMY to have port 0x61 handled in the kernel too.
+ Errors: EBADF (not a VM), EINVAL (unknown flags), ENOENT (no in-kernel irqchip yet),
+ EEXIST (already created), ENOMEM.
  */
 int kvm_create_pit2(int vm, uint32_t flags);
 
 /*
- Drives interrupt line `irq` of the in-kernel irqchip to `level` (1 asserted, 0 not):
- GSIs 0-15 reach the PIC and IOAPIC, 16-23 the IOAPIC. Errors: EBADF (not a VM), ENXIO
- (no in-kernel irqchip), EINVAL (`irq` out of range).
+ Drives interrupt line (GSI) `irq` of the in-kernel irqchip to `level` (nonzero
+ asserted, 0 deasserted); an edge-triggered input takes an interrupt on 0 -> 1. With the
+ default routing GSIs 0-15 reach the PIC and the IOAPIC, 16-23 the IOAPIC; a GSI with no
+ route is accepted and does nothing. Errors: EBADF (not a VM), ENXIO (no in-kernel
+ irqchip), EINVAL (`irq` at or above the number of routable GSIs, 4096).
  */
 int kvm_irq_line(int vm, uint32_t irq, int level);
 
 /*
  Injects the message-signalled interrupt `*msi` (address and data as a device would
- write them). Returns 1 if it was delivered, 0 if the guest blocked it. Errors: EBADF
- (not a VM), EFAULT (`msi` NULL), EINVAL (nonzero flags or padding), ENXIO (no
- in-kernel irqchip).
+ write them) into the in-kernel local APICs. Returns how many vcpus accepted it (> 0), or
+ 0 if none did (no vcpu has that destination, or its local APIC is disabled). Errors:
+ EBADF (not a VM), EFAULT (`msi` NULL), EINVAL (no in-kernel irqchip, or flags other
+ than 0 and KVM_MSI_VALID_DEVID).
  */
 int kvm_signal_msi(int vm, const struct kvm_msi *msi);
 
 /*
- Connects eventfd `eventfd` to interrupt `gsi`: each write to the eventfd raises the
- interrupt in the kernel, with no exit to userspace. `flags`: 0 to connect,
- KVM_IRQFD_FLAG_DEASSIGN to disconnect. Errors: EBADF (not a VM, or `eventfd` not an
- eventfd), EBUSY (already connected), ENOENT (deassigning a connection that does not
- exist), EINVAL (unknown flags, or `gsi` out of range).
+ Connects eventfd `eventfd` to interrupt `gsi` of the in-kernel irqchip: each write to
+ the eventfd raises an edge on that GSI in the kernel (asynchronously, soon after the
+ write), with no exit to userspace. `flags`: 0 to connect, KVM_IRQFD_FLAG_DEASSIGN to
+ disconnect (disconnecting a pair that is not connected succeeds and does nothing).
+ Errors: EBADF (not a VM, or `eventfd` not an open fd), EINVAL (`eventfd` not an
+ eventfd, other flags, `gsi` at or above 4096, or no in-kernel irqchip), EBUSY (this
+ eventfd is already connected).
  */
 int kvm_irqfd(int vm, int eventfd, uint32_t gsi, uint32_t flags);
 
 /*
  Registers (or, with KVM_IOEVENTFD_FLAG_DEASSIGN, removes) an ioeventfd: a guest write
- to the port or MMIO address in `*ioeventfd` (optionally only of a given value) signals
- its eventfd in the kernel instead of exiting to userspace. Errors: EBADF (not a VM, or
- not an eventfd), EFAULT (`ioeventfd` NULL), EEXIST (already registered), ENOENT
- (removing one that does not exist), EINVAL (bad length or flags), ENOSPC (too many).
+ of `len` bytes to the port (KVM_IOEVENTFD_FLAG_PIO) or MMIO address `addr` in
+ `*ioeventfd` (with KVM_IOEVENTFD_FLAG_DATAMATCH only of the value `datamatch`) signals
+ eventfd `fd` in the kernel instead of exiting to userspace. Errors: EBADF (not a VM, or
+ `fd` not an open fd), EFAULT (`ioeventfd` NULL), EINVAL (`fd` not an eventfd, `len`
+ not 0, 1, 2, 4 or 8, unknown flags, range wrapping), EEXIST (already registered),
+ ENOENT (removing one that is not registered), ENOSPC (too many on the bus).
  */
 int kvm_ioeventfd(int vm, const struct kvm_ioeventfd *ioeventfd);
+
+/*
+ Makes the current or next kvm_run() of vcpu `vcpu_fd` return -1 with errno EINTR, from
+ any thread: at once if its owner is in the guest (through libkvm's kick signal), or on
+ entry to the next kvm_run() otherwise (also after the vcpu moves to another thread).
+ Kicks are never lost; several kicks before the owner's kvm_run() returns may be
+ answered by one EINTR. Errors: EBADF (`vcpu_fd` is not a libkvm vcpu, e.g. a VM fd),
+ EAGAIN (the signal queue is full: the kick takes effect on the next entry only).
+ */
+int kvm_kick_vcpu(int vcpu_fd);
+
+/*
+ Chooses the signal libkvm reserves for kvm_kick_vcpu(): SIGUSR1, SIGUSR2 or one of
+ SIGRTMIN..SIGRTMAX. The default is SIGRTMAX - 3 (61 with glibc). Call it before the
+ first kvm_create_vcpu() of the process; libkvm then installs a handler for the signal
+ and blocks it in every thread that owns a vcpu, except inside kvm_run(). Errors:
+ EINVAL (any other signal), EBUSY (a vcpu has already been created in this process).
+ */
+int kvm_set_kick_signal(int signo);
+
+/*
+ Sets the signal mask in force while the calling thread's vcpu runs in kvm_run()
+ (KVM_SET_SIGNAL_MASK): signals in `*mask` stay blocked in the guest, the others make
+ kvm_run() return -1/EINTR. NULL (the default) means the mask of the thread that owns
+ the vcpu, as it is at this call and whenever a thread creates or attaches the vcpu; a
+ mask given here stays with the vcpu across detach and attach. The kick signal is never
+ blocked in the guest, whatever `*mask` says. Errors: ESRCH (no vcpu on this thread).
+ */
+int kvm_set_signal_mask(const sigset_t *mask);
 
 /*
  Issues `ioctl(vm, request, arg)` on VM `vm` and returns what it returns. libkvm does not
@@ -281,9 +492,11 @@ int kvm_vm_ioctl(int vm, unsigned long request, void *arg);
 /*
  Issues `ioctl(vcpu, request, arg)` on the calling thread's vcpu and returns what it
  returns. Register state libkvm caches from the run area is written back before and
- re-read after, so libkvm's calls and raw ioctls can be mixed freely. KVM_RUN is refused
- with EINVAL (use kvm_run(), which keeps the kick working). Errors: ESRCH (no vcpu),
- EINVAL (KVM_RUN), and the ioctl's own.
+ re-read after, so libkvm's calls and raw ioctls can be mixed freely. Refused with
+ EINVAL because libkvm owns what they set: KVM_RUN (use kvm_run(), which keeps the kick
+ working) and KVM_SET_SIGNAL_MASK (use kvm_set_signal_mask(), which keeps the kick
+ signal unblocked). Errors: ESRCH (no vcpu), EINVAL (a refused request), and the
+ ioctl's own.
  */
 int kvm_vcpu_ioctl(unsigned long request, void *arg);
 

@@ -12,11 +12,14 @@
 #![allow(clippy::not_unsafe_ptr_arg_deref)]
 
 // Declaration order is the order of the header.
+pub mod version;
 pub mod system;
 pub mod vm;
 pub mod memory;
 pub mod vcpu;
+pub mod cpu;
 pub mod irq;
+pub mod kick;
 pub mod raw;
 
 use crate::error::{Errno, Result};
