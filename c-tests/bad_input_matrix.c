@@ -25,7 +25,7 @@
 static int cases, failures;
 
 /* Cases per class, for the summary. */
-static struct { const char *class; int n; } tally[64];
+static struct { const char *class; int n; } tally[128];
 
 static void count_class(const char *class)
 {
@@ -38,11 +38,38 @@ static void count_class(const char *class)
 	tally[i].n++;
 }
 
+/* With MATRIX_ERRNOS set, every (function, errno) pair checked is printed, once, for
+ * c-tests/matrix-man.sh to look up in the function's man page. */
+static int list_pairs;
+static struct { char fn[48]; int err; } pairs[512];
+static int n_pairs;
+
+static void note_pair(const char *call, int err)
+{
+	const char *k = strstr(call, "kvm_");
+	if (!list_pairs || !k)
+		return;
+	char fn[48];
+	size_t n = strspn(k, "abcdefghijklmnopqrstuvwxyz0123456789_");
+	if (n >= sizeof(fn))
+		n = sizeof(fn) - 1;
+	memcpy(fn, k, n);
+	fn[n] = 0;
+	for (int i = 0; i < n_pairs; i++)
+		if (pairs[i].err == err && strcmp(pairs[i].fn, fn) == 0)
+			return;
+	CHECK(n_pairs < (int)(sizeof(pairs) / sizeof(pairs[0])));
+	strcpy(pairs[n_pairs].fn, fn);
+	pairs[n_pairs++].err = err;
+	printf("errno %s %s\n", fn, strerrorname_np(err));
+}
+
 /* Records one case: `r` is what the call returned (pointer calls: see P()), `e` errno. */
 static void expect(const char *call, const char *class, long r, int e, int want)
 {
 	cases++;
 	count_class(class);
+	note_pair(call, want);
 	if (r == -1 && e == want)
 		return;
 	failures++;
@@ -73,6 +100,18 @@ static struct kvm_mp_state mp_state;
 static struct kvm_msi msi = { .address_lo = 0xfee00000 };
 static struct kvm_ioeventfd ioev = { .addr = 0x600, .len = 1, .flags = KVM_IOEVENTFD_FLAG_PIO };
 static char user_mem[8192] __attribute__((aligned(4096)));
+static uint64_t bitmap[8];
+static struct kvm_memory_alias alias = { .slot = 0, .guest_phys_addr = 0x200000,
+	.memory_size = 0x1000, .target_phys_addr = 0 };
+static struct kvm_fpu fpu;
+static struct kvm_guest_debug debug;
+static struct { struct kvm_msrs h; struct kvm_msr_entry e[4]; } msrs = { .h.nmsrs = 1,
+	.e[0].index = 0x174 /* IA32_SYSENTER_CS */ };
+static struct { struct kvm_cpuid2 h; struct kvm_cpuid_entry2 e[256]; } cpuid;
+static struct { struct kvm_msr_list h; uint32_t i[1024]; } msr_list;
+static sigset_t sigmask;
+static uint64_t phys;
+static uint8_t valid, writeable, usermode;
 
 /* ---- functions taking a VM fd ---------------------------------------------------- */
 
@@ -94,6 +133,9 @@ static long vm_signal_msi(int fd) { return kvm_signal_msi(fd, &msi); }
 static long vm_irqfd(int fd) { return kvm_irqfd(fd, eventfd_fd, 5, 0); }
 static long vm_ioeventfd(int fd) { return kvm_ioeventfd(fd, &ioev); }
 static long vm_vm_ioctl(int fd) { return kvm_vm_ioctl(fd, KVM_CHECK_EXTENSION, (void *)KVM_CAP_USER_MEMORY); }
+static long vm_get_dirty_log(int fd) { return kvm_get_dirty_log(fd, 0, bitmap); }
+static long vm_set_memory_alias(int fd) { return kvm_set_memory_alias(fd, &alias); }
+static long vm_get_memory_alias(int fd) { return kvm_get_memory_alias(fd, &alias); }
 
 static const struct { const char *name; long (*call)(int); int minus1_ok; } VM_CALLS[] = {
 	{ "kvm_check_extension", vm_check_extension, 1 }, /* -1 means /dev/kvm itself */
@@ -111,6 +153,9 @@ static const struct { const char *name; long (*call)(int); int minus1_ok; } VM_C
 	{ "kvm_irqfd", vm_irqfd, 0 },
 	{ "kvm_ioeventfd", vm_ioeventfd, 0 },
 	{ "kvm_vm_ioctl", vm_vm_ioctl, 0 },
+	{ "kvm_get_dirty_log", vm_get_dirty_log, 0 },
+	{ "kvm_set_memory_alias", vm_set_memory_alias, 0 },
+	{ "kvm_get_memory_alias", vm_get_memory_alias, 0 },
 };
 
 /* ---- functions acting on the calling thread's vcpu ------------------------------- */
@@ -130,6 +175,16 @@ static long vc_set_mp_state(void) { return kvm_set_mp_state(&mp_state); }
 static long vc_nmi(void) { return kvm_nmi(); }
 static long vc_detach(void) { return kvm_detach_vcpu(); }
 static long vc_vcpu_ioctl(void) { return kvm_vcpu_ioctl(KVM_GET_REGS, &regs); }
+static long vc_translate(void) { return kvm_translate(0x1000, &phys, &valid, &writeable, &usermode); }
+static long vc_interrupt(void) { return kvm_interrupt(0x20); }
+static long vc_debug_guest(void) { return kvm_debug_guest(&debug); }
+static long vc_get_msrs(void) { return kvm_get_msrs(&msrs.h); }
+static long vc_set_msrs(void) { return kvm_set_msrs(&msrs.h); }
+static long vc_set_cpuid(void) { return kvm_set_cpuid(&cpuid.h); }
+static long vc_get_fpu(void) { return kvm_get_fpu(&fpu); }
+static long vc_set_fpu(void) { return kvm_set_fpu(&fpu); }
+static long vc_set_signal_mask(void) { return kvm_set_signal_mask(&sigmask); }
+static long vc_set_signal_mask_null(void) { return kvm_set_signal_mask(NULL); }
 
 static const struct { const char *name; long (*call)(void); } VCPU_CALLS[] = {
 	{ "kvm_run", vc_run },
@@ -147,6 +202,16 @@ static const struct { const char *name; long (*call)(void); } VCPU_CALLS[] = {
 	{ "kvm_nmi", vc_nmi },
 	{ "kvm_detach_vcpu", vc_detach },
 	{ "kvm_vcpu_ioctl", vc_vcpu_ioctl },
+	{ "kvm_translate", vc_translate },
+	{ "kvm_interrupt", vc_interrupt },
+	{ "kvm_debug_guest", vc_debug_guest },
+	{ "kvm_get_msrs", vc_get_msrs },
+	{ "kvm_set_msrs", vc_set_msrs },
+	{ "kvm_set_cpuid", vc_set_cpuid },
+	{ "kvm_get_fpu", vc_get_fpu },
+	{ "kvm_set_fpu", vc_set_fpu },
+	{ "kvm_set_signal_mask", vc_set_signal_mask },
+	{ "kvm_set_signal_mask(NULL)", vc_set_signal_mask_null },
 };
 
 /* ---- NULL for each pointer argument (EFAULT) ------------------------------------- */
@@ -164,6 +229,21 @@ static long nl_set_mp_state(void) { return kvm_set_mp_state(NULL); }
 static long nl_signal_msi(void) { return kvm_signal_msi(vm, NULL); }
 static long nl_ioeventfd(void) { return kvm_ioeventfd(vm, NULL); }
 static long nl_user_memory(void) { return kvm_set_user_memory_region(vm, 5, 0, 0x100000, 4096, NULL); }
+static long nl_get_dirty_log(void) { return kvm_get_dirty_log(vm, 0, NULL); }
+static long nl_set_memory_alias(void) { return kvm_set_memory_alias(vm, NULL); }
+static long nl_get_memory_alias(void) { return kvm_get_memory_alias(vm, NULL); }
+static long nl_translate_phys(void) { return kvm_translate(0x1000, NULL, &valid, &writeable, &usermode); }
+static long nl_translate_valid(void) { return kvm_translate(0x1000, &phys, NULL, &writeable, &usermode); }
+static long nl_translate_writeable(void) { return kvm_translate(0x1000, &phys, &valid, NULL, &usermode); }
+static long nl_translate_usermode(void) { return kvm_translate(0x1000, &phys, &valid, &writeable, NULL); }
+static long nl_debug_guest(void) { return kvm_debug_guest(NULL); }
+static long nl_get_msrs(void) { return kvm_get_msrs(NULL); }
+static long nl_set_msrs(void) { return kvm_set_msrs(NULL); }
+static long nl_set_cpuid(void) { return kvm_set_cpuid(NULL); }
+static long nl_get_fpu(void) { return kvm_get_fpu(NULL); }
+static long nl_set_fpu(void) { return kvm_set_fpu(NULL); }
+static long nl_get_msr_index_list(void) { return kvm_get_msr_index_list(NULL); }
+static long nl_get_supported_cpuid(void) { return kvm_get_supported_cpuid(NULL); }
 
 /* Per-vcpu ones run with the vcpu attached, so only the pointer is wrong. */
 static const struct { const char *name; long (*call)(void); } NULL_CALLS[] = {
@@ -180,14 +260,31 @@ static const struct { const char *name; long (*call)(void); } NULL_CALLS[] = {
 	{ "kvm_signal_msi", nl_signal_msi },
 	{ "kvm_ioeventfd", nl_ioeventfd },
 	{ "kvm_set_user_memory_region", nl_user_memory },
+	{ "kvm_get_dirty_log", nl_get_dirty_log },
+	{ "kvm_set_memory_alias", nl_set_memory_alias },
+	{ "kvm_get_memory_alias", nl_get_memory_alias },
+	{ "kvm_translate (physical_address)", nl_translate_phys },
+	{ "kvm_translate (valid)", nl_translate_valid },
+	{ "kvm_translate (writeable)", nl_translate_writeable },
+	{ "kvm_translate (usermode)", nl_translate_usermode },
+	{ "kvm_debug_guest", nl_debug_guest },
+	{ "kvm_get_msrs", nl_get_msrs },
+	{ "kvm_set_msrs", nl_set_msrs },
+	{ "kvm_set_cpuid", nl_set_cpuid },
+	{ "kvm_get_fpu", nl_get_fpu },
+	{ "kvm_set_fpu", nl_set_fpu },
+	{ "kvm_get_msr_index_list", nl_get_msr_index_list },
+	{ "kvm_get_supported_cpuid", nl_get_supported_cpuid },
 };
 
 /* ---- functions naming a vcpu by fd ----------------------------------------------- */
 
 static long vf_attach(int fd) { return kvm_attach_vcpu(fd); }
+static long vf_kick(int fd) { return kvm_kick_vcpu(fd); }
 
 static const struct { const char *name; long (*call)(int); } VCPU_FD_CALLS[] = {
 	{ "kvm_attach_vcpu", vf_attach },
+	{ "kvm_kick_vcpu", vf_kick },
 };
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
@@ -270,7 +367,7 @@ static void *thread_never_had_vcpu(void *arg)
 	(void)arg;
 	vcpu_calls_without_vcpu("thread that never had a vcpu");
 	/* The vcpu is the main thread's. */
-	vcpu_fd_calls_with("vcpu owned by another thread", vcpu_fd, EBUSY);
+	BAD("vcpu owned by another thread", kvm_attach_vcpu(vcpu_fd), EBUSY);
 	return NULL;
 }
 
@@ -474,15 +571,244 @@ static void vcpu_values(void)
 	OK(kvm_detach_vcpu());
 }
 
+static void system_values(void)
+{
+	const char *c = "buffer too small (the needed count is written back)";
+	msr_list.h.nmsrs = 0;
+	BAD(c, kvm_get_msr_index_list(&msr_list.h), E2BIG);
+	uint32_t needed = msr_list.h.nmsrs;
+	CHECK(needed > 1);
+	msr_list.h.nmsrs = 1;
+	BAD(c, kvm_get_msr_index_list(&msr_list.h), E2BIG);
+	CHECK_EQ(msr_list.h.nmsrs, needed);
+	msr_list.h.nmsrs = needed;
+	OK(kvm_get_msr_index_list(&msr_list.h));
+	cpuid.h.nent = 0;
+	BAD(c, kvm_get_supported_cpuid(&cpuid.h), E2BIG);
+	needed = cpuid.h.nent;
+	CHECK(needed > 1);
+	cpuid.h.nent = 1;
+	BAD(c, kvm_get_supported_cpuid(&cpuid.h), E2BIG);
+	CHECK_EQ(cpuid.h.nent, needed);
+	cpuid.h.nent = 256;
+	OK(kvm_get_supported_cpuid(&cpuid.h));
+
+	c = "a signal that cannot be the kick signal";
+	static const int bad_signals[] = { 0, -1, SIGKILL, SIGSTOP, SIGSEGV, SIGINT, SIGALRM,
+					   32, 65, INT_MAX };
+	for (unsigned i = 0; i < N(bad_signals); i++)
+		BAD(c, kvm_set_kick_signal(bad_signals[i]), EINVAL);
+}
+
+/* After the first vcpu exists. */
+static void kick_values(void)
+{
+	BAD("kick signal chosen after the first vcpu", kvm_set_kick_signal(SIGUSR2), EBUSY);
+	BAD("kick signal chosen after the first vcpu", kvm_set_kick_signal(SIGRTMIN), EBUSY);
+}
+
+/* Arnd's list on the calling thread's vcpu (attached), and the memory aliases. */
+static void arnds_list_values(void)
+{
+	OK(kvm_attach_vcpu(vcpu_fd));
+	const char *c = "interrupt vector out of range";
+	BAD(c, kvm_interrupt(256), EINVAL);
+	BAD(c, kvm_interrupt(UINT_MAX), EINVAL);
+	c = "unknown guest-debug control bits";
+	struct kvm_guest_debug dbg = { .control = KVM_GUESTDBG_ENABLE | (1u << 30) };
+	BAD(c, kvm_debug_guest(&dbg), EINVAL);
+	dbg.control = KVM_GUESTDBG_ENABLE | 4;
+	BAD(c, kvm_debug_guest(&dbg), EINVAL);
+	dbg.control = UINT_MAX;
+	BAD(c, kvm_debug_guest(&dbg), EINVAL);
+	c = "count above the kernel's limit";
+	struct { struct kvm_msrs h; struct kvm_msr_entry e[1]; } few = { .h.nmsrs = 100000 };
+	BAD(c, kvm_get_msrs(&few.h), E2BIG);
+	BAD(c, kvm_set_msrs(&few.h), E2BIG);
+	few.h.nmsrs = UINT_MAX;
+	BAD(c, kvm_get_msrs(&few.h), E2BIG);
+	struct { struct kvm_cpuid2 h; struct kvm_cpuid_entry2 e[1]; } big = { .h.nent = 257 };
+	BAD(c, kvm_set_cpuid(&big.h), E2BIG);
+	big.h.nent = UINT_MAX;
+	BAD(c, kvm_set_cpuid(&big.h), E2BIG);
+	c = "refused through the escape hatch: libkvm owns the signal mask";
+	BAD(c, kvm_vcpu_ioctl(KVM_SET_SIGNAL_MASK, NULL), EINVAL);
+	c = "MP state other than runnable without an in-kernel irqchip";
+	struct kvm_mp_state mp = { .mp_state = KVM_MP_STATE_HALTED };
+	BAD(c, kvm_set_mp_state(&mp), EINVAL);
+	c = "local APIC without an in-kernel irqchip";
+	BAD(c, kvm_get_lapic(&lapic), EINVAL);
+	BAD(c, kvm_set_lapic(&lapic), EINVAL);
+	BAD("irqchip after the first vcpu", kvm_create_irqchip(vm), EINVAL);
+	OK(kvm_detach_vcpu());
+
+	/* Dirty log: slot 0 does not log; slot 6 does. */
+	c = "dirty log of a slot that does not exist";
+	BAD(c, kvm_get_dirty_log(vm, 6, bitmap), ENOENT);
+	BAD(c, kvm_get_dirty_log(vm, 0x7fffffff, bitmap), ENOENT);
+	BAD(c, kvm_get_dirty_log(vm, UINT_MAX, bitmap), ENOENT);
+	c = "dirty log of a slot that does not log";
+	BAD(c, kvm_get_dirty_log(vm, 0, bitmap), EINVAL);
+	OK(kvm_set_memory_region(vm, 6, KVM_MEM_LOG_DIRTY_PAGES, 0x300000, 0x40000));
+	void *none = mmap(NULL, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	CHECK(none != MAP_FAILED);
+	BAD("wild pointer the kernel dereferences", kvm_get_dirty_log(vm, 6, none), EFAULT);
+	munmap(none, 4096);
+	OK(kvm_get_dirty_log(vm, 6, bitmap));
+
+	/* Aliases onto slot 6 [0x300000, 0x340000). */
+	struct kvm_memory_alias a = { .slot = 1, .guest_phys_addr = 0x400000,
+		.memory_size = 0x2000, .target_phys_addr = 0x300000 };
+	struct kvm_memory_alias b;
+	c = "alias slot out of range";
+	b = a; b.slot = 32;
+	BAD(c, kvm_set_memory_alias(vm, &b), EINVAL);
+	b.slot = UINT_MAX;
+	BAD(c, kvm_set_memory_alias(vm, &b), EINVAL);
+	BAD(c, kvm_get_memory_alias(vm, &b), EINVAL);
+	c = "unknown alias flags";
+	b = a; b.flags = 1;
+	BAD(c, kvm_set_memory_alias(vm, &b), EINVAL);
+	c = "unaligned alias";
+	b = a; b.guest_phys_addr += 1;
+	BAD(c, kvm_set_memory_alias(vm, &b), EINVAL);
+	b = a; b.target_phys_addr += 0x800;
+	BAD(c, kvm_set_memory_alias(vm, &b), EINVAL);
+	b = a; b.memory_size = 0x1001;
+	BAD(c, kvm_set_memory_alias(vm, &b), EINVAL);
+	c = "alias range wrapping past 2^64";
+	b = a; b.guest_phys_addr = -0x1000ULL;
+	BAD(c, kvm_set_memory_alias(vm, &b), EINVAL);
+	b = a; b.target_phys_addr = -0x1000ULL;
+	BAD(c, kvm_set_memory_alias(vm, &b), EINVAL);
+	c = "alias target not inside one memory slot";
+	b = a; b.target_phys_addr = 0x33f000;           /* runs one page past slot 6 */
+	BAD(c, kvm_set_memory_alias(vm, &b), EFAULT);
+	b = a; b.target_phys_addr = 0x900000;           /* no slot */
+	BAD(c, kvm_set_memory_alias(vm, &b), EFAULT);
+	b = a; b.target_phys_addr = 0xf000;             /* spans slot 0 and nothing */
+	BAD(c, kvm_set_memory_alias(vm, &b), EFAULT);
+	c = "alias overlapping a memory slot";
+	b = a; b.guest_phys_addr = 0x33f000;
+	BAD(c, kvm_set_memory_alias(vm, &b), EEXIST);
+	b = a; b.guest_phys_addr = 0;
+	BAD(c, kvm_set_memory_alias(vm, &b), EEXIST);
+	OK(kvm_set_memory_alias(vm, &a));
+	c = "alias overlapping another alias";
+	b = a; b.slot = 2; b.guest_phys_addr = 0x401000;
+	BAD(c, kvm_set_memory_alias(vm, &b), EEXIST);
+	c = "memory slot overlapping an alias";
+	BAD(c, kvm_set_memory_region(vm, 7, 0, 0x401000, 0x1000), EEXIST);
+	c = "deleting or moving a slot an alias points into";
+	BAD(c, kvm_set_memory_region(vm, 6, 0, 0, 0), EBUSY);
+	BAD(c, kvm_set_memory_region(vm, 6, KVM_MEM_LOG_DIRTY_PAGES, 0x500000, 0x40000), EBUSY);
+	c = "alias that does not exist";
+	b = a; b.slot = 3; b.memory_size = 0;
+	BAD(c, kvm_set_memory_alias(vm, &b), ENOENT);
+	b.slot = 3;
+	BAD(c, kvm_get_memory_alias(vm, &b), ENOENT);
+	a.memory_size = 0;
+	OK(kvm_set_memory_alias(vm, &a));
+	BAD(c, kvm_get_memory_alias(vm, &a), ENOENT);
+	OK(kvm_set_memory_region(vm, 6, 0, 0, 0));
+}
+
+/* The in-kernel irqchip calls, on a VM of their own. */
+static void irqchip_values(void)
+{
+	int v = OK(kvm_create_vm());
+	const char *c = "no in-kernel irqchip";
+	BAD(c, kvm_irq_line(v, 4, 1), ENXIO);
+	BAD(c, kvm_signal_msi(v, &msi), EINVAL);
+	BAD(c, kvm_irqfd(v, eventfd_fd, 5, 0), EINVAL);
+	BAD(c, kvm_create_pit2(v, 0), ENOENT);
+	OK(kvm_create_irqchip(v));
+	c = "created twice";
+	BAD(c, kvm_create_irqchip(v), EEXIST);
+	c = "unknown flags";
+	BAD(c, kvm_create_pit2(v, 0x1000), EINVAL);
+	BAD(c, kvm_create_pit2(v, UINT_MAX), EINVAL);
+	OK(kvm_create_pit2(v, 0));
+	BAD("created twice", kvm_create_pit2(v, 0), EEXIST);
+	c = "interrupt line out of range";
+	BAD(c, kvm_irq_line(v, 4096, 1), EINVAL);
+	BAD(c, kvm_irq_line(v, UINT_MAX, 1), EINVAL);
+	c = "unknown MSI flags";
+	struct kvm_msi m = msi;
+	m.flags = 0x80;
+	BAD(c, kvm_signal_msi(v, &m), EINVAL);
+	m.flags = UINT_MAX;
+	BAD(c, kvm_signal_msi(v, &m), EINVAL);
+	/* irqfd */
+	int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	int closed = fcntl(devnull, F_DUPFD_CLOEXEC, 900);
+	close(closed);
+	c = "eventfd argument that is no open fd";
+	BAD(c, kvm_irqfd(v, closed, 5, 0), EBADF);
+	BAD(c, kvm_irqfd(v, -1, 5, 0), EBADF);
+	BAD(c, kvm_irqfd(v, INT_MAX, 5, 0), EBADF);
+	c = "eventfd argument that is no eventfd";
+	BAD(c, kvm_irqfd(v, devnull, 5, 0), EINVAL);
+	BAD(c, kvm_irqfd(v, v, 5, 0), EINVAL);
+	c = "GSI out of range";
+	BAD(c, kvm_irqfd(v, eventfd_fd, 4096, 0), EINVAL);
+	BAD(c, kvm_irqfd(v, eventfd_fd, UINT_MAX, 0), EINVAL);
+	c = "unknown flags";
+	BAD(c, kvm_irqfd(v, eventfd_fd, 5, 0x80), EINVAL);
+	OK(kvm_irqfd(v, eventfd_fd, 5, 0));
+	BAD("eventfd connected twice", kvm_irqfd(v, eventfd_fd, 6, 0), EBUSY);
+	OK(kvm_irqfd(v, eventfd_fd, 5, KVM_IRQFD_FLAG_DEASSIGN));
+	/* ioeventfd */
+	struct kvm_ioeventfd io = ioev;
+	io.fd = closed;
+	BAD("eventfd argument that is no open fd", kvm_ioeventfd(v, &io), EBADF);
+	io.fd = devnull;
+	BAD("eventfd argument that is no eventfd", kvm_ioeventfd(v, &io), EINVAL);
+	io = ioev;
+	io.fd = eventfd_fd;
+	c = "ioeventfd length not 0, 1, 2, 4 or 8";
+	io.len = 3;
+	BAD(c, kvm_ioeventfd(v, &io), EINVAL);
+	io.len = 16;
+	BAD(c, kvm_ioeventfd(v, &io), EINVAL);
+	io.len = 1;
+	io.flags |= 1u << 20;
+	BAD("unknown flags", kvm_ioeventfd(v, &io), EINVAL);
+	io.flags = KVM_IOEVENTFD_FLAG_PIO | KVM_IOEVENTFD_FLAG_DEASSIGN;
+	BAD("removing an ioeventfd that is not registered", kvm_ioeventfd(v, &io), ENOENT);
+	io.flags = KVM_IOEVENTFD_FLAG_PIO;
+	OK(kvm_ioeventfd(v, &io));
+	BAD("ioeventfd registered twice", kvm_ioeventfd(v, &io), EEXIST);
+	io.flags = 0;
+	io.addr = -4ULL;
+	io.len = 8;
+	BAD("ioeventfd range wrapping past 2^64", kvm_ioeventfd(v, &io), EINVAL);
+	close(devnull);
+	c = "address the kernel refuses";
+	BAD(c, kvm_set_tss_addr(v, 0xfffff000), EINVAL);
+	BAD(c, kvm_set_tss_addr(v, 1ULL << 40), EINVAL);
+	BAD(c, kvm_set_tss_addr(v, -1ULL), EINVAL);
+	OK(kvm_create_vcpu(v, 0));
+	BAD("created twice", kvm_create_irqchip(v), EEXIST);
+	BAD("identity map after the first vcpu", kvm_set_identity_map_addr(v, 0xfeffc000), EINVAL);
+	OK(kvm_detach_vcpu());
+	OK(kvm_destroy_vm(v));
+}
+
 int main(void)
 {
 	require_kvm();
+	list_pairs = getenv("MATRIX_ERRNOS") != NULL;
 	eventfd_fd = eventfd(0, EFD_CLOEXEC);
 	CHECK(eventfd_fd >= 0);
 	make_bad_fds();
 
+	system_values();
 	vm = vm_with_memory(0x10000);
 	vcpu_fd = OK(kvm_create_vcpu(vm, 0));
+	kick_values();
+	OK(kvm_get_fpu(&fpu));
+	CHECK(pthread_sigmask(SIG_BLOCK, NULL, &sigmask) == 0);
 	OK(kvm_get_regs(&regs));
 	OK(kvm_get_sregs(&sregs));
 	OK(kvm_get_vcpu_events(&events));
@@ -505,6 +831,8 @@ int main(void)
 	guest_memory();
 	vcpus();
 	vcpu_values();
+	arnds_list_values();
+	irqchip_values();
 
 	/* After kvm_destroy_vm every call on it or its vcpu is EBADF, and the thread that
 	 * had its vcpu has none. */
