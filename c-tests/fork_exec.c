@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -72,6 +73,31 @@ static void child_checks(void)
 	CHECK_ERR(kvm_nmi(), ESRCH);
 	CHECK_ERR(kvm_vcpu_ioctl(KVM_GET_REGS, &r), ESRCH);
 	CHECK_ERR(kvm_detach_vcpu(), ESRCH);
+	struct kvm_vcpu_events ev;
+	struct kvm_lapic_state lapic;
+	struct kvm_mp_state mp;
+	struct kvm_fpu fpu;
+	struct kvm_guest_debug dbg = { 0 };
+	struct { struct kvm_msrs h; struct kvm_msr_entry e[1]; } msrs = { .h.nmsrs = 1 };
+	struct { struct kvm_cpuid2 h; struct kvm_cpuid_entry2 e[256]; } cpuid = { .h.nent = 256 };
+	uint64_t phys;
+	uint8_t valid, wr, user;
+	CHECK_ERR(kvm_get_vcpu_events(&ev), ESRCH);
+	CHECK_ERR(kvm_set_vcpu_events(&ev), ESRCH);
+	CHECK_ERR(kvm_get_lapic(&lapic), ESRCH);
+	CHECK_ERR(kvm_set_lapic(&lapic), ESRCH);
+	CHECK_ERR(kvm_get_mp_state(&mp), ESRCH);
+	CHECK_ERR(kvm_set_mp_state(&mp), ESRCH);
+	CHECK_ERR(kvm_get_fpu(&fpu), ESRCH);
+	CHECK_ERR(kvm_set_fpu(&fpu), ESRCH);
+	CHECK_ERR(kvm_debug_guest(&dbg), ESRCH);
+	CHECK_ERR(kvm_get_msrs(&msrs.h), ESRCH);
+	CHECK_ERR(kvm_set_msrs(&msrs.h), ESRCH);
+	CHECK_ERR(kvm_set_cpuid(&cpuid.h), ESRCH);
+	CHECK_ERR(kvm_translate(0, &phys, &valid, &wr, &user), ESRCH);
+	CHECK_ERR(kvm_interrupt(32), ESRCH);
+	CHECK_ERR(kvm_set_signal_mask(NULL), ESRCH);
+	CHECK_ERR(kvm_kick_vcpu(vcpu_fd), EBADF);
 	/* The parent's VM and vcpu are no VM and vcpu of the child. */
 	CHECK_ERR(kvm_attach_vcpu(vcpu_fd), EBADF);
 	CHECK_ERR(kvm_guest_memory(vm, 0x1000, 1), EBADF);
@@ -81,7 +107,31 @@ static void child_checks(void)
 	CHECK_ERR(kvm_check_extension(vm, KVM_CAP_USER_MEMORY), EBADF);
 	CHECK_ERR(kvm_vm_ioctl(vm, KVM_CHECK_EXTENSION, (void *)KVM_CAP_USER_MEMORY), EBADF);
 	CHECK_ERR(kvm_create_irqchip(vm), EBADF);
+	CHECK_ERR(kvm_create_pit2(vm, 0), EBADF);
+	CHECK_ERR(kvm_irq_line(vm, 4, 1), EBADF);
+	struct kvm_msi msi = { .address_lo = 0xfee00000 };
+	CHECK_ERR(kvm_signal_msi(vm, &msi), EBADF);
+	CHECK_ERR(kvm_irqfd(vm, 0, 5, 0), EBADF);
+	struct kvm_ioeventfd io = { .addr = 0x600, .len = 1, .flags = KVM_IOEVENTFD_FLAG_PIO };
+	CHECK_ERR(kvm_ioeventfd(vm, &io), EBADF);
+	CHECK_ERR(kvm_set_tss_addr(vm, 0xfffbd000), EBADF);
+	CHECK_ERR(kvm_set_identity_map_addr(vm, 0xfeffc000), EBADF);
+	CHECK_ERR(kvm_set_user_memory_region(vm, 1, 0, 0x100000, 4096, guest_ram), EBADF);
+	uint64_t bitmap[4];
+	CHECK_ERR(kvm_get_dirty_log(vm, 0, bitmap), EBADF);
+	struct kvm_memory_alias alias = { .slot = 0, .guest_phys_addr = 0x200000,
+		.memory_size = 0x1000 };
+	CHECK_ERR(kvm_set_memory_alias(vm, &alias), EBADF);
+	CHECK_ERR(kvm_get_memory_alias(vm, &alias), EBADF);
 	CHECK_ERR(kvm_destroy_vm(vm), EBADF);
+	/* The calls on /dev/kvm work; the kick signal stays the one the parent fixed. */
+	CHECK(kvm_check_extension(-1, KVM_CAP_USER_MEMORY) > 0);
+	CHECK(kvm_get_vcpu_mmap_size() > 0);
+	CHECK(kvm_get_library_version() >= 10000);
+	OK(kvm_get_supported_cpuid(&cpuid.h));
+	struct { struct kvm_msr_list h; uint32_t i[1024]; } list = { .h.nmsrs = 1024 };
+	OK(kvm_get_msr_index_list(&list.h));
+	CHECK_ERR(kvm_set_kick_signal(SIGUSR2), EBUSY);
 	/* The child can have VMs of its own. */
 	CHECK(kvm_get_api_version() == 12);
 	int own = vm_with_memory(0x10000);

@@ -195,7 +195,7 @@ static void read_only_slot(void)
 	OK(kvm_set_memory_region(vm, 1, 0, 0, 0));
 }
 
-/* ---- loops forever, kicked -------------------------------------------------------- */
+/* ---- loops forever, stopped by a signal of the application and by the kick ------ */
 
 static volatile int looping_returned;
 static int loop_errno;
@@ -221,6 +221,22 @@ static void *loop_forever(void *arg)
 	still_works();
 	OK(kvm_detach_vcpu());
 	return NULL;
+}
+
+/* The same loop, stopped with libkvm's kick from this thread. */
+static void kicked_loop(int vcpu_fd)
+{
+	__atomic_store_n(&looping_returned, 0, __ATOMIC_SEQ_CST);
+	OK(kvm_detach_vcpu());
+	CHECK(pthread_create(&looper, NULL, loop_forever, (void *)(intptr_t)vcpu_fd) == 0);
+	usleep(50000);
+	CHECK_EQ(__atomic_load_n(&looping_returned, __ATOMIC_SEQ_CST), 0);
+	OK(kvm_kick_vcpu(vcpu_fd));
+	CHECK(pthread_join(looper, NULL) == 0);
+	CHECK_EQ(looping_returned, 1);
+	CHECK_EQ(loop_errno, EINTR);
+	printf("endless loop: kvm_kick_vcpu made kvm_run return -1/EINTR\n");
+	OK(kvm_attach_vcpu(vcpu_fd));
 }
 
 static void endless_loop(int vcpu_fd)
@@ -258,6 +274,7 @@ int main(void)
 	unmapped_memory();
 	read_only_slot();
 	endless_loop(vcpu_fd);
+	kicked_loop(vcpu_fd);
 	still_works();
 	OK(kvm_detach_vcpu());
 	OK(kvm_destroy_vm(vm));

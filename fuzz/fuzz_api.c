@@ -110,8 +110,11 @@ static long checked(long r, int is_ptr)
 
 /* ---- shadow model of the slots of each VM ------------------------------------------ */
 
-struct slot { int used; uint64_t gpa, size; uint8_t *host; };
-static struct slot model[MAX_VMS][MAX_SLOTS];
+/* Memory slots 0-7, then memory aliases 0-3 (their own namespace). */
+#define MAX_ALIASES 4
+#define N_MODEL (MAX_SLOTS + MAX_ALIASES)
+struct slot { int used; uint64_t gpa, size; uint8_t *host; uint32_t flags; };
+static struct slot model[MAX_VMS][N_MODEL];
 
 static int vm_index(int fd)
 {
@@ -125,7 +128,7 @@ static void model_check_lookup(int v, uint64_t gpa, uint64_t len, uint8_t *got)
 {
 	uint8_t *want = NULL;
 	if (len && gpa + len >= gpa)
-		for (int s = 0; s < MAX_SLOTS; s++) {
+		for (int s = 0; s < N_MODEL; s++) {
 			struct slot *m = &model[v][s];
 			if (m->used && m->gpa <= gpa && gpa + len <= m->gpa + m->size)
 				want = m->host + (gpa - m->gpa);
@@ -134,24 +137,64 @@ static void model_check_lookup(int v, uint64_t gpa, uint64_t len, uint8_t *got)
 		bug("kvm_guest_memory disagrees with the model of the slots");
 }
 
-/* After a successful kvm_set_memory_region/user variant of `slot`. */
-static void model_update(int v, unsigned slot, uint64_t gpa, uint64_t size)
+static void model_no_overlap(int v, int except, uint64_t gpa, uint64_t size)
+{
+	for (int s = 0; s < N_MODEL; s++) {
+		struct slot *m = &model[v][s];
+		if (s != except && m->used && m->gpa < gpa + size && gpa < m->gpa + m->size)
+			bug("an overlapping slot or alias was accepted");
+	}
+}
+
+/* After a successful kvm_set_memory_region/user variant of `slot` (index 0-7). */
+static void model_update(int v, unsigned slot, uint32_t flags, uint64_t gpa, uint64_t size)
 {
 	if (slot >= MAX_SLOTS)
 		bug("a slot number the fuzzer never uses was accepted");
 	if (size == 0) {
+		for (int a = MAX_SLOTS; a < N_MODEL; a++) {
+			struct slot *m = &model[v][slot], *al = &model[v][a];
+			if (al->used && al->host >= m->host && al->host < m->host + m->size)
+				bug("a slot an alias points into was deleted");
+		}
 		model[v][slot].used = 0;
 		return;
 	}
-	for (int s = 0; s < MAX_SLOTS; s++) {
-		struct slot *m = &model[v][s];
-		if (s != (int)slot && m->used && m->gpa < gpa + size && gpa < m->gpa + m->size)
-			bug("an overlapping slot was accepted");
+	model_no_overlap(v, (int)slot, gpa, size);
+	struct slot *old = &model[v][slot];
+	for (int a = MAX_SLOTS; a < N_MODEL && old->used && old->gpa != gpa; a++) {
+		struct slot *al = &model[v][a];
+		if (al->used && al->host >= old->host && al->host < old->host + old->size)
+			bug("a slot an alias points into was moved");
 	}
 	uint8_t *host = CP(kvm_guest_memory(vms[v], gpa, size));
 	if (!host)
 		bug("a slot just made has no host memory");
-	model[v][slot] = (struct slot){ 1, gpa, size, host };
+	model[v][slot] = (struct slot){ 1, gpa, size, host, flags };
+}
+
+/* After a successful kvm_set_memory_alias. */
+static void model_alias(int v, const struct kvm_memory_alias *a)
+{
+	if (a->slot >= MAX_ALIASES)
+		bug("an alias slot the fuzzer never uses was accepted");
+	struct slot *al = &model[v][MAX_SLOTS + a->slot];
+	if (a->memory_size == 0) {
+		al->used = 0;
+		return;
+	}
+	model_no_overlap(v, MAX_SLOTS + (int)a->slot, a->guest_phys_addr, a->memory_size);
+	/* The target lies inside one memory slot: the alias shows its host memory. */
+	for (int s = 0; s < MAX_SLOTS; s++) {
+		struct slot *m = &model[v][s];
+		if (m->used && m->gpa <= a->target_phys_addr &&
+		    a->target_phys_addr + a->memory_size <= m->gpa + m->size) {
+			*al = (struct slot){ 1, a->guest_phys_addr, a->memory_size,
+					     m->host + (a->target_phys_addr - m->gpa), m->flags };
+			return;
+		}
+	}
+	bug("an alias whose target is not inside one memory slot was accepted");
 }
 
 /* ---- watchdog: a periodic signal while the guest runs ------------------------------ */
@@ -267,7 +310,7 @@ static void op_set_memory_region(int user)
 			bug("deleting a slot just made failed");
 		return;
 	}
-	model_update(v, slot, gpa, size);
+	model_update(v, slot, flags, gpa, size);
 }
 
 static void op_guest_memory(void)
@@ -276,7 +319,7 @@ static void op_guest_memory(void)
 	uint64_t gpa = pick64(), len = pick64();
 	if (u8() & 1)
 		len &= 0xffff;
-	struct slot *m = v >= 0 ? &model[v][u8() % MAX_SLOTS] : NULL;
+	struct slot *m = v >= 0 ? &model[v][u8() % N_MODEL] : NULL;
 	if (m && m->used && u8() < 192) {
 		/* The edges of a slot: its first and last byte, one before, one past, and
 		 * lengths that reach exactly to its end, one beyond, or wrap. */
@@ -495,6 +538,165 @@ static void op_ioctl(void)
 	}
 }
 
+static void op_alias(void)
+{
+	int fd = pick_fd(1), v = vm_index(fd);
+	struct kvm_memory_alias a;
+	memset(&a, 0, sizeof(a));
+	a.slot = u8() < 240 ? u8() % MAX_ALIASES : u32();
+	if (u8() < 16)
+		a.flags = u32();
+	struct slot *m = v >= 0 ? &model[v][u8() % MAX_SLOTS] : NULL;
+	if (m && m->used && u8() < 192) {
+		/* Well formed: a window of a memory slot (or one page past it), shown at a
+		 * 64 KiB step above 8 MiB. */
+		uint64_t pages = m->size / 4096;
+		uint64_t first = u8() % pages;
+		a.target_phys_addr = m->gpa + first * 4096;
+		a.memory_size = (1 + u8() % (pages - first + 1)) * 4096;
+		a.guest_phys_addr = 0x800000 + (uint64_t)(u8() % 64) * 0x10000;
+		if (u8() < 24)
+			a.memory_size = 0;
+	} else {
+		a.guest_phys_addr = pick64();
+		a.target_phys_addr = pick64();
+		a.memory_size = pick64() & 0xffffff;
+	}
+	if (u8() & 1) {
+		if (C(kvm_set_memory_alias(fd, u8() < 8 ? NULL : &a)) == 0) {
+			if (v < 0)
+				bug("kvm_set_memory_alias on an fd that is no VM succeeded");
+			model_alias(v, &a);
+		}
+	} else {
+		struct kvm_memory_alias got = { .slot = a.slot };
+		if (C(kvm_get_memory_alias(fd, u8() < 8 ? NULL : &got)) == 0 && v >= 0) {
+			struct slot *al = a.slot < MAX_ALIASES ? &model[v][MAX_SLOTS + a.slot] : NULL;
+			if (!al || !al->used || al->gpa != got.guest_phys_addr || al->size != got.memory_size)
+				bug("kvm_get_memory_alias disagrees with the model");
+		}
+	}
+}
+
+static void op_dirty_log(void)
+{
+	int fd = pick_fd(1), v = vm_index(fd);
+	unsigned slot = u8() < 240 ? u8() % MAX_SLOTS : u32();
+	/* The bitmap the slot needs, then canary words that must stay as they are. */
+	size_t words = 0;
+	if (v >= 0 && slot < MAX_SLOTS && model[v][slot].used)
+		words = (model[v][slot].size / 4096 + 63) / 64;
+	uint64_t *bm = (uint64_t *)buf;
+	for (size_t k = 0; k < words + 8; k++)
+		bm[k] = 0x5a5a5a5a5a5a5a5aULL;
+	if (C(kvm_get_dirty_log(fd, slot, u8() < 8 ? NULL : bm)) == 0) {
+		if (!words || !(model[v][slot].flags & KVM_MEM_LOG_DIRTY_PAGES))
+			bug("kvm_get_dirty_log succeeded for a slot that does not log");
+		uint64_t pages = model[v][slot].size / 4096;
+		if (pages % 64 && bm[words - 1] >> (pages % 64))
+			bug("dirty log bits beyond the slot's pages");
+	}
+	for (size_t k = words; k < words + 8; k++)
+		if (bm[k] != 0x5a5a5a5a5a5a5a5aULL)
+			bug("kvm_get_dirty_log wrote past the slot's bitmap");
+}
+
+/* Arnd's list on the calling thread's vcpu, and the calls on /dev/kvm. */
+static void op_cpu(void)
+{
+	struct kvm_fpu fpu;
+	struct kvm_guest_debug dbg;
+	uint64_t phys;
+	uint8_t valid, wr, user;
+	struct kvm_msrs *msrs = (struct kvm_msrs *)buf;
+	struct kvm_cpuid2 *cpuid = (struct kvm_cpuid2 *)buf;
+	struct kvm_msr_list *list = (struct kvm_msr_list *)buf;
+	sigset_t mask;
+	switch (u8() % 12) {
+	case 0: C(kvm_interrupt(u8() < 224 ? u8() : u32())); break;
+	case 1:
+		memset(&dbg, 0, sizeof(dbg));
+		dbg.control = u8() < 200 ? (u32() & 0x1f0003) : u32();
+		for (int k = 0; k < 8; k++)
+			dbg.arch.debugreg[k] = u8() < 128 ? 0 : u64();
+		C(kvm_debug_guest(u8() < 8 ? NULL : &dbg));
+		break;
+	case 2: case 3:
+		memset(buf, 0, 8 + 16 * 8);
+		msrs->nmsrs = u8() < 240 ? u8() % 8 : u32();
+		for (int k = 0; k < 8; k++) {
+			static const uint32_t known[] = { 0x10, 0x174, 0x175, 0x176, 0x1a0, 0x277,
+							  0xc0000080, 0xc0000081, 0xc0000100, 0x40000000 };
+			msrs->entries[k].index = u8() < 200 ? known[u8() % 10] : u32();
+			msrs->entries[k].data = u64();
+		}
+		if (u8() & 1) {
+			int r = C(kvm_get_msrs(msrs));
+			if (r >= 0 && (uint32_t)r > msrs->nmsrs)
+				bug("kvm_get_msrs read more MSRs than asked");
+		} else {
+			int r = C(kvm_set_msrs(msrs));
+			if (r >= 0 && (uint32_t)r > msrs->nmsrs)
+				bug("kvm_set_msrs wrote more MSRs than given");
+		}
+		break;
+	case 4:
+		cpuid->nent = 256;
+		if (C(kvm_get_supported_cpuid(cpuid)) == 0) {
+			cpuid->nent = u8() < 200 ? cpuid->nent : u8() < 128 ? u8() : u32();
+			if (cpuid->nent <= 256 && u8() < 64)
+				cpuid->entries[u8() % (cpuid->nent ? cpuid->nent : 1)].eax = u32();
+			C(kvm_set_cpuid(u8() < 8 ? NULL : cpuid));
+		}
+		break;
+	case 5:
+		cpuid->nent = u8() < 128 ? u8() : 256;
+		{
+			uint32_t room = cpuid->nent;
+			if (C(kvm_get_supported_cpuid(cpuid)) == 0 ? cpuid->nent > room
+			    : errno == E2BIG && (cpuid->nent <= room || cpuid->nent > 256))
+				bug("kvm_get_supported_cpuid: count out of bounds");
+		}
+		break;
+	case 6:
+		list->nmsrs = u8() < 128 ? u8() : 1024;
+		{
+			uint32_t room = list->nmsrs;
+			if (C(kvm_get_msr_index_list(list)) == 0 ? list->nmsrs > room
+			    : errno == E2BIG && list->nmsrs <= room)
+				bug("kvm_get_msr_index_list: count out of bounds");
+		}
+		break;
+	case 7:
+		if (C(kvm_get_fpu(&fpu)) == 0) {
+			((uint8_t *)&fpu)[u16() % sizeof(fpu)] = u8();
+			C(kvm_set_fpu(&fpu));
+		}
+		break;
+	case 8:
+		C(kvm_translate(pick64(), u8() < 8 ? NULL : &phys, &valid, &wr, &user));
+		break;
+	case 9:
+		/* Any mask, but the watchdog must still stop the guest. */
+		sigemptyset(&mask);
+		for (int k = 1; k < 64; k++)
+			if (u8() & 1)
+				sigaddset(&mask, k);
+		sigdelset(&mask, WATCHDOG_SIGNAL);
+		C(kvm_set_signal_mask(u8() & 1 ? &mask : NULL));
+		break;
+	case 10: C(kvm_kick_vcpu(pick_fd(0))); break;
+	case 11:
+		/* Never the watchdog's signal: libkvm would take it for its kick. */
+		{
+			int sig = u8() < 128 ? (int)u8() - 64 : SIGRTMIN + 2;
+			if (sig != WATCHDOG_SIGNAL)
+				C(kvm_set_kick_signal(sig));
+		}
+		break;
+	}
+}
+
 static void *other_thread(void *arg)
 {
 	(void)arg;
@@ -586,14 +788,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	uint8_t setup = u8();
 	op_create_vm();
 	if ((setup & 1) && n_vms && C(kvm_set_memory_region(vms[0], 0, 0, 0, 0x10000)) == 0)
-		model_update(0, 0, 0, 0x10000);
+		model_update(0, 0, 0, 0, 0x10000);
 	if ((setup & 2) && n_vms) {
 		int fd = C(kvm_create_vcpu(vms[0], 0));
 		if (fd >= 0)
 			vcpu_fds[n_vcpus++] = fd;
 	}
 	for (int calls = 0; calls < MAX_CALLS && more(); calls++) {
-		switch (u8() % 16) {
+		switch (u8() % 20) {
 		case 0: op_create_vm(); break;
 		case 1: op_destroy_vm(); break;
 		case 2: case 3: op_set_memory_region(0); break;
@@ -604,6 +806,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		case 11: op_regs(); break;
 		case 12: op_irq(); break;
 		case 13: op_ioctl(); break;
+		case 14: case 15: op_alias(); break;
+		case 16: op_dirty_log(); break;
+		case 17: case 18: op_cpu(); break;
 		default: op_misc(); break;
 		}
 	}
