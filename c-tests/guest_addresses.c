@@ -1,4 +1,4 @@
-/* Guest-chosen addresses and lengths never become host pointers outside guest memory: kvm_guest_memory edges, string I/O and MMIO data stay inside the run area. */
+/* Guest-chosen addresses and lengths never become host pointers outside guest memory: kvm_guest_memory edges, string I/O and MMIO data inside the run area, page-table walks at slot edges. */
 #define _GNU_SOURCE
 #include "harness.h"
 #include <sys/mman.h>
@@ -223,6 +223,47 @@ static void unmapped_host_memory(void)
 	munmap(none, 0x1000);
 }
 
+static void page_table_walk(void)
+{
+	/* kvm_translate reads guest page tables at guest-chosen addresses (CR3, then each
+	 * entry). Tables whose entries are the last 8 bytes of the slot: PML4 at 0xf000,
+	 * PDPT at 0xe000, PD at 0xd000, each using entry 511, map the top 2 MiB of the
+	 * address space onto guest-physical 0. */
+	setup_long_mode(vm, 0x8000, 0x1000);
+	uint64_t *pml4 = kvm_guest_memory(vm, 0xf000, 0x1000);
+	uint64_t *pdpt = kvm_guest_memory(vm, 0xe000, 0x1000);
+	uint64_t *pd = kvm_guest_memory(vm, 0xd000, 0x1000);
+	CHECK(pml4 && pdpt && pd);
+	memset(pml4, 0, 0x1000);
+	memset(pdpt, 0, 0x1000);
+	memset(pd, 0, 0x1000);
+	pml4[511] = 0xe000 | 3;
+	pdpt[511] = 0xd000 | 3;
+	pd[511] = 0x83;
+	struct kvm_sregs s;
+	OK(kvm_get_sregs(&s));
+	s.cr3 = 0xf000;
+	OK(kvm_set_sregs(&s));
+	uint64_t phys;
+	uint8_t valid, wr, user;
+	OK(kvm_translate(0xffffffffffe01234ULL, &phys, &valid, &wr, &user));
+	CHECK_EQ(valid, 1);
+	CHECK_EQ(phys, 0x1234);
+	CHECK_EQ(wr, 1);
+	CHECK_EQ(user, 0);
+	/* An entry pointing past every slot, and CR3 outside them: not mapped, no crash. */
+	pdpt[511] = 0xfffff000 | 3;
+	OK(kvm_translate(0xffffffffffe01234ULL, &phys, &valid, &wr, &user));
+	CHECK_EQ(valid, 0);
+	pdpt[511] = 0x10000 | 3; /* one past the slot's end */
+	OK(kvm_translate(0xffffffffffe01234ULL, &phys, &valid, &wr, &user));
+	CHECK_EQ(valid, 0);
+	s.cr3 = 0x7ffff000;
+	OK(kvm_set_sregs(&s));
+	OK(kvm_translate(0x1000, &phys, &valid, &wr, &user));
+	CHECK_EQ(valid, 0);
+}
+
 int main(void)
 {
 	require_kvm();
@@ -234,6 +275,7 @@ int main(void)
 	string_io();
 	unmapped_host_memory();
 	wide_mmio();
+	page_table_walk();
 	OK(kvm_detach_vcpu());
 	OK(kvm_destroy_vm(vm));
 	return 0;
