@@ -19,6 +19,8 @@ mod registry;
 mod regs;
 mod system;
 mod vcpu;
+mod vcpu_state;
 mod vm;
+mod vm_state;
 
 pub use error::Errno;

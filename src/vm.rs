@@ -66,6 +66,11 @@ impl Vm {
         self.irqchip.load(Ordering::Acquire)
     }
 
+    /// Memory slot numbers the caller may use: `0..user_slots()`.
+    pub fn user_slots(&self) -> u32 {
+        self.user_slots
+    }
+
     /// The VM fd.
     pub fn raw_fd(&self) -> RawFd {
         self.fd.as_raw_fd()

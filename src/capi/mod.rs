@@ -18,6 +18,8 @@ pub mod memory;
 pub mod vcpu;
 pub mod irq;
 pub mod raw;
+pub mod vm_state;
+pub mod vcpu_state;
 
 use crate::error::{Errno, Result};
 
