@@ -18,6 +18,26 @@
 #include <signal.h>
 #include <linux/kvm.h>
 
+/*
+ Format version this libkvm writes and reads.
+ */
+#define VERSION 1
+
+/*
+ ELF machine number of x86-64.
+ */
+#define ARCH 62
+
+/*
+ Blob kinds.
+ */
+#define KIND_VCPU 1
+
+/*
+ Blob kinds.
+ */
+#define KIND_VM 2
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -552,6 +572,63 @@ int kvm_get_one_reg(const struct kvm_one_reg *reg);
  EINVAL or ENOENT (an id the kernel does not know, or a value it refuses).
  */
 int kvm_set_one_reg(const struct kvm_one_reg *reg);
+
+/*
+ Saves the complete state of the calling thread's vcpu (registers, special registers,
+ XSAVE, XCRs, every MSR the kernel's MSR index list names that the vcpu lets the host
+ read, local APIC, pending events, MP state, debug registers, nested state when the
+ kernel has it, TSC frequency and CPUID) as a self-describing blob into `buf`. `*len`
+ is the room in `buf` on entry and the blob's size on return. An I/O, MMIO or MSR exit
+ still pending is completed first (KVM_RUN with immediate_exit, which runs no further
+ guest instruction: supply the data of an IN, MMIO read or RDMSR in the run area before
+ the call). `buf` may be NULL when `*len` is 0, to learn the size. Errors: ESRCH
+ (no vcpu), EFAULT (`len` NULL, or `buf` NULL with room), E2BIG (too little room:
+ `*len` is set to the size needed), EAGAIN (completing the pending exit produced a new
+ exit, now in the run area: handle it with kvm_run() and call again).
+ */
+int kvm_save_vcpu(void *buf, size_t *len);
+
+/*
+ Loads a blob made by kvm_save_vcpu() (`len` bytes at `buf`; bytes beyond the blob
+ are ignored) into the calling thread's vcpu, in the order the kernel needs (CPUID,
+ special registers, nested state, TSC frequency, registers, XSAVE, XCRs, LAPIC, MSRs
+ with the TSC first and the TSC deadline last, events, MP state, debug registers).
+ Sections this libkvm does not know are skipped. The blob is checked completely before
+ anything changes, and if the kernel refuses part of it the vcpu's previous state is
+ put back. A vcpu that has run already can only take a blob with its own CPUID.
+ Errors: ESRCH (no vcpu), EFAULT (`buf` NULL), ENODATA (truncated: shorter than its
+ header says), EBADMSG (not a libkvm snapshot, or corrupt: checksum mismatch, malformed
+ or missing section), ENOEXEC (made on another architecture), ENOTSUP (a newer format
+ version), EINVAL (a VM blob, or state the kernel refuses), ENXIO (the blob has LAPIC
+ state and the VM no in-kernel irqchip), EOPNOTSUPP (nested state on a kernel without
+ KVM_CAP_NESTED_STATE), EBUSY (a different CPUID on a vcpu that has run).
+ */
+int kvm_restore_vcpu(const void *buf, size_t len);
+
+/*
+ Saves the device state of VM `vm` as a self-describing blob into `buf`: the in-kernel
+ PICs and IOAPIC, the PIT, the kvmclock, and the VM's shape (number of vcpus, memory
+ slot layout) so that a restore can check it fits. Guest memory is not in the blob:
+ copy it with kvm_guest_memory() (the dirty log tells which pages changed); each vcpu
+ is saved by its own thread with kvm_save_vcpu(). `*len` is the room in `buf` on entry
+ and the blob's size on return; `buf` may be NULL when `*len` is 0. Errors: EBADF (not
+ a VM), EFAULT (`len` NULL, or `buf` NULL with room), E2BIG (too little room: `*len` is
+ set to the size needed).
+ */
+int kvm_save_vm(int vm, void *buf, size_t *len);
+
+/*
+ Loads a blob made by kvm_save_vm() into VM `vm`, which must have the same number of
+ vcpus and the same memory slots (numbers, addresses and sizes) as the saved VM, and
+ an in-kernel irqchip and PIT if the blob has their state. The kvmclock continues from
+ the saved value. The blob is checked completely before anything changes, and the VM's
+ previous state is put back if the kernel refuses part of it. Errors: EBADF (not a VM),
+ EFAULT (`buf` NULL), ENODATA (truncated), EBADMSG (not a libkvm snapshot, or corrupt),
+ ENOEXEC (another architecture), ENOTSUP (a newer format version), EINVAL (a vcpu blob,
+ a different number of vcpus or memory layout, or state the kernel refuses), ENXIO (the
+ VM lacks the irqchip or PIT the blob has state for).
+ */
+int kvm_restore_vm(int vm, const void *buf, size_t len);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -17,6 +17,7 @@ mod ioctl;
 mod memory;
 mod registry;
 mod regs;
+mod snapshot;
 mod system;
 mod vcpu;
 mod vcpu_state;

@@ -138,6 +138,14 @@ impl MemoryMap {
         self.slots.remove(&slot)
     }
 
+    /// (slot number, guest-physical start, size) of every slot, by slot number.
+    pub fn layout(&self) -> Vec<(u32, u64, u64)> {
+        self.slots
+            .iter()
+            .map(|(&n, s)| (n, s.gpa, s.size))
+            .collect()
+    }
+
     /// The host address of `[gpa, gpa + len)` if that whole range lies inside one slot;
     /// EFAULT otherwise (also for a zero length or a range that wraps past 2^64).
     pub fn host_address(&self, gpa: u64, len: u64) -> Result<*mut u8> {

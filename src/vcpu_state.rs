@@ -24,7 +24,6 @@ const KVM_SET_ONE_REG: u64 = ioctl::iow::<kvm_one_reg>(0xac);
 const KVM_CHECK_EXTENSION: u64 = ioctl::io(0x03);
 
 /// Size of the fixed part of struct kvm_nested_state (flags, format, size, header).
-#[cfg(test)]
 pub(crate) const NESTED_HEADER: usize = 128;
 
 fn vm_extension(v: &Vcpu, cap: u32) -> Result<i32> {

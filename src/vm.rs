@@ -189,6 +189,13 @@ impl Vm {
         Ok(())
     }
 
+    /// (slot, guest-physical start, size) of the caller's memory slots, by slot number.
+    pub fn memory_layout(&self) -> Vec<(u32, u64, u64)> {
+        let mut l = self.memory.lock().layout();
+        l.retain(|&(n, _, _)| n < self.user_slots);
+        l
+    }
+
     /// The host address of guest-physical `[gpa, gpa + len)`, which must lie in one slot.
     pub fn guest_memory(&self, gpa: u64, len: u64) -> Result<*mut u8> {
         self.memory.lock().host_address(gpa, len)

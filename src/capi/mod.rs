@@ -20,6 +20,7 @@ pub mod irq;
 pub mod raw;
 pub mod vm_state;
 pub mod vcpu_state;
+pub mod snapshot;
 
 use crate::error::{Errno, Result};
 
