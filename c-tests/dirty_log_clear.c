@@ -10,8 +10,7 @@
 static uint64_t dirty(int vm)
 {
 	uint64_t bitmap = 0;
-	struct kvm_dirty_log log = { .slot = SLOT, .dirty_bitmap = &bitmap };
-	OK(kvm_vm_ioctl(vm, KVM_GET_DIRTY_LOG, &log));
+	OK(kvm_get_dirty_log(vm, SLOT, &bitmap));
 	return bitmap;
 }
 
@@ -26,7 +25,7 @@ int main(void)
 {
 	require_kvm();
 	int vm = vm_with_memory(0x10000);
-	load_blob(vm, 0x2000, BLOB(pm_dirty));
+	load_blob(vm, 0x2000, BLOB(pm_dirty_clear));
 	if (kvm_check_extension(vm, KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2) <= 0) {
 		printf("SKIP kvm_clear_dirty_log: KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2 is 0\n");
 		OK(kvm_destroy_vm(vm));

@@ -28,7 +28,7 @@ static struct kvm_cpuid2 *guest_cpuid(void)
 	struct kvm_cpuid2 *c = calloc(1, sizeof(*c) + n * sizeof(c->entries[0]));
 	CHECK(c != NULL);
 	c->nent = n;
-	OK(kvm_system_ioctl(KVM_GET_SUPPORTED_CPUID, c));
+	OK(kvm_get_supported_cpuid(c));
 	for (uint32_t i = 0; i < c->nent; i++)
 		if (c->entries[i].function == 1)
 			c->entries[i].ecx |= 1u << 24 | 1u << 21;   /* TSC deadline, x2APIC */
@@ -52,7 +52,7 @@ static int machine(uint64_t mem, int with_vcpu)
 	ivt[1] = 0;
 	OK(kvm_create_vcpu(vm, 0));
 	struct kvm_cpuid2 *c = guest_cpuid();
-	OK(kvm_vcpu_ioctl(KVM_SET_CPUID2, c));
+	OK(kvm_set_cpuid(c));
 	free(c);
 	setup_real_mode(LOAD);
 	return vm;

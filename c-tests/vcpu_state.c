@@ -1,7 +1,6 @@
 /* XSAVE, debug registers, SREGS2, ONE_REG, XCRs, TSC frequency and nested state of the
  * calling thread's vcpu, each checked against what the guest reads or writes. */
 #include "harness.h"
-#include <sys/ioctl.h>
 
 #define MSR_IA32_SYSENTER_CS 0x174
 #define X86_MSR_REG(i) (KVM_REG_X86 | KVM_REG_SIZE_U64 | 2ULL << 32 | (i))
@@ -12,7 +11,7 @@ static struct kvm_cpuid2 *supported_cpuid(void)
 	struct kvm_cpuid2 *c = calloc(1, sizeof(*c) + n * sizeof(c->entries[0]));
 	CHECK(c != NULL);
 	c->nent = n;
-	OK(kvm_system_ioctl(KVM_GET_SUPPORTED_CPUID, c));
+	OK(kvm_get_supported_cpuid(c));
 	return c;
 }
 
@@ -45,7 +44,7 @@ int main(void)
 	OK(kvm_create_vcpu(vm, 0));
 	setup_protected_mode(0x2000);
 	struct kvm_cpuid2 *cpuid = supported_cpuid();
-	OK(kvm_vcpu_ioctl(KVM_SET_CPUID2, cpuid));
+	OK(kvm_set_cpuid(cpuid));
 
 	/* --- XSAVE: the guest's XMM0 appears in kvm_get_xsave; the XMM1 the host set with
 	 * kvm_set_xsave is what the guest stores. */

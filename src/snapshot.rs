@@ -76,11 +76,7 @@ const MSR_IA32_TSC: u32 = 0x10;
 const MSR_IA32_FEATURE_CONTROL: u32 = 0x3a;
 const MSR_IA32_TSC_DEADLINE: u32 = 0x6e0;
 
-const KVM_GET_MSR_INDEX_LIST: u64 = ioctl::iowr::<kvm_msr_list>(0x02);
-const KVM_GET_MSRS: u64 = ioctl::iowr::<kvm_msrs>(0x88);
-const KVM_SET_MSRS: u64 = ioctl::iow::<kvm_msrs>(0x89);
 const KVM_GET_CPUID2: u64 = ioctl::iowr::<kvm_cpuid2>(0x91);
-const KVM_SET_CPUID2: u64 = ioctl::iow::<kvm_cpuid2>(0x90);
 
 fn bad() -> Errno {
     Errno(libc::EBADMSG)
@@ -337,15 +333,14 @@ fn msr_index_list() -> Result<&'static [u32]> {
     if let Some(l) = LIST.get() {
         return Ok(l);
     }
-    let fd = system::kvm()?.as_raw_fd();
     let mut n: u32 = 0;
     loop {
         // Header (nmsrs) followed by `n` indices.
         let mut buf = vec![0u32; 1 + n as usize];
         buf[0] = n;
         // SAFETY: the buffer holds the header and `n` indices, as `nmsrs` says.
-        match unsafe { ioctl::ioctl(fd, KVM_GET_MSR_INDEX_LIST, buf.as_mut_ptr() as _) } {
-            Ok(_) => {
+        match unsafe { system::msr_index_list(buf.as_mut_ptr().cast::<kvm_msr_list>()) } {
+            Ok(()) => {
                 let count = (buf[0] as usize).min(n as usize);
                 return Ok(LIST.get_or_init(|| buf[1..1 + count].to_vec()));
             }
@@ -366,15 +361,14 @@ fn msrs_ioctl(v: &Vcpu, entries: &mut [kvm_msr_entry], set: bool) -> Result<usiz
     let ent = buf[1..].as_mut_ptr().cast::<kvm_msr_entry>();
     // SAFETY: `buf` holds the header and room for every entry, properly aligned.
     unsafe { std::ptr::copy_nonoverlapping(entries.as_ptr(), ent, entries.len()) };
-    let req = if set { KVM_SET_MSRS } else { KVM_GET_MSRS };
-    let run = |fd: &kvm_ioctls::VcpuFd| {
-        // SAFETY: a struct kvm_msrs with `nmsrs` entries, as the ioctl expects.
-        unsafe { ioctl::ioctl(fd.as_raw_fd(), req, buf.as_mut_ptr() as _) }
-    };
-    let n = if set {
-        v.writing(run)?
-    } else {
-        v.reading(run)?
+    let msrs = buf.as_mut_ptr().cast::<kvm_msrs>();
+    // SAFETY: a struct kvm_msrs with `nmsrs` entries, as both calls expect.
+    let n = unsafe {
+        if set {
+            v.set_msrs(msrs)?
+        } else {
+            v.get_msrs(msrs)?
+        }
     } as usize;
     // SAFETY: as above; the kernel wrote the data of the first `n` entries.
     unsafe { std::ptr::copy_nonoverlapping(ent, entries.as_mut_ptr(), entries.len()) };
@@ -458,11 +452,8 @@ fn set_cpuid(v: &Vcpu, entries: &[kvm_cpuid_entry2]) -> Result<()> {
             entries.len(),
         )
     };
-    v.writing(|fd| {
-        // SAFETY: a struct kvm_cpuid2 with `nent` entries.
-        unsafe { ioctl::ioctl(fd.as_raw_fd(), KVM_SET_CPUID2, buf.as_ptr() as _) }
-    })?;
-    Ok(())
+    // SAFETY: a struct kvm_cpuid2 with `nent` entries.
+    unsafe { v.set_cpuid(buf.as_ptr().cast::<kvm_cpuid2>()) }
 }
 
 // The CPUID entries are compared as bytes: they are plain old data.

@@ -19,7 +19,7 @@ GUEST_END(pm_coalesced)
 
 /* Writes pages 1, 3 and 5 of the slot at 0x100000, reports on port 0x30, writes pages 1
  * and 3 again, reports on port 0x31, halts. */
-GUEST_BEGIN(pm_dirty)
+GUEST_BEGIN(pm_dirty_clear)
 	movl	$1, 0x101000
 	movl	$3, 0x103000
 	movl	$5, 0x105000
@@ -28,5 +28,5 @@ GUEST_BEGIN(pm_dirty)
 	movl	$3, 0x103004
 	out	%al, $0x31
 	hlt
-GUEST_END(pm_dirty)
+GUEST_END(pm_dirty_clear)
 

@@ -141,7 +141,9 @@ pub extern "C" fn kvm_set_clock(vm: c_int, clock: *const kvm_clock_data) -> c_in
 /// `log->slot` that are set in `log->dirty_bitmap` (bit 0 = `first_page`) and
 /// write-protects those pages again, so the next guest write marks them dirty anew. Meant
 /// for KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2 (kvm_enable_cap()), with which reading the dirty
-/// log no longer clears it. Errors: EBADF (not a VM), EFAULT (`log` NULL or its bitmap
+/// log no longer clears it. Pages written through a memory alias (kvm_set_memory_alias())
+/// are logged in the alias's own KVM slot, which this call does not clear: with manual
+/// protection they stay reported as dirty. Errors: EBADF (not a VM), EFAULT (`log` NULL or its bitmap
 /// unreadable), ENOENT (unknown slot, or a slot without KVM_MEM_LOG_DIRTY_PAGES), EINVAL
 /// (`first_page` not a multiple of 64, `num_pages` not a multiple of 64 short of the
 /// slot's end, or the range outside the slot).
