@@ -17,10 +17,18 @@
 
 struct outcome {
 	uint32_t result, mix, ticks;
-	int first_step, last_step, steps;    /* the step numbers the guest reported */
+	int last_step;          /* the last step number the guest reported */
+	int answered;           /* whether its read of port 0x32 was answered */
+	int first_out;          /* the first step number reported in this process */
+	int steps;              /* steps reported in this process */
 };
 
+#define STOP_AT_EXIT 0      /* at the port read of step STEPS / 2, left pending */
+#define STOP_BY_KICK 1      /* wherever a kick from another thread lands */
+
 /* ---- the guest's machine ---------------------------------------------------------- */
+
+static int vcpu_fd = -1;        /* the calling thread's vcpu, made by machine() */
 
 static struct kvm_cpuid2 *guest_cpuid(void)
 {
@@ -50,7 +58,7 @@ static int machine(uint64_t mem, int with_vcpu)
 	CHECK(ivt != NULL);
 	ivt[0] = (uint16_t)(snap_handler - b.start + LOAD);
 	ivt[1] = 0;
-	OK(kvm_create_vcpu(vm, 0));
+	vcpu_fd = OK(kvm_create_vcpu(vm, 0));
 	struct kvm_cpuid2 *c = guest_cpuid();
 	OK(kvm_set_cpuid(c));
 	free(c);
@@ -58,47 +66,73 @@ static int machine(uint64_t mem, int with_vcpu)
 	return vm;
 }
 
-/* Runs until the guest reads port 0x32 in step `stop_at` (the exit is left pending,
- * with its data filled in, so that saving must complete it), or to the end with
- * `stop_at` = -1. Every step must report its number, then read its value, once. */
-static void run_guest(struct outcome *o, int stop_at)
+/* The kicker thread of STOP_BY_KICK. */
+static volatile int kick_go, kick_done;
+static int kick_delay_us;
+
+static void *kicker(void *arg)
 {
-	int answered = 1;
+	(void)arg;
+	while (!__atomic_load_n(&kick_go, __ATOMIC_ACQUIRE))
+		sched_yield();
+	usleep(kick_delay_us);
+	OK(kvm_kick_vcpu(vcpu_fd));
+	__atomic_store_n(&kick_done, 1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+/* Runs the guest: to the end (`stop` = -1), to the port read of step STEPS / 2 with its
+ * data filled in but the instruction still pending in the kernel (STOP_AT_EXIT: saving
+ * must complete it), or until a kick from another thread makes kvm_run return -1/EINTR
+ * (STOP_BY_KICK: the kick is sent after step 2; from step 6 on the thread waits for it
+ * at each port read, so it always lands). Every step must report its number, then read its
+ * value, once, across processes. Returns 1 if stopped, 0 at the end. */
+static int run_guest(struct outcome *o, int stop)
+{
 	for (;;) {
-		run_expect(KVM_EXIT_IO);
+		int r = kvm_run();
+		if (r == -1 && errno == EINTR && stop == STOP_BY_KICK)
+			return 1;
+		if (r != KVM_EXIT_IO)
+			FAIL("kvm_run: %d (%s), errno %d", r, exit_name(r), errno);
 		struct kvm_run *run = kvm_run_area();
 		uint8_t *data = (uint8_t *)run + run->io.data_offset;
 		uint32_t v;
 		memcpy(&v, data, 4);
 		if (run->io.port == P_VALUE) {
 			CHECK_EQ(run->io.direction, KVM_EXIT_IO_IN);
-			CHECK(o->steps > 0 && !answered);      /* one read per reported step */
+			CHECK(o->last_step >= 0 && !o->answered);  /* one read per reported step */
 			v = (uint32_t)o->last_step * 0x9e3779b9u;
 			memcpy(data, &v, 4);
-			answered = 1;
-			if (o->last_step == stop_at)
-				return;
+			o->answered = 1;
+			if (stop == STOP_AT_EXIT && o->last_step == STEPS / 2)
+				return 1;
+			if (stop == STOP_BY_KICK && o->last_step >= 2)
+				__atomic_store_n(&kick_go, 1, __ATOMIC_RELEASE);
+			if (stop == STOP_BY_KICK && o->last_step >= 6)
+				while (!__atomic_load_n(&kick_done, __ATOMIC_ACQUIRE))
+					sched_yield();
 			continue;
 		}
 		CHECK_EQ(run->io.direction, KVM_EXIT_IO_OUT);
 		switch (run->io.port) {
 		case P_STEP:
-			CHECK(answered);
-			if (o->steps == 0)
-				o->first_step = (int)v;
-			else
-				CHECK_EQ(v, (uint32_t)o->last_step + 1);   /* no step replayed or lost */
+			CHECK(o->answered);
+			CHECK_EQ(v, (uint32_t)(o->last_step + 1));  /* no step replayed or lost */
+			if (o->steps++ == 0)
+				o->first_out = (int)v;
 			o->last_step = (int)v;
-			o->steps++;
-			answered = 0;
+			o->answered = 0;
 			break;
 		case P_RESULT: o->result = v; break;
 		case P_MIX: o->mix = v; break;
-		case P_TICKS: o->ticks = v; return;
+		case P_TICKS: o->ticks = v; return 0;
 		default: FAIL("unexpected port 0x%x", run->io.port);
 		}
 	}
 }
+
+static const struct outcome fresh = { .last_step = -1, .answered = 1, .first_out = -1 };
 
 /* ---- blobs ------------------------------------------------------------------------ */
 
@@ -317,31 +351,82 @@ static void other_shapes(const uint8_t *vm_blob, size_t vm_len)
 	OK(kvm_destroy_vm(vm));
 }
 
+/* A vector kvm_interrupt holds because the guest cannot take it yet (no in-kernel
+ * irqchip, interrupts off) is part of the vcpu's state: restored into another VM, the
+ * guest's handler runs as soon as it enables interrupts. */
+static void held_interrupt(void)
+{
+	struct blob b = BLOB(rm_held_irq);
+	extern const uint8_t held_handler[];
+	int vm = vm_with_memory(0x10000);
+	load_blob(vm, LOAD, b);
+	uint16_t *ivt = kvm_guest_memory(vm, 0x50 * 4, 4);
+	CHECK(ivt != NULL);
+	ivt[0] = (uint16_t)(held_handler - b.start + LOAD);
+	ivt[1] = 0;
+	OK(kvm_create_vcpu(vm, 0));
+	setup_real_mode(LOAD);
+	run_until_out(0x30);
+	OK(kvm_interrupt(0x50));                       /* held: IF is clear */
+	size_t len;
+	uint8_t *blob = save(-1, &len);
+	uint8_t mem[0x10000];
+	memcpy(mem, kvm_guest_memory(vm, 0, sizeof(mem)), sizeof(mem));
+	OK(kvm_detach_vcpu());
+	OK(kvm_destroy_vm(vm));
+
+	vm = vm_with_memory(0x10000);
+	memcpy(kvm_guest_memory(vm, 0, sizeof(mem)), mem, sizeof(mem));
+	OK(kvm_create_vcpu(vm, 0));
+	OK(kvm_restore_vcpu(blob, len));
+	CHECK_EQ(run_until_out(0x31), 0x50);           /* before the guest's own report */
+	run_until_out(0x32);
+	OK(kvm_detach_vcpu());
+	OK(kvm_destroy_vm(vm));
+
+	/* Such a vcpu does not fit a VM with an in-kernel irqchip. */
+	vm = vm_with_memory(0x10000);
+	OK(kvm_create_irqchip(vm));
+	OK(kvm_create_vcpu(vm, 0));
+	CHECK_ERR(kvm_restore_vcpu(blob, len), EINVAL);
+	OK(kvm_detach_vcpu());
+	OK(kvm_destroy_vm(vm));
+	free(blob);
+}
+
 /* ---- the two processes -------------------------------------------------------------- */
 
-/* The fresh process: rebuilds the machine from the file and lets the guest finish. */
-static int restore_and_finish(const char *path)
+/* The fresh process: rebuilds the machine from the file, lets the guest finish, and
+ * writes its outcome to <path>.out. With `checks`, it first tries bad blobs and VMs of
+ * other shapes. */
+static int restore_and_finish(const char *path, int checks)
 {
 	FILE *f = fopen(path, "rb");
 	CHECK(f != NULL);
-	size_t vm_len, vcpu_len, mem_len;
+	size_t vm_len, vcpu_len, mem_len, o_len;
 	uint8_t *vm_blob = read_all(f, &vm_len);
 	uint8_t *vcpu_blob = read_all(f, &vcpu_len);
 	uint8_t *mem = read_all(f, &mem_len);
+	struct outcome *saved = (struct outcome *)read_all(f, &o_len);
 	fclose(f);
 	CHECK_EQ(mem_len, MEM);
+	CHECK_EQ(o_len, sizeof(struct outcome));
 
 	int vm = vm_with_memory(MEM);
 	OK(kvm_create_irqchip(vm));
 	OK(kvm_create_vcpu(vm, 0));
-	bad_blobs(vm, vcpu_blob, vcpu_len, vm_blob, vm_len);
-	other_shapes(vm_blob, vm_len);
-
+	if (checks) {
+		bad_blobs(vm, vcpu_blob, vcpu_len, vm_blob, vm_len);
+		other_shapes(vm_blob, vm_len);
+	}
 	memcpy(kvm_guest_memory(vm, 0, MEM), mem, MEM);
 	OK(kvm_restore_vm(vm, vm_blob, vm_len));
 	OK(kvm_restore_vcpu(vcpu_blob, vcpu_len));
-	struct outcome o = { 0 };
-	run_guest(&o, -1);
+	/* Where the guest was: its last step, and whether that step's read was answered. */
+	struct outcome o = fresh;
+	o.last_step = saved->last_step;
+	o.answered = saved->answered;
+	CHECK_EQ(run_guest(&o, -1), 0);
 
 	char out[4096];
 	snprintf(out, sizeof(out), "%s.out", path);
@@ -354,59 +439,26 @@ static int restore_and_finish(const char *path)
 	free(vm_blob);
 	free(vcpu_blob);
 	free(mem);
+	free(saved);
 	return 0;
 }
 
-static void finish_elsewhere(const char *path, const struct outcome *ref, int stopped_at)
+/* Runs the guest until `stop`, saves vcpu, VM and memory to a file, and has a fresh
+ * process (this test, exec'd) restore and finish it: the outcome must be `ref`'s. */
+static void stop_save_finish(int stop, const struct outcome *ref, int checks)
 {
-	pid_t pid = fork();
-	CHECK(pid >= 0);
-	if (pid == 0) {
-		execl("/proc/self/exe", "snapshot", "--restore", path, (char *)NULL);
-		_exit(127);
-	}
-	int status;
-	CHECK(waitpid(pid, &status, 0) == pid);
-	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-	char out[4096];
-	snprintf(out, sizeof(out), "%s.out", path);
-	FILE *f = fopen(out, "rb");
-	CHECK(f != NULL);
-	struct outcome o;
-	CHECK(fread(&o, sizeof(o), 1, f) == 1);
-	fclose(f);
-	unlink(out);
-	CHECK_EQ(o.first_step, stopped_at + 1);       /* continues right after the stop */
-	CHECK_EQ(o.last_step, STEPS - 1);
-	CHECK_EQ(o.result, ref->result);
-	CHECK_EQ(o.mix, ref->mix);
-	CHECK_EQ(o.ticks, ref->ticks);
-	printf("stopped after step %d; restored in pid %d: result %08x mix %08x ticks %u, "
-	       "as uninterrupted\n", stopped_at, (int)pid, o.result, o.mix, o.ticks);
-}
-
-int main(int argc, char **argv)
-{
-	require_kvm();
-	alarm(60);      /* a lost interrupt hangs the guest: fail instead */
-	if (argc == 3 && strcmp(argv[1], "--restore") == 0)
-		return restore_and_finish(argv[2]);
-
-	/* The uninterrupted run. */
 	int vm = machine(MEM, 1);
-	struct outcome ref = { 0 };
-	run_guest(&ref, -1);
-	CHECK_EQ(ref.steps, STEPS);
-	CHECK_EQ(ref.ticks, STEPS);
-	OK(kvm_detach_vcpu());
-	OK(kvm_destroy_vm(vm));
-
-	/* Stopped at the port read of step STEPS/2, its data supplied but the IN still
-	 * pending in the kernel: saving must complete it (else the fresh process would see
-	 * the read again, without its value). */
-	vm = machine(MEM, 1);
-	struct outcome part = { 0 };
-	run_guest(&part, STEPS / 2);
+	pthread_t t;
+	if (stop == STOP_BY_KICK) {
+		kick_go = kick_done = 0;
+		CHECK(pthread_create(&t, NULL, kicker, NULL) == 0);
+	}
+	struct outcome part = fresh;
+	CHECK_EQ(run_guest(&part, stop), 1);
+	if (stop == STOP_BY_KICK)
+		CHECK(pthread_join(t, NULL) == 0);
+	struct kvm_regs r;
+	OK(kvm_get_regs(&r));
 	size_t vcpu_len, vm_len;
 	uint8_t *vcpu_blob = save(-1, &vcpu_len);
 	uint8_t *vm_blob = save(vm, &vm_len);
@@ -418,13 +470,70 @@ int main(int argc, char **argv)
 	write_all(f, vm_blob, vm_len);
 	write_all(f, vcpu_blob, vcpu_len);
 	write_all(f, kvm_guest_memory(vm, 0, MEM), MEM);
+	write_all(f, &part, sizeof(part));
 	CHECK(fclose(f) == 0);
 	OK(kvm_detach_vcpu());
 	OK(kvm_destroy_vm(vm));
-	printf("vcpu blob %zu bytes, VM blob %zu bytes\n", vcpu_len, vm_len);
-	finish_elsewhere(path, &ref, STEPS / 2);
+
+	pid_t pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		execl("/proc/self/exe", "snapshot", checks ? "--restore-checked" : "--restore",
+		      path, (char *)NULL);
+		_exit(127);
+	}
+	int status;
+	CHECK(waitpid(pid, &status, 0) == pid);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	char out[4096];
+	snprintf(out, sizeof(out), "%s.out", path);
+	f = fopen(out, "rb");
+	CHECK(f != NULL);
+	struct outcome o;
+	CHECK(fread(&o, sizeof(o), 1, f) == 1);
+	fclose(f);
+	unlink(out);
 	unlink(path);
+	CHECK_EQ(o.first_out, part.last_step + 1);      /* continues right after the stop */
+	CHECK_EQ(o.last_step, STEPS - 1);
+	CHECK_EQ(part.steps + o.steps, STEPS);
+	CHECK_EQ(o.result, ref->result);
+	CHECK_EQ(o.mix, ref->mix);
+	CHECK_EQ(o.ticks, ref->ticks);
+	printf("%s: stopped after step %d's report at rip 0x%llx (vcpu blob %zu bytes, VM blob "
+	       "%zu); finished in pid %d: result %08x mix %08x ticks %u, as uninterrupted\n",
+	       stop == STOP_BY_KICK ? "kick" : "pending port read", part.last_step,
+	       (unsigned long long)r.rip, vcpu_len, vm_len, (int)pid, o.result, o.mix, o.ticks);
 	free(vcpu_blob);
 	free(vm_blob);
+}
+
+int main(int argc, char **argv)
+{
+	require_kvm();
+	alarm(60);      /* a lost interrupt hangs the guest: fail instead */
+	if (argc == 3 && strcmp(argv[1], "--restore") == 0)
+		return restore_and_finish(argv[2], 0);
+	if (argc == 3 && strcmp(argv[1], "--restore-checked") == 0)
+		return restore_and_finish(argv[2], 1);
+
+	/* The uninterrupted run. */
+	int vm = machine(MEM, 1);
+	struct outcome ref = fresh;
+	CHECK_EQ(run_guest(&ref, -1), 0);
+	CHECK_EQ(ref.steps, STEPS);
+	CHECK_EQ(ref.ticks, STEPS);
+	OK(kvm_detach_vcpu());
+	OK(kvm_destroy_vm(vm));
+
+	/* Stopped at the port read of step STEPS/2, its data supplied but the IN still
+	 * pending in the kernel: saving must complete it (else the fresh process would see
+	 * the read again, without its value). That process also tries the bad blobs. */
+	stop_save_finish(STOP_AT_EXIT, &ref, 1);
+	/* Stopped by a kick from another thread, wherever it lands: in the computation, in
+	 * HLT with the timer armed, in the interrupt handler. */
+	for (kick_delay_us = 0; kick_delay_us <= 1000; kick_delay_us += 250)
+		stop_save_finish(STOP_BY_KICK, &ref, 0);
+	held_interrupt();
 	return 0;
 }

@@ -64,6 +64,7 @@ const T_MP_STATE: u32 = 0x000a;
 const T_DEBUGREGS: u32 = 0x000b;
 const T_NESTED: u32 = 0x000c;
 const T_TSC_KHZ: u32 = 0x000d;
+const T_PENDING_IRQS: u32 = 0x000e;
 // VM sections.
 const T_VM_INFO: u32 = 0x0101;
 const T_PIC_MASTER: u32 = 0x0102;
@@ -320,6 +321,8 @@ struct VcpuState {
     /// struct kvm_nested_state with its data, `size` bytes.
     nested: Option<Vec<u8>>,
     tsc_khz: Option<u32>,
+    /// Vectors `kvm_interrupt` holds until the guest can take them (no in-kernel irqchip).
+    pending_irqs: [u64; 4],
 }
 
 fn vm_extension(v: &Vcpu, cap: u32) -> i32 {
@@ -461,21 +464,13 @@ fn cpuid_eq(a: &[kvm_cpuid_entry2], b: &[kvm_cpuid_entry2]) -> bool {
     bytes_of_slice(a) == bytes_of_slice(b)
 }
 
-/// Completes an I/O, MMIO or MSR exit still pending in the kernel: KVM_RUN with
-/// `immediate_exit` set finishes the instruction and returns EINTR before running any
-/// further guest code (KVM API documentation, "KVM_RUN"). EAGAIN if the completion
-/// itself produced a new exit (a split MMIO access), which the caller must handle first.
+/// Completes an I/O, MMIO or MSR exit still pending in the kernel before state is read
+/// (`Vcpu::complete_pending`). EAGAIN if that produced a new exit (a split MMIO access),
+/// which the caller must handle first.
 fn complete_pending(v: &Vcpu) -> Result<()> {
-    let run = v.run_area();
-    // SAFETY: the owner (this thread) sets immediate_exit in its live run area.
-    unsafe { addr_of_mut!((*run).immediate_exit).write(1) };
-    let r = v.run();
-    // SAFETY: as above.
-    unsafe { addr_of_mut!((*run).immediate_exit).write(0) };
-    match r {
-        Err(Errno(libc::EINTR)) => Ok(()),
-        Ok(_) => Err(Errno(libc::EAGAIN)),
-        Err(e) => Err(e),
+    match v.complete_pending()? {
+        None => Ok(()),
+        Some(_) => Err(Errno(libc::EAGAIN)),
     }
 }
 
@@ -528,6 +523,7 @@ fn capture_vcpu(v: &Vcpu) -> Result<VcpuState> {
     };
     let tsc_khz = vcpu_state::get_tsc_khz(v).ok();
     let cpuid = get_cpuid(v)?;
+    let pending_irqs = v.irq.pending();
     Ok(VcpuState {
         cpuid,
         regs,
@@ -542,6 +538,7 @@ fn capture_vcpu(v: &Vcpu) -> Result<VcpuState> {
         debugregs,
         nested,
         tsc_khz,
+        pending_irqs,
     })
 }
 
@@ -573,6 +570,9 @@ fn encode_vcpu(s: &VcpuState) -> Vec<u8> {
     }
     if let Some(x) = s.tsc_khz {
         w.section(T_TSC_KHZ, &x.to_le_bytes());
+    }
+    if s.pending_irqs != [0; 4] {
+        w.section(T_PENDING_IRQS, bytes_of_slice(&s.pending_irqs));
     }
     w.finish()
 }
@@ -607,6 +607,10 @@ fn decode_vcpu(blob: &[u8]) -> Result<VcpuState> {
     if cpuid.len() > CPUID_MAX {
         return Err(bad());
     }
+    let pending_irqs = match s.get(T_PENDING_IRQS) {
+        None => [0; 4],
+        Some(b) => pods::<u64>(b)?.try_into().map_err(|_| bad())?,
+    };
     Ok(VcpuState {
         cpuid,
         regs: pod(s.need(T_REGS)?)?,
@@ -621,6 +625,7 @@ fn decode_vcpu(blob: &[u8]) -> Result<VcpuState> {
         debugregs: s.opt(T_DEBUGREGS)?,
         nested,
         tsc_khz,
+        pending_irqs,
     })
 }
 
@@ -658,6 +663,9 @@ fn check_vcpu_fits(v: &Vcpu, s: &VcpuState) -> Result<()> {
     }
     if s.xsave.len() > vcpu_state::xsave_size(v)? {
         return Err(Errno(libc::EINVAL));
+    }
+    if s.pending_irqs != [0; 4] && registry::vm(v.vm_fd())?.has_irqchip() {
+        return Err(Errno(libc::EINVAL)); // they belong to a VM without an irqchip
     }
     Ok(())
 }
@@ -737,6 +745,7 @@ fn apply_vcpu(v: &Vcpu, s: &VcpuState) -> Result<()> {
     if let Some(d) = &s.debugregs {
         vcpu_state::set_debugregs(v, d)?;
     }
+    v.irq.set_pending(s.pending_irqs);
     Ok(())
 }
 

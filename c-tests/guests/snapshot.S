@@ -89,3 +89,25 @@ snap_handler:
 	popl	%eax
 	iret
 GUEST_END(rm_snapshot)
+
+/* Real-mode guest at 0x1000 for an interrupt held by kvm_interrupt (no in-kernel
+ * irqchip): reports on port 0x30 with interrupts off, then enables them and waits for
+ * the handler at held_handler, which reports its vector 0x50 on port 0x31 and sets the
+ * byte at 0x500; then reports on port 0x32. (An interrupt window opens only while the
+ * guest runs without exits, so it waits in a loop.) */
+GUEST_BEGIN(rm_held_irq)
+	cli
+	movb	$0, 0x500
+	out	%al, $0x30
+	sti
+1:	cmpb	$1, 0x500
+	jb	1b
+	out	%al, $0x32
+2:	jmp	2b
+	.globl held_handler
+held_handler:
+	mov	$0x50, %al
+	out	%al, $0x31
+	movb	$1, 0x500
+	iret
+GUEST_END(rm_held_irq)

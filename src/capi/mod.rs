@@ -19,6 +19,7 @@ pub mod memory;
 pub mod vcpu;
 pub mod cpu;
 pub mod irq;
+pub mod kick;
 pub mod raw;
 pub mod vm_state;
 pub mod vcpu_state;

@@ -37,7 +37,8 @@ fn blob<'a>(buf: *const c_void, len: usize) -> Result<&'a [u8]> {
 /// Saves the complete state of the calling thread's vcpu (registers, special registers,
 /// XSAVE, XCRs, every MSR the kernel's MSR index list names that the vcpu lets the host
 /// read, local APIC, pending events, MP state, debug registers, nested state when the
-/// kernel has it, TSC frequency and CPUID) as a self-describing blob into `buf`. `*len`
+/// kernel has it, TSC frequency, CPUID, and the vectors kvm_interrupt() still holds for a
+/// guest not ready to take them) as a self-describing blob into `buf`. `*len`
 /// is the room in `buf` on entry and the blob's size on return. An I/O, MMIO or MSR exit
 /// still pending is completed first (KVM_RUN with immediate_exit, which runs no further
 /// guest instruction: supply the data of an IN, MMIO read or RDMSR in the run area before
@@ -64,7 +65,8 @@ pub extern "C" fn kvm_save_vcpu(buf: *mut c_void, len: *mut usize) -> c_int {
 /// Errors: ESRCH (no vcpu), EFAULT (`buf` NULL), ENODATA (truncated: shorter than its
 /// header says), EBADMSG (not a libkvm snapshot, or corrupt: checksum mismatch, malformed
 /// or missing section), ENOEXEC (made on another architecture), ENOTSUP (a newer format
-/// version), EINVAL (a VM blob, or state the kernel refuses), ENXIO (the blob has LAPIC
+/// version), EINVAL (a VM blob, state the kernel refuses, or vectors held by
+/// kvm_interrupt() for a VM that now has an in-kernel irqchip), ENXIO (the blob has LAPIC
 /// state and the VM no in-kernel irqchip), EOPNOTSUPP (nested state on a kernel without
 /// KVM_CAP_NESTED_STATE), EBUSY (a different CPUID on a vcpu that has run).
 #[no_mangle]
