@@ -1,5 +1,4 @@
-/* Guest MMIO and port writes to coalesced zones land in the ring kvm_coalesced_mmio_next
- * reads, in order and without exits; once unregistered they exit again. */
+/* Guest MMIO and port writes to coalesced zones reach kvm_coalesced_mmio_next's ring in order, without exits. */
 #include "harness.h"
 
 static void expect_entry(int vm, uint64_t addr, uint32_t len, uint32_t pio, uint64_t data)

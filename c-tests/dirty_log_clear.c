@@ -1,6 +1,4 @@
-/* KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2 through kvm_enable_cap: reading the dirty log keeps
- * the bits, kvm_clear_dirty_log clears exactly the pages named and re-arms them, so the
- * guest's next write to them shows again. */
+/* With manual dirty-log protection, kvm_clear_dirty_log clears and re-arms exactly the pages named. */
 #include "harness.h"
 
 #define SLOT 1

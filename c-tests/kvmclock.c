@@ -1,5 +1,4 @@
-/* The VM clock across kvm_get_clock/kvm_set_clock as the guest's kvmclock shows it,
- * kvm_kvmclock_ctrl's flag in the guest, and a vcpu capability that changes the guest. */
+/* The guest's kvmclock follows kvm_get_clock/kvm_set_clock and sees kvm_kvmclock_ctrl; a vcpu capability changes the guest. */
 #include "harness.h"
 #include <time.h>
 

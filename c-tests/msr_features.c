@@ -1,5 +1,4 @@
-/* The host's feature MSRs: the index list with its E2BIG protocol and their values; and
- * the /dev/kvm escape hatch. */
+/* The host's feature MSRs (list with E2BIG protocol, values) and the /dev/kvm escape hatch. */
 #include "harness.h"
 
 #define MSR_IA32_ARCH_CAPABILITIES 0x10a

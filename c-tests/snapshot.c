@@ -1,4 +1,9 @@
-/* A guest computing with TSC-deadline timer interrupts is stopped mid-way, saved with kvm_save_vcpu/kvm_save_vm and its memory to a file, and finished by a fresh process (exec of this test) after kvm_restore_vm/kvm_restore_vcpu: result and interrupt count equal an uninterrupted run's. Bad blobs and VMs of another shape are refused with their errno and change nothing. */
+/* A guest with timer interrupts, saved mid-way (pending port read, or a kick) and finished by a fresh process, ends as an uninterrupted run. */
+/* Its vcpu and VM are saved with kvm_save_vcpu/kvm_save_vm and its memory to a file; the
+ * exec'd test restores them with kvm_restore_vm/kvm_restore_vcpu: result, interrupt count
+ * and step sequence equal an uninterrupted run's. Truncated, bit-flipped, foreign, newer
+ * and wrong-kind blobs and VMs of another shape are refused with their errno and change
+ * nothing; a blob the kernel refuses part-way is rolled back. */
 #define _GNU_SOURCE
 #include "harness.h"
 #include <pthread.h>

@@ -1,5 +1,4 @@
-/* XSAVE, debug registers, SREGS2, ONE_REG, XCRs, TSC frequency and nested state of the
- * calling thread's vcpu, each checked against what the guest reads or writes. */
+/* XSAVE, debug registers, SREGS2, ONE_REG, XCRs, TSC frequency and nested state against what the guest reads and writes. */
 #include "harness.h"
 
 #define MSR_IA32_SYSENTER_CS 0x174
