@@ -18,9 +18,42 @@
 #include <signal.h>
 #include <linux/kvm.h>
 
+/*
+ The major version of the libkvm headers, from Cargo.toml. It is also the number in the
+ soname (libkvm.so.1): a program built against one major version runs only with it.
+ */
+#define LIBKVM_VERSION_MAJOR 1
+
+/*
+ The minor version of the libkvm headers. A minor release adds functions (in the version
+ node LIBKVM_<major>.<minor>) and changes none.
+ */
+#define LIBKVM_VERSION_MINOR 0
+
+/*
+ The patch level of the libkvm headers: fixes only, no new functions.
+ */
+#define LIBKVM_VERSION_PATCH 0
+
+/*
+ The version of the libkvm headers as one number, major * 10000 + minor * 100 + patch
+ (1.0.0 is 10000), to compare with `#if LIBKVM_VERSION >= ...` and with
+ kvm_get_library_version().
+ */
+#define LIBKVM_VERSION (((LIBKVM_VERSION_MAJOR * 10000) + (LIBKVM_VERSION_MINOR * 100)) + LIBKVM_VERSION_PATCH)
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
+
+/*
+ Returns the version of the libkvm library the program is running with, encoded like
+ LIBKVM_VERSION (major * 10000 + minor * 100 + patch). It can differ from LIBKVM_VERSION,
+ the version of the headers the program was built with: the program runs with any
+ libkvm.so of the same major version that has the symbol versions of the functions it
+ calls, older or newer. Never fails.
+ */
+int kvm_get_library_version(void);
 
 /*
  Returns the KVM API version (12 on every kernel since 2.6.22), or -1 with errno set if

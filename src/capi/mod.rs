@@ -12,6 +12,7 @@
 #![allow(clippy::not_unsafe_ptr_arg_deref)]
 
 // Declaration order is the order of the header.
+pub mod version;
 pub mod system;
 pub mod vm;
 pub mod memory;
