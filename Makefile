@@ -132,11 +132,12 @@ $(B)/c-tests/kernels/%.elf: $(B)/c-tests/kernels/%.c.o $(KTEST_LIB) c-tests/kern
 $(B)/c-tests/kernels/kludge.bin: $(B)/c-tests/kernels/kludge.S.o
 	$(CC) $(KERNEL_LDFLAGS) -Wl,-Ttext=0x200000 -Wl,-e,entry -Wl,--oformat=binary -o $@ $<
 
+# The kernel `make demo` boots (examples/demo-kernel).
 DEMO_KERNEL := $(B)/examples/demo-kernel.elf
+DEMO_KERNEL_OBJS := $(B)/examples/demo-kernel/start.o $(B)/examples/demo-kernel/demo.o
 # The smallest libkvm program (examples/hello.c): built with the tests, run by hand.
 HELLO := $(B)/examples/hello
 HELLO_GUEST := $(B)/examples/hello-guest.o
-DEMO_KERNEL_OBJS := $(B)/examples/demo-kernel/start.o $(B)/examples/demo-kernel/demo.o
 
 $(B)/examples/demo-kernel/%.o: examples/demo-kernel/%.S
 	@mkdir -p $(dir $@)
