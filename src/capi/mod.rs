@@ -17,6 +17,7 @@ pub mod system;
 pub mod vm;
 pub mod memory;
 pub mod vcpu;
+pub mod cpu;
 pub mod irq;
 pub mod raw;
 
