@@ -1,31 +1,10 @@
-/* COMPAT SHIM, to be deleted when libkvm has kvm_get_supported_cpuid, kvm_set_cpuid and
- * kvm_kick_vcpu (see compat.h). */
+/* COMPAT SHIM, to be deleted when libkvm has kvm_kick_vcpu (see compat.h). */
 #define _GNU_SOURCE
 #include "compat.h"
 #include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <string.h>
-#include <sys/ioctl.h>
-#include <unistd.h>
-
-int compat_get_supported_cpuid(struct kvm_cpuid2 *cpuid)
-{
-	int kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
-	if (kvm < 0)
-		return -1;
-	int r = ioctl(kvm, KVM_GET_SUPPORTED_CPUID, cpuid);
-	int e = errno;
-	close(kvm);
-	errno = e;
-	return r < 0 ? -1 : 0;
-}
-
-int compat_set_cpuid(const struct kvm_cpuid2 *cpuid)
-{
-	return kvm_vcpu_ioctl(KVM_SET_CPUID2, (void *)cpuid) < 0 ? -1 : 0;
-}
 
 /* The kick: set the vcpu's immediate_exit (a KVM_RUN about to start returns at once),
  * then signal its thread (a KVM_RUN in progress returns EINTR). */

@@ -6,7 +6,7 @@
  *   devices.c   port and MMIO devices (UART, debug-exit, fw_cfg, pc-testdev, PM, PCI)
  *   acpi.c      the ACPI tables
  *   vcpu.c      one thread per vcpu, exit handling, stopping, the timeout
- *   compat.c    stand-ins for libkvm calls that are not in every libkvm yet */
+ *   compat.c    a stand-in for kvm_kick_vcpu(), until libkvm has it */
 #ifndef KVMRUN_H
 #define KVMRUN_H
 

@@ -3,7 +3,6 @@
  * state. */
 #define _GNU_SOURCE
 #include "kvmrun.h"
-#include "compat.h"
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -110,7 +109,7 @@ static int get_supported_cpuid(void)
 		if (!c)
 			return fail("CPUID table");
 		c->nent = room;
-		if (compat_get_supported_cpuid(c) == 0) {
+		if (kvm_get_supported_cpuid(c) == 0) {
 			supported = c;
 			return 0;
 		}
@@ -118,7 +117,7 @@ static int get_supported_cpuid(void)
 		free(c);
 		errno = e;
 		if (e != E2BIG || room >= 4096)
-			return fail("KVM_GET_SUPPORTED_CPUID");
+			return fail("kvm_get_supported_cpuid");
 		room *= 2;
 	}
 }
@@ -189,9 +188,9 @@ static int set_cpuid(const struct machine *m, unsigned id)
 		}
 	}
 	c->nent = n;
-	r = compat_set_cpuid(c);
+	r = kvm_set_cpuid(c);
 	free(c);
-	return r < 0 ? fail("setting CPUID (KVM_SET_CPUID2)") : 0;
+	return r < 0 ? fail("kvm_set_cpuid") : 0;
 }
 
 static void flat_segment(struct kvm_segment *s, uint16_t selector, uint8_t type)

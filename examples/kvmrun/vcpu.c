@@ -85,11 +85,12 @@ static void dump_state(const struct vcpu *v, const char *what)
 		(unsigned long long)s.cr0, (unsigned long long)s.cr2, (unsigned long long)s.cr3,
 		(unsigned long long)s.cr4, (unsigned long long)s.cr8, (unsigned long long)s.efer,
 		(unsigned long long)s.apic_base);
-	struct kvm_translation t = { .linear_address = s.cs.base + r.rip };
-	if (kvm_vcpu_ioctl(KVM_TRANSLATE, &t) == 0 && t.valid) {
-		const uint8_t *code = kvm_guest_memory(mach->vm, t.physical_address, 16);
+	uint64_t phys;
+	uint8_t valid, writeable, user;
+	if (kvm_translate(s.cs.base + r.rip, &phys, &valid, &writeable, &user) == 0 && valid) {
+		const uint8_t *code = kvm_guest_memory(mach->vm, phys, 16);
 		if (code) {
-			fprintf(f, "  code at %llx:", (unsigned long long)t.physical_address);
+			fprintf(f, "  code at %llx:", (unsigned long long)phys);
 			for (int i = 0; i < 16; i++)
 				fprintf(f, " %02x", code[i]);
 			fputc('\n', f);
