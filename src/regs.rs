@@ -21,11 +21,18 @@
 //!   goes through the ioctl, so values the kernel normalises (RFLAGS bit 1) read back
 //!   exactly as the ioctl would give them.
 //!
+//! - A vcpu waiting for INIT/SIPI (KVM_MP_STATE_UNINITIALIZED: an application processor
+//!   before its start) leaves KVM_RUN (kick, signal, or EAGAIN once INIT/SIPI arrive)
+//!   before the kernel loads `kvm_dirty_regs`, and stores its registers over the area on
+//!   the way out. So until a KVM_RUN has returned normally, and again after any ioctl that
+//!   may change the MP state, `kvm_run` writes pending registers back with KVM_SET_REGS
+//!   first (`maybe_waiting`): they reach the vcpu before INIT/SIPI, as the ioctl would.
+//!
 //! All of this state belongs to the vcpu, not the thread, so it survives detach/attach.
 //! Only the owning thread touches it; atomics with relaxed ordering make that safe Rust
 //! at the cost of plain loads and stores.
 
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 
 /// KVM_SYNC_X86_REGS.
 pub(crate) const REGS: u64 = kvm_bindings::KVM_SYNC_X86_REGS as u64;
@@ -44,6 +51,7 @@ pub struct SyncState {
     supported: u64,
     want: AtomicU64,
     synced: AtomicU64,
+    maybe_waiting: AtomicBool,
 }
 
 impl SyncState {
@@ -54,6 +62,7 @@ impl SyncState {
             supported: supported & (REGS | SREGS | EVENTS),
             want: AtomicU64::new(0),
             synced: AtomicU64::new(0),
+            maybe_waiting: AtomicBool::new(true),
         }
     }
 
@@ -88,6 +97,18 @@ impl SyncState {
     /// After KVM_RUN: exactly `kinds` were copied out by the kernel.
     pub fn set_synced(&self, kinds: u64) {
         self.synced.store(kinds, Relaxed);
+    }
+
+    /// Whether the vcpu may be waiting for INIT/SIPI, so that KVM_RUN would not load
+    /// pending registers.
+    pub fn maybe_waiting(&self) -> bool {
+        self.maybe_waiting.load(Relaxed)
+    }
+
+    /// `waiting`: after an ioctl that may change the MP state (true), or a KVM_RUN that
+    /// returned normally (false).
+    pub fn set_maybe_waiting(&self, waiting: bool) {
+        self.maybe_waiting.store(waiting, Relaxed);
     }
 }
 
