@@ -5,8 +5,7 @@
  *   machine.c   the VM: memory, interrupt controllers, CPUID, initial vcpu state
  *   devices.c   port and MMIO devices (UART, debug-exit, fw_cfg, pc-testdev, PM, PCI)
  *   acpi.c      the ACPI tables
- *   vcpu.c      one thread per vcpu, exit handling, stopping, the timeout
- *   compat.c    a stand-in for kvm_kick_vcpu(), until libkvm has it */
+ *   vcpu.c      one thread per vcpu, exit handling, stopping, the timeout */
 #ifndef KVMRUN_H
 #define KVMRUN_H
 

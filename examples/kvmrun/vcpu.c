@@ -7,7 +7,6 @@
  * the same when the time is up. */
 #define _GNU_SOURCE
 #include "kvmrun.h"
-#include "compat.h"
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -215,9 +214,6 @@ static void *vcpu_thread(void *arg)
 	if (fd < 0) {
 		complain("vcpu %u: kvm_create_vcpu: %s", v->id, strerror(errno));
 		stop(EXIT_HOST);
-	} else if (compat_vcpu_started(fd) < 0) {
-		complain("vcpu %u: cannot make it kickable: %s", v->id, strerror(errno));
-		stop(EXIT_HOST);
 	}
 	pthread_mutex_lock(&lock);
 	v->fd = fd;
@@ -286,7 +282,7 @@ int vcpus_run(struct machine *m)
 	 * them under the lock; a thread not ready yet sees `stopping` and never runs. */
 	for (unsigned i = 0; i < m->ncpus; i++)
 		if (vcpus[i].fd >= 0)
-			compat_kick_vcpu(vcpus[i].fd);
+			kvm_kick_vcpu(vcpus[i].fd); /* EAGAIN still kicks, on entry */
 	pthread_mutex_unlock(&lock);
 
 	for (unsigned i = 0; i < m->ncpus; i++)
