@@ -129,9 +129,8 @@ static void run_loop(struct vcpu *v)
 		}
 		int reason = kvm_run();
 		if (reason < 0) {
-			/* EINTR: a kick or a signal. EAGAIN: an AP woke up from waiting for
-			 * INIT/SIPI (KVM_MP_STATE_UNINITIALIZED) and wants to be run again. */
-			if (errno == EINTR || errno == EAGAIN)
+			/* EINTR: a kick (the loop checks why) or a stray signal. */
+			if (errno == EINTR)
 				continue;
 			complain("vcpu %u: kvm_run: %s", v->id, strerror(errno));
 			stop(EXIT_HOST);
