@@ -1,10 +1,9 @@
 /* One thread per vcpu. Each creates its vcpu; once all exist, each sets its CPUID (and
- * the boot vcpu 0 its multiboot entry state; the others stay waiting for INIT/SIPI in the
- * in-kernel local APIC); once all are ready, each runs its vcpu, handing port and MMIO
- * exits to devices.c. The first vcpu
- * to end the machine (debug-exit, a fatal exit) decides the exit status; the main thread
- * then kicks every vcpu out of the guest, joins the threads and destroys the VM. -t does
- * the same when the time is up. */
+ * the boot vcpu 0 its multiboot entry state; the others stay waiting for INIT/SIPI in
+ * the in-kernel local APIC); once all are ready, each runs its vcpu, handing port and
+ * MMIO exits to devices.c. The first vcpu to end the machine (debug-exit, a fatal exit)
+ * decides the exit status; the main thread then kicks every vcpu out of the guest, joins
+ * the threads and destroys the VM. -t does the same when the time is up. */
 #define _GNU_SOURCE
 #include "kvmrun.h"
 #include <errno.h>
@@ -277,8 +276,8 @@ int vcpus_run(struct machine *m)
 			complain("timed out after %g seconds", m->timeout);
 		}
 	}
-	/* Every vcpu out of the guest: the fds are set once the threads are ready, so take
-	 * them under the lock; a thread not ready yet sees `stopping` and never runs. */
+	/* Every vcpu out of the guest. The fds are set under the lock; a thread that has not
+	 * reached its run loop yet sees `stopping` and never runs its vcpu. */
 	for (unsigned i = 0; i < m->ncpus; i++)
 		if (vcpus[i].fd >= 0)
 			kvm_kick_vcpu(vcpus[i].fd); /* EAGAIN still kicks, on entry */
