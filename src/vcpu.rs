@@ -102,19 +102,27 @@ impl Vcpu {
     /// system call but the ioctl itself.
     pub fn run(&self) -> Result<i32> {
         let run = self.run.0.as_ptr();
-        let want = self.sync.want();
+        let want = self.sync.begin_run();
         // SAFETY: `run` is the live mapping of this vcpu; only the owning thread (us)
-        // writes kvm_valid_regs.
+        // writes kvm_valid_regs and kvm_dirty_regs.
         unsafe { addr_of_mut!((*run).kvm_valid_regs).write(want) };
-        self.sync.set_synced(0);
+        // Registers set_regs left for the kernel, kept in case KVM_RUN fails before
+        // loading them (regs.rs).
+        // SAFETY: as above.
+        let pending = unsafe { regs::save_pending(run) };
         // SAFETY: KVM_RUN takes no argument.
         match unsafe { ioctl::ioctl(self.raw_fd(), ioctl::KVM_RUN, 0) } {
             Ok(_) => {
-                self.sync.set_synced(want);
+                // SAFETY: as above; the kernel filled the area before returning.
+                unsafe { self.sync.end_run(run, want) };
                 // SAFETY: as above; the kernel wrote exit_reason before returning.
                 Ok(unsafe { addr_of!((*run).exit_reason).read() } as i32)
             }
-            Err(e) => Err(e),
+            Err(e) => {
+                // SAFETY: as above.
+                unsafe { regs::restore_pending(run, &pending) };
+                Err(e)
+            }
         }
     }
 
@@ -157,7 +165,7 @@ impl Vcpu {
         area: *mut T,
         get: impl FnOnce(&VcpuFd) -> std::result::Result<T, kvm_ioctls::Error>,
     ) -> Result<T> {
-        if self.sync.is_synced(kind) {
+        if self.sync.read_synced(kind) {
             // SAFETY: `area` points at the member of the live run area that holds `kind`,
             // which the kernel filled on the last exit.
             return Ok(unsafe { area.read() });
@@ -193,6 +201,13 @@ impl Vcpu {
             addr_of_mut!((*run).kvm_dirty_regs).write(dirty | regs::REGS);
         }
         self.sync.forget(regs::REGS);
+        // KVM_SET_REGS drops a pending exception: cached events that show one are stale.
+        // SAFETY: a field of the live run area; read only if the kernel filled it.
+        if self.sync.is_synced(regs::EVENTS)
+            && unsafe { regs::shows_exception(addr_of!((*run).s.regs.events)) }
+        {
+            self.sync.forget(regs::EVENTS);
+        }
         Ok(())
     }
 
@@ -212,7 +227,13 @@ impl Vcpu {
     pub fn get_events(&self) -> Result<kvm_vcpu_events> {
         // SAFETY: computing a field address of the live run area.
         let area = unsafe { addr_of_mut!((*self.run.0.as_ptr()).s.regs.events) };
-        self.get_synced(regs::EVENTS, area, |fd| fd.get_vcpu_events())
+        let e = self.get_synced(regs::EVENTS, area, |fd| fd.get_vcpu_events())?;
+        // Reading events with an exception may have delivered its payload into CR2.
+        // SAFETY: `e` is a local value.
+        if unsafe { regs::shows_exception(&e) } {
+            self.sync.forget(regs::SREGS);
+        }
+        Ok(e)
     }
 
     /// KVM_SET_VCPU_EVENTS (an ioctl: the kernel may refuse the values).
