@@ -44,7 +44,7 @@ TEST_BINS := $(patsubst c-tests/%.c,$(B)/c-tests/%,$(TEST_SRCS))
 TEST_SCRIPTS := $(wildcard c-tests/*.sh)
 GUEST_OBJS := $(patsubst c-tests/guests/%.S,$(B)/c-tests/guests/%.o,$(wildcard c-tests/guests/*.S))
 
-.PHONY: all cargo-build header check check-cargo tests install uninstall demo clean deps tools
+.PHONY: all cargo-build header check check-cargo tests install uninstall demo clean deps tools bench
 
 all: $(SO) $(B)/$(SONAME) $(B)/libkvm.so $(B)/libkvm.a $(B)/libkvm.pc
 
@@ -132,6 +132,32 @@ check-cargo:
 check: deps tools all tests check-cargo
 	@MAKE="$(MAKE)" CBINDGEN="$(CBINDGEN)" CC="$(CC)" CXX="$(CXX)" \
 	  c-tests/run-tests $(TEST_BINS) $(TEST_SCRIPTS)
+
+# ---- benchmarks (BENCHMARKS.md) -----------------------------------------------------
+
+# In the order `make bench` runs them; bench/bench.h says how they measure.
+BENCHES := exit regs kick create dirty_log memory
+BENCH_BINS := $(patsubst %,$(B)/bench/%,$(BENCHES))
+# Benchmarks of functions that may not be in this build yet are compiled in only when the
+# header declares them.
+BENCH_HAVE := $(foreach f,kvm_kick_vcpu kvm_get_dirty_log,$(if $(shell grep -sw '$(f)' include/libkvm.h),-DHAVE_$(shell echo $(f) | tr a-z A-Z)))
+BENCH_CFLAGS := $(CFLAGS) -Iinclude -Ibench -Ic-tests -pthread $(BENCH_HAVE)
+
+$(B)/bench/common.o: bench/common.c bench/bench.h include/libkvm.h
+	@mkdir -p $(dir $@)
+	$(CC) $(BENCH_CFLAGS) -c -o $@ $<
+
+$(B)/bench/guests.o: bench/guests.S c-tests/guest.h
+	@mkdir -p $(dir $@)
+	$(CC) -c -Ic-tests -o $@ $<
+
+$(B)/bench/%: bench/%.c $(B)/bench/common.o $(B)/bench/guests.o bench/bench.h include/libkvm.h $(SO)
+	@mkdir -p $(dir $@)
+	$(CC) $(BENCH_CFLAGS) -o $@ $< $(B)/bench/common.o $(B)/bench/guests.o $(TEST_LDFLAGS)
+
+bench: all $(BENCH_BINS)
+	@echo "libkvm benchmarks, $$(date -u '+%F %H:%M UTC'), Linux $$(uname -r), $$(nproc) CPUs, load $$(cut -d' ' -f1-3 /proc/loadavg)"
+	@for b in $(BENCHES); do $(B)/bench/$$b || exit 1; done
 
 # ---- install ------------------------------------------------------------------------
 

@@ -1,0 +1,141 @@
+/* Benchmarks 2 and 3: an exit plus register traffic on every exit, through libkvm
+ * (served from the sync-regs area where the kernel offers it) against the raw ioctls. */
+#include "bench.h"
+#include <sys/ioctl.h>
+
+enum variant { REGS, SREGS, EVENTS, ALL };
+
+static long iters;
+static struct raw_vm raw;
+static enum variant variant;
+/* What the host last wrote to EBX on each side; the guest echoes it in EDX. */
+static uint64_t lib_last, raw_last;
+
+static double lib_round(void *arg)
+{
+	(void)arg;
+	struct kvm_regs r;
+	struct kvm_sregs s;
+	struct kvm_vcpu_events e;
+	uint64_t t0 = now_ns();
+	for (long i = 0; i < iters; i++) {
+		if (kvm_run() != KVM_EXIT_IO)
+			DIE("libkvm: unexpected exit (%s)", strerror(errno));
+		switch (variant) {
+		case REGS:
+		case ALL:
+			if (kvm_get_regs(&r) < 0)
+				DIE("kvm_get_regs: %s", strerror(errno));
+			if (variant == ALL && (kvm_get_sregs(&s) < 0 || kvm_get_vcpu_events(&e) < 0))
+				DIE("kvm_get_sregs/events: %s", strerror(errno));
+			if ((uint32_t)r.rdx != (uint32_t)lib_last)
+				DIE("libkvm: guest saw 0x%llx, host wrote 0x%llx",
+				    (unsigned long long)r.rdx, (unsigned long long)lib_last);
+			r.rbx = ++lib_last;
+			if (kvm_set_regs(&r) < 0)
+				DIE("kvm_set_regs: %s", strerror(errno));
+			break;
+		case SREGS:
+			if (kvm_get_sregs(&s) < 0)
+				DIE("kvm_get_sregs: %s", strerror(errno));
+			s.cr2 = (uint64_t)i;
+			if (kvm_set_sregs(&s) < 0)
+				DIE("kvm_set_sregs: %s", strerror(errno));
+			break;
+		case EVENTS:
+			if (kvm_get_vcpu_events(&e) < 0 || kvm_set_vcpu_events(&e) < 0)
+				DIE("kvm_get/set_vcpu_events: %s", strerror(errno));
+			break;
+		}
+	}
+	return (double)(now_ns() - t0) / (double)iters;
+}
+
+static double raw_round(void *arg)
+{
+	(void)arg;
+	struct kvm_regs r;
+	struct kvm_sregs s;
+	struct kvm_vcpu_events e;
+	int fd = raw.vcpu;
+	uint64_t t0 = now_ns();
+	for (long i = 0; i < iters; i++) {
+		if (ioctl(fd, KVM_RUN, 0) < 0 || raw.run->exit_reason != KVM_EXIT_IO)
+			DIE("raw: unexpected exit (%s)", strerror(errno));
+		switch (variant) {
+		case REGS:
+		case ALL:
+			if (ioctl(fd, KVM_GET_REGS, &r) < 0)
+				DIE("KVM_GET_REGS: %s", strerror(errno));
+			if (variant == ALL && (ioctl(fd, KVM_GET_SREGS, &s) < 0 ||
+					       ioctl(fd, KVM_GET_VCPU_EVENTS, &e) < 0))
+				DIE("KVM_GET_SREGS/EVENTS: %s", strerror(errno));
+			if ((uint32_t)r.rdx != (uint32_t)raw_last)
+				DIE("raw: guest saw 0x%llx, host wrote 0x%llx",
+				    (unsigned long long)r.rdx, (unsigned long long)raw_last);
+			r.rbx = ++raw_last;
+			if (ioctl(fd, KVM_SET_REGS, &r) < 0)
+				DIE("KVM_SET_REGS: %s", strerror(errno));
+			break;
+		case SREGS:
+			if (ioctl(fd, KVM_GET_SREGS, &s) < 0)
+				DIE("KVM_GET_SREGS: %s", strerror(errno));
+			s.cr2 = (uint64_t)i;
+			if (ioctl(fd, KVM_SET_SREGS, &s) < 0)
+				DIE("KVM_SET_SREGS: %s", strerror(errno));
+			break;
+		case EVENTS:
+			if (ioctl(fd, KVM_GET_VCPU_EVENTS, &e) < 0 ||
+			    ioctl(fd, KVM_SET_VCPU_EVENTS, &e) < 0)
+				DIE("KVM_GET/SET_VCPU_EVENTS: %s", strerror(errno));
+			break;
+		}
+	}
+	return (double)(now_ns() - t0) / (double)iters;
+}
+
+/* The guest echoes EBX one exit later: resynchronise the host's idea of it. */
+static void resync(void)
+{
+	struct kvm_regs r;
+	TRY(kvm_get_regs(&r));
+	lib_last = r.rbx;
+	TRY(ioctl(raw.vcpu, KVM_GET_REGS, &r));
+	raw_last = r.rbx;
+	/* One exit so that EDX holds the echo. */
+	lib_run_expect(KVM_EXIT_IO);
+	raw_run_expect(&raw, KVM_EXIT_IO);
+}
+
+static void run(enum variant v, const char *name, double goal)
+{
+	variant = v;
+	resync();
+	/* Warm up both (libkvm learns which registers the thread reads). */
+	lib_round(NULL);
+	raw_round(NULL);
+	compare(name, bench_rounds(51), lib_round, raw_round, NULL, goal);
+}
+
+int main(void)
+{
+	iters = bench_iters(200);
+	int vm = lib_vm_create(0x10000, 0, 0x1000, BLOB(bench_echo));
+	TRY(kvm_create_vcpu(vm, 0));
+	lib_setup_real_mode(0x1000);
+
+	raw_vm_create(&raw, 0x10000, 0);
+	raw_vcpu_create(&raw, 0);
+	raw_load(&raw, 0x1000, BLOB(bench_echo));
+	raw_setup_real_mode(&raw, 0x1000);
+
+	run(REGS, "2 exit + get_regs + set_regs", 0.55);
+	run(SREGS, "3 exit + get_sregs + set_sregs", 0);
+	run(EVENTS, "3 exit + get_vcpu_events + set_vcpu_events", 0);
+	run(ALL, "3 exit + get regs, sregs, events + set_regs", 0);
+
+	raw_vm_destroy(&raw);
+	TRY(kvm_detach_vcpu());
+	TRY(kvm_destroy_vm(vm));
+	return 0;
+}
