@@ -34,7 +34,7 @@ TOOLS := $(CURDIR)/.tools
 CBINDGEN := $(shell v=$$(cbindgen --version 2>/dev/null); [ "$$v" = "cbindgen $(CBINDGEN_VERSION)" ] && command -v cbindgen || echo $(TOOLS)/bin/cbindgen)
 
 # Debian packages the tests need beyond the Rust toolchain and gcc.
-APT_PACKAGES := pkg-config g++ binutils
+APT_PACKAGES := pkg-config g++ binutils strace
 
 MAN3 := $(wildcard man/man3/*.3)
 MAN7 := $(wildcard man/man7/*.7)
@@ -53,6 +53,7 @@ cargo-build:
 	$(CARGO) build --release --locked --lib
 
 $(RUST_A): cargo-build
+	@: # (a recipe, so that make looks at the archive again after cargo ran)
 
 # A version script given to a Rust cdylib is ignored (lld) or refused (GNU ld), so the
 # shared object is linked from the staticlib by the C toolchain.
