@@ -34,7 +34,7 @@ TOOLS := $(CURDIR)/.tools
 CBINDGEN := $(shell v=$$(cbindgen --version 2>/dev/null); [ "$$v" = "cbindgen $(CBINDGEN_VERSION)" ] && command -v cbindgen || echo $(TOOLS)/bin/cbindgen)
 
 # Debian packages the tests need beyond the Rust toolchain and gcc.
-APT_PACKAGES := pkg-config g++ binutils strace
+APT_PACKAGES := pkg-config g++ binutils abigail-tools gcc-multilib groff-base man-db strace
 
 MAN3 := $(wildcard man/man3/*.3)
 MAN7 := $(wildcard man/man7/*.7)
@@ -44,16 +44,17 @@ TEST_BINS := $(patsubst c-tests/%.c,$(B)/c-tests/%,$(TEST_SRCS))
 TEST_SCRIPTS := $(wildcard c-tests/*.sh)
 GUEST_OBJS := $(patsubst c-tests/guests/%.S,$(B)/c-tests/guests/%.o,$(wildcard c-tests/guests/*.S))
 
-.PHONY: all cargo-build header check check-cargo tests install uninstall demo clean deps tools bench
+.PHONY: all cargo-build header check check-cargo tests install uninstall demo clean deps tools abi-baseline bench
 
 all: $(SO) $(B)/$(SONAME) $(B)/libkvm.so $(B)/libkvm.a $(B)/libkvm.pc
 
-# Cargo decides what to rebuild; the phony prerequisite makes sure it is asked.
+# Cargo decides what to rebuild; the phony prerequisite makes sure it is asked, and the
+# empty recipe makes make look at the archive's time again afterwards (without one, the
+# shared object was relinked only by the next make).
 cargo-build:
 	$(CARGO) build --release --locked --lib
 
-$(RUST_A): cargo-build
-	@: # (a recipe, so that make looks at the archive again after cargo ran)
+$(RUST_A): cargo-build ;
 
 # A version script given to a Rust cdylib is ignored (lld) or refused (GNU ld), so the
 # shared object is linked from the staticlib by the C toolchain.
@@ -102,6 +103,14 @@ deps:
 
 header: $(CBINDGEN)
 	$(CBINDGEN) --quiet --config cbindgen.toml --crate libkvm --output include/libkvm.h
+
+# ---- ABI baseline --------------------------------------------------------------------
+
+# Records the ABI of the built library in abi/libkvm.abi (commit it); `make check`
+# compares the library with it. Refuses changes to released version nodes: abi/abi.sh,
+# CONTRIBUTING.md.
+abi-baseline: deps all
+	abi/abi.sh record
 
 # ---- tests --------------------------------------------------------------------------
 

@@ -18,9 +18,42 @@
 #include <signal.h>
 #include <linux/kvm.h>
 
+/*
+ The major version of the libkvm headers, from Cargo.toml. It is also the number in the
+ soname (libkvm.so.1): a program built against one major version runs only with it.
+ */
+#define LIBKVM_VERSION_MAJOR 1
+
+/*
+ The minor version of the libkvm headers. A minor release adds functions (in the version
+ node LIBKVM_<major>.<minor>) and changes none.
+ */
+#define LIBKVM_VERSION_MINOR 0
+
+/*
+ The patch level of the libkvm headers: fixes only, no new functions.
+ */
+#define LIBKVM_VERSION_PATCH 0
+
+/*
+ The version of the libkvm headers as one number, major * 10000 + minor * 100 + patch
+ (1.0.0 is 10000), to compare with `#if LIBKVM_VERSION >= ...` and with
+ kvm_get_library_version().
+ */
+#define LIBKVM_VERSION (((LIBKVM_VERSION_MAJOR * 10000) + (LIBKVM_VERSION_MINOR * 100)) + LIBKVM_VERSION_PATCH)
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
+
+/*
+ Returns the version of the libkvm library the program is running with, encoded like
+ LIBKVM_VERSION (major * 10000 + minor * 100 + patch). It can differ from LIBKVM_VERSION,
+ the version of the headers the program was built with: the program runs with any
+ libkvm.so of the same major version that has the symbol versions of the functions it
+ calls, older or newer. Never fails.
+ */
+int kvm_get_library_version(void);
 
 /*
  Returns the KVM API version (12 on every kernel since 2.6.22), or -1 with errno set if
@@ -41,6 +74,24 @@ int kvm_check_extension(int vm, long cap);
  that follows it), or -1 with errno set.
  */
 int kvm_get_vcpu_mmap_size(void);
+
+/*
+ Fills `list` with the indices of the MSRs KVM can save and restore (for
+ kvm_get_msrs() and kvm_set_msrs()). On input `list->nmsrs` is how many indices
+ `list->indices` has room for; on return it is how many there are. Errors: EFAULT
+ (`list` NULL), E2BIG (they do not fit: `list->nmsrs` is set to the number needed),
+ and those of opening /dev/kvm.
+ */
+int kvm_get_msr_index_list(struct kvm_msr_list *list);
+
+/*
+ Fills `cpuid` with the CPUID leaves KVM can give a guest on this host, each with the
+ bits it supports (a starting point for kvm_set_cpuid()). On input `cpuid->nent` is
+ how many entries `cpuid->entries` has room for; on return it is how many were
+ written. Errors: EFAULT (`cpuid` NULL), E2BIG (they do not fit: `cpuid->nent` is set
+ to the number needed), and those of opening /dev/kvm.
+ */
+int kvm_get_supported_cpuid(struct kvm_cpuid2 *cpuid);
 
 /*
  Creates a VM and returns its fd (O_CLOEXEC). Free it with kvm_destroy_vm(), not
@@ -99,8 +150,9 @@ int kvm_set_identity_map_addr(int vm, uint64_t addr);
  memory). Calling it again for an existing slot with the same size changes its flags or
  guest address, keeping its contents. Errors: EBADF (not a VM), EINVAL (address or size
  not a multiple of 4096, range wrapping past 2^64, unknown flags, slot out of range, a
- different size for an existing slot), EEXIST (overlaps another slot), ENOENT (deleting
- a slot that does not exist), ENOMEM.
+ different size for an existing slot), EEXIST (overlaps another slot or a memory
+ alias), ENOENT (deleting a slot that does not exist), EBUSY (deleting or moving a slot
+ that a memory alias points into: delete the alias first), ENOMEM.
  */
 int kvm_set_memory_region(int vm,
                           unsigned int slot,
@@ -130,6 +182,39 @@ int kvm_set_user_memory_region(int vm,
  `len` 0, or the range wraps past 2^64).
  */
 void *kvm_guest_memory(int vm, uint64_t guest_phys_addr, uint64_t len);
+
+/*
+ Copies the dirty log of memory slot `slot` of VM `vm` into `dirty_bitmap` and clears
+ it: bit i (bit i % 8 of byte i / 8) is set if the guest wrote page i (4 KiB) of the
+ slot since logging began or the log was last read, also through a memory alias into
+ the slot. The slot must log dirty pages (flag KVM_MEM_LOG_DIRTY_PAGES). The buffer
+ must hold one bit per page rounded up to whole 64-bit words, that is
+ (pages + 63) / 64 * 8 bytes. Errors: EBADF (not a VM), EFAULT (`dirty_bitmap` NULL),
+ ENOENT (no such slot), EINVAL (the slot does not log dirty pages).
+ */
+int kvm_get_dirty_log(int vm, unsigned int slot, void *dirty_bitmap);
+
+/*
+ Creates, replaces or deletes memory alias `alias->slot` (0 to 31, a namespace apart
+ from memory slots) of VM `vm`: guest-physical [guest_phys_addr, guest_phys_addr +
+ memory_size) then shows the same memory as [target_phys_addr, target_phys_addr +
+ memory_size), which must lie inside one memory slot; guest and host writes through
+ either range are seen through the other. Addresses and size must be multiples of 4096
+ and `flags` 0. The alias takes the target slot's flags (read-only, dirty logging:
+ writes through it show in the target slot's dirty log). `memory_size` 0 deletes the
+ alias. Errors: EBADF (not a VM), EFAULT (`alias` NULL, or the target range is not
+ inside one memory slot), EINVAL (slot not below 32, nonzero flags, unaligned address
+ or size, a range wrapping past 2^64), EEXIST (the alias overlaps a memory slot or
+ another alias), ENOENT (deleting an alias that does not exist), ENOMEM.
+ */
+int kvm_set_memory_alias(int vm, const struct kvm_memory_alias *alias);
+
+/*
+ Reads memory alias `alias->slot` of VM `vm` into `*alias` (slot, flags 0, guest and
+ target addresses, size). Errors: EBADF (not a VM), EFAULT (`alias` NULL), EINVAL
+ (slot not below 32), ENOENT (no alias in that slot).
+ */
+int kvm_get_memory_alias(int vm, struct kvm_memory_alias *alias);
 
 /*
  Runs the calling thread's vcpu until it exits to userspace; returns the exit reason
@@ -220,6 +305,87 @@ int kvm_set_mp_state(const struct kvm_mp_state *s);
  its LAPIC instead).
  */
 int kvm_nmi(void);
+
+/*
+ Translates the guest-virtual (linear) address `linear_address` through the calling
+ thread's vcpu's current paging mode and page tables. `*valid` is 1 if the address is
+ mapped, with its guest-physical address in `*physical_address`; `*writeable` is 1 if
+ the page tables allow writes (R/W set at every level), `*usermode` 1 if they allow
+ user-mode (CPL 3) access (U/S set at every level). With paging off the address is its
+ own physical address, writeable and user-accessible. For an unmapped address `*valid`,
+ `*writeable` and `*usermode` are 0 and `*physical_address` is unspecified. Errors:
+ ESRCH (no vcpu), EFAULT (a pointer is NULL), EAGAIN (the guest's page tables changed
+ during the call).
+ */
+int kvm_translate(uint64_t linear_address,
+                  uint64_t *physical_address,
+                  uint8_t *valid,
+                  uint8_t *writeable,
+                  uint8_t *usermode);
+
+/*
+ Raises interrupt vector `irq` (0-255) on the calling thread's vcpu. Without an
+ in-kernel irqchip the vector is injected with KVM_INTERRUPT as soon as the guest can
+ take it (interrupts enabled, no interrupt shadow): at once, or, if it cannot yet,
+ libkvm keeps it pending and injects it when the guest opens an interrupt window
+ during a later kvm_run(), without returning from kvm_run() for that (several pending
+ vectors go highest first; raising a pending vector again has no further effect). With
+ an in-kernel irqchip (kvm_create_irqchip()) it is sent to the vcpu's local APIC as a
+ fixed-delivery message-signalled interrupt; the guest must have enabled its APIC.
+ Errors: ESRCH (no vcpu), EINVAL (`irq` above 255), EAGAIN (in-kernel irqchip: the
+ vcpu's local APIC did not accept it, e.g. because the guest has not enabled it).
+ */
+int kvm_interrupt(uint32_t irq);
+
+/*
+ Sets the guest debugging state of the calling thread's vcpu (KVM_SET_GUEST_DEBUG,
+ the 2007 KVM_DEBUG_GUEST): `dbg->control` is 0 (off) or KVM_GUESTDBG_ENABLE with
+ KVM_GUESTDBG_SINGLESTEP, KVM_GUESTDBG_USE_SW_BP, KVM_GUESTDBG_USE_HW_BP, ...;
+ `dbg->arch.debugreg` holds DR0-DR3 and DR7 for hardware breakpoints. Debug events then
+ end kvm_run() with KVM_EXIT_DEBUG (details in kvm_run_area()->debug). Errors: ESRCH
+ (no vcpu), EFAULT (`dbg` NULL), EINVAL (unknown or unsupported control bits).
+ */
+int kvm_debug_guest(const struct kvm_guest_debug *dbg);
+
+/*
+ Reads MSRs of the calling thread's vcpu: for each of the first `msrs->nmsrs` entries
+ of `msrs->entries`, the value of MSR `index` into `data`. Returns how many were read,
+ in order; reading stops at the first MSR KVM does not know (see
+ kvm_get_msr_index_list()). Errors: ESRCH (no vcpu), EFAULT (`msrs` NULL), E2BIG
+ (`nmsrs` above the kernel's limit, 255 MSRs per call on current kernels).
+ */
+int kvm_get_msrs(struct kvm_msrs *msrs);
+
+/*
+ Writes MSRs of the calling thread's vcpu: MSR `index` := `data` for each of the first
+ `msrs->nmsrs` entries, in order. Returns how many were written; writing stops at the
+ first MSR KVM does not know or refuses the value of. Errors: ESRCH (no vcpu), EFAULT
+ (`msrs` NULL), E2BIG (`nmsrs` above the kernel's limit).
+ */
+int kvm_set_msrs(const struct kvm_msrs *msrs);
+
+/*
+ Sets the CPUID leaves the guest on the calling thread's vcpu sees: the first
+ `cpuid->nent` entries of `cpuid->entries` (KVM_SET_CPUID2, the 2007 KVM_SET_CPUID),
+ usually kvm_get_supported_cpuid()'s output, adjusted. KVM refuses changes once the vcpu
+ has run (the first kvm_run()): then only the identical table is accepted. Errors:
+ ESRCH (no vcpu), EFAULT (`cpuid` NULL), E2BIG (`nent` above the kernel's limit of
+ 256), EINVAL (entries KVM cannot accept, or a change after the vcpu has run), ENOMEM.
+ */
+int kvm_set_cpuid(const struct kvm_cpuid2 *cpuid);
+
+/*
+ Reads the x87 FPU and SSE state of the calling thread's vcpu (data registers, control,
+ status and tag words, last instruction and operand, XMM0-XMM15, MXCSR). Errors: ESRCH
+ (no vcpu), EFAULT (`fpu` NULL).
+ */
+int kvm_get_fpu(struct kvm_fpu *fpu);
+
+/*
+ Sets the x87 FPU and SSE state of the calling thread's vcpu from `*fpu`. Errors: ESRCH
+ (no vcpu), EFAULT (`fpu` NULL).
+ */
+int kvm_set_fpu(const struct kvm_fpu *fpu);
 
 /*
  Creates the in-kernel interrupt controllers of VM `vm`: a PIC pair, an IOAPIC and a

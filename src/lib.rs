@@ -1,8 +1,8 @@
 //! libkvm: a stable, syscall-style C interface to Linux KVM.
 //!
 //! The crate has two layers:
-//! - the core (`system`, `vm`, `vcpu`, `memory`, `regs`), plain Rust that returns
-//!   `Result<T, Errno>`;
+//! - the core (`system`, `vm`, `vcpu`, `cpu_state`, `memory`, `regs`), plain Rust that
+//!   returns `Result<T, Errno>`;
 //! - the C ABI (`capi`), thin `extern "C"` functions that check arguments, call the
 //!   core and turn errors into `-1`/`errno`. Nothing else is exported.
 //!
@@ -12,6 +12,7 @@
 #![deny(missing_docs)]
 
 pub mod capi;
+mod cpu_state;
 mod error;
 mod ioctl;
 mod memory;

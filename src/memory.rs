@@ -68,6 +68,32 @@ pub enum Backing {
     Owned(#[allow(dead_code)] Mapping),
     /// Provided by the caller (`kvm_set_user_memory_region`), never freed by libkvm.
     User,
+    /// A memory alias (`kvm_set_memory_alias`): the host memory of guest-physical
+    /// `target` onwards, which lies inside user slot `slot`.
+    Alias {
+        /// The memory slot the alias points into.
+        slot: u32,
+        /// Guest-physical address of the target range.
+        target: u64,
+    },
+}
+
+/// `struct kvm_memory_alias` of the 2.6.2x kernels, which x86's <asm/kvm.h> still
+/// defines (the header uses that definition; this is the same layout).
+#[allow(non_camel_case_types)]
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct kvm_memory_alias {
+    /// Alias slot, 0..32: a namespace of its own, apart from memory slots.
+    pub slot: u32,
+    /// Must be 0.
+    pub flags: u32,
+    /// Guest-physical start of the alias.
+    pub guest_phys_addr: u64,
+    /// Length in bytes; 0 deletes the alias.
+    pub memory_size: u64,
+    /// Guest-physical start of the memory the alias shows.
+    pub target_phys_addr: u64,
 }
 
 /// One memory slot as libkvm knows it.
@@ -78,7 +104,6 @@ pub struct Slot {
     /// Length in bytes, a multiple of [`PAGE_SIZE`].
     pub size: u64,
     /// KVM_MEM_* flags.
-    #[allow(dead_code)] // read by the dirty-log calls
     pub flags: u32,
     /// Host address of the first byte.
     pub host: *mut u8,
@@ -118,6 +143,11 @@ impl MemoryMap {
         self.slots.get(&slot)
     }
 
+    /// The slot with this KVM slot number, to change it in place.
+    pub fn get_mut(&mut self, slot: u32) -> Option<&mut Slot> {
+        self.slots.get_mut(&slot)
+    }
+
     /// A slot other than `except` whose guest range overlaps `[gpa, gpa + size)`.
     pub fn overlapping(&self, gpa: u64, size: u64, except: u32) -> Option<u32> {
         let end = gpa + size;
@@ -125,6 +155,17 @@ impl MemoryMap {
             .iter()
             .find(|(&n, s)| n != except && s.gpa < end && gpa < s.end())
             .map(|(&n, _)| n)
+    }
+
+    /// The KVM slot numbers and targets of the aliases that point into slot `slot`.
+    pub fn aliases_of(&self, slot: u32) -> Vec<(u32, u64)> {
+        self.slots
+            .iter()
+            .filter_map(|(&n, s)| match s.backing {
+                Backing::Alias { slot: t, target } if t == slot => Some((n, target)),
+                _ => None,
+            })
+            .collect()
     }
 
     /// Records a slot (after KVM accepted it); returns the slot it replaced.
@@ -138,18 +179,24 @@ impl MemoryMap {
         self.slots.remove(&slot)
     }
 
-    /// The host address of `[gpa, gpa + len)` if that whole range lies inside one slot;
-    /// EFAULT otherwise (also for a zero length or a range that wraps past 2^64).
-    pub fn host_address(&self, gpa: u64, len: u64) -> Result<*mut u8> {
+    /// The slot (number and entry) that holds all of `[gpa, gpa + len)`; EFAULT if none
+    /// does (also for a zero length or a range that wraps past 2^64).
+    pub fn containing(&self, gpa: u64, len: u64) -> Result<(u32, &Slot)> {
         let end = gpa.checked_add(len).ok_or(Errno(libc::EFAULT))?;
         if len == 0 {
             return Err(Errno(libc::EFAULT));
         }
-        let s = self
-            .slots
-            .values()
-            .find(|s| s.gpa <= gpa && end <= s.end())
-            .ok_or(Errno(libc::EFAULT))?;
+        self.slots
+            .iter()
+            .find(|(_, s)| s.gpa <= gpa && end <= s.end())
+            .map(|(&n, s)| (n, s))
+            .ok_or(Errno(libc::EFAULT))
+    }
+
+    /// The host address of `[gpa, gpa + len)` if that whole range lies inside one slot;
+    /// EFAULT otherwise (also for a zero length or a range that wraps past 2^64).
+    pub fn host_address(&self, gpa: u64, len: u64) -> Result<*mut u8> {
+        let (_, s) = self.containing(gpa, len)?;
         // The offset is below s.size, which fits the host mapping that backs the slot.
         Ok(s.host.wrapping_add((gpa - s.gpa) as usize))
     }

@@ -1,6 +1,7 @@
 //! The process-wide `/dev/kvm` handle, opened lazily (O_CLOEXEC) on first use.
 
 use crate::error::{Errno, Result};
+use kvm_bindings::{kvm_cpuid2, kvm_msr_list};
 use kvm_ioctls::Kvm;
 use std::os::unix::io::AsRawFd;
 use std::sync::OnceLock;
@@ -36,4 +37,57 @@ pub fn check_extension(cap: libc::c_long) -> Result<i32> {
 pub fn vcpu_mmap_size() -> Result<i32> {
     let size = kvm()?.get_vcpu_mmap_size().map_err(Errno::from)?;
     crate::error::to_c_int(size)
+}
+
+/// KVM_GET_MSR_INDEX_LIST on the caller's `struct kvm_msr_list`, whose `nmsrs` says how
+/// many indices fit. The kernel writes the number it has back into `nmsrs`, also when it
+/// fails with E2BIG because they do not fit.
+///
+/// # Safety
+/// `list` points at a `struct kvm_msr_list` followed by room for `nmsrs` indices.
+pub unsafe fn msr_index_list(list: *mut kvm_msr_list) -> Result<()> {
+    let k = kvm()?;
+    // SAFETY: the kernel reads `nmsrs` and writes at most that many indices after it, as
+    // the caller guarantees there is room for.
+    unsafe {
+        crate::ioctl::ioctl(
+            k.as_raw_fd(),
+            crate::ioctl::iowr::<kvm_msr_list>(0x02),
+            list as libc::c_ulong,
+        )
+    }?;
+    Ok(())
+}
+
+/// KVM_GET_SUPPORTED_CPUID on the caller's `struct kvm_cpuid2`, whose `nent` says how
+/// many entries fit. The kernel does not say how many it needs when they do not fit
+/// (E2BIG); then libkvm asks again with a buffer of its own and writes that count into
+/// `nent` before failing with E2BIG.
+///
+/// # Safety
+/// `cpuid` points at a `struct kvm_cpuid2` followed by room for `nent` entries.
+pub unsafe fn supported_cpuid(cpuid: *mut kvm_cpuid2) -> Result<()> {
+    let k = kvm()?;
+    // SAFETY: the kernel reads `nent` and writes at most that many entries after it
+    // (never more than KVM_MAX_CPUID_ENTRIES), as the caller guarantees there is room for.
+    let r = unsafe {
+        crate::ioctl::ioctl(
+            k.as_raw_fd(),
+            crate::ioctl::iowr::<kvm_cpuid2>(0x05),
+            cpuid as libc::c_ulong,
+        )
+    };
+    match r {
+        Err(Errno(libc::E2BIG)) => {
+            // The kernel never returns more than KVM_MAX_CPUID_ENTRIES entries.
+            let all = k
+                .get_supported_cpuid(kvm_bindings::KVM_MAX_CPUID_ENTRIES)
+                .map_err(Errno::from)?;
+            let needed = u32::try_from(all.as_slice().len()).map_err(|_| Errno(libc::E2BIG))?;
+            // SAFETY: `nent` is the first field of the caller's struct.
+            unsafe { std::ptr::addr_of_mut!((*cpuid).nent).write(needed) };
+            Err(Errno(libc::E2BIG))
+        }
+        r => r.map(|_| ()),
+    }
 }

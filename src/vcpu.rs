@@ -6,6 +6,7 @@
 //! `kvm_attach_vcpu`; a thread that exits while owning a vcpu gives it up in its
 //! thread-local destructor.
 
+use crate::cpu_state::IrqState;
 use crate::error::{Errno, Result};
 use crate::ioctl;
 use crate::regs::{self, SyncState};
@@ -41,6 +42,8 @@ pub struct Vcpu {
     /// and by other threads (kick), never by the run path.
     owner: Mutex<libc::pid_t>,
     sync: SyncState,
+    /// Interrupts waiting for the guest to accept them (`kvm_interrupt`).
+    pub(crate) irq: IrqState,
 }
 
 impl Vcpu {
@@ -60,6 +63,7 @@ impl Vcpu {
             vm_fd,
             owner: Mutex::new(0),
             sync: SyncState::new(sync_caps),
+            irq: IrqState::default(),
         }
     }
 
@@ -98,9 +102,21 @@ impl Vcpu {
         *self.owner.lock() = 0;
     }
 
-    /// KVM_RUN: returns the exit reason. The hot path: no lock, no allocation, and no
-    /// system call but the ioctl itself.
+    /// KVM_RUN until an exit for the caller: returns the exit reason. Exits that libkvm
+    /// asked for itself (interrupt windows of `kvm_interrupt`) are handled here.
     pub fn run(&self) -> Result<i32> {
+        loop {
+            self.irq_before_entry();
+            let r = self.enter();
+            if !self.irq_after_exit(&r) {
+                return r;
+            }
+        }
+    }
+
+    /// One KVM_RUN: returns the exit reason. The hot path: no lock, no allocation, and no
+    /// system call but the ioctl itself.
+    fn enter(&self) -> Result<i32> {
         let run = self.run.0.as_ptr();
         let want = self.sync.begin_run();
         // SAFETY: `run` is the live mapping of this vcpu; only the owning thread (us)

@@ -2,10 +2,10 @@
 
 use crate::error::{Errno, Result};
 use crate::ioctl;
-use crate::memory::{self, Backing, Mapping, MemoryMap, Slot};
+use crate::memory::{self, kvm_memory_alias, Backing, Mapping, MemoryMap, Slot};
 use crate::system;
 use crate::vcpu::Vcpu;
-use kvm_bindings::kvm_userspace_memory_region;
+use kvm_bindings::{kvm_dirty_log, kvm_userspace_memory_region, KVM_MEM_LOG_DIRTY_PAGES};
 use kvm_ioctls::{Cap, VmFd};
 use parking_lot::Mutex;
 use std::os::unix::io::{AsRawFd, RawFd};
@@ -61,7 +61,6 @@ impl Vm {
     }
 
     /// Whether the VM has an in-kernel irqchip.
-    #[allow(dead_code)] // used by kvm_interrupt
     pub fn has_irqchip(&self) -> bool {
         self.irqchip.load(Ordering::Acquire)
     }
@@ -122,6 +121,9 @@ impl Vm {
             if mem.get(slot).is_none() {
                 return Err(Errno(libc::ENOENT));
             }
+            if !mem.aliases_of(slot).is_empty() {
+                return Err(Errno(libc::EBUSY));
+            }
             self.kvm_set_slot(slot, 0, gpa, 0, std::ptr::null_mut())?;
             mem.remove(slot);
             return Ok(());
@@ -147,8 +149,20 @@ impl Vm {
             if old.size != size || !same_memory {
                 return Err(Errno(libc::EINVAL));
             }
-            let host = old.host;
+            let aliases = mem.aliases_of(slot);
+            if !aliases.is_empty() && gpa != old.gpa {
+                return Err(Errno(libc::EBUSY));
+            }
+            let (host, old_flags) = (old.host, old.flags);
             self.kvm_set_slot(slot, flags, gpa, size, host)?;
+            if flags != old_flags {
+                if let Err(e) = self.set_alias_flags(&mut mem, &aliases, flags) {
+                    // Undo: the aliases that changed already, then the slot itself.
+                    let _ = self.set_alias_flags(&mut mem, &aliases, old_flags);
+                    let _ = self.kvm_set_slot(slot, old_flags, gpa, size, host);
+                    return Err(e);
+                }
+            }
             let old = mem.remove(slot).expect("slot checked above");
             mem.insert(
                 slot,
@@ -187,5 +201,181 @@ impl Vm {
     /// The host address of guest-physical `[gpa, gpa + len)`, which must lie in one slot.
     pub fn guest_memory(&self, gpa: u64, len: u64) -> Result<*mut u8> {
         self.memory.lock().host_address(gpa, len)
+    }
+
+    /// Reads a little-endian value of `len` bytes (1 to 8) of guest memory at `gpa`
+    /// (EFAULT if they are not inside one slot), under the slot lock so that the slot
+    /// cannot go away during the read.
+    pub fn read_guest(&self, gpa: u64, len: usize) -> Result<u64> {
+        let len = len.clamp(1, 8);
+        let mem = self.memory.lock();
+        let p = mem.host_address(gpa, len as u64)?;
+        let mut bytes = [0u8; 8];
+        for (i, b) in bytes.iter_mut().take(len).enumerate() {
+            // SAFETY: the `len` bytes lie inside a slot's host memory, which stays mapped
+            // while the lock is held; the guest may write them concurrently, hence the
+            // volatile read.
+            *b = unsafe { std::ptr::read_volatile(p.add(i)) };
+        }
+        Ok(u64::from_le_bytes(bytes))
+    }
+
+    /// Gives every alias in `aliases` (KVM slot, target) the slot flags `flags`.
+    fn set_alias_flags(
+        &self,
+        mem: &mut MemoryMap,
+        aliases: &[(u32, u64)],
+        flags: u32,
+    ) -> Result<()> {
+        for &(n, _) in aliases {
+            let a = mem.get(n).expect("aliases_of returns existing slots");
+            if a.flags != flags {
+                self.kvm_set_slot(n, flags, a.gpa, a.size, a.host)?;
+                mem.get_mut(n).expect("checked above").flags = flags;
+            }
+        }
+        Ok(())
+    }
+
+    /// `kvm_set_memory_alias`: maps guest-physical `[guest_phys_addr, + memory_size)` onto
+    /// the host memory of `[target_phys_addr, + memory_size)`, which must lie inside one
+    /// memory slot, as a KVM slot of its own (`user_slots + alias slot`) with the target's
+    /// flags. Size 0 deletes the alias; an existing alias slot is replaced.
+    pub fn set_memory_alias(&self, a: &kvm_memory_alias) -> Result<()> {
+        if a.slot >= ALIAS_SLOTS || a.flags != 0 {
+            return Err(Errno(libc::EINVAL));
+        }
+        let kslot = self.user_slots + a.slot;
+        let mut mem = self.memory.lock();
+        if a.memory_size == 0 {
+            if mem.get(kslot).is_none() {
+                return Err(Errno(libc::ENOENT));
+            }
+            self.kvm_set_slot(kslot, 0, 0, 0, std::ptr::null_mut())?;
+            mem.remove(kslot);
+            return Ok(());
+        }
+        let (gpa, size, target) = (a.guest_phys_addr, a.memory_size, a.target_phys_addr);
+        memory::check_range(gpa, size)?;
+        memory::check_range(target, size)?;
+        let (tslot, t) = mem.containing(target, size)?;
+        if tslot >= self.user_slots {
+            // Inside another alias: only memory slots can be targets.
+            return Err(Errno(libc::EFAULT));
+        }
+        if mem.overlapping(gpa, size, kslot).is_some() {
+            return Err(Errno(libc::EEXIST));
+        }
+        // The offset is below t.size, which fits the host mapping of the target slot.
+        let host = t.host.wrapping_add((target - t.gpa) as usize);
+        let flags = t.flags;
+        let new = Slot {
+            gpa,
+            size,
+            flags,
+            host,
+            backing: Backing::Alias {
+                slot: tslot,
+                target,
+            },
+        };
+        if let Some(old) = mem.get(kslot) {
+            if (old.gpa, old.size, old.host) == (gpa, size, host) {
+                return Ok(());
+            }
+            // KVM cannot give a slot other host memory: delete it, then create it anew,
+            // putting the old one back if that fails.
+            self.kvm_set_slot(kslot, 0, 0, 0, std::ptr::null_mut())?;
+            let old = mem.remove(kslot).expect("checked above");
+            if let Err(e) = self.kvm_set_slot(kslot, flags, gpa, size, host) {
+                if self
+                    .kvm_set_slot(kslot, old.flags, old.gpa, old.size, old.host)
+                    .is_ok()
+                {
+                    mem.insert(kslot, old);
+                }
+                return Err(e);
+            }
+        } else {
+            self.kvm_set_slot(kslot, flags, gpa, size, host)?;
+        }
+        mem.insert(kslot, new);
+        Ok(())
+    }
+
+    /// `kvm_get_memory_alias`: the alias in alias slot `slot`; ENOENT if there is none.
+    pub fn get_memory_alias(&self, slot: u32) -> Result<kvm_memory_alias> {
+        if slot >= ALIAS_SLOTS {
+            return Err(Errno(libc::EINVAL));
+        }
+        let mem = self.memory.lock();
+        let a = mem.get(self.user_slots + slot).ok_or(Errno(libc::ENOENT))?;
+        let Backing::Alias { target, .. } = a.backing else {
+            return Err(Errno(libc::ENOENT));
+        };
+        Ok(kvm_memory_alias {
+            slot,
+            flags: 0,
+            guest_phys_addr: a.gpa,
+            memory_size: a.size,
+            target_phys_addr: target,
+        })
+    }
+
+    /// KVM_GET_DIRTY_LOG of KVM slot `slot` into `bitmap`.
+    fn kvm_dirty_log(&self, slot: u32, bitmap: *mut libc::c_void) -> Result<()> {
+        let mut log = kvm_dirty_log {
+            slot,
+            ..Default::default()
+        };
+        log.__bindgen_anon_1.dirty_bitmap = bitmap;
+        // SAFETY: KVM_GET_DIRTY_LOG reads one struct kvm_dirty_log, which lives across the
+        // call, and writes the slot's bitmap (one bit per page, rounded up to 64 bits) to
+        // `bitmap`, which the caller guarantees is that large.
+        unsafe {
+            ioctl::ioctl(
+                self.raw_fd(),
+                ioctl::iow::<kvm_dirty_log>(0x42),
+                &log as *const _ as libc::c_ulong,
+            )
+        }?;
+        Ok(())
+    }
+
+    /// `kvm_get_dirty_log`: the pages of memory slot `slot` written since the last call,
+    /// one bit per page into `bitmap` (which must hold the slot's page count rounded up
+    /// to a multiple of 64 bits). Writes through an alias into the slot count as writes
+    /// to the slot, as they did when the kernel resolved aliases itself.
+    pub fn get_dirty_log(&self, slot: u32, bitmap: *mut u8) -> Result<()> {
+        let mem = self.memory.lock();
+        let s = if slot < self.user_slots {
+            mem.get(slot)
+        } else {
+            None
+        }
+        .ok_or(Errno(libc::ENOENT))?;
+        if s.flags & KVM_MEM_LOG_DIRTY_PAGES == 0 {
+            return Err(Errno(libc::EINVAL));
+        }
+        let base = s.gpa;
+        self.kvm_dirty_log(slot, bitmap.cast())?;
+        for (n, target) in mem.aliases_of(slot) {
+            let a = mem.get(n).expect("aliases_of returns existing slots");
+            let pages = a.size / memory::PAGE_SIZE;
+            let mut words = vec![0u64; pages.div_ceil(64) as usize];
+            self.kvm_dirty_log(n, words.as_mut_ptr().cast())?;
+            let first = (target - base) / memory::PAGE_SIZE;
+            for (w, &word) in words.iter().enumerate() {
+                let mut bits = word;
+                while bits != 0 {
+                    let page = first + w as u64 * 64 + u64::from(bits.trailing_zeros());
+                    bits &= bits - 1;
+                    // SAFETY: the alias lies inside the slot, so `page` is a page of the
+                    // slot, whose bit is inside the caller's bitmap.
+                    unsafe { *bitmap.add((page / 8) as usize) |= 1 << (page % 8) };
+                }
+            }
+        }
+        Ok(())
     }
 }

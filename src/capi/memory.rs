@@ -1,6 +1,8 @@
 //! Guest memory slots and the bounds-checked way to reach them.
 
+use super::{input, output};
 use crate::error::{c_int, c_ptr, Errno};
+use crate::memory::kvm_memory_alias;
 use crate::registry;
 use libc::{c_int, c_uint, c_void};
 
@@ -10,8 +12,9 @@ use libc::{c_int, c_uint, c_void};
 /// memory). Calling it again for an existing slot with the same size changes its flags or
 /// guest address, keeping its contents. Errors: EBADF (not a VM), EINVAL (address or size
 /// not a multiple of 4096, range wrapping past 2^64, unknown flags, slot out of range, a
-/// different size for an existing slot), EEXIST (overlaps another slot), ENOENT (deleting
-/// a slot that does not exist), ENOMEM.
+/// different size for an existing slot), EEXIST (overlaps another slot or a memory
+/// alias), ENOENT (deleting a slot that does not exist), EBUSY (deleting or moving a slot
+/// that a memory alias points into: delete the alias first), ENOMEM.
 #[no_mangle]
 pub extern "C" fn kvm_set_memory_region(
     vm: c_int,
@@ -59,4 +62,56 @@ pub extern "C" fn kvm_set_user_memory_region(
 #[no_mangle]
 pub extern "C" fn kvm_guest_memory(vm: c_int, guest_phys_addr: u64, len: u64) -> *mut c_void {
     c_ptr(|| Ok(registry::vm(vm)?.guest_memory(guest_phys_addr, len)?.cast()))
+}
+
+/// Copies the dirty log of memory slot `slot` of VM `vm` into `dirty_bitmap` and clears
+/// it: bit i (bit i % 8 of byte i / 8) is set if the guest wrote page i (4 KiB) of the
+/// slot since logging began or the log was last read, also through a memory alias into
+/// the slot. The slot must log dirty pages (flag KVM_MEM_LOG_DIRTY_PAGES). The buffer
+/// must hold one bit per page rounded up to whole 64-bit words, that is
+/// (pages + 63) / 64 * 8 bytes. Errors: EBADF (not a VM), EFAULT (`dirty_bitmap` NULL),
+/// ENOENT (no such slot), EINVAL (the slot does not log dirty pages).
+#[no_mangle]
+pub extern "C" fn kvm_get_dirty_log(vm: c_int, slot: c_uint, dirty_bitmap: *mut c_void) -> c_int {
+    c_int(|| {
+        let vm = registry::vm(vm)?;
+        if dirty_bitmap.is_null() {
+            return Err(Errno(libc::EFAULT));
+        }
+        vm.get_dirty_log(slot, dirty_bitmap.cast())?;
+        Ok(0)
+    })
+}
+
+/// Creates, replaces or deletes memory alias `alias->slot` (0 to 31, a namespace apart
+/// from memory slots) of VM `vm`: guest-physical [guest_phys_addr, guest_phys_addr +
+/// memory_size) then shows the same memory as [target_phys_addr, target_phys_addr +
+/// memory_size), which must lie inside one memory slot; guest and host writes through
+/// either range are seen through the other. Addresses and size must be multiples of 4096
+/// and `flags` 0. The alias takes the target slot's flags (read-only, dirty logging:
+/// writes through it show in the target slot's dirty log). `memory_size` 0 deletes the
+/// alias. Errors: EBADF (not a VM), EFAULT (`alias` NULL, or the target range is not
+/// inside one memory slot), EINVAL (slot not below 32, nonzero flags, unaligned address
+/// or size, a range wrapping past 2^64), EEXIST (the alias overlaps a memory slot or
+/// another alias), ENOENT (deleting an alias that does not exist), ENOMEM.
+#[no_mangle]
+pub extern "C" fn kvm_set_memory_alias(vm: c_int, alias: *const kvm_memory_alias) -> c_int {
+    c_int(|| {
+        let vm = registry::vm(vm)?;
+        vm.set_memory_alias(input(alias)?)?;
+        Ok(0)
+    })
+}
+
+/// Reads memory alias `alias->slot` of VM `vm` into `*alias` (slot, flags 0, guest and
+/// target addresses, size). Errors: EBADF (not a VM), EFAULT (`alias` NULL), EINVAL
+/// (slot not below 32), ENOENT (no alias in that slot).
+#[no_mangle]
+pub extern "C" fn kvm_get_memory_alias(vm: c_int, alias: *mut kvm_memory_alias) -> c_int {
+    c_int(|| {
+        let vm = registry::vm(vm)?;
+        let out = output(alias)?;
+        *out = vm.get_memory_alias(out.slot)?;
+        Ok(0)
+    })
 }

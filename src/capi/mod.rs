@@ -12,10 +12,12 @@
 #![allow(clippy::not_unsafe_ptr_arg_deref)]
 
 // Declaration order is the order of the header.
+pub mod version;
 pub mod system;
 pub mod vm;
 pub mod memory;
 pub mod vcpu;
+pub mod cpu;
 pub mod irq;
 pub mod raw;
 

@@ -1,8 +1,9 @@
 //! Calls on /dev/kvm itself.
 
-use crate::error::c_int;
+use crate::error::{c_int, Errno};
 use crate::registry;
 use crate::system;
+use kvm_bindings::{kvm_cpuid2, kvm_msr_list};
 use libc::{c_int, c_long};
 
 /// Returns the KVM API version (12 on every kernel since 2.6.22), or -1 with errno set if
@@ -32,4 +33,38 @@ pub extern "C" fn kvm_check_extension(vm: c_int, cap: c_long) -> c_int {
 #[no_mangle]
 pub extern "C" fn kvm_get_vcpu_mmap_size() -> c_int {
     c_int(system::vcpu_mmap_size)
+}
+
+/// Fills `list` with the indices of the MSRs KVM can save and restore (for
+/// kvm_get_msrs() and kvm_set_msrs()). On input `list->nmsrs` is how many indices
+/// `list->indices` has room for; on return it is how many there are. Errors: EFAULT
+/// (`list` NULL), E2BIG (they do not fit: `list->nmsrs` is set to the number needed),
+/// and those of opening /dev/kvm.
+#[no_mangle]
+pub extern "C" fn kvm_get_msr_index_list(list: *mut kvm_msr_list) -> c_int {
+    c_int(|| {
+        if list.is_null() {
+            return Err(Errno(libc::EFAULT));
+        }
+        // SAFETY: the caller provides room for `nmsrs` indices, as documented.
+        unsafe { system::msr_index_list(list) }?;
+        Ok(0)
+    })
+}
+
+/// Fills `cpuid` with the CPUID leaves KVM can give a guest on this host, each with the
+/// bits it supports (a starting point for kvm_set_cpuid()). On input `cpuid->nent` is
+/// how many entries `cpuid->entries` has room for; on return it is how many were
+/// written. Errors: EFAULT (`cpuid` NULL), E2BIG (they do not fit: `cpuid->nent` is set
+/// to the number needed), and those of opening /dev/kvm.
+#[no_mangle]
+pub extern "C" fn kvm_get_supported_cpuid(cpuid: *mut kvm_cpuid2) -> c_int {
+    c_int(|| {
+        if cpuid.is_null() {
+            return Err(Errno(libc::EFAULT));
+        }
+        // SAFETY: the caller provides room for `nent` entries, as documented.
+        unsafe { system::supported_cpuid(cpuid) }?;
+        Ok(0)
+    })
 }

@@ -1,0 +1,463 @@
+//! Per-vcpu state beyond the registers: MSRs, CPUID, FPU, guest debugging, address
+//! translation and interrupt injection, all on the calling thread's vcpu.
+//!
+//! Every ioctl here goes through `Vcpu::reading` / `Vcpu::writing`, so the sync-regs
+//! cache stays exact (see `regs.rs`).
+
+use crate::error::{Errno, Result};
+use crate::ioctl;
+use crate::registry;
+use crate::vcpu::Vcpu;
+use kvm_bindings::{
+    kvm_cpuid2, kvm_fpu, kvm_guest_debug, kvm_interrupt, kvm_msi, kvm_msrs, kvm_sregs,
+    kvm_translation, KVM_EXIT_IRQ_WINDOW_OPEN,
+};
+use std::os::unix::io::AsRawFd;
+use std::ptr::{addr_of, addr_of_mut};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
+
+impl Vcpu {
+    /// KVM_GET_MSRS on the caller's `struct kvm_msrs`: returns how many MSRs were read
+    /// (the first that KVM does not know stops it).
+    ///
+    /// # Safety
+    /// `msrs` points at a `struct kvm_msrs` followed by `nmsrs` entries.
+    pub unsafe fn get_msrs(&self, msrs: *mut kvm_msrs) -> Result<i32> {
+        self.reading(|fd| {
+            // SAFETY: the kernel reads `nmsrs` (refusing more than it allows) and that
+            // many entries, and writes their `data`, inside the caller's buffer.
+            unsafe {
+                ioctl::ioctl(
+                    fd.as_raw_fd(),
+                    ioctl::iowr::<kvm_msrs>(0x88),
+                    msrs as libc::c_ulong,
+                )
+            }
+        })
+    }
+
+    /// KVM_SET_MSRS from the caller's `struct kvm_msrs`: returns how many MSRs were
+    /// written (the first that KVM refuses stops it).
+    ///
+    /// # Safety
+    /// `msrs` points at a `struct kvm_msrs` followed by `nmsrs` entries.
+    pub unsafe fn set_msrs(&self, msrs: *const kvm_msrs) -> Result<i32> {
+        self.writing(|fd| {
+            // SAFETY: the kernel only reads `nmsrs` and that many entries.
+            unsafe {
+                ioctl::ioctl(
+                    fd.as_raw_fd(),
+                    ioctl::iow::<kvm_msrs>(0x89),
+                    msrs as libc::c_ulong,
+                )
+            }
+        })
+    }
+
+    /// KVM_SET_CPUID2 from the caller's `struct kvm_cpuid2`.
+    ///
+    /// # Safety
+    /// `cpuid` points at a `struct kvm_cpuid2` followed by `nent` entries.
+    pub unsafe fn set_cpuid(&self, cpuid: *const kvm_cpuid2) -> Result<()> {
+        self.writing(|fd| {
+            // SAFETY: the kernel only reads `nent` (refusing more than it allows) and that
+            // many entries.
+            unsafe {
+                ioctl::ioctl(
+                    fd.as_raw_fd(),
+                    ioctl::iow::<kvm_cpuid2>(0x90),
+                    cpuid as libc::c_ulong,
+                )
+            }
+        })?;
+        Ok(())
+    }
+
+    /// KVM_GET_FPU.
+    pub fn get_fpu(&self) -> Result<kvm_fpu> {
+        self.reading(|fd| fd.get_fpu().map_err(Errno::from))
+    }
+
+    /// KVM_SET_FPU.
+    pub fn set_fpu(&self, fpu: &kvm_fpu) -> Result<()> {
+        self.writing(|fd| fd.set_fpu(fpu).map_err(Errno::from))
+    }
+
+    /// KVM_SET_GUEST_DEBUG (the 2007 KVM_DEBUG_GUEST).
+    pub fn set_guest_debug(&self, dbg: &kvm_guest_debug) -> Result<()> {
+        self.writing(|fd| fd.set_guest_debug(dbg).map_err(Errno::from))
+    }
+
+    /// KVM_TRANSLATE for the address, with the writeable and usermode bits (which the
+    /// kernel always reports as 1 and 0) taken from a walk of the guest's page tables.
+    pub fn translate(&self, linear: u64) -> Result<kvm_translation> {
+        let mut tr = self.reading(|fd| fd.translate_gva(linear).map_err(Errno::from))?;
+        if tr.valid == 0 {
+            tr.writeable = 0;
+            tr.usermode = 0;
+            return Ok(tr);
+        }
+        let sregs = self.get_sregs()?;
+        let vm = registry::vm(self.vm_fd())?;
+        match walk(&sregs, linear, |gpa, len| vm.read_guest(gpa, len)) {
+            Ok(Some(w)) if w.gpa == tr.physical_address => {
+                tr.writeable = w.writeable.into();
+                tr.usermode = w.usermode.into();
+                Ok(tr)
+            }
+            // The kernel's walk and ours disagree: the tables changed in between.
+            _ => Err(Errno(libc::EAGAIN)),
+        }
+    }
+
+    /// `kvm_interrupt`: through the in-kernel local APIC if the VM has an irqchip, else
+    /// with KVM_INTERRUPT as soon as the guest can take it (see [`IrqState`]).
+    pub fn interrupt(&self, vector: u32) -> Result<()> {
+        let vector = u8::try_from(vector).map_err(|_| Errno(libc::EINVAL))?;
+        let vm = registry::vm(self.vm_fd())?;
+        if vm.has_irqchip() {
+            let lapic = self.reading(|fd| fd.get_lapic().map_err(Errno::from))?;
+            // APIC ID register (offset 0x20): the ID in bits 31:24 as KVM_GET_LAPIC
+            // reports it.
+            let id = u32::from_le_bytes(std::array::from_fn(|i| lapic.regs[0x20 + i] as u8)) >> 24;
+            let msi = kvm_msi {
+                // Physical destination `id`, fixed delivery, edge-triggered.
+                address_lo: 0xfee0_0000 | id << 12,
+                data: u32::from(vector),
+                ..Default::default()
+            };
+            return match vm.fd().signal_msi(msi).map_err(Errno::from) {
+                Ok(n) if n > 0 => Ok(()),
+                // 0: refused; EPERM: no APIC accepted it (software-disabled).
+                Ok(_) | Err(Errno(libc::EPERM)) => Err(Errno(libc::EAGAIN)),
+                Err(e) => Err(e),
+            };
+        }
+        self.irq.add(vector);
+        if let Err(e) = self.deliver_pending() {
+            self.irq.remove(vector);
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Injects the highest pending vector with KVM_INTERRUPT if the guest can take it
+    /// now: the last exit said it was ready, its IF is still set, and nothing was
+    /// injected since that exit. Returns whether it injected one.
+    fn deliver_pending(&self) -> Result<bool> {
+        let Some(vector) = self.irq.highest() else {
+            return Ok(false);
+        };
+        if self.irq.state.load(Relaxed) & INJECTED != 0 {
+            return Ok(false);
+        }
+        let run = self.run_area();
+        // SAFETY: owner-only field of the live run area, written by the kernel on exit.
+        if unsafe { addr_of!((*run).ready_for_interrupt_injection).read() } == 0 {
+            return Ok(false);
+        }
+        if self.get_regs()?.rflags & RFLAGS_IF == 0 {
+            return Ok(false);
+        }
+        let irq = kvm_interrupt {
+            irq: u32::from(vector),
+        };
+        self.writing(|fd| {
+            // SAFETY: KVM_INTERRUPT reads one struct kvm_interrupt, which lives across
+            // the call.
+            unsafe {
+                ioctl::ioctl(
+                    fd.as_raw_fd(),
+                    ioctl::iow::<kvm_interrupt>(0x86),
+                    &irq as *const _ as libc::c_ulong,
+                )
+            }
+        })?;
+        self.irq.remove(vector);
+        self.irq.state.fetch_or(INJECTED, Relaxed);
+        Ok(true)
+    }
+
+    /// Called by `run` before KVM_RUN: with vectors pending, injects one if the guest
+    /// can take it, and asks the kernel for an interrupt window for the rest. Free when
+    /// nothing is pending.
+    #[inline]
+    pub(crate) fn irq_before_entry(&self) {
+        if self.irq.any() {
+            self.irq_before_entry_slow();
+        }
+    }
+
+    #[cold]
+    fn irq_before_entry_slow(&self) {
+        // An error leaves the vector pending; the window below retries it.
+        let _ = self.deliver_pending();
+        if !self.irq.any() {
+            return;
+        }
+        let run = self.run_area();
+        // SAFETY: owner-only field of the live run area; the caller's value is put back
+        // after the exit.
+        let caller = unsafe { addr_of!((*run).request_interrupt_window).read() };
+        let injected = self.irq.state.load(Relaxed) & INJECTED;
+        self.irq
+            .state
+            .store(injected | OVERRIDE | u32::from(caller), Relaxed);
+        // SAFETY: as above.
+        unsafe { addr_of_mut!((*run).request_interrupt_window).write(1) };
+    }
+
+    /// Called by `run` after KVM_RUN with its result: puts the caller's
+    /// request_interrupt_window back, and on an interrupt-window exit that libkvm asked
+    /// for injects a pending vector. Returns true if `run` should enter the guest again
+    /// instead of returning (the exit was libkvm's own).
+    #[inline]
+    pub(crate) fn irq_after_exit(&self, result: &Result<i32>) -> bool {
+        let st = self.irq.state.load(Relaxed);
+        if st == 0 {
+            return false;
+        }
+        self.irq_after_exit_slow(st, result)
+    }
+
+    #[cold]
+    fn irq_after_exit_slow(&self, st: u32, result: &Result<i32>) -> bool {
+        // A KVM_RUN happened: an earlier injection has been taken (or the run area says
+        // the guest is not ready for another).
+        self.irq.state.store(0, Relaxed);
+        if st & OVERRIDE == 0 {
+            return false;
+        }
+        let run = self.run_area();
+        // SAFETY: owner-only field of the live run area.
+        unsafe { addr_of_mut!((*run).request_interrupt_window).write(st as u8) };
+        // Re-enter only when the window was used: if it could not be (an error), the
+        // exit goes to the caller rather than looping here.
+        *result == Ok(KVM_EXIT_IRQ_WINDOW_OPEN as i32) && self.deliver_pending() == Ok(true)
+    }
+}
+
+/// RFLAGS.IF.
+const RFLAGS_IF: u64 = 1 << 9;
+/// `IrqState::state`: libkvm set request_interrupt_window for this KVM_RUN; the low byte
+/// holds the caller's value, to put back after the exit.
+const OVERRIDE: u32 = 1 << 8;
+/// `IrqState::state`: KVM_INTERRUPT was issued since the last KVM_RUN.
+const INJECTED: u32 = 1 << 9;
+
+/// Interrupts of `kvm_interrupt` on a VM without an in-kernel irqchip.
+///
+/// KVM_INTERRUPT injects at the next entry whether or not the guest can take an
+/// interrupt, so libkvm issues it only when the last exit said the guest was ready
+/// (`ready_for_interrupt_injection`) and IF is still set. Otherwise the vector waits
+/// here, and `run` sets `request_interrupt_window` for the KVM_RUN; the
+/// KVM_EXIT_IRQ_WINDOW_OPEN that follows is libkvm's own: it injects the vector and
+/// enters the guest again without returning. Several vectors can wait; the highest goes
+/// first, as a local APIC would deliver them. Only the owning thread touches this;
+/// relaxed atomics make it safe Rust at the cost of plain loads and stores.
+#[derive(Debug, Default)]
+pub struct IrqState {
+    /// Pending vectors, one bit each.
+    pending: [AtomicU64; 4],
+    /// OVERRIDE | INJECTED | the caller's request_interrupt_window.
+    state: AtomicU32,
+}
+
+impl IrqState {
+    fn any(&self) -> bool {
+        self.pending.iter().any(|w| w.load(Relaxed) != 0)
+    }
+
+    fn add(&self, v: u8) {
+        self.pending[usize::from(v / 64)].fetch_or(1 << (v % 64), Relaxed);
+    }
+
+    fn remove(&self, v: u8) {
+        self.pending[usize::from(v / 64)].fetch_and(!(1 << (v % 64)), Relaxed);
+    }
+
+    fn highest(&self) -> Option<u8> {
+        (0..4u8).rev().find_map(|i| {
+            let w = self.pending[usize::from(i)].load(Relaxed);
+            (w != 0).then(|| i * 64 + (63 - w.leading_zeros() as u8))
+        })
+    }
+}
+
+/// The result of a page-table walk.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Walk {
+    pub gpa: u64,
+    pub writeable: bool,
+    pub usermode: bool,
+}
+
+const PRESENT: u64 = 1;
+const RW: u64 = 1 << 1;
+const US: u64 = 1 << 2;
+const PS: u64 = 1 << 7;
+const ADDR: u64 = 0x000f_ffff_ffff_f000;
+const CR0_PG: u64 = 1 << 31;
+const CR4_PSE: u64 = 1 << 4;
+const CR4_PAE: u64 = 1 << 5;
+const CR4_LA57: u64 = 1 << 12;
+const EFER_LMA: u64 = 1 << 10;
+
+/// Walks the guest's page tables for `linear` in the paging mode `sregs` describe
+/// (none, 32-bit, PAE, 4- or 5-level), reading entries with `read(gpa, bytes)`. Returns
+/// None if the address is not mapped. `writeable`/`usermode`: the R/W and U/S bits are
+/// set at every level (all true without paging).
+pub(crate) fn walk(
+    sregs: &kvm_sregs,
+    linear: u64,
+    mut read: impl FnMut(u64, usize) -> Result<u64>,
+) -> Result<Option<Walk>> {
+    if sregs.cr0 & CR0_PG == 0 {
+        return Ok(Some(Walk {
+            gpa: linear,
+            writeable: true,
+            usermode: true,
+        }));
+    }
+    let mut rights = RW | US;
+    if sregs.cr4 & CR4_PAE == 0 {
+        // 32-bit paging: 4-byte entries, 4 MiB pages with CR4.PSE (PSE-36 high bits).
+        let la = linear & 0xffff_ffff;
+        let pde = read((sregs.cr3 & 0xffff_f000) + ((la >> 22) & 0x3ff) * 4, 4)?;
+        if pde & PRESENT == 0 {
+            return Ok(None);
+        }
+        rights &= pde;
+        let gpa = if pde & PS != 0 && sregs.cr4 & CR4_PSE != 0 {
+            (pde & 0xffc0_0000) | ((pde >> 13) & 0xff) << 32 | (la & 0x3f_ffff)
+        } else {
+            let pte = read((pde & 0xffff_f000) + ((la >> 12) & 0x3ff) * 4, 4)?;
+            if pte & PRESENT == 0 {
+                return Ok(None);
+            }
+            rights &= pte;
+            (pte & 0xffff_f000) | (la & 0xfff)
+        };
+        return Ok(Some(Walk {
+            gpa,
+            writeable: rights & RW != 0,
+            usermode: rights & US != 0,
+        }));
+    }
+    let (mut table, levels, la) = if sregs.efer & EFER_LMA != 0 {
+        let levels = if sregs.cr4 & CR4_LA57 != 0 { 5 } else { 4 };
+        (sregs.cr3 & ADDR, levels, linear)
+    } else {
+        // PAE: four PDPTEs at CR3 (32-byte aligned), which have no R/W or U/S bits.
+        let la = linear & 0xffff_ffff;
+        let pdpte = read((sregs.cr3 & 0xffff_ffe0) + (la >> 30) * 8, 8)?;
+        if pdpte & PRESENT == 0 {
+            return Ok(None);
+        }
+        (pdpte & ADDR, 2, la)
+    };
+    for level in (1..=levels).rev() {
+        let shift = 12 + 9 * (level - 1);
+        let e = read(table + ((la >> shift) & 0x1ff) * 8, 8)?;
+        if e & PRESENT == 0 {
+            return Ok(None);
+        }
+        rights &= e;
+        // Large pages: 1 GiB at level 3, 2 MiB at level 2.
+        if level == 1 || (level <= 3 && e & PS != 0) {
+            let offset = (1u64 << shift) - 1;
+            return Ok(Some(Walk {
+                gpa: (e & ADDR & !offset) | (la & offset),
+                writeable: rights & RW != 0,
+                usermode: rights & US != 0,
+            }));
+        }
+        table = e & ADDR;
+    }
+    unreachable!("level 1 always returns")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn reader(m: &HashMap<u64, u64>) -> impl FnMut(u64, usize) -> Result<u64> + '_ {
+        |gpa, _| Ok(m.get(&gpa).copied().unwrap_or(0))
+    }
+
+    #[test]
+    fn pending_vectors_go_highest_first() {
+        let s = IrqState::default();
+        assert_eq!(s.highest(), None);
+        assert!(!s.any());
+        s.add(0x20);
+        s.add(0xff);
+        s.add(0x80);
+        assert_eq!(s.highest(), Some(0xff));
+        s.remove(0xff);
+        assert_eq!(s.highest(), Some(0x80));
+        s.remove(0x80);
+        s.remove(0x20);
+        assert!(!s.any());
+    }
+
+    #[test]
+    fn no_paging_is_identity() {
+        let s = kvm_sregs::default();
+        let w = walk(&s, 0x1234, |_, _| panic!("no reads")).unwrap();
+        assert_eq!(
+            w,
+            Some(Walk {
+                gpa: 0x1234,
+                writeable: true,
+                usermode: true
+            })
+        );
+    }
+
+    #[test]
+    fn four_level_walk_with_large_pages_and_rights() {
+        let mut m = HashMap::new();
+        let s = kvm_sregs {
+            cr0: CR0_PG | 1,
+            cr3: 0x1000,
+            cr4: CR4_PAE,
+            efer: EFER_LMA | 0x100,
+            ..Default::default()
+        };
+        m.insert(0x1000, 0x2000 | 7); // PML4[0] -> PDPT, user, writable
+        m.insert(0x2000, 0x3000 | 7); // PDPT[0] -> PD
+        m.insert(0x2008, 0x4000_0000 | PS | 3); // PDPT[1]: 1 GiB page, supervisor
+        m.insert(0x3000, 0x4000 | 5); // PD[0] -> PT, read-only user
+        m.insert(0x3008, 0x20_0000 | PS | 7); // PD[1]: 2 MiB page
+        m.insert(0x4000 + 5 * 8, 0x9000 | 7); // PT[5]
+        let w = walk(&s, 0x5123, reader(&m)).unwrap().unwrap();
+        assert_eq!((w.gpa, w.writeable, w.usermode), (0x9123, false, true));
+        let w = walk(&s, 0x20_0042, reader(&m)).unwrap().unwrap();
+        assert_eq!((w.gpa, w.writeable, w.usermode), (0x20_0042, true, true));
+        let w = walk(&s, 0x4000_1234, reader(&m)).unwrap().unwrap();
+        assert_eq!((w.gpa, w.writeable, w.usermode), (0x4000_1234, true, false));
+        assert_eq!(walk(&s, 0x6000, reader(&m)).unwrap(), None);
+    }
+
+    #[test]
+    fn thirty_two_bit_walk_with_4m_pages() {
+        let mut m = HashMap::new();
+        let s = kvm_sregs {
+            cr0: CR0_PG | 1,
+            cr3: 0x1000,
+            cr4: CR4_PSE,
+            ..Default::default()
+        };
+        m.insert(0x1000 + 4, 0x2000 | 7); // PDE[1] -> PT
+        m.insert(0x2000 + 3 * 4, 0x7000 | 1); // PTE[3]: read-only supervisor
+        m.insert(0x1000 + 8, 0x0040_0000 | (1 << 13) | PS | 7); // PDE[2]: 4 MiB, PSE-36
+        let w = walk(&s, 0x40_3abc, reader(&m)).unwrap().unwrap();
+        assert_eq!((w.gpa, w.writeable, w.usermode), (0x7abc, false, false));
+        let w = walk(&s, 0x80_1234, reader(&m)).unwrap().unwrap();
+        assert_eq!(w.gpa, 0x1_0040_1234);
+        assert_eq!(walk(&s, 0x40_4000, reader(&m)).unwrap(), None);
+        assert_eq!(walk(&s, 0, reader(&m)).unwrap(), None);
+    }
+}
