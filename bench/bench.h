@@ -40,6 +40,8 @@ double percentile(double *v, int n, double p);
  * > 0, whether ratio <= goal. Also appended to $BENCH_LOG when set. */
 void report(const char *name, const char *unit, double lib, double raw, double ratio,
 	    double goal);
+/* The names report() gives the two sides ("libkvm", "raw"). */
+extern const char *bench_labels[2];
 void report_note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* Runs `lib` and `raw` `rounds` times each, alternating which goes first; each call

@@ -63,6 +63,8 @@ static void log_line(const char *line)
 	}
 }
 
+const char *bench_labels[2] = { "libkvm", "raw" };
+
 void report(const char *name, const char *unit, double lib, double raw, double ratio,
 	    double goal)
 {
@@ -70,8 +72,8 @@ void report(const char *name, const char *unit, double lib, double raw, double r
 	if (goal > 0)
 		snprintf(verdict, sizeof(verdict), "  goal <= %.2f: %s", goal,
 			 ratio <= goal ? "met" : "MISSED");
-	snprintf(line, sizeof(line), "%-44s libkvm %10.1f %-3s raw %10.1f %-3s ratio %.3f%s\n",
-		 name, lib, unit, raw, unit, ratio, verdict);
+	snprintf(line, sizeof(line), "%-44s %-6s %10.1f %-3s %-6s %10.1f %-3s ratio %.3f%s\n",
+		 name, bench_labels[0], lib, unit, bench_labels[1], raw, unit, ratio, verdict);
 	log_line(line);
 }
 
