@@ -99,6 +99,62 @@ void setup_long_mode(int vm, uint64_t pt_base, uint64_t rip)
 	set_ip(rip);
 }
 
+void setup_user_long_mode(int vm, uint64_t pt_base, uint64_t rip)
+{
+	setup_long_mode(vm, pt_base, rip);
+	uint64_t *pt = kvm_guest_memory(vm, pt_base, 0x3000);
+	CHECK(pt != NULL);
+	for (int i = 0; i < 3 * 512; i++)
+		if (pt[i] & 1)
+			pt[i] |= 4;                /* user-accessible */
+	struct kvm_sregs s;
+	OK(kvm_get_sregs(&s));
+	s.cs.selector = 0x1b;
+	s.cs.dpl = 3;
+	s.ds.selector = 0x23;
+	s.ds.dpl = 3;
+	s.es = s.fs = s.gs = s.ss = s.ds;
+	OK(kvm_set_sregs(&s));
+	struct kvm_regs r;
+	OK(kvm_get_regs(&r));
+	r.rflags = 0x3002;                         /* IOPL 3 */
+	OK(kvm_set_regs(&r));
+}
+
+void setup_descriptor_tables(int vm, uint64_t gdt, uint64_t idt)
+{
+	uint64_t *g = kvm_guest_memory(vm, gdt, 0x118);
+	CHECK(g != NULL);
+	g[0] = 0;
+	g[1] = 0x00cf9a000000ffffULL;              /* 0x08: flat 32-bit code */
+	g[2] = 0x00cf92000000ffffULL;              /* 0x10: flat data */
+	uint8_t *ops = (uint8_t *)g + 0x100;
+	uint16_t glimit = 23, ilimit = 256 * 8 - 1;
+	uint32_t gbase = (uint32_t)gdt, ibase = (uint32_t)idt;
+	memcpy(ops, &glimit, 2);
+	memcpy(ops + 2, &gbase, 4);
+	memcpy(ops + 0x10, &ilimit, 2);
+	memcpy(ops + 0x12, &ibase, 4);
+	void *i = kvm_guest_memory(vm, idt, 256 * 8);
+	CHECK(i != NULL);
+	memset(i, 0, 256 * 8);
+	struct kvm_sregs s;
+	OK(kvm_get_sregs(&s));
+	s.gdt.base = gdt;
+	s.gdt.limit = glimit;
+	s.idt.base = idt;
+	s.idt.limit = ilimit;
+	OK(kvm_set_sregs(&s));
+}
+
+void set_interrupt_gate(int vm, uint64_t idt, unsigned vector, uint32_t handler)
+{
+	uint32_t *gate = kvm_guest_memory(vm, idt + 8 * vector, 8);
+	CHECK(gate != NULL);
+	gate[0] = (0x08u << 16) | (handler & 0xffff);
+	gate[1] = (handler & 0xffff0000) | 0x8e00; /* present, DPL 0, 32-bit interrupt gate */
+}
+
 static const char *const exit_names[] = {
 	[KVM_EXIT_UNKNOWN] = "UNKNOWN", [KVM_EXIT_EXCEPTION] = "EXCEPTION", [KVM_EXIT_IO] = "IO",
 	[KVM_EXIT_HYPERCALL] = "HYPERCALL", [KVM_EXIT_DEBUG] = "DEBUG", [KVM_EXIT_HLT] = "HLT",

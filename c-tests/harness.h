@@ -54,6 +54,17 @@ void setup_protected_mode(uint32_t eip);
 /* Builds identity-mapping page tables (2 MiB pages, first 1 GiB) at `pt_base` (three
  * 4 KiB pages) and enters 64-bit mode at `rip`. */
 void setup_long_mode(int vm, uint64_t pt_base, uint64_t rip);
+/* Like setup_long_mode, but the guest runs in ring 3 (user pages, CPL 3 segments) with
+ * IOPL 3, so `in`/`out` work and `hlt` faults. On kvm_pvm this code runs natively, not
+ * through the instruction emulator: use it for guest loops that must be fast. */
+void setup_user_long_mode(int vm, uint64_t pt_base, uint64_t rip);
+/* Descriptor tables for 32-bit guests that take interrupts: a GDT at `gdt` (null, flat
+ * code 0x08, flat data 0x10) with its LGDT operand at gdt + 0x100, and an IDT of 256
+ * absent gates at `idt` with its LIDT operand at gdt + 0x110. Loads both into the calling
+ * thread's vcpu (with setup_protected_mode, call this after it). */
+void setup_descriptor_tables(int vm, uint64_t gdt, uint64_t idt);
+/* Makes IDT vector `vector` a 32-bit interrupt gate to `handler`. */
+void set_interrupt_gate(int vm, uint64_t idt, unsigned vector, uint32_t handler);
 
 /* Runs until an exit other than KVM_EXIT_INTR; fails the test if it is not `reason`. */
 void run_expect(int reason);

@@ -129,17 +129,20 @@ int kvm_detach_vcpu(void);
 int kvm_attach_vcpu(int vcpu_fd);
 
 /*
- Sets the guest-physical address of the three-page region KVM needs for the task state
- segment when it emulates real mode on Intel hosts (below 4 GiB, outside guest RAM; QEMU
- uses 0xfffbd000). Call it before the first kvm_run(). Errors: EBADF (not a VM), EINVAL
- (address too high or unaligned), EEXIST (vcpus are running already).
+ Sets the guest-physical address of the three-page region KVM needs for a task state
+ segment when it runs real-mode code on Intel hosts without unrestricted guest (below
+ 4 GiB, outside guest memory; QEMU uses 0xfffbd000). Call it before the first kvm_run();
+ elsewhere it is accepted and unused. Errors: EBADF (not a VM), EINVAL (the region does
+ not end below 4 GiB), EEXIST (Intel hosts that use it: already set).
  */
 int kvm_set_tss_addr(int vm, uint64_t addr);
 
 /*
- Sets the guest-physical address of the one-page identity map KVM needs on Intel hosts
- (QEMU uses 0xfeffc000). Call it before creating vcpus. Errors: EBADF (not a VM),
- EEXIST (vcpus exist already), EINVAL.
+ Sets the guest-physical address of the one-page identity page table KVM needs for
+ real-mode and unpaged code on Intel hosts without unrestricted guest (outside guest
+ memory; the default is the page below the TSS region, QEMU uses 0xfeffc000). Call it
+ before creating vcpus; elsewhere it is accepted and unused. Errors: EBADF (not a VM),
+ EINVAL (a vcpu has been created in the VM already).
  */
 int kvm_set_identity_map_addr(int vm, uint64_t addr);
 
@@ -275,34 +278,38 @@ int kvm_get_vcpu_events(struct kvm_vcpu_events *events);
 int kvm_set_vcpu_events(const struct kvm_vcpu_events *events);
 
 /*
- Reads the local APIC registers of the calling thread's vcpu (in-kernel irqchip only).
- Errors: ESRCH (no vcpu), EFAULT (`s` NULL), ENXIO (no in-kernel irqchip).
+ Reads the local APIC registers (the 1 KiB register page, APIC ID at offset 0x20) of the
+ calling thread's vcpu; in-kernel irqchip only. Errors: ESRCH (no vcpu), EFAULT (`s`
+ NULL), EINVAL (the VM has no in-kernel irqchip).
  */
 int kvm_get_lapic(struct kvm_lapic_state *s);
 
 /*
- Sets the local APIC registers of the calling thread's vcpu (in-kernel irqchip only).
- Errors: ESRCH (no vcpu), EFAULT (`s` NULL), ENXIO (no in-kernel irqchip), EINVAL.
+ Sets the local APIC registers of the calling thread's vcpu; in-kernel irqchip only.
+ Errors: ESRCH (no vcpu), EFAULT (`s` NULL), EINVAL (no in-kernel irqchip, or the kernel
+ refused the state).
  */
 int kvm_set_lapic(const struct kvm_lapic_state *s);
 
 /*
- Reads the multiprocessing state of the calling thread's vcpu (KVM_MP_STATE_RUNNABLE,
- _UNINITIALIZED waiting for INIT/SIPI, _HALTED, ...). Errors: ESRCH (no vcpu), EFAULT
- (`s` NULL).
+ Reads the multiprocessing state of the calling thread's vcpu: KVM_MP_STATE_RUNNABLE,
+ _UNINITIALIZED (an application processor before INIT), _INIT_RECEIVED (waiting for a
+ SIPI), _HALTED (in HLT, in-kernel irqchip), ... Errors: ESRCH (no vcpu), EFAULT (`s`
+ NULL).
  */
 int kvm_get_mp_state(struct kvm_mp_state *s);
 
 /*
  Sets the multiprocessing state of the calling thread's vcpu. Errors: ESRCH (no vcpu),
- EFAULT (`s` NULL), EINVAL (a state the vcpu cannot take).
+ EFAULT (`s` NULL), EINVAL (an unknown state, or any state but KVM_MP_STATE_RUNNABLE
+ without an in-kernel irqchip).
  */
 int kvm_set_mp_state(const struct kvm_mp_state *s);
 
 /*
- Queues a non-maskable interrupt on the calling thread's vcpu, delivered on the next
- kvm_run(). Errors: ESRCH (no vcpu), ENXIO (the in-kernel irqchip handles NMIs through
- its LAPIC instead).
+ Queues a non-maskable interrupt on the calling thread's vcpu (KVM_NMI), delivered by
+ the next kvm_run() as soon as the guest is not already handling one. Works with and
+ without an in-kernel irqchip. Errors: ESRCH (no vcpu).
  */
 int kvm_nmi(void);
 
@@ -396,44 +403,82 @@ int kvm_set_fpu(const struct kvm_fpu *fpu);
 int kvm_create_irqchip(int vm);
 
 /*
- Creates the in-kernel i8254 PIT of VM `vm` (after kvm_create_irqchip()). `flags`: 0 or
- KVM_PIT_SPEAKER_DUMMY. Errors: EBADF (not a VM), EEXIST (already created), ENOENT (no
- irqchip yet), EINVAL (unknown flags), ENOMEM.
+ Creates the in-kernel i8254 PIT of VM `vm` (after kvm_create_irqchip()): guest
+ accesses to ports 0x40-0x43 are handled in the kernel, and channel 0 raises IRQ 0.
+ `flags`: 0, or KVM_PIT_SPEAKER_DUMMY to have port 0x61 handled in the kernel too.
+ Errors: EBADF (not a VM), EINVAL (unknown flags), ENOENT (no in-kernel irqchip yet),
+ EEXIST (already created), ENOMEM.
  */
 int kvm_create_pit2(int vm, uint32_t flags);
 
 /*
- Drives interrupt line `irq` of the in-kernel irqchip to `level` (1 asserted, 0 not):
- GSIs 0-15 reach the PIC and IOAPIC, 16-23 the IOAPIC. Errors: EBADF (not a VM), ENXIO
- (no in-kernel irqchip), EINVAL (`irq` out of range).
+ Drives interrupt line (GSI) `irq` of the in-kernel irqchip to `level` (nonzero
+ asserted, 0 deasserted); an edge-triggered input takes an interrupt on 0 -> 1. With the
+ default routing GSIs 0-15 reach the PIC and the IOAPIC, 16-23 the IOAPIC; a GSI with no
+ route is accepted and does nothing. Errors: EBADF (not a VM), ENXIO (no in-kernel
+ irqchip), EINVAL (`irq` at or above the number of routable GSIs, 4096).
  */
 int kvm_irq_line(int vm, uint32_t irq, int level);
 
 /*
  Injects the message-signalled interrupt `*msi` (address and data as a device would
- write them). Returns 1 if it was delivered, 0 if the guest blocked it. Errors: EBADF
- (not a VM), EFAULT (`msi` NULL), EINVAL (nonzero flags or padding), ENXIO (no
- in-kernel irqchip).
+ write them) into the in-kernel local APICs. Returns how many vcpus accepted it (> 0), or
+ 0 if none did (no vcpu has that destination, or its local APIC is disabled). Errors:
+ EBADF (not a VM), EFAULT (`msi` NULL), EINVAL (no in-kernel irqchip, or flags other
+ than 0 and KVM_MSI_VALID_DEVID).
  */
 int kvm_signal_msi(int vm, const struct kvm_msi *msi);
 
 /*
- Connects eventfd `eventfd` to interrupt `gsi`: each write to the eventfd raises the
- interrupt in the kernel, with no exit to userspace. `flags`: 0 to connect,
- KVM_IRQFD_FLAG_DEASSIGN to disconnect. Errors: EBADF (not a VM, or `eventfd` not an
- eventfd), EBUSY (already connected), ENOENT (deassigning a connection that does not
- exist), EINVAL (unknown flags, or `gsi` out of range).
+ Connects eventfd `eventfd` to interrupt `gsi` of the in-kernel irqchip: each write to
+ the eventfd raises an edge on that GSI in the kernel (asynchronously, soon after the
+ write), with no exit to userspace. `flags`: 0 to connect, KVM_IRQFD_FLAG_DEASSIGN to
+ disconnect (disconnecting a pair that is not connected succeeds and does nothing).
+ Errors: EBADF (not a VM, or `eventfd` not an open fd), EINVAL (`eventfd` not an
+ eventfd, other flags, `gsi` at or above 4096, or no in-kernel irqchip), EBUSY (this
+ eventfd is already connected).
  */
 int kvm_irqfd(int vm, int eventfd, uint32_t gsi, uint32_t flags);
 
 /*
  Registers (or, with KVM_IOEVENTFD_FLAG_DEASSIGN, removes) an ioeventfd: a guest write
- to the port or MMIO address in `*ioeventfd` (optionally only of a given value) signals
- its eventfd in the kernel instead of exiting to userspace. Errors: EBADF (not a VM, or
- not an eventfd), EFAULT (`ioeventfd` NULL), EEXIST (already registered), ENOENT
- (removing one that does not exist), EINVAL (bad length or flags), ENOSPC (too many).
+ of `len` bytes to the port (KVM_IOEVENTFD_FLAG_PIO) or MMIO address `addr` in
+ `*ioeventfd` (with KVM_IOEVENTFD_FLAG_DATAMATCH only of the value `datamatch`) signals
+ eventfd `fd` in the kernel instead of exiting to userspace. Errors: EBADF (not a VM, or
+ `fd` not an open fd), EFAULT (`ioeventfd` NULL), EINVAL (`fd` not an eventfd, `len`
+ not 0, 1, 2, 4 or 8, unknown flags, range wrapping), EEXIST (already registered),
+ ENOENT (removing one that is not registered), ENOSPC (too many on the bus).
  */
 int kvm_ioeventfd(int vm, const struct kvm_ioeventfd *ioeventfd);
+
+/*
+ Makes the current or next kvm_run() of vcpu `vcpu_fd` return -1 with errno EINTR, from
+ any thread: at once if its owner is in the guest (through libkvm's kick signal), or on
+ entry to the next kvm_run() otherwise (also after the vcpu moves to another thread).
+ Kicks are never lost; several kicks before the owner's kvm_run() returns may be
+ answered by one EINTR. Errors: EBADF (`vcpu_fd` is not a libkvm vcpu, e.g. a VM fd),
+ EAGAIN (the signal queue is full: the kick takes effect on the next entry only).
+ */
+int kvm_kick_vcpu(int vcpu_fd);
+
+/*
+ Chooses the signal libkvm reserves for kvm_kick_vcpu(): SIGUSR1, SIGUSR2 or one of
+ SIGRTMIN..SIGRTMAX. The default is SIGRTMAX - 3 (61 with glibc). Call it before the
+ first kvm_create_vcpu() of the process; libkvm then installs a handler for the signal
+ and blocks it in every thread that owns a vcpu, except inside kvm_run(). Errors:
+ EINVAL (any other signal), EBUSY (a vcpu has already been created in this process).
+ */
+int kvm_set_kick_signal(int signo);
+
+/*
+ Sets the signal mask in force while the calling thread's vcpu runs in kvm_run()
+ (KVM_SET_SIGNAL_MASK): signals in `*mask` stay blocked in the guest, the others make
+ kvm_run() return -1/EINTR. NULL (the default) means the mask of the thread that owns
+ the vcpu, as it is at this call and whenever a thread creates or attaches the vcpu; a
+ mask given here stays with the vcpu across detach and attach. The kick signal is never
+ blocked in the guest, whatever `*mask` says. Errors: ESRCH (no vcpu on this thread).
+ */
+int kvm_set_signal_mask(const sigset_t *mask);
 
 /*
  Issues `ioctl(vm, request, arg)` on VM `vm` and returns what it returns. libkvm does not
@@ -447,9 +492,11 @@ int kvm_vm_ioctl(int vm, unsigned long request, void *arg);
 /*
  Issues `ioctl(vcpu, request, arg)` on the calling thread's vcpu and returns what it
  returns. Register state libkvm caches from the run area is written back before and
- re-read after, so libkvm's calls and raw ioctls can be mixed freely. KVM_RUN is refused
- with EINVAL (use kvm_run(), which keeps the kick working). Errors: ESRCH (no vcpu),
- EINVAL (KVM_RUN), and the ioctl's own.
+ re-read after, so libkvm's calls and raw ioctls can be mixed freely. Refused with
+ EINVAL because libkvm owns what they set: KVM_RUN (use kvm_run(), which keeps the kick
+ working) and KVM_SET_SIGNAL_MASK (use kvm_set_signal_mask(), which keeps the kick
+ signal unblocked). Errors: ESRCH (no vcpu), EINVAL (a refused request), and the
+ ioctl's own.
  */
 int kvm_vcpu_ioctl(unsigned long request, void *arg);
 

@@ -35,6 +35,8 @@ pub const fn iowr<T>(nr: u64) -> u64 {
 
 /// KVM_RUN: issued directly so the run path holds no Rust reference to `kvm_run`.
 pub(crate) const KVM_RUN: u64 = io(0x80);
+/// KVM_SET_SIGNAL_MASK (`struct kvm_signal_mask` is a 4-byte header before the sigset).
+pub(crate) const KVM_SET_SIGNAL_MASK: u64 = iow::<u32>(0x8b);
 
 /// Issues `ioctl(fd, request, arg)`, returning its non-negative result or the errno.
 ///

@@ -15,6 +15,7 @@ pub mod capi;
 mod cpu_state;
 mod error;
 mod ioctl;
+mod kick;
 mod memory;
 mod registry;
 mod regs;

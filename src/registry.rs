@@ -3,6 +3,7 @@
 //! which reach their vcpu through the thread-local.
 
 use crate::error::{Errno, Result};
+use crate::kick;
 use crate::vcpu::{self, Vcpu};
 use crate::vm::Vm;
 use parking_lot::Mutex;
@@ -29,7 +30,6 @@ pub fn vm(fd: RawFd) -> Result<Arc<Vm>> {
 }
 
 /// The vcpu with this fd; EBADF if `fd` is not a libkvm vcpu.
-#[allow(dead_code)] // for calls that name another thread's vcpu (kick)
 pub fn vcpu(fd: RawFd) -> Result<Arc<Vcpu>> {
     REGISTRY
         .lock()
@@ -81,6 +81,7 @@ pub fn create_vcpu(vm_fd: RawFd, id: u32) -> Result<RawFd> {
         return Err(Errno(libc::EBUSY));
     }
     let v = Arc::new(vm.create_vcpu(id)?);
+    kick::freeze()?;
     v.claim()?;
     let fd = v.raw_fd();
     {
@@ -91,7 +92,7 @@ pub fn create_vcpu(vm_fd: RawFd, id: u32) -> Result<RawFd> {
         }
         reg.vcpus.insert(fd, v.clone());
     }
-    vcpu::set_current(v);
+    vcpu::set_current(v)?;
     Ok(fd)
 }
 
@@ -109,6 +110,5 @@ pub fn attach_vcpu(fd: RawFd) -> Result<()> {
         v.claim()?;
         v
     };
-    vcpu::set_current(v);
-    Ok(())
+    vcpu::set_current(v)
 }

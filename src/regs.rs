@@ -24,6 +24,13 @@
 //!   goes through the ioctl, so values the kernel normalises (RFLAGS bit 1) read back
 //!   exactly as the ioctl would give them.
 //!
+//! - A vcpu waiting for INIT/SIPI (KVM_MP_STATE_UNINITIALIZED: an application processor
+//!   before its start) leaves KVM_RUN (kick, signal, or EAGAIN once INIT/SIPI arrive)
+//!   before the kernel loads `kvm_dirty_regs`, and stores its registers over the area on
+//!   the way out. So until a KVM_RUN has returned normally, and again after any ioctl that
+//!   may change the MP state, `kvm_run` writes pending registers back with KVM_SET_REGS
+//!   first (`maybe_waiting`): they reach the vcpu before INIT/SIPI, as the ioctl would.
+//!
 //! Where the kernel's register calls touch more than their own kind, the cache follows
 //! (arch/x86/kvm/x86.c: `__set_regs`, `store_regs`, `kvm_vcpu_ioctl_x86_get_vcpu_events`,
 //! `kvm_arch_vcpu_ioctl_run`):
@@ -34,19 +41,15 @@
 //!   KVM_CAP_EXCEPTION_PAYLOAD is on, and the kernel copies the special registers out
 //!   before the events. When the events show an exception, the special registers are no
 //!   longer trusted: after an exit that copied events, and after a KVM_GET_VCPU_EVENTS.
-//! - A KVM_RUN that fails before the kernel loads the pending registers (a vcpu waiting
-//!   for INIT/SIPI returns EINTR or EAGAIN from that point) still copies the kernel's old
-//!   registers over them. `kvm_run` keeps a copy of pending registers and puts it back
-//!   when the dirty bit shows they were not loaded.
 //!
 //! All of this state belongs to the vcpu, not the thread, so it survives detach/attach.
 //! Only the owning thread touches it (a new owner is established through the owner lock,
 //! which orders it after the old one), so plain relaxed loads and stores suffice: atomics
 //! make that safe Rust at the cost of ordinary moves, with no read-modify-write.
 
-use kvm_bindings::{kvm_regs, kvm_run, kvm_vcpu_events};
-use std::ptr::{addr_of, addr_of_mut};
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use kvm_bindings::{kvm_run, kvm_vcpu_events};
+use std::ptr::addr_of;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 
 /// KVM_SYNC_X86_REGS.
 pub(crate) const REGS: u64 = kvm_bindings::KVM_SYNC_X86_REGS as u64;
@@ -73,6 +76,8 @@ pub struct SyncState {
     used: AtomicU64,
     /// Runs in the current epoch.
     runs: AtomicU64,
+    /// The vcpu may be waiting for INIT/SIPI (module documentation).
+    maybe_waiting: AtomicBool,
 }
 
 impl SyncState {
@@ -85,6 +90,7 @@ impl SyncState {
             synced: AtomicU64::new(0),
             used: AtomicU64::new(0),
             runs: AtomicU64::new(0),
+            maybe_waiting: AtomicBool::new(true),
         }
     }
 
@@ -173,6 +179,18 @@ impl SyncState {
         }
         self.synced.store(synced, Relaxed);
     }
+
+    /// Whether the vcpu may be waiting for INIT/SIPI, so that KVM_RUN would not load
+    /// pending registers.
+    pub fn maybe_waiting(&self) -> bool {
+        self.maybe_waiting.load(Relaxed)
+    }
+
+    /// `waiting`: after an ioctl that may change the MP state (true), or a KVM_RUN that
+    /// returned normally (false).
+    pub fn set_maybe_waiting(&self, waiting: bool) {
+        self.maybe_waiting.store(waiting, Relaxed);
+    }
 }
 
 /// Whether vcpu events report an exception (pending or injected).
@@ -183,39 +201,6 @@ pub(crate) unsafe fn shows_exception(events: *const kvm_vcpu_events) -> bool {
     // SAFETY: the caller's promise.
     let e = unsafe { addr_of!((*events).exception).read() };
     e.injected != 0 || e.pending != 0
-}
-
-/// The registers `set_regs` left in the area for the kernel to load, if any: to be put
-/// back with [`restore_pending`] if KVM_RUN fails before loading them.
-///
-/// # Safety
-/// `run` must be the live run area of a vcpu owned by the calling thread.
-#[inline]
-pub(crate) unsafe fn save_pending(run: *const kvm_run) -> Option<kvm_regs> {
-    // SAFETY: the caller's promise; these fields are the owner's between runs.
-    unsafe {
-        if addr_of!((*run).kvm_dirty_regs).read() & REGS == 0 {
-            return None;
-        }
-        Some(addr_of!((*run).s.regs.regs).read())
-    }
-}
-
-/// After a failed KVM_RUN: if the kernel did not load the pending registers (the dirty
-/// bit is still set), puts them back over what it copied out at the end of the call.
-///
-/// # Safety
-/// As for [`save_pending`].
-#[inline]
-pub(crate) unsafe fn restore_pending(run: *mut kvm_run, saved: &Option<kvm_regs>) {
-    if let Some(r) = saved {
-        // SAFETY: the caller's promise; the kernel is done with the area.
-        unsafe {
-            if addr_of!((*run).kvm_dirty_regs).read() & REGS != 0 {
-                addr_of_mut!((*run).s.regs.regs).write(*r);
-            }
-        }
-    }
 }
 
 #[cfg(test)]
@@ -277,28 +262,6 @@ mod tests {
             // Without events in the copy, the sregs were copied last and are current.
             s.end_run(&run, REGS | SREGS);
             assert!(s.is_synced(SREGS));
-        }
-    }
-
-    #[test]
-    fn pending_registers_survive_a_run_that_did_not_load_them() {
-        // SAFETY: as above.
-        let mut run: kvm_run = unsafe { std::mem::zeroed() };
-        // SAFETY: `run` is a live, exclusively owned kvm_run.
-        unsafe {
-            assert!(save_pending(&run).is_none());
-            run.s.regs.regs.rbx = 1;
-            run.kvm_dirty_regs = REGS;
-            let saved = save_pending(&run);
-            // The kernel copies its own registers out but leaves the dirty bit.
-            run.s.regs.regs.rbx = 2;
-            restore_pending(&mut run, &saved);
-            assert_eq!(run.s.regs.regs.rbx, 1);
-            // Loaded (bit cleared): what the kernel copied out stays.
-            run.kvm_dirty_regs = 0;
-            run.s.regs.regs.rbx = 3;
-            restore_pending(&mut run, &saved);
-            assert_eq!(run.s.regs.regs.rbx, 3);
         }
     }
 

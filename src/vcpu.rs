@@ -8,7 +8,7 @@
 
 use crate::cpu_state::IrqState;
 use crate::error::{Errno, Result};
-use crate::ioctl;
+use crate::kick::{self, KickState, ThreadSignals};
 use crate::regs::{self, SyncState};
 use kvm_bindings::{kvm_regs, kvm_run, kvm_sregs, kvm_vcpu_events};
 use kvm_ioctls::VcpuFd;
@@ -44,6 +44,7 @@ pub struct Vcpu {
     sync: SyncState,
     /// Interrupts waiting for the guest to accept them (`kvm_interrupt`).
     pub(crate) irq: IrqState,
+    kick: KickState,
 }
 
 impl Vcpu {
@@ -64,6 +65,7 @@ impl Vcpu {
             owner: Mutex::new(0),
             sync: SyncState::new(sync_caps),
             irq: IrqState::default(),
+            kick: KickState::default(),
         }
     }
 
@@ -98,8 +100,21 @@ impl Vcpu {
         Ok(())
     }
 
+    /// Gives the vcpu up; on the owning thread (the kick drains its signal there).
     fn release(&self) {
-        *self.owner.lock() = 0;
+        let mut owner = self.owner.lock();
+        *owner = 0;
+        kick::on_release(self);
+    }
+
+    /// Runs `f` with the owner's thread id (0: none) under the owner lock.
+    pub fn with_owner<R>(&self, f: impl FnOnce(libc::pid_t) -> R) -> R {
+        f(*self.owner.lock())
+    }
+
+    /// The kick bookkeeping (src/kick.rs).
+    pub fn kick(&self) -> &KickState {
+        &self.kick
     }
 
     /// KVM_RUN until an exit for the caller: returns the exit reason. Exits that libkvm
@@ -115,30 +130,26 @@ impl Vcpu {
     }
 
     /// One KVM_RUN: returns the exit reason. The hot path: no lock, no allocation, and no
-    /// system call but the ioctl itself.
+    /// system call but the ioctl itself (and, after EINTR, the kick's drain: src/kick.rs).
     fn enter(&self) -> Result<i32> {
         let run = self.run.0.as_ptr();
         let want = self.sync.begin_run();
         // SAFETY: `run` is the live mapping of this vcpu; only the owning thread (us)
         // writes kvm_valid_regs and kvm_dirty_regs.
         unsafe { addr_of_mut!((*run).kvm_valid_regs).write(want) };
-        // Registers set_regs left for the kernel, kept in case KVM_RUN fails before
-        // loading them (regs.rs).
-        // SAFETY: as above.
-        let pending = unsafe { regs::save_pending(run) };
-        // SAFETY: KVM_RUN takes no argument.
-        match unsafe { ioctl::ioctl(self.raw_fd(), ioctl::KVM_RUN, 0) } {
+        if self.sync.maybe_waiting() {
+            // See regs.rs: a vcpu waiting for INIT/SIPI would not load pending registers.
+            self.flush()?;
+        }
+        match kick::run(self) {
             Ok(_) => {
+                self.sync.set_maybe_waiting(false);
                 // SAFETY: as above; the kernel filled the area before returning.
                 unsafe { self.sync.end_run(run, want) };
                 // SAFETY: as above; the kernel wrote exit_reason before returning.
                 Ok(unsafe { addr_of!((*run).exit_reason).read() } as i32)
             }
-            Err(e) => {
-                // SAFETY: as above.
-                unsafe { regs::restore_pending(run, &pending) };
-                Err(e)
-            }
+            Err(e) => Err(e),
         }
     }
 
@@ -170,6 +181,7 @@ impl Vcpu {
         self.flush()?;
         let r = f(&self.fd);
         self.sync.set_synced(0);
+        self.sync.set_maybe_waiting(true);
         r
     }
 
@@ -259,12 +271,13 @@ impl Vcpu {
 }
 
 /// The calling thread's claim on its vcpu; dropping it (detach, or thread exit) gives the
-/// vcpu up.
-struct Owned(Arc<Vcpu>);
+/// vcpu up and restores the thread's kick-signal state.
+struct Owned(Arc<Vcpu>, ThreadSignals);
 
 impl Drop for Owned {
     fn drop(&mut self) {
         self.0.release();
+        kick::restore(&self.1);
     }
 }
 
@@ -288,10 +301,21 @@ pub fn thread_has_vcpu() -> bool {
     CURRENT.try_with(|c| c.borrow().is_some()).unwrap_or(false)
 }
 
-/// Makes `v` (already claimed by this thread) the thread's current vcpu.
-pub fn set_current(v: Arc<Vcpu>) {
-    // If the thread is being torn down the claim is simply dropped (released) here.
-    let _ = CURRENT.try_with(|c| *c.borrow_mut() = Some(Owned(v)));
+/// Makes `v` (already claimed by this thread) the thread's current vcpu, with the kick
+/// signal blocked on the thread; on failure the claim is given up.
+pub fn set_current(v: Arc<Vcpu>) -> Result<()> {
+    let signals = match kick::on_claim(&v) {
+        Ok(s) => s,
+        Err(e) => {
+            v.release();
+            return Err(e);
+        }
+    };
+    let owned = Owned(v, signals);
+    // If the thread is being torn down, `owned` is dropped (released) here.
+    CURRENT
+        .try_with(|c| *c.borrow_mut() = Some(owned))
+        .map_err(|_| Errno(libc::ESRCH))
 }
 
 /// Gives up the calling thread's vcpu; ESRCH if it has none.

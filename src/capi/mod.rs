@@ -19,6 +19,7 @@ pub mod memory;
 pub mod vcpu;
 pub mod cpu;
 pub mod irq;
+pub mod kick;
 pub mod raw;
 
 use crate::error::{Errno, Result};

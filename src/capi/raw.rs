@@ -30,13 +30,15 @@ pub extern "C" fn kvm_vm_ioctl(vm: c_int, request: c_ulong, arg: *mut c_void) ->
 
 /// Issues `ioctl(vcpu, request, arg)` on the calling thread's vcpu and returns what it
 /// returns. Register state libkvm caches from the run area is written back before and
-/// re-read after, so libkvm's calls and raw ioctls can be mixed freely. KVM_RUN is refused
-/// with EINVAL (use kvm_run(), which keeps the kick working). Errors: ESRCH (no vcpu),
-/// EINVAL (KVM_RUN), and the ioctl's own.
+/// re-read after, so libkvm's calls and raw ioctls can be mixed freely. Refused with
+/// EINVAL because libkvm owns what they set: KVM_RUN (use kvm_run(), which keeps the kick
+/// working) and KVM_SET_SIGNAL_MASK (use kvm_set_signal_mask(), which keeps the kick
+/// signal unblocked). Errors: ESRCH (no vcpu), EINVAL (a refused request), and the
+/// ioctl's own.
 #[no_mangle]
 pub extern "C" fn kvm_vcpu_ioctl(request: c_ulong, arg: *mut c_void) -> c_int {
     c_int(|| {
-        if request as u64 == ioctl::KVM_RUN {
+        if RESERVED_VCPU.contains(&(request as u64)) {
             return Err(Errno(libc::EINVAL));
         }
         with_current(|v| {
@@ -47,6 +49,9 @@ pub extern "C" fn kvm_vcpu_ioctl(request: c_ulong, arg: *mut c_void) -> c_int {
         })
     })
 }
+
+/// vcpu ioctls libkvm must issue itself, refused by kvm_vcpu_ioctl().
+const RESERVED_VCPU: [u64; 2] = [ioctl::KVM_RUN, ioctl::KVM_SET_SIGNAL_MASK];
 
 /// VM ioctls whose effect libkvm must know about, refused by kvm_vm_ioctl().
 const RESERVED_VM: [u64; 4] = [

@@ -97,8 +97,9 @@ pub extern "C" fn kvm_set_vcpu_events(events: *const kvm_vcpu_events) -> c_int {
     })
 }
 
-/// Reads the local APIC registers of the calling thread's vcpu (in-kernel irqchip only).
-/// Errors: ESRCH (no vcpu), EFAULT (`s` NULL), ENXIO (no in-kernel irqchip).
+/// Reads the local APIC registers (the 1 KiB register page, APIC ID at offset 0x20) of the
+/// calling thread's vcpu; in-kernel irqchip only. Errors: ESRCH (no vcpu), EFAULT (`s`
+/// NULL), EINVAL (the VM has no in-kernel irqchip).
 #[no_mangle]
 pub extern "C" fn kvm_get_lapic(s: *mut kvm_lapic_state) -> c_int {
     c_int(|| {
@@ -108,8 +109,9 @@ pub extern "C" fn kvm_get_lapic(s: *mut kvm_lapic_state) -> c_int {
     })
 }
 
-/// Sets the local APIC registers of the calling thread's vcpu (in-kernel irqchip only).
-/// Errors: ESRCH (no vcpu), EFAULT (`s` NULL), ENXIO (no in-kernel irqchip), EINVAL.
+/// Sets the local APIC registers of the calling thread's vcpu; in-kernel irqchip only.
+/// Errors: ESRCH (no vcpu), EFAULT (`s` NULL), EINVAL (no in-kernel irqchip, or the kernel
+/// refused the state).
 #[no_mangle]
 pub extern "C" fn kvm_set_lapic(s: *const kvm_lapic_state) -> c_int {
     c_int(|| {
@@ -119,9 +121,10 @@ pub extern "C" fn kvm_set_lapic(s: *const kvm_lapic_state) -> c_int {
     })
 }
 
-/// Reads the multiprocessing state of the calling thread's vcpu (KVM_MP_STATE_RUNNABLE,
-/// _UNINITIALIZED waiting for INIT/SIPI, _HALTED, ...). Errors: ESRCH (no vcpu), EFAULT
-/// (`s` NULL).
+/// Reads the multiprocessing state of the calling thread's vcpu: KVM_MP_STATE_RUNNABLE,
+/// _UNINITIALIZED (an application processor before INIT), _INIT_RECEIVED (waiting for a
+/// SIPI), _HALTED (in HLT, in-kernel irqchip), ... Errors: ESRCH (no vcpu), EFAULT (`s`
+/// NULL).
 #[no_mangle]
 pub extern "C" fn kvm_get_mp_state(s: *mut kvm_mp_state) -> c_int {
     c_int(|| {
@@ -134,7 +137,8 @@ pub extern "C" fn kvm_get_mp_state(s: *mut kvm_mp_state) -> c_int {
 }
 
 /// Sets the multiprocessing state of the calling thread's vcpu. Errors: ESRCH (no vcpu),
-/// EFAULT (`s` NULL), EINVAL (a state the vcpu cannot take).
+/// EFAULT (`s` NULL), EINVAL (an unknown state, or any state but KVM_MP_STATE_RUNNABLE
+/// without an in-kernel irqchip).
 #[no_mangle]
 pub extern "C" fn kvm_set_mp_state(s: *const kvm_mp_state) -> c_int {
     c_int(|| {
@@ -144,9 +148,9 @@ pub extern "C" fn kvm_set_mp_state(s: *const kvm_mp_state) -> c_int {
     })
 }
 
-/// Queues a non-maskable interrupt on the calling thread's vcpu, delivered on the next
-/// kvm_run(). Errors: ESRCH (no vcpu), ENXIO (the in-kernel irqchip handles NMIs through
-/// its LAPIC instead).
+/// Queues a non-maskable interrupt on the calling thread's vcpu (KVM_NMI), delivered by
+/// the next kvm_run() as soon as the guest is not already handling one. Works with and
+/// without an in-kernel irqchip. Errors: ESRCH (no vcpu).
 #[no_mangle]
 pub extern "C" fn kvm_nmi() -> c_int {
     c_int(|| {

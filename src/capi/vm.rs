@@ -45,10 +45,11 @@ pub extern "C" fn kvm_attach_vcpu(vcpu_fd: c_int) -> c_int {
     c_int(|| registry::attach_vcpu(vcpu_fd).map(|()| 0))
 }
 
-/// Sets the guest-physical address of the three-page region KVM needs for the task state
-/// segment when it emulates real mode on Intel hosts (below 4 GiB, outside guest RAM; QEMU
-/// uses 0xfffbd000). Call it before the first kvm_run(). Errors: EBADF (not a VM), EINVAL
-/// (address too high or unaligned), EEXIST (vcpus are running already).
+/// Sets the guest-physical address of the three-page region KVM needs for a task state
+/// segment when it runs real-mode code on Intel hosts without unrestricted guest (below
+/// 4 GiB, outside guest memory; QEMU uses 0xfffbd000). Call it before the first kvm_run();
+/// elsewhere it is accepted and unused. Errors: EBADF (not a VM), EINVAL (the region does
+/// not end below 4 GiB), EEXIST (Intel hosts that use it: already set).
 #[no_mangle]
 pub extern "C" fn kvm_set_tss_addr(vm: c_int, addr: u64) -> c_int {
     c_int(|| {
@@ -59,9 +60,11 @@ pub extern "C" fn kvm_set_tss_addr(vm: c_int, addr: u64) -> c_int {
     })
 }
 
-/// Sets the guest-physical address of the one-page identity map KVM needs on Intel hosts
-/// (QEMU uses 0xfeffc000). Call it before creating vcpus. Errors: EBADF (not a VM),
-/// EEXIST (vcpus exist already), EINVAL.
+/// Sets the guest-physical address of the one-page identity page table KVM needs for
+/// real-mode and unpaged code on Intel hosts without unrestricted guest (outside guest
+/// memory; the default is the page below the TSS region, QEMU uses 0xfeffc000). Call it
+/// before creating vcpus; elsewhere it is accepted and unused. Errors: EBADF (not a VM),
+/// EINVAL (a vcpu has been created in the VM already).
 #[no_mangle]
 pub extern "C" fn kvm_set_identity_map_addr(vm: c_int, addr: u64) -> c_int {
     c_int(|| {
