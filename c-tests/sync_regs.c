@@ -6,9 +6,11 @@
  * A guest loop (guests/sync_regs.S) makes every exit show fresh guest values and reflect
  * the host's writes: EAX counts passes, EDX echoes EBX, ES is loaded with the count, ESI
  * copies CR2, EBP counts NMIs. On each exit the host runs a random sequence of
- * operations (libkvm calls, the same through kvm_vcpu_ioctl(), other vcpu calls, a move
+ * operations (libkvm register calls, the same through kvm_vcpu_ioctl(), other vcpu calls
+ * such as kvm_translate(), kvm_get_msrs(), kvm_get_lapic(), kvm_get_mp_state(), a move
  * to another thread) and checks every value it reads against a model of what the guest
- * did and what the host wrote. The whole test runs twice: with the sync-regs fast path,
+ * did and what the host wrote. SYNC_REGS_SEED picks another sequence;
+ * SYNC_REGS_TRACE=1 prints the operations. The whole test runs twice: with the sync-regs fast path,
  * then with LIBKVM_NO_SYNC_REGS=1 (read when a vcpu is created).
  */
 
@@ -121,7 +123,7 @@ struct one_msr {
 
 static void *other_thread(void *arg);
 
-enum { N_OPS = 19 };
+enum { N_OPS = 23, MOVE = 22 };
 
 static void op(int which)
 {
@@ -228,7 +230,36 @@ static void op(int which)
 		set_regs();
 		queue_ud();
 		break;
-	case 18: { /* the vcpu moves to another thread for a while, and back */
+	case 18: { /* libkvm's own calls that read or set state beside the registers */
+		uint64_t gpa = 0;
+		uint8_t valid = 0, w = 0, u = 0;
+		uint64_t lin = 0x1234 + (rnd() & 0xf000);
+		OK(kvm_translate(lin, &gpa, &valid, &w, &u));
+		CHECK_EQ(valid, 1);
+		CHECK_EQ(gpa, lin);
+		break;
+	}
+	case 19: {
+		struct one_msr msr = { .h.nmsrs = 1, .e.index = 0x174 /* SYSENTER_CS */ };
+		uint64_t v = rnd() & 0xffff;
+		msr.e.data = v;
+		CHECK_EQ(kvm_set_msrs(&msr.h), 1);
+		msr.e.data = 0;
+		CHECK_EQ(kvm_get_msrs(&msr.h), 1);
+		CHECK_EQ(msr.e.data, v);
+		break;
+	}
+	case 20: {
+		struct kvm_fpu fpu;
+		OK(kvm_get_fpu(&fpu));
+		break;
+	}
+	case 21: { /* guest debugging off: the kernel rewrites RFLAGS from its own */
+		struct kvm_guest_debug dbg = { .control = 0 };
+		OK(kvm_debug_guest(&dbg));
+		break;
+	}
+	case MOVE: { /* the vcpu moves to another thread for a while, and back */
 		pthread_t t;
 		OK(kvm_detach_vcpu());
 		CHECK(pthread_create(&t, NULL, other_thread, NULL) == 0);
@@ -268,7 +299,7 @@ static void step(int allow_move)
 	int n = (int)(rnd() % 7);
 	for (int i = 0; i < n; i++) {
 		int which = (int)(rnd() % N_OPS);
-		if (which == 18 && !allow_move)
+		if (which == MOVE && !allow_move)
 			which = 0;
 		op(which);
 	}
