@@ -135,7 +135,7 @@ impl Vcpu {
         let run = self.run.0.as_ptr();
         let want = self.sync.begin_run();
         // SAFETY: `run` is the live mapping of this vcpu; only the owning thread (us)
-        // writes kvm_valid_regs and kvm_dirty_regs.
+        // writes kvm_valid_regs.
         unsafe { addr_of_mut!((*run).kvm_valid_regs).write(want) };
         if self.sync.maybe_waiting() {
             // See regs.rs: a vcpu waiting for INIT/SIPI would not load pending registers.
