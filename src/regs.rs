@@ -6,9 +6,9 @@
 //!   asked to copy out on every exit (`kvm_valid_regs`). It starts empty, so a vcpu whose
 //!   owner never reads registers pays nothing; a kind is added the first time the owner
 //!   reads it through an ioctl. A kind the owner has not read for a whole epoch
-//!   ([`EPOCH`] runs) is dropped again: copying the special registers or the events out
-//!   costs the kernel about 1.5% of an exit round trip here, too much to pay forever for
-//!   one read at setup (BENCHMARKS.md).
+//!   ([`EPOCH`] runs) is dropped again: copying the special registers out costs the
+//!   kernel about 2% of an exit round trip here, all three kinds 3%, too much to pay
+//!   forever for one read at setup (BENCHMARKS.md).
 //! - `synced` is the set of kinds whose copy in the area equals the kernel's state right
 //!   now. `kvm_run` sets it to `want` after a successful KVM_RUN; it is emptied before
 //!   KVM_RUN and by any vcpu ioctl that may change vcpu state.
