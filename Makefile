@@ -34,7 +34,7 @@ TOOLS := $(CURDIR)/.tools
 CBINDGEN := $(shell v=$$(cbindgen --version 2>/dev/null); [ "$$v" = "cbindgen $(CBINDGEN_VERSION)" ] && command -v cbindgen || echo $(TOOLS)/bin/cbindgen)
 
 # Debian packages the tests need beyond the Rust toolchain and gcc.
-APT_PACKAGES := pkg-config g++ binutils abigail-tools gcc-multilib groff-base man-db
+APT_PACKAGES := pkg-config g++ binutils abigail-tools gcc-multilib groff-base man-db strace
 
 MAN1 := $(wildcard man/man1/*.1)
 MAN3 := $(wildcard man/man3/*.3)
@@ -45,7 +45,7 @@ TEST_BINS := $(patsubst c-tests/%.c,$(B)/c-tests/%,$(TEST_SRCS))
 TEST_SCRIPTS := $(wildcard c-tests/*.sh)
 GUEST_OBJS := $(patsubst c-tests/guests/%.S,$(B)/c-tests/guests/%.o,$(wildcard c-tests/guests/*.S))
 
-.PHONY: all cargo-build header check check-cargo tests install uninstall demo clean deps tools abi-baseline
+.PHONY: all cargo-build header check check-cargo tests install uninstall demo clean deps tools abi-baseline bench
 
 all: $(SO) $(B)/$(SONAME) $(B)/libkvm.so $(B)/libkvm.a $(B)/libkvm.pc $(B)/kvmrun
 
@@ -210,6 +210,32 @@ check-cargo:
 check: deps tools all tests check-cargo
 	@MAKE="$(MAKE)" CBINDGEN="$(CBINDGEN)" CC="$(CC)" CXX="$(CXX)" \
 	  c-tests/run-tests $(TEST_BINS) $(TEST_SCRIPTS)
+
+# ---- benchmarks (BENCHMARKS.md) -----------------------------------------------------
+
+# In the order `make bench` runs them; bench/bench.h says how they measure.
+BENCHES := exit regs kick create dirty_log memory
+BENCH_BINS := $(patsubst %,$(B)/bench/%,$(BENCHES))
+# Benchmarks of functions that may not be in this build yet are compiled in only when the
+# header declares them.
+BENCH_HAVE := $(foreach f,kvm_kick_vcpu kvm_get_dirty_log,$(if $(shell grep -sw '$(f)' include/libkvm.h),-DHAVE_$(shell echo $(f) | tr a-z A-Z)))
+BENCH_CFLAGS := $(CFLAGS) -Iinclude -Ibench -Ic-tests -pthread $(BENCH_HAVE)
+
+$(B)/bench/common.o: bench/common.c bench/bench.h include/libkvm.h
+	@mkdir -p $(dir $@)
+	$(CC) $(BENCH_CFLAGS) -c -o $@ $<
+
+$(B)/bench/guests.o: bench/guests.S c-tests/guest.h
+	@mkdir -p $(dir $@)
+	$(CC) -c -Ic-tests -o $@ $<
+
+$(B)/bench/%: bench/%.c $(B)/bench/common.o $(B)/bench/guests.o bench/bench.h include/libkvm.h $(SO)
+	@mkdir -p $(dir $@)
+	$(CC) $(BENCH_CFLAGS) -o $@ $< $(B)/bench/common.o $(B)/bench/guests.o $(TEST_LDFLAGS)
+
+bench: all $(BENCH_BINS)
+	@echo "libkvm benchmarks, $$(date -u '+%F %H:%M UTC'), Linux $$(uname -r), $$(nproc) CPUs, load $$(cut -d' ' -f1-3 /proc/loadavg)"
+	@for b in $(BENCHES); do $(B)/bench/$$b || exit 1; done
 
 # ---- install ------------------------------------------------------------------------
 
