@@ -131,7 +131,26 @@ impl Vcpu {
 
     /// One KVM_RUN: returns the exit reason. The hot path: no lock, no allocation, and no
     /// system call but the ioctl itself (and, after EINTR, the kick's drain: src/kick.rs).
+    #[inline]
     fn enter(&self) -> Result<i32> {
+        self.enter_with(kick::run)
+    }
+
+    /// Completes an I/O, MMIO or MSR exit still pending in the kernel without running
+    /// guest code (KVM_RUN with immediate_exit, see `kick::run_immediate`), as the KVM
+    /// API requires before vcpu state is saved. `Some(reason)`: completing it produced a
+    /// new exit, which the caller must handle first.
+    pub fn complete_pending(&self) -> Result<Option<i32>> {
+        match self.enter_with(kick::run_immediate) {
+            Ok(reason) => Ok(Some(reason)),
+            Err(Errno(libc::EINTR)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `enter` with the KVM_RUN step given (`kick::run` or `kick::run_immediate`).
+    #[inline(always)]
+    fn enter_with(&self, kvm_run: fn(&Vcpu) -> Result<libc::c_int>) -> Result<i32> {
         let run = self.run.0.as_ptr();
         let want = self.sync.begin_run();
         // SAFETY: `run` is the live mapping of this vcpu; only the owning thread (us)
@@ -141,7 +160,7 @@ impl Vcpu {
             // See regs.rs: a vcpu waiting for INIT/SIPI would not load pending registers.
             self.flush()?;
         }
-        match kick::run(self) {
+        match kvm_run(self) {
             Ok(_) => {
                 self.sync.set_maybe_waiting(false);
                 // SAFETY: as above; the kernel filled the area before returning.
