@@ -36,10 +36,11 @@ CBINDGEN := $(shell v=$$(cbindgen --version 2>/dev/null); [ "$$v" = "cbindgen $(
 # Debian packages the tests need beyond the Rust toolchain and gcc; the sanitizer and
 # fuzzing targets need more (clang's libFuzzer runtime is libclang-rt-14-dev; make check
 # runs the fuzzer briefly, so it needs them too).
-APT_PACKAGES := pkg-config g++ binutils abigail-tools gcc-multilib groff-base man-db
+APT_PACKAGES := pkg-config g++ binutils abigail-tools gcc-multilib groff-base man-db strace
 VALGRIND_PACKAGES := valgrind
 FUZZ_PACKAGES := clang libclang-rt-14-dev
 
+MAN1 := $(wildcard man/man1/*.1)
 MAN3 := $(wildcard man/man3/*.3)
 MAN7 := $(wildcard man/man7/*.7)
 
@@ -49,9 +50,9 @@ TEST_SCRIPTS := $(wildcard c-tests/*.sh)
 GUEST_OBJS := $(patsubst c-tests/guests/%.S,$(B)/c-tests/guests/%.o,$(wildcard c-tests/guests/*.S))
 
 .PHONY: all cargo-build header check check-cargo tests install uninstall demo clean deps tools \
-	abi-baseline check-valgrind check-asan fuzz fuzz-build fuzz-rust deps-valgrind deps-fuzz
+	abi-baseline check-valgrind check-asan fuzz fuzz-build fuzz-rust deps-valgrind deps-fuzz bench
 
-all: $(SO) $(B)/$(SONAME) $(B)/libkvm.so $(B)/libkvm.a $(B)/libkvm.pc
+all: $(SO) $(B)/$(SONAME) $(B)/libkvm.so $(B)/libkvm.a $(B)/libkvm.pc $(B)/kvmrun
 
 # Cargo decides what to rebuild; the phony prerequisite makes sure it is asked, and the
 # empty recipe makes make look at the archive's time again afterwards (without one, the
@@ -86,6 +87,73 @@ PC_SED = sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCLUD
 $(B)/libkvm.pc: pkgconfig/libkvm.pc.in Cargo.toml Makefile
 	@mkdir -p $(B)
 	$(PC_SED) > $@
+
+# The same for the build tree, found by pkg-config in preference to libkvm.pc when
+# PKG_CONFIG_PATH names $(B): what kvmrun is built with.
+$(B)/libkvm-uninstalled.pc: pkgconfig/libkvm.pc.in Cargo.toml Makefile
+	@mkdir -p $(B)
+	sed -e 's|@PREFIX@|$(CURDIR)|' -e 's|@LIBDIR@|$(CURDIR)/$(B)|' -e 's|@INCLUDEDIR@|$(CURDIR)/include|' \
+	    -e 's|@VERSION@|$(VERSION)|' -e 's|@LIBS_PRIVATE@|$(LIBS_PRIVATE)|' pkgconfig/libkvm.pc.in > $@
+
+# ---- kvmrun: a VMM in C on libkvm's public header only (examples/kvmrun, kvmrun(1)) ----
+
+KVMRUN_SRCS := $(wildcard examples/kvmrun/*.c)
+KVMRUN_HDRS := $(wildcard examples/kvmrun/*.h)
+# libkvm's flags from pkg-config (the uninstalled .pc), or the same by hand without it.
+KVM_FLAGS = $$(PKG_CONFIG_PATH=$(CURDIR)/$(B) pkg-config --cflags --libs libkvm 2>/dev/null || \
+	echo -I$(CURDIR)/include -L$(CURDIR)/$(B) -lkvm)
+KVMRUN_LINK = $(CC) $(CFLAGS) $(KVMRUN_SRCS) $(KVM_FLAGS) -pthread -lm
+
+$(B)/kvmrun: $(KVMRUN_SRCS) $(KVMRUN_HDRS) include/libkvm.h $(SO) $(B)/$(SONAME) $(B)/libkvm.so $(B)/libkvm-uninstalled.pc
+	$(KVMRUN_LINK) -o $@ -Wl,-rpath,$(CURDIR)/$(B)
+
+# ---- guest kernels: freestanding 32-bit multiboot ELF, built by the host gcc ---------
+# Only gcc's own freestanding headers (-nostdinc) and no libraries: no 32-bit libc needed.
+
+KERNEL_CFLAGS := -m32 -march=i686 -O2 -ffreestanding -fno-pic -fno-pie -fno-stack-protector \
+	-fno-asynchronous-unwind-tables -mno-sse -mno-mmx -mno-80387 -nostdinc \
+	-isystem $(shell $(CC) -print-file-name=include) -Wall -Wextra -Werror
+KERNEL_LDFLAGS := -m32 -nostdlib -static -no-pie -Wl,--build-id=none -Wl,--no-warn-rwx-segments
+
+KTEST_LIB := $(patsubst c-tests/kernels/%,$(B)/c-tests/kernels/%.o,c-tests/kernels/entry.S c-tests/kernels/isr.S c-tests/kernels/lib.c)
+KTESTS := $(patsubst c-tests/kernels/%.c,$(B)/c-tests/kernels/%.elf,$(filter-out c-tests/kernels/lib.c,$(wildcard c-tests/kernels/*.c))) \
+	$(B)/c-tests/kernels/kludge.bin
+
+# Keep the objects (make would delete them as intermediates of the pattern rules).
+.SECONDARY: $(KTEST_LIB) $(patsubst %.elf,%.c.o,$(filter %.elf,$(KTESTS))) $(B)/c-tests/kernels/kludge.S.o
+
+$(B)/c-tests/kernels/%.c.o: c-tests/kernels/%.c c-tests/kernels/lib.h
+	@mkdir -p $(dir $@)
+	$(CC) $(KERNEL_CFLAGS) -c -o $@ $<
+
+$(B)/c-tests/kernels/%.S.o: c-tests/kernels/%.S
+	@mkdir -p $(dir $@)
+	$(CC) $(KERNEL_CFLAGS) -c -o $@ $<
+
+$(B)/c-tests/kernels/%.elf: $(B)/c-tests/kernels/%.c.o $(KTEST_LIB) c-tests/kernels/kernel.ld
+	$(CC) $(KERNEL_LDFLAGS) -T c-tests/kernels/kernel.ld -o $@ $(KTEST_LIB) $<
+
+# Not ELF: a flat image placed by the multiboot header's address fields.
+$(B)/c-tests/kernels/kludge.bin: $(B)/c-tests/kernels/kludge.S.o
+	$(CC) $(KERNEL_LDFLAGS) -Wl,-Ttext=0x200000 -Wl,-e,entry -Wl,--oformat=binary -o $@ $<
+
+# The kernel `make demo` boots (examples/demo-kernel).
+DEMO_KERNEL := $(B)/examples/demo-kernel.elf
+DEMO_KERNEL_OBJS := $(B)/examples/demo-kernel/start.o $(B)/examples/demo-kernel/demo.o
+# The smallest libkvm program (examples/hello.c): built with the tests, run by hand.
+HELLO := $(B)/examples/hello
+HELLO_GUEST := $(B)/examples/hello-guest.o
+
+$(B)/examples/demo-kernel/%.o: examples/demo-kernel/%.S
+	@mkdir -p $(dir $@)
+	$(CC) $(KERNEL_CFLAGS) -c -o $@ $<
+
+$(B)/examples/demo-kernel/%.o: examples/demo-kernel/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(KERNEL_CFLAGS) -c -o $@ $<
+
+$(DEMO_KERNEL): $(DEMO_KERNEL_OBJS) examples/demo-kernel/kernel.ld
+	$(CC) $(KERNEL_LDFLAGS) -T examples/demo-kernel/kernel.ld -o $@ $(DEMO_KERNEL_OBJS)
 
 # ---- tools the build needs beyond the toolchain, installed on first use --------------
 
@@ -148,7 +216,7 @@ $(B)/c-tests/%: c-tests/%.c $(B)/c-tests/harness.o $(B)/c-tests/libguests.a c-te
 	@mkdir -p $(dir $@)
 	$(CC) $(TEST_CFLAGS) -o $@ $< $(B)/c-tests/harness.o $(B)/c-tests/libguests.a $(TEST_LDFLAGS)
 
-tests: all $(TEST_BINS)
+tests: all $(TEST_BINS) $(KTESTS) $(DEMO_KERNEL) $(HELLO)
 
 check-cargo:
 	$(CARGO) test --release --locked --quiet
@@ -224,11 +292,38 @@ fuzz-build: deps-fuzz $(FUZZ_BIN)
 fuzz: fuzz-build
 	$(FUZZ_BIN) $(FUZZ_FLAGS) -max_total_time=$(FUZZ_SECONDS) $(B)/fuzz/corpus
 
+# ---- benchmarks (BENCHMARKS.md) -----------------------------------------------------
+
+# In the order `make bench` runs them; bench/bench.h says how they measure.
+BENCHES := exit regs kick create dirty_log memory
+BENCH_BINS := $(patsubst %,$(B)/bench/%,$(BENCHES))
+# Benchmarks of functions that may not be in this build yet are compiled in only when the
+# header declares them.
+BENCH_HAVE := $(foreach f,kvm_kick_vcpu kvm_get_dirty_log,$(if $(shell grep -sw '$(f)' include/libkvm.h),-DHAVE_$(shell echo $(f) | tr a-z A-Z)))
+BENCH_CFLAGS := $(CFLAGS) -Iinclude -Ibench -Ic-tests -pthread $(BENCH_HAVE)
+
+$(B)/bench/common.o: bench/common.c bench/bench.h include/libkvm.h
+	@mkdir -p $(dir $@)
+	$(CC) $(BENCH_CFLAGS) -c -o $@ $<
+
+$(B)/bench/guests.o: bench/guests.S c-tests/guest.h
+	@mkdir -p $(dir $@)
+	$(CC) -c -Ic-tests -o $@ $<
+
+$(B)/bench/%: bench/%.c $(B)/bench/common.o $(B)/bench/guests.o bench/bench.h include/libkvm.h $(SO)
+	@mkdir -p $(dir $@)
+	$(CC) $(BENCH_CFLAGS) -o $@ $< $(B)/bench/common.o $(B)/bench/guests.o $(TEST_LDFLAGS)
+
+bench: all $(BENCH_BINS)
+	@echo "libkvm benchmarks, $$(date -u '+%F %H:%M UTC'), Linux $$(uname -r), $$(nproc) CPUs, load $$(cut -d' ' -f1-3 /proc/loadavg)"
+	@for b in $(BENCHES); do $(B)/bench/$$b || exit 1; done
+
 # ---- install ------------------------------------------------------------------------
 
+# kvmrun is linked again for installing: it finds libkvm in LIBDIR, not in the build tree.
 install: all
 	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(PKGCONFIGDIR) \
-		$(DESTDIR)$(MANDIR)/man3 $(DESTDIR)$(MANDIR)/man7
+		$(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man3 $(DESTDIR)$(MANDIR)/man7 $(DESTDIR)$(BINDIR)
 	install -m 755 $(SO) $(DESTDIR)$(LIBDIR)/libkvm.so.$(VERSION)
 	strip --strip-unneeded $(DESTDIR)$(LIBDIR)/libkvm.so.$(VERSION)
 	ln -sf libkvm.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
@@ -236,6 +331,9 @@ install: all
 	install -m 644 $(B)/libkvm.a $(DESTDIR)$(LIBDIR)/libkvm.a
 	install -m 644 include/libkvm.h $(DESTDIR)$(INCLUDEDIR)/libkvm.h
 	$(PC_SED) > $(DESTDIR)$(PKGCONFIGDIR)/libkvm.pc
+	$(KVMRUN_LINK) -o $(B)/kvmrun.install -Wl,-rpath,$(LIBDIR)
+	install -m 755 $(B)/kvmrun.install $(DESTDIR)$(BINDIR)/kvmrun
+	$(if $(MAN1),install -m 644 $(MAN1) $(DESTDIR)$(MANDIR)/man1/)
 	$(if $(MAN3),install -m 644 $(MAN3) $(DESTDIR)$(MANDIR)/man3/)
 	$(if $(MAN7),install -m 644 $(MAN7) $(DESTDIR)$(MANDIR)/man7/)
 
@@ -243,23 +341,28 @@ uninstall:
 	rm -f $(DESTDIR)$(LIBDIR)/libkvm.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME) \
 	      $(DESTDIR)$(LIBDIR)/libkvm.so $(DESTDIR)$(LIBDIR)/libkvm.a \
 	      $(DESTDIR)$(INCLUDEDIR)/libkvm.h $(DESTDIR)$(PKGCONFIGDIR)/libkvm.pc \
-	      $(patsubst man/%,$(DESTDIR)$(MANDIR)/%,$(MAN3) $(MAN7))
+	      $(DESTDIR)$(BINDIR)/kvmrun \
+	      $(patsubst man/%,$(DESTDIR)$(MANDIR)/%,$(MAN1) $(MAN3) $(MAN7))
 
 # ---- demonstration ------------------------------------------------------------------
 
-DEMO := $(B)/examples/hello
-DEMO_GUEST := $(B)/examples/hello-guest.o
+# kvmrun boots the demo kernel on 4 vcpus: it starts them with INIT/SIPI, each counts
+# primes and prints a line, and it exits through isa-debug-exit.
+demo: all $(DEMO_KERNEL)
+	@echo '$$ kvmrun -smp 4 $(DEMO_KERNEL)'
+	@start=$$(date +%s%N); $(B)/kvmrun -smp 4 -t 60 $(DEMO_KERNEL); s=$$?; \
+	ms=$$(( ($$(date +%s%N) - start) / 1000000 )); \
+	if [ $$s -eq 1 ]; then why=': the guest wrote 0 to isa-debug-exit, (0 << 1) | 1 = 1: its check passed'; \
+	else why=' (see kvmrun(1), EXIT STATUS)'; fi; \
+	echo "kvmrun exited with status $$s after $$ms ms$$why"; [ $$s -eq 1 ]
 
-$(DEMO_GUEST): examples/hello-guest.S
+$(HELLO_GUEST): examples/hello-guest.S
 	@mkdir -p $(dir $@)
 	$(CC) -c -o $@ $<
 
-$(DEMO): examples/hello.c $(DEMO_GUEST) include/libkvm.h $(SO)
+$(HELLO): examples/hello.c $(HELLO_GUEST) include/libkvm.h $(SO)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Iinclude -o $@ $< $(DEMO_GUEST) -L$(B) -lkvm -Wl,-rpath,$(CURDIR)/$(B)
-
-demo: all $(DEMO)
-	$(DEMO)
+	$(CC) $(CFLAGS) -Iinclude -o $@ $< $(HELLO_GUEST) -L$(B) -lkvm -Wl,-rpath,$(CURDIR)/$(B)
 
 clean:
 	rm -rf $(B)

@@ -16,6 +16,7 @@ cat > "$tmp/exceptions" <<'EOF'
 param kvm_check_extension:2 passed by value as the argument of the KVM_CHECK_EXTENSION ioctl, which the kernel takes in the caller's own width; KVM_CAP_* numbers are small
 param kvm_vm_ioctl:2 ioctl(2)'s own request type; request numbers are 32-bit values
 param kvm_vcpu_ioctl:1 ioctl(2)'s own request type; request numbers are 32-bit values
+param kvm_system_ioctl:1 ioctl(2)'s own request type; request numbers are 32-bit values
 layout struct kvm_run riscv_sbi the kernel's RISC-V exit (unsigned long members); never produced on x86
 layout struct kvm_run riscv_csr the kernel's RISC-V exit (unsigned long members); never produced on x86
 layout struct kvm_xen_exit * the kernel's KVM_EXIT_XEN data (Xen HVM emulation, enabled only through KVM_CAP_XEN_HVM, for which libkvm has no call of its own): the kernel's own struct puts its union at 8 on x86-64 and at 4 on i386; libkvm passes struct kvm_run unchanged and cannot fix it

@@ -42,6 +42,26 @@
  */
 #define LIBKVM_VERSION (((LIBKVM_VERSION_MAJOR * 10000) + (LIBKVM_VERSION_MINOR * 100)) + LIBKVM_VERSION_PATCH)
 
+/*
+ Format version this libkvm writes and reads.
+ */
+#define VERSION 1
+
+/*
+ ELF machine number of x86-64.
+ */
+#define ARCH 62
+
+/*
+ Blob kinds.
+ */
+#define KIND_VCPU 1
+
+/*
+ Blob kinds.
+ */
+#define KIND_VM 2
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -499,6 +519,333 @@ int kvm_vm_ioctl(int vm, unsigned long request, void *arg);
  ioctl's own.
  */
 int kvm_vcpu_ioctl(unsigned long request, void *arg);
+
+/*
+ Enables capability `cap->cap` on VM `vm` with the arguments in `cap->args` (for
+ example KVM_CAP_SPLIT_IRQCHIP, KVM_CAP_X86_USER_SPACE_MSR, KVM_CAP_X86_DISABLE_EXITS,
+ KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2). Some capabilities change how other calls behave:
+ with KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2, reading the dirty log no longer clears it
+ (use kvm_clear_dirty_log()). Errors: EBADF (not a VM), EFAULT (`cap` NULL), EINVAL
+ (unknown capability, nonzero flags, or arguments the kernel refuses), EBUSY or EEXIST
+ (the capability must be enabled before vcpus or an irqchip exist).
+ */
+int kvm_enable_cap(int vm, const struct kvm_enable_cap *cap);
+
+/*
+ Reads the registers of one in-kernel interrupt controller of VM `vm`: set
+ `chip->chip_id` to KVM_IRQCHIP_PIC_MASTER, KVM_IRQCHIP_PIC_SLAVE or KVM_IRQCHIP_IOAPIC
+ and the function fills `chip->chip`. Errors: EBADF (not a VM), EFAULT (`chip` NULL),
+ ENXIO (no in-kernel irqchip), EINVAL (unknown `chip_id`).
+ */
+int kvm_get_irqchip(int vm, struct kvm_irqchip *chip);
+
+/*
+ Sets the registers of the in-kernel interrupt controller `chip->chip_id` of VM `vm`
+ from `chip->chip`. Errors: EBADF (not a VM), EFAULT (`chip` NULL), ENXIO (no in-kernel
+ irqchip), EINVAL (unknown `chip_id`).
+ */
+int kvm_set_irqchip(int vm, const struct kvm_irqchip *chip);
+
+/*
+ Reads the state of VM `vm`'s in-kernel PIT (its three channels and flags). Errors:
+ EBADF (not a VM), EFAULT (`pit` NULL), ENXIO (no in-kernel PIT: kvm_create_pit2()).
+ */
+int kvm_get_pit2(int vm, struct kvm_pit_state2 *pit);
+
+/*
+ Sets the state of VM `vm`'s in-kernel PIT. Errors: EBADF (not a VM), EFAULT (`pit`
+ NULL), ENXIO (no in-kernel PIT).
+ */
+int kvm_set_pit2(int vm, const struct kvm_pit_state2 *pit);
+
+/*
+ Like kvm_irq_line(), and reports what happened: set `line->irq` and `line->level`; on
+ return `line->status` (the same union member as `irq`) is positive when the interrupt
+ was delivered (the number of vcpus it reached), 0 when it was coalesced with one still
+ pending, negative when it was masked or ignored. Errors: EBADF (not a VM), EFAULT
+ (`line` NULL), ENXIO (no in-kernel irqchip).
+ */
+int kvm_irq_line_status(int vm, struct kvm_irq_level *line);
+
+/*
+ Replaces VM `vm`'s whole GSI routing table with `routing` (`nr` entries after the
+ header): each entry routes a GSI to an irqchip pin, an MSI message, or another kind the
+ kernel knows. kvm_irq_line(), kvm_irqfd() and kvm_signal_msi() use the table. Errors:
+ EBADF (not a VM), EFAULT (`routing` NULL or its entries unreadable), EINVAL (nonzero
+ flags, too many entries, a GSI out of range or an entry the kernel refuses), ENXIO
+ (no in-kernel irqchip).
+ */
+int kvm_set_gsi_routing(int vm, const struct kvm_irq_routing *routing);
+
+/*
+ Reads VM `vm`'s kvmclock: `clock->clock` is the guest's clock in nanoseconds, `flags`
+ says which other fields (host realtime, host TSC) are valid. Errors: EBADF (not a VM),
+ EFAULT (`clock` NULL).
+ */
+int kvm_get_clock(int vm, struct kvm_clock_data *clock);
+
+/*
+ Sets VM `vm`'s kvmclock to `clock->clock` nanoseconds (with KVM_CLOCK_REALTIME in
+ `flags`, also accounting for the host realtime that passed since `clock->realtime`);
+ the clock keeps running from there. Errors: EBADF (not a VM), EFAULT (`clock` NULL),
+ EINVAL (unknown flags).
+ */
+int kvm_set_clock(int vm, const struct kvm_clock_data *clock);
+
+/*
+ Clears the dirty bits of pages `log->first_page .. + log->num_pages` of slot
+ `log->slot` that are set in `log->dirty_bitmap` (bit 0 = `first_page`) and
+ write-protects those pages again, so the next guest write marks them dirty anew. Meant
+ for KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2 (kvm_enable_cap()), with which reading the dirty
+ log no longer clears it. Pages written through a memory alias (kvm_set_memory_alias())
+ are logged in the alias's own KVM slot, which this call does not clear: with manual
+ protection they stay reported as dirty. Errors: EBADF (not a VM), EFAULT (`log` NULL or its bitmap
+ unreadable), ENOENT (unknown slot, or a slot without KVM_MEM_LOG_DIRTY_PAGES), EINVAL
+ (`first_page` not a multiple of 64, `num_pages` not a multiple of 64 short of the
+ slot's end, or the range outside the slot).
+ */
+int kvm_clear_dirty_log(int vm, const struct kvm_clear_dirty_log *log);
+
+/*
+ Makes guest writes to `zone` (MMIO, or with `zone->pio` = 1 port I/O) of VM `vm` not
+ exit: the kernel appends them to a ring that kvm_coalesced_mmio_next() reads, and the
+ VMM replays them later (for write-only device registers such as a framebuffer's).
+ Reads still exit. Errors: EBADF (not a VM), EFAULT (`zone` NULL), EINVAL (bad zone),
+ ENOBUFS (too many zones), ENOTTY or EINVAL (`pio` without KVM_CAP_COALESCED_PIO).
+ */
+int kvm_register_coalesced_mmio(int vm, const struct kvm_coalesced_mmio_zone *zone);
+
+/*
+ Removes the coalesced zones that lie inside `zone` (same `pio`); writes there exit
+ again. Entries already in the ring stay there. Errors: EBADF (not a VM), EFAULT
+ (`zone` NULL).
+ */
+int kvm_unregister_coalesced_mmio(int vm, const struct kvm_coalesced_mmio_zone *zone);
+
+/*
+ Takes the oldest write from VM `vm`'s coalesced MMIO/PIO ring into `*entry`
+ (`phys_addr`, `len`, `pio`, `data`): returns 1 if it did, 0 if the ring is empty.
+ Call it until it returns 0 before handling any exit that could depend on those writes
+ (QEMU drains the ring after every exit). Any thread may call it; callers are
+ serialized. Errors: EBADF (not a VM), EFAULT (`entry` NULL).
+ */
+int kvm_coalesced_mmio_next(int vm, struct kvm_coalesced_mmio *entry);
+
+/*
+ Lists the feature MSRs of the host (the read-only MSRs describing what KVM can offer a
+ guest, such as IA32_ARCH_CAPABILITIES or the VMX capability MSRs). Set `list->nmsrs` to
+ the room in `list->indices`; on return it holds the count. Errors: EFAULT (`list`
+ NULL), E2BIG (too little room: `list->nmsrs` is set to the count needed), and those of
+ opening /dev/kvm.
+ */
+int kvm_get_msr_feature_index_list(struct kvm_msr_list *list);
+
+/*
+ Reads the host's values of the feature MSRs named in `msrs->entries[i].index` (`nmsrs`
+ entries), as KVM offers them to guests. Returns how many were read: fewer than
+ `nmsrs` means entry number (return value) is not a feature MSR. Errors: EFAULT (`msrs`
+ NULL), E2BIG (`nmsrs` above the kernel's limit), and those of opening /dev/kvm.
+ */
+int kvm_get_msr_features(struct kvm_msrs *msrs);
+
+/*
+ Escape hatch for /dev/kvm: issues `ioctl(kvm_fd, request, arg)` on libkvm's own
+ /dev/kvm handle and returns what it returns, for system ioctls libkvm does not wrap
+ (KVM_X86_GET_MCE_CAP_SUPPORTED, KVM_GET_SUPPORTED_HV_CPUID, KVM_GET_DEVICE_ATTR, ...).
+ KVM_CREATE_VM is refused with EINVAL (use kvm_create_vm()). Errors: EINVAL
+ (KVM_CREATE_VM), those of opening /dev/kvm, and the ioctl's own.
+ */
+int kvm_system_ioctl(unsigned long request, void *arg);
+
+/*
+ Enables capability `cap->cap` on the calling thread's vcpu (for example
+ KVM_CAP_HYPERV_SYNIC, KVM_CAP_HYPERV_ENFORCE_CPUID, KVM_CAP_ENFORCE_PV_FEATURE_CPUID).
+ Errors: ESRCH (no vcpu), EFAULT (`cap` NULL), EINVAL (a capability that cannot be
+ enabled per vcpu, nonzero flags, or arguments the kernel refuses).
+ */
+int kvm_enable_vcpu_cap(const struct kvm_enable_cap *cap);
+
+/*
+ Returns the size in bytes of the calling thread's vcpu's XSAVE state: at least
+ sizeof(struct kvm_xsave) (4096), more where KVM_CAP_XSAVE2 reports dynamic state
+ components (such as AMX tiles) enabled for the process. Allocate that many bytes for
+ kvm_get_xsave() and kvm_set_xsave(). Errors: ESRCH (no vcpu).
+ */
+int kvm_get_xsave_size(void);
+
+/*
+ Reads the calling thread's vcpu's FPU, SSE, AVX and other XSAVE-managed state, in the
+ XSAVE format, into `xsave`, a buffer of `size` bytes (KVM_GET_XSAVE2 where the kernel
+ has it). Returns the number of bytes written (kvm_get_xsave_size()). Errors: ESRCH (no
+ vcpu), EFAULT (`xsave` NULL), E2BIG (`size` below kvm_get_xsave_size(); nothing is
+ written).
+ */
+int kvm_get_xsave(struct kvm_xsave *xsave, size_t size);
+
+/*
+ Sets the calling thread's vcpu's XSAVE-managed state from `xsave`, `size` bytes in the
+ format kvm_get_xsave() produces. Errors: ESRCH (no vcpu), EFAULT (`xsave` NULL), E2BIG
+ (`size` below kvm_get_xsave_size()), EINVAL (the kernel refused the state, e.g.
+ components the vcpu's CPUID does not allow or reserved MXCSR bits).
+ */
+int kvm_set_xsave(const struct kvm_xsave *xsave, size_t size);
+
+/*
+ Reads the special registers of the calling thread's vcpu in the KVM_GET_SREGS2 form:
+ like kvm_get_sregs() without the pending-interrupt bitmap (that lives in the vcpu
+ events), plus the PAE page-directory pointers when `flags` has
+ KVM_SREGS2_FLAGS_PDPTRS_VALID. Errors: ESRCH (no vcpu), EFAULT (`sregs` NULL), EINVAL
+ or ENOTTY (kernel without KVM_CAP_SREGS2).
+ */
+int kvm_get_sregs2(struct kvm_sregs2 *sregs);
+
+/*
+ Sets the special registers of the calling thread's vcpu from the KVM_SET_SREGS2 form
+ (with `flags` KVM_SREGS2_FLAGS_PDPTRS_VALID, also the PAE PDPTRs, as a migrated vcpu
+ needs). Errors: ESRCH (no vcpu), EFAULT (`sregs` NULL), EINVAL (values or flags the
+ kernel refuses).
+ */
+int kvm_set_sregs2(const struct kvm_sregs2 *sregs);
+
+/*
+ Reads the extended control registers (XCR0) of the calling thread's vcpu: `nr_xcrs`
+ entries of `xcrs`. Errors: ESRCH (no vcpu), EFAULT (`xcrs` NULL).
+ */
+int kvm_get_xcrs(struct kvm_xcrs *xcrs);
+
+/*
+ Sets the extended control registers of the calling thread's vcpu (`nr_xcrs` entries).
+ Errors: ESRCH (no vcpu), EFAULT (`xcrs` NULL), EINVAL (an XCR0 the vcpu's CPUID does
+ not allow: only components CPUID leaf 0xD offers, x87 always set, AVX only with SSE).
+ */
+int kvm_set_xcrs(const struct kvm_xcrs *xcrs);
+
+/*
+ Reads the debug registers DR0-DR3, DR6 and DR7 of the calling thread's vcpu. Errors:
+ ESRCH (no vcpu), EFAULT (`regs` NULL).
+ */
+int kvm_get_debugregs(struct kvm_debugregs *regs);
+
+/*
+ Sets the debug registers of the calling thread's vcpu. Errors: ESRCH (no vcpu), EFAULT
+ (`regs` NULL), EINVAL (nonzero flags, or reserved upper bits set in DR6 or DR7).
+ */
+int kvm_set_debugregs(const struct kvm_debugregs *regs);
+
+/*
+ Reads the nested-virtualization state of the calling thread's vcpu (its VMX or SVM
+ state as an L1 hypervisor) into `state`, whose `size` field gives the room (header
+ included; kvm_check_extension(vm, KVM_CAP_NESTED_STATE) is the most it can need).
+ Errors: ESRCH (no vcpu), EFAULT (`state` NULL), E2BIG (too little room: `state->size`
+ is set to the size needed), EOPNOTSUPP (the kernel has no nested state:
+ KVM_CAP_NESTED_STATE is 0).
+ */
+int kvm_get_nested_state(struct kvm_nested_state *state);
+
+/*
+ Sets the nested-virtualization state of the calling thread's vcpu from `state` (as
+ kvm_get_nested_state() produced it; set the special registers and MSRs such as EFER
+ and IA32_FEATURE_CONTROL first). Errors: ESRCH (no vcpu), EFAULT (`state` NULL),
+ EINVAL (a state the kernel refuses), EOPNOTSUPP (KVM_CAP_NESTED_STATE is 0).
+ */
+int kvm_set_nested_state(const struct kvm_nested_state *state);
+
+/*
+ Returns the TSC frequency of the calling thread's vcpu in kHz. Errors: ESRCH (no
+ vcpu), EIO (the host TSC frequency is unknown).
+ */
+int kvm_get_tsc_khz(void);
+
+/*
+ Sets the TSC frequency the calling thread's vcpu's guest sees to `khz` (0: the host's).
+ Without KVM_CAP_TSC_CONTROL the kernel accepts only the host frequency (within 250
+ ppm) or a higher one, which it emulates by catching up. Errors: ESRCH (no vcpu),
+ EPERM or EINVAL (a frequency the kernel cannot give the guest).
+ */
+int kvm_set_tsc_khz(uint32_t khz);
+
+/*
+ Tells the calling thread's vcpu's guest that the VM was paused (sets
+ PVCLOCK_GUEST_STOPPED in its kvmclock page at the next entry), so the guest's soft
+ lockup watchdog does not fire after a stop. Errors: ESRCH (no vcpu), EINVAL (the guest
+ has not enabled kvmclock).
+ */
+int kvm_kvmclock_ctrl(void);
+
+/*
+ Reads one register of the calling thread's vcpu: `reg->id` names it (on x86 an MSR:
+ KVM_REG_X86 | KVM_REG_SIZE_U64 | 2 << 32 | index, or a KVM register), and its value is
+ written to the memory at `reg->addr` (the size the id encodes). Errors: ESRCH (no
+ vcpu), EFAULT (`reg` NULL or `reg->addr` not writable), EINVAL or ENOENT (an id the
+ kernel does not know).
+ */
+int kvm_get_one_reg(const struct kvm_one_reg *reg);
+
+/*
+ Sets one register of the calling thread's vcpu, named by `reg->id`, from the memory at
+ `reg->addr`. Errors: ESRCH (no vcpu), EFAULT (`reg` NULL or `reg->addr` not readable),
+ EINVAL or ENOENT (an id the kernel does not know, or a value it refuses).
+ */
+int kvm_set_one_reg(const struct kvm_one_reg *reg);
+
+/*
+ Saves the complete state of the calling thread's vcpu (registers, special registers,
+ XSAVE, XCRs, every MSR the kernel's MSR index list names that the vcpu lets the host
+ read, local APIC, pending events, MP state, debug registers, nested state when the
+ kernel has it, TSC frequency, CPUID, and the vectors kvm_interrupt() still holds for a
+ guest not ready to take them) as a self-describing blob into `buf`. `*len`
+ is the room in `buf` on entry and the blob's size on return. An I/O, MMIO or MSR exit
+ still pending is completed first (KVM_RUN with immediate_exit, which runs no further
+ guest instruction: supply the data of an IN, MMIO read or RDMSR in the run area before
+ the call). `buf` may be NULL when `*len` is 0, to learn the size. Errors: ESRCH
+ (no vcpu), EFAULT (`len` NULL, or `buf` NULL with room), E2BIG (too little room:
+ `*len` is set to the size needed), EAGAIN (completing the pending exit produced a new
+ exit, now in the run area: handle it with kvm_run() and call again).
+ */
+int kvm_save_vcpu(void *buf, size_t *len);
+
+/*
+ Loads a blob made by kvm_save_vcpu() (`len` bytes at `buf`; bytes beyond the blob
+ are ignored) into the calling thread's vcpu, in the order the kernel needs (CPUID,
+ special registers, nested state, TSC frequency, registers, XSAVE, XCRs, LAPIC, MSRs
+ with the TSC first and the TSC deadline last, events, MP state, debug registers).
+ Sections this libkvm does not know are skipped. The blob is checked completely before
+ anything changes, and if the kernel refuses part of it the vcpu's previous state is
+ put back. A vcpu that has run already can only take a blob with its own CPUID.
+ Errors: ESRCH (no vcpu), EFAULT (`buf` NULL), ENODATA (truncated: shorter than its
+ header says), EBADMSG (not a libkvm snapshot, or corrupt: checksum mismatch, malformed
+ or missing section), ENOEXEC (made on another architecture), ENOTSUP (a newer format
+ version), EINVAL (a VM blob, state the kernel refuses, or vectors held by
+ kvm_interrupt() for a VM that now has an in-kernel irqchip), ENXIO (the blob has LAPIC
+ state and the VM no in-kernel irqchip), EOPNOTSUPP (nested state on a kernel without
+ KVM_CAP_NESTED_STATE), EBUSY (a different CPUID on a vcpu that has run).
+ */
+int kvm_restore_vcpu(const void *buf, size_t len);
+
+/*
+ Saves the device state of VM `vm` as a self-describing blob into `buf`: the in-kernel
+ PICs and IOAPIC, the PIT, the kvmclock, and the VM's shape (number of vcpus, memory
+ slot layout) so that a restore can check it fits. Guest memory is not in the blob:
+ copy it with kvm_guest_memory() (the dirty log tells which pages changed); each vcpu
+ is saved by its own thread with kvm_save_vcpu(). `*len` is the room in `buf` on entry
+ and the blob's size on return; `buf` may be NULL when `*len` is 0. Errors: EBADF (not
+ a VM), EFAULT (`len` NULL, or `buf` NULL with room), E2BIG (too little room: `*len` is
+ set to the size needed).
+ */
+int kvm_save_vm(int vm, void *buf, size_t *len);
+
+/*
+ Loads a blob made by kvm_save_vm() into VM `vm`, which must have the same number of
+ vcpus and the same memory slots (numbers, addresses and sizes) as the saved VM, and
+ an in-kernel irqchip and PIT if the blob has their state. The kvmclock continues from
+ the saved value. The blob is checked completely before anything changes, and the VM's
+ previous state is put back if the kernel refuses part of it. Errors: EBADF (not a VM),
+ EFAULT (`buf` NULL), ENODATA (truncated), EBADMSG (not a libkvm snapshot, or corrupt),
+ ENOEXEC (another architecture), ENOTSUP (a newer format version), EINVAL (a vcpu blob,
+ a different number of vcpus or memory layout, or state the kernel refuses), ENXIO (the
+ VM lacks the irqchip or PIT the blob has state for).
+ */
+int kvm_restore_vm(int vm, const void *buf, size_t len);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -296,6 +296,18 @@ impl IrqState {
         self.pending[usize::from(v / 64)].fetch_and(!(1 << (v % 64)), Relaxed);
     }
 
+    /// The vectors waiting for the guest to be ready, one bit each (kvm_save_vcpu).
+    pub(crate) fn pending(&self) -> [u64; 4] {
+        std::array::from_fn(|i| self.pending[i].load(Relaxed))
+    }
+
+    /// Replaces the waiting vectors (kvm_restore_vcpu).
+    pub(crate) fn set_pending(&self, p: [u64; 4]) {
+        for (w, v) in self.pending.iter().zip(p) {
+            w.store(v, Relaxed);
+        }
+    }
+
     fn highest(&self) -> Option<u8> {
         (0..4u8).rev().find_map(|i| {
             let w = self.pending[usize::from(i)].load(Relaxed);

@@ -182,6 +182,34 @@ pub fn kick(fd: RawFd) -> Result<()> {
     })
 }
 
+/// KVM_RUN with `immediate_exit` set, for `kvm_save_vcpu`: the kernel completes an I/O,
+/// MMIO or MSR exit still pending and returns EINTR before any guest instruction runs.
+/// Unlike `run`, it never enters again without the flag, and it answers no kick: a kick
+/// that arrived meanwhile finds the flag set again afterwards, so the caller's next
+/// `kvm_run` returns EINTR for it.
+pub fn run_immediate(v: &Vcpu) -> Result<libc::c_int> {
+    let k = v.kick();
+    let r = loop {
+        exit_flag(v).store(1, SeqCst);
+        // SAFETY: KVM_RUN takes no argument.
+        match unsafe { ioctl::ioctl(v.raw_fd(), ioctl::KVM_RUN, 0) } {
+            Err(Errno(libc::EAGAIN)) => {}
+            r => break r,
+        }
+    };
+    exit_flag(v).store(0, SeqCst);
+    if r == Err(Errno(libc::EINTR)) {
+        // As after any EINTR: no kick signal left pending, none armed.
+        drain();
+        k.armed.store(false, SeqCst);
+    }
+    // A kick counted after the last EINTR that answered one is still owed to the caller.
+    if k.seq.load(SeqCst) != k.seen.load(Relaxed) {
+        exit_flag(v).store(1, SeqCst);
+    }
+    r
+}
+
 /// KVM_RUN with the kick handled: EAGAIN is retried, EINTR reported once per batch of
 /// kicks (or for an application signal), a late signal of an answered kick swallowed.
 pub fn run(v: &Vcpu) -> Result<libc::c_int> {

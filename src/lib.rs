@@ -20,8 +20,11 @@ mod kick;
 mod memory;
 mod registry;
 mod regs;
+mod snapshot;
 mod system;
 mod vcpu;
+mod vcpu_state;
 mod vm;
+mod vm_state;
 
 pub use error::Errno;

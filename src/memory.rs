@@ -186,6 +186,14 @@ impl MemoryMap {
         self.slots.remove(&slot)
     }
 
+    /// (slot number, guest-physical start, size) of every slot, by slot number.
+    pub fn layout(&self) -> Vec<(u32, u64, u64)> {
+        self.slots
+            .iter()
+            .map(|(&n, s)| (n, s.gpa, s.size))
+            .collect()
+    }
+
     /// The slot (number and entry) that holds all of `[gpa, gpa + len)`; EFAULT if none
     /// does (also for a zero length or a range that wraps past 2^64).
     pub fn containing(&self, gpa: u64, len: u64) -> Result<(u32, &Slot)> {

@@ -56,6 +56,17 @@ pub fn vcpu(fd: RawFd) -> Result<Arc<Vcpu>> {
         .ok_or(Errno(libc::EBADF))
 }
 
+/// The vcpus of VM `vm_fd`, in no particular order.
+pub fn vcpus_of(vm_fd: RawFd) -> Vec<Arc<Vcpu>> {
+    REGISTRY
+        .lock()
+        .vcpus
+        .values()
+        .filter(|v| v.vm_fd() == vm_fd)
+        .cloned()
+        .collect()
+}
+
 /// Creates a VM and returns its fd.
 pub fn create_vm() -> Result<RawFd> {
     crate::fork::install();

@@ -131,9 +131,28 @@ impl Vcpu {
 
     /// One KVM_RUN: returns the exit reason. The hot path: no lock, no allocation, and no
     /// system call but the ioctl itself (and, after EINTR, the kick's drain: src/kick.rs).
+    #[inline]
     fn enter(&self) -> Result<i32> {
+        self.enter_with(kick::run)
+    }
+
+    /// Completes an I/O, MMIO or MSR exit still pending in the kernel without running
+    /// guest code (KVM_RUN with immediate_exit, see `kick::run_immediate`), as the KVM
+    /// API requires before vcpu state is saved. `Some(reason)`: completing it produced a
+    /// new exit, which the caller must handle first.
+    pub fn complete_pending(&self) -> Result<Option<i32>> {
+        match self.enter_with(kick::run_immediate) {
+            Ok(reason) => Ok(Some(reason)),
+            Err(Errno(libc::EINTR)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `enter` with the KVM_RUN step given (`kick::run` or `kick::run_immediate`).
+    #[inline(always)]
+    fn enter_with(&self, kvm_run: fn(&Vcpu) -> Result<libc::c_int>) -> Result<i32> {
         let run = self.run.0.as_ptr();
-        let want = self.sync.want();
+        let want = self.sync.begin_run();
         // SAFETY: `run` is the live mapping of this vcpu; only the owning thread (us)
         // writes kvm_valid_regs.
         unsafe { addr_of_mut!((*run).kvm_valid_regs).write(want) };
@@ -141,11 +160,11 @@ impl Vcpu {
             // See regs.rs: a vcpu waiting for INIT/SIPI would not load pending registers.
             self.flush()?;
         }
-        self.sync.set_synced(0);
-        match kick::run(self) {
+        match kvm_run(self) {
             Ok(_) => {
                 self.sync.set_maybe_waiting(false);
-                self.sync.set_synced(want);
+                // SAFETY: as above; the kernel filled the area before returning.
+                unsafe { self.sync.end_run(run, want) };
                 // SAFETY: as above; the kernel wrote exit_reason before returning.
                 Ok(unsafe { addr_of!((*run).exit_reason).read() } as i32)
             }
@@ -193,7 +212,7 @@ impl Vcpu {
         area: *mut T,
         get: impl FnOnce(&VcpuFd) -> std::result::Result<T, kvm_ioctls::Error>,
     ) -> Result<T> {
-        if self.sync.is_synced(kind) {
+        if self.sync.read_synced(kind) {
             // SAFETY: `area` points at the member of the live run area that holds `kind`,
             // which the kernel filled on the last exit.
             return Ok(unsafe { area.read() });
@@ -229,6 +248,13 @@ impl Vcpu {
             addr_of_mut!((*run).kvm_dirty_regs).write(dirty | regs::REGS);
         }
         self.sync.forget(regs::REGS);
+        // KVM_SET_REGS drops a pending exception: cached events that show one are stale.
+        // SAFETY: a field of the live run area; read only if the kernel filled it.
+        if self.sync.is_synced(regs::EVENTS)
+            && unsafe { regs::shows_exception(addr_of!((*run).s.regs.events)) }
+        {
+            self.sync.forget(regs::EVENTS);
+        }
         Ok(())
     }
 
@@ -248,7 +274,13 @@ impl Vcpu {
     pub fn get_events(&self) -> Result<kvm_vcpu_events> {
         // SAFETY: computing a field address of the live run area.
         let area = unsafe { addr_of_mut!((*self.run.0.as_ptr()).s.regs.events) };
-        self.get_synced(regs::EVENTS, area, |fd| fd.get_vcpu_events())
+        let e = self.get_synced(regs::EVENTS, area, |fd| fd.get_vcpu_events())?;
+        // Reading events with an exception may have delivered its payload into CR2.
+        // SAFETY: `e` is a local value.
+        if unsafe { regs::shows_exception(&e) } {
+            self.sync.forget(regs::SREGS);
+        }
+        Ok(e)
     }
 
     /// KVM_SET_VCPU_EVENTS (an ioctl: the kernel may refuse the values).

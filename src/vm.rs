@@ -65,6 +65,11 @@ impl Vm {
         self.irqchip.load(Ordering::Acquire)
     }
 
+    /// Memory slot numbers the caller may use: `0..user_slots()`.
+    pub fn user_slots(&self) -> u32 {
+        self.user_slots
+    }
+
     /// The VM fd.
     pub fn raw_fd(&self) -> RawFd {
         self.fd.as_raw_fd()
@@ -202,6 +207,13 @@ impl Vm {
             },
         );
         Ok(())
+    }
+
+    /// (slot, guest-physical start, size) of the caller's memory slots, by slot number.
+    pub fn memory_layout(&self) -> Vec<(u32, u64, u64)> {
+        let mut l = self.memory.lock().layout();
+        l.retain(|&(n, _, _)| n < self.user_slots);
+        l
     }
 
     /// The host address of guest-physical `[gpa, gpa + len)`, which must lie in one slot.

@@ -21,6 +21,9 @@ pub mod cpu;
 pub mod irq;
 pub mod kick;
 pub mod raw;
+pub mod vm_state;
+pub mod vcpu_state;
+pub mod snapshot;
 
 use crate::error::{Errno, Result};
 

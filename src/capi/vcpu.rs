@@ -129,7 +129,9 @@ pub extern "C" fn kvm_set_lapic(s: *const kvm_lapic_state) -> c_int {
 pub extern "C" fn kvm_get_mp_state(s: *mut kvm_mp_state) -> c_int {
     c_int(|| {
         let out = output(s)?;
-        *out = with_current(|v| v.reading(|fd| fd.get_mp_state().map_err(Errno::from)))?;
+        // `writing`: the kernel accepts a pending INIT or SIPI here, which resets the
+        // registers.
+        *out = with_current(|v| v.writing(|fd| fd.get_mp_state().map_err(Errno::from)))?;
         Ok(0)
     })
 }

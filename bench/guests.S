@@ -1,0 +1,38 @@
+/* Guests of the benchmarks. Real-mode guests are loaded at 0x1000, the protected-mode
+ * one at 0x1000 too (flat segments, no paging). Every loop ends each pass with an `out`
+ * to port 0x10, so one pass is one exit. */
+#include "guest.h"
+	.code16
+
+/* The plain exit loop. */
+GUEST_BEGIN(bench_out)
+1:	out	%al, $0x10
+	jmp	1b
+GUEST_END(bench_out)
+
+/* Register traffic: EAX counts the exits, EDX echoes the EBX the host wrote at the
+ * previous exit. */
+GUEST_BEGIN(bench_echo)
+1:	inc	%eax
+	mov	%ebx, %edx
+	out	%al, $0x10
+	jmp	1b
+GUEST_END(bench_echo)
+
+/* Runs without exiting until kicked. */
+GUEST_BEGIN(bench_spin)
+1:	jmp	1b
+GUEST_END(bench_spin)
+
+	.code32
+/* Writes one byte to every tenth 4 KiB page of the first GiB (26215 pages, 10%), then
+ * exits; and again on the next run. */
+GUEST_BEGIN(bench_dirty)
+1:	xor	%edi, %edi
+2:	movb	%al, (%edi)
+	add	$0xa000, %edi
+	cmp	$0x40000000, %edi
+	jb	2b
+	out	%al, $0x10
+	jmp	1b
+GUEST_END(bench_dirty)

@@ -1,0 +1,256 @@
+/* The VM: guest memory, the in-kernel interrupt controllers and PIT with QEMU's interrupt
+ * routing, the PIC programmed as a PC BIOS leaves it, and each vcpu's CPUID and initial
+ * state. */
+#define _GNU_SOURCE
+#include "kvmrun.h"
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int fail(const char *what)
+{
+	complain("%s: %s", what, strerror(errno));
+	return -1;
+}
+
+/* GSI routing as QEMU sets it up for the pc machine: GSIs 0-15 reach the PICs (but for
+ * the cascade, 2), and the IOAPIC pins 0-23 with GSI 0 (the PIT) on pin 2, to match
+ * the interrupt source override in the MADT. */
+static int set_gsi_routing(int vm)
+{
+	size_t n = 0, max = 15 + 23;
+	struct kvm_irq_routing *r = calloc(1, sizeof(*r) + max * sizeof(r->entries[0]));
+	if (!r)
+		return fail("routing table");
+	for (unsigned gsi = 0; gsi < 16; gsi++) {
+		if (gsi == 2)
+			continue;
+		struct kvm_irq_routing_entry *e = &r->entries[n++];
+		e->gsi = gsi;
+		e->type = KVM_IRQ_ROUTING_IRQCHIP;
+		e->u.irqchip.irqchip = gsi < 8 ? KVM_IRQCHIP_PIC_MASTER : KVM_IRQCHIP_PIC_SLAVE;
+		e->u.irqchip.pin = gsi & 7;
+	}
+	for (unsigned gsi = 0; gsi < 24; gsi++) {
+		if (gsi == 2)
+			continue;
+		struct kvm_irq_routing_entry *e = &r->entries[n++];
+		e->gsi = gsi;
+		e->type = KVM_IRQ_ROUTING_IRQCHIP;
+		e->u.irqchip.irqchip = KVM_IRQCHIP_IOAPIC;
+		e->u.irqchip.pin = gsi == 0 ? 2 : gsi;
+	}
+	r->nr = (uint32_t)n;
+	int ret = kvm_vm_ioctl(vm, KVM_SET_GSI_ROUTING, r);
+	free(r);
+	return ret < 0 ? fail("KVM_SET_GSI_ROUTING") : 0;
+}
+
+/* What a PC BIOS does to the PICs (ICW1-4): vectors 0x08-0x0f and 0x70-0x77, cascade on
+ * IRQ 2, 8086 mode; every line masked but the cascade. No BIOS runs here, so kvmrun
+ * writes that state into the in-kernel PICs. */
+static int program_pics(int vm)
+{
+	/* kvm_set_irqchip() is not in libkvm yet: its escape hatch. */
+	for (unsigned chip = 0; chip < 2; chip++) {
+		struct kvm_irqchip c;
+		memset(&c, 0, sizeof(c));
+		c.chip_id = chip;
+		if (kvm_vm_ioctl(vm, KVM_GET_IRQCHIP, &c) < 0)
+			return fail("KVM_GET_IRQCHIP");
+		c.chip.pic.irq_base = chip == 0 ? 0x08 : 0x70;
+		c.chip.pic.imr = chip == 0 ? 0xfb : 0xff;
+		c.chip.pic.init4 = 1;
+		c.chip.pic.init_state = 0;
+		c.chip.pic.auto_eoi = 0;
+		c.chip.pic.special_fully_nested_mode = 0;
+		if (kvm_vm_ioctl(vm, KVM_SET_IRQCHIP, &c) < 0)
+			return fail("KVM_SET_IRQCHIP");
+	}
+	return 0;
+}
+
+int machine_create(struct machine *m)
+{
+	m->vm = kvm_create_vm();
+	if (m->vm < 0)
+		return fail("cannot create a VM (kvm_create_vm)");
+	if (kvm_set_tss_addr(m->vm, TSS_ADDR) < 0)
+		return fail("kvm_set_tss_addr");
+	if (kvm_set_identity_map_addr(m->vm, IDENTITY_MAP_ADDR) < 0)
+		return fail("kvm_set_identity_map_addr");
+
+	m->low_size = m->ram_size < LOW_RAM_MAX ? m->ram_size : LOW_RAM_MAX;
+	m->high_size = m->ram_size - m->low_size;
+	if (kvm_set_memory_region(m->vm, 0, 0, 0, m->low_size) < 0)
+		return fail("guest RAM below 4 GiB (kvm_set_memory_region)");
+	if (m->high_size && kvm_set_memory_region(m->vm, 1, 0, HIGH_RAM_BASE, m->high_size) < 0)
+		return fail("guest RAM above 4 GiB (kvm_set_memory_region)");
+
+	if (kvm_create_irqchip(m->vm) < 0)
+		return fail("kvm_create_irqchip");
+	if (kvm_create_pit2(m->vm, KVM_PIT_SPEAKER_DUMMY) < 0)
+		return fail("kvm_create_pit2");
+	if (set_gsi_routing(m->vm) < 0 || program_pics(m->vm) < 0)
+		return -1;
+	return 0;
+}
+
+/* ---- vcpus ------------------------------------------------------------------------ */
+
+static struct kvm_cpuid2 *supported;
+
+static int get_supported_cpuid(void)
+{
+	uint32_t room = 64;
+	for (;;) {
+		struct kvm_cpuid2 *c = calloc(1, sizeof(*c) + room * sizeof(c->entries[0]));
+		if (!c)
+			return fail("CPUID table");
+		c->nent = room;
+		if (kvm_get_supported_cpuid(c) == 0) {
+			supported = c;
+			return 0;
+		}
+		int e = errno;
+		free(c);
+		errno = e;
+		if (e != E2BIG || room >= 4096)
+			return fail("kvm_get_supported_cpuid");
+		room *= 2;
+	}
+}
+
+static int bits_for(unsigned n)
+{
+	int b = 0;
+	while ((1u << b) < n)
+		b++;
+	return b;
+}
+
+/* The CPUID of vcpu `id`: what KVM supports, with this vcpu's APIC ID in leaf 1 and in
+ * the x2APIC topology leaf 0xB (all vcpus cores of one package), and the TSC-deadline
+ * timer on where KVM emulates it. */
+static int set_cpuid(const struct machine *m, unsigned id)
+{
+	static pthread_mutex_t once = PTHREAD_MUTEX_INITIALIZER;
+	pthread_mutex_lock(&once);
+	int r = supported ? 0 : get_supported_cpuid();
+	pthread_mutex_unlock(&once);
+	if (r < 0)
+		return -1;
+
+	uint32_t max_basic = 0;
+	for (uint32_t i = 0; i < supported->nent; i++)
+		if (supported->entries[i].function == 0)
+			max_basic = supported->entries[i].eax;
+
+	uint32_t room = supported->nent + 3;
+	struct kvm_cpuid2 *c = calloc(1, sizeof(*c) + room * sizeof(c->entries[0]));
+	if (!c)
+		return fail("CPUID table");
+	int tsc_deadline = kvm_check_extension(m->vm, KVM_CAP_TSC_DEADLINE_TIMER) > 0;
+	uint32_t n = 0;
+	for (uint32_t i = 0; i < supported->nent; i++) {
+		struct kvm_cpuid_entry2 e = supported->entries[i];
+		if (e.function == 0xb || e.function == 0x1f)
+			continue; /* rewritten below */
+		if (e.function == 1) {
+			e.ebx = (e.ebx & 0xffff) | (id << 24) | ((m->ncpus & 0xff) << 16);
+			if (m->ncpus > 1)
+				e.edx |= 1u << 28; /* HTT: more than one logical processor */
+			if (tsc_deadline)
+				e.ecx |= 1u << 24;
+		}
+		c->entries[n++] = e;
+	}
+	if (max_basic >= 0xb) {
+		int shift = bits_for(m->ncpus);
+		for (uint32_t level = 0; level < 3; level++) {
+			struct kvm_cpuid_entry2 *e = &c->entries[n++];
+			memset(e, 0, sizeof(*e));
+			e->function = 0xb;
+			e->index = level;
+			e->flags = KVM_CPUID_FLAG_SIGNIFCANT_INDEX;
+			e->edx = id;
+			e->ecx = level;
+			if (level == 0) {        /* SMT: one thread per core */
+				e->eax = 0;
+				e->ebx = 1;
+				e->ecx |= 1u << 8;
+			} else if (level == 1) { /* core: every vcpu in one package */
+				e->eax = (uint32_t)shift;
+				e->ebx = m->ncpus;
+				e->ecx |= 2u << 8;
+			}
+		}
+	}
+	c->nent = n;
+	r = kvm_set_cpuid(c);
+	free(c);
+	return r < 0 ? fail("kvm_set_cpuid") : 0;
+}
+
+static void flat_segment(struct kvm_segment *s, uint16_t selector, uint8_t type)
+{
+	memset(s, 0, sizeof(*s));
+	s->base = 0;
+	s->limit = 0xffffffff;
+	s->selector = selector;
+	s->type = type;
+	s->present = 1;
+	s->s = 1;
+	s->db = 1;
+	s->g = 1;
+}
+
+/* The boot vcpu as multiboot hands over: 32-bit flat protected mode, paging off,
+ * interrupts off, EAX = 0x2BADB002, EBX = the multiboot information; and its local APIC
+ * as a PC BIOS leaves it (enabled, LINT0 ExtINT for the PIC, LINT1 NMI). */
+static int setup_boot_vcpu(const struct machine *m)
+{
+	struct kvm_sregs s;
+	if (kvm_get_sregs(&s) < 0)
+		return fail("kvm_get_sregs");
+	flat_segment(&s.cs, 0x08, 0xb);
+	flat_segment(&s.ds, 0x10, 0x3);
+	s.es = s.fs = s.gs = s.ss = s.ds;
+	s.gdt.base = m->gdt;
+	s.gdt.limit = 3 * 8 - 1;
+	s.cr0 = 0x11; /* PE | ET; caches on, paging off */
+	if (kvm_set_sregs(&s) < 0)
+		return fail("kvm_set_sregs");
+
+	struct kvm_regs r;
+	memset(&r, 0, sizeof(r));
+	r.rip = m->entry;
+	r.rax = 0x2badb002;
+	r.rbx = m->mbi;
+	r.rflags = 2;
+	if (kvm_set_regs(&r) < 0)
+		return fail("kvm_set_regs");
+
+	struct kvm_lapic_state apic;
+	if (kvm_get_lapic(&apic) < 0)
+		return fail("kvm_get_lapic");
+	uint32_t svr, lint0 = 0x700, lint1 = 0x400;
+	memcpy(&svr, &apic.regs[0xf0], 4);
+	svr |= 0x100;
+	memcpy(&apic.regs[0xf0], &svr, 4);
+	memcpy(&apic.regs[0x350], &lint0, 4);
+	memcpy(&apic.regs[0x360], &lint1, 4);
+	if (kvm_set_lapic(&apic) < 0)
+		return fail("kvm_set_lapic");
+	return 0;
+}
+
+/* Called on vcpu `id`'s own thread once it has created it. The other vcpus stay as KVM
+ * made them: waiting for INIT and SIPI (KVM_MP_STATE_UNINITIALIZED). */
+int vcpu_configure(const struct machine *m, unsigned id)
+{
+	if (set_cpuid(m, id) < 0)
+		return -1;
+	return id == 0 ? setup_boot_vcpu(m) : 0;
+}

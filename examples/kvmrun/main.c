@@ -1,0 +1,225 @@
+/* kvmrun: boots a multiboot kernel on libkvm the way `qemu-system-x86_64 -M pc -kernel`
+ * does, so that test kernels written for QEMU run unchanged. See kvmrun(1).
+ * This file: the command line and the order of things. */
+#define _GNU_SOURCE
+#include "kvmrun.h"
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void complain(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	fputs("kvmrun: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	va_end(ap);
+}
+
+static void usage(FILE *f)
+{
+	fputs("usage: kvmrun [options] [-kernel] KERNEL\n"
+	      "Boots a multiboot (version 1) kernel in a KVM virtual machine that has the\n"
+	      "devices of QEMU's pc machine that test kernels use; the serial port is stdout.\n"
+	      "\n"
+	      "  -kernel FILE    the kernel (an ELF32 multiboot kernel); or give it last\n"
+	      "  -append STRING  the kernel's arguments (its command line is \"KERNEL STRING\")\n"
+	      "  -initrd FILES   multiboot modules: comma-separated, each \"file [arguments]\";\n"
+	      "                  \",,\" is a comma in a name or argument\n"
+	      "  -m SIZE         RAM in MiB, or with a suffix K, M, G or T (default 128M)\n"
+	      "  -smp N          number of vcpus (default 1)\n"
+	      "  -t SECONDS      stop the machine after SECONDS\n"
+	      "  -h              this help\n"
+	      "\n"
+	      "Exit status: (value << 1) | 1 when the guest writes value to isa-debug-exit\n"
+	      "(port 0xf4); 0 for -h; 2 bad command line; 4 kernel or module cannot be loaded;\n"
+	      "6 KVM or host failure; 8 triple fault; 10 emulation failure; 12 failed VM entry;\n"
+	      "14 timeout (-t); 16 another exit kvmrun does not handle.\n", f);
+}
+
+static int bad(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int bad(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	fputs("kvmrun: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputs("\nTry 'kvmrun -h' for more information.\n", stderr);
+	va_end(ap);
+	return -1;
+}
+
+/* "128", "128M", "512k", "2G", optionally after "size=". Plain numbers are MiB. */
+static int parse_size(const char *s, uint64_t *out)
+{
+	const char *p = strncmp(s, "size=", 5) == 0 ? s + 5 : s;
+	if (*p < '0' || *p > '9')
+		return bad("-m: '%s' is not a size", s);
+	errno = 0;
+	char *end;
+	unsigned long long v = strtoull(p, &end, 10);
+	unsigned shift = 20;
+	switch (*end) {
+	case 0: break;
+	case 'k': case 'K': shift = 10; end++; break;
+	case 'm': case 'M': shift = 20; end++; break;
+	case 'g': case 'G': shift = 30; end++; break;
+	case 't': case 'T': shift = 40; end++; break;
+	default: return bad("-m: '%s' is not a size (suffixes: K, M, G, T)", s);
+	}
+	if (*end)
+		return bad("-m: '%s' is not a size (suffixes: K, M, G, T)", s);
+	if (errno || v > (1ULL << 40) >> shift)
+		return bad("-m: %s is too large (at most 1T)", s);
+	v <<= shift;
+	if (v < (2ULL << 20))
+		return bad("-m: %s is too small (at least 2M)", s);
+	if (v & 0xfff)
+		return bad("-m: %s is not a multiple of 4K", s);
+	*out = v;
+	return 0;
+}
+
+static int parse_smp(const char *s, unsigned *out)
+{
+	const char *p = strncmp(s, "cpus=", 5) == 0 ? s + 5 : s;
+	char *end;
+	errno = 0;
+	long v = strtol(p, &end, 10);
+	if (*p < '0' || *p > '9' || *end || errno)
+		return bad("-smp: '%s' is not a number of vcpus (only the count is supported)", s);
+	if (v < 1 || v > MAX_VCPUS)
+		return bad("-smp: %s vcpus: between 1 and %d, please", s, MAX_VCPUS);
+	*out = (unsigned)v;
+	return 0;
+}
+
+static int parse_timeout(const char *s, double *out)
+{
+	char *end;
+	errno = 0;
+	double v = strtod(s, &end);
+	if (end == s || *end || errno || !isfinite(v) || v <= 0 || v > 1e7)
+		return bad("-t: '%s' is not a number of seconds (more than 0)", s);
+	*out = v;
+	return 0;
+}
+
+/* QEMU's -initrd for multiboot: modules separated by commas (",," is a comma), each the
+ * file name, then optionally a space and arguments; the whole entry is its command line. */
+static int parse_modules(const char *s, struct machine *m)
+{
+	size_t len = strlen(s);
+	m->modules = calloc(len / 2 + 2, sizeof(*m->modules));
+	char *buf = malloc(len + 1);
+	if (!m->modules || !buf)
+		return bad("out of memory");
+	m->nmodules = 0;
+	for (const char *p = s;;) {
+		size_t n = 0;
+		while (*p && !(*p == ',' && p[1] != ',')) {
+			if (*p == ',')
+				p++; /* ",," */
+			buf[n++] = *p++;
+		}
+		buf[n] = 0;
+		struct module *mod = &m->modules[m->nmodules++];
+		mod->cmdline = strdup(buf);
+		char *space = strchr(buf, ' ');
+		if (space)
+			*space = 0;
+		mod->path = strdup(buf);
+		if (!mod->cmdline || !mod->path)
+			return bad("out of memory");
+		if (!*mod->path)
+			return bad("-initrd: module %u has no file name", m->nmodules);
+		if (!*p)
+			break;
+		p++;
+	}
+	free(buf);
+	return 0;
+}
+
+static int parse_args(int argc, char **argv, struct machine *m)
+{
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		if (a[0] == '-' && a[1] == '-' && a[2])
+			a++; /* --opt as -opt, like QEMU */
+		if (strcmp(a, "-h") == 0 || strcmp(a, "-help") == 0) {
+			usage(stdout);
+			exit(0);
+		}
+		if (a[0] != '-' || a[1] == 0) {
+			if (i != argc - 1)
+				return bad("unexpected argument '%s' (the kernel comes last)", a);
+			if (m->kernel)
+				return bad("two kernels: '%s' and '%s'", m->kernel, a);
+			m->kernel = a;
+			continue;
+		}
+		static const char *const with_value[] = { "-kernel", "-append", "-initrd", "-m", "-smp", "-t" };
+		int known = 0;
+		for (size_t k = 0; k < sizeof(with_value) / sizeof(with_value[0]); k++)
+			known |= strcmp(a, with_value[k]) == 0;
+		if (!known)
+			return bad("unknown option '%s'", argv[i]);
+		if (i + 1 >= argc)
+			return bad("option '%s' needs a value", argv[i]);
+		const char *v = argv[++i];
+		int r = 0;
+		if (strcmp(a, "-kernel") == 0) {
+			if (m->kernel)
+				return bad("two kernels: '%s' and '%s'", m->kernel, v);
+			m->kernel = v;
+		} else if (strcmp(a, "-append") == 0) {
+			m->append = v;
+		} else if (strcmp(a, "-initrd") == 0) {
+			r = parse_modules(v, m);
+		} else if (strcmp(a, "-m") == 0) {
+			r = parse_size(v, &m->ram_size);
+		} else if (strcmp(a, "-smp") == 0) {
+			r = parse_smp(v, &m->ncpus);
+		} else {
+			r = parse_timeout(v, &m->timeout);
+		}
+		if (r < 0)
+			return -1;
+	}
+	if (!m->kernel)
+		return bad("no kernel given");
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct machine m = { .ram_size = 128ULL << 20, .ncpus = 1, .vm = -1 };
+	if (parse_args(argc, argv, &m) < 0)
+		return EXIT_USAGE;
+
+	if (kvm_get_api_version() < 0) {
+		complain("cannot use KVM (/dev/kvm): %s", strerror(errno));
+		return EXIT_HOST;
+	}
+	int max = kvm_check_extension(-1, KVM_CAP_MAX_VCPUS);
+	if (max <= 0)
+		max = kvm_check_extension(-1, KVM_CAP_NR_VCPUS);
+	if (max > 0 && m.ncpus > (unsigned)max) {
+		complain("-smp %u: this host's KVM allows at most %d vcpus", m.ncpus, max);
+		return EXIT_USAGE;
+	}
+
+	if (machine_create(&m) < 0)
+		return EXIT_HOST;
+	if (multiboot_load(&m) < 0)
+		return EXIT_LOAD;
+	if (acpi_build(&m) < 0)
+		return EXIT_HOST;
+	devices_init(&m);
+	return vcpus_run(&m);
+}

@@ -1,0 +1,219 @@
+//! Per-vcpu state beyond the general and special registers: XSAVE, SREGS2, XCRs, debug
+//! registers, nested state, TSC frequency, kvmclock, ONE_REG and vcpu capabilities.
+//! Each function acts on a vcpu the caller already holds (the calling thread's), and goes
+//! through `Vcpu::reading`/`Vcpu::writing` so the sync-regs cache stays exact.
+
+use crate::error::{Errno, Result};
+use crate::ioctl;
+use crate::vcpu::Vcpu;
+use kvm_bindings::{
+    kvm_debugregs, kvm_enable_cap, kvm_nested_state, kvm_one_reg, kvm_sregs2, kvm_xcrs, kvm_xsave,
+};
+use std::os::unix::io::AsRawFd;
+
+const KVM_GET_XSAVE: u64 = ioctl::ior::<kvm_xsave>(0xa4);
+const KVM_SET_XSAVE: u64 = ioctl::iow::<kvm_xsave>(0xa5);
+const KVM_GET_XSAVE2: u64 = ioctl::ior::<kvm_xsave>(0xcf);
+const KVM_GET_SREGS2: u64 = ioctl::ior::<kvm_sregs2>(0xcc);
+const KVM_SET_SREGS2: u64 = ioctl::iow::<kvm_sregs2>(0xcd);
+const KVM_GET_NESTED_STATE: u64 = ioctl::iowr::<kvm_nested_state>(0xbe);
+const KVM_SET_NESTED_STATE: u64 = ioctl::iow::<kvm_nested_state>(0xbf);
+const KVM_KVMCLOCK_CTRL: u64 = ioctl::io(0xad);
+const KVM_GET_ONE_REG: u64 = ioctl::iow::<kvm_one_reg>(0xab);
+const KVM_SET_ONE_REG: u64 = ioctl::iow::<kvm_one_reg>(0xac);
+const KVM_CHECK_EXTENSION: u64 = ioctl::io(0x03);
+
+/// Size of the fixed part of struct kvm_nested_state (flags, format, size, header).
+pub(crate) const NESTED_HEADER: usize = 128;
+
+fn vm_extension(v: &Vcpu, cap: u32) -> Result<i32> {
+    // SAFETY: KVM_CHECK_EXTENSION takes its argument by value.
+    unsafe { ioctl::ioctl(v.vm_fd(), KVM_CHECK_EXTENSION, cap as libc::c_ulong) }
+}
+
+/// KVM_ENABLE_CAP on the vcpu fd.
+pub fn enable_cap(v: &Vcpu, cap: &kvm_enable_cap) -> Result<()> {
+    v.writing(|fd| fd.enable_cap(cap).map_err(Errno::from))
+}
+
+/// How many bytes the vcpu's XSAVE state takes: KVM_CHECK_EXTENSION(KVM_CAP_XSAVE2) on
+/// the VM where the kernel has it (it can exceed 4096 with dynamic features such as AMX),
+/// else sizeof(struct kvm_xsave).
+pub fn xsave_size(v: &Vcpu) -> Result<usize> {
+    let size = vm_extension(v, kvm_bindings::KVM_CAP_XSAVE2).unwrap_or(0);
+    Ok((size.max(0) as usize).max(std::mem::size_of::<kvm_xsave>()))
+}
+
+/// KVM_GET_XSAVE2 (or KVM_GET_XSAVE on kernels without KVM_CAP_XSAVE2) into the caller's
+/// buffer of `len` bytes. Returns the size of the state; E2BIG if `len` is smaller.
+///
+/// # Safety
+/// `buf` must be writable for `len` bytes.
+pub unsafe fn get_xsave(v: &Vcpu, buf: *mut kvm_xsave, len: usize) -> Result<usize> {
+    let need = xsave_size(v)?;
+    if len < need {
+        return Err(Errno(libc::E2BIG));
+    }
+    let req = if vm_extension(v, kvm_bindings::KVM_CAP_XSAVE2).unwrap_or(0) > 0 {
+        KVM_GET_XSAVE2
+    } else {
+        KVM_GET_XSAVE
+    };
+    v.reading(|fd| {
+        // SAFETY: the kernel writes exactly `need` bytes (its uabi size), and the caller's
+        // buffer holds at least that many.
+        unsafe { ioctl::ioctl(fd.as_raw_fd(), req, buf as libc::c_ulong) }
+    })?;
+    Ok(need)
+}
+
+/// KVM_SET_XSAVE from the caller's buffer of `len` bytes; E2BIG if it is smaller than the
+/// state the kernel reads.
+///
+/// # Safety
+/// `buf` must be readable for `len` bytes.
+pub unsafe fn set_xsave(v: &Vcpu, buf: *const kvm_xsave, len: usize) -> Result<()> {
+    if len < xsave_size(v)? {
+        return Err(Errno(libc::E2BIG));
+    }
+    v.writing(|fd| {
+        // SAFETY: the kernel reads its uabi size, which `len` covers.
+        unsafe { ioctl::ioctl(fd.as_raw_fd(), KVM_SET_XSAVE, buf as libc::c_ulong) }
+    })?;
+    Ok(())
+}
+
+/// KVM_GET_SREGS2.
+pub fn get_sregs2(v: &Vcpu) -> Result<kvm_sregs2> {
+    let mut s = kvm_sregs2::default();
+    v.reading(|fd| {
+        // SAFETY: KVM_GET_SREGS2 writes one struct kvm_sregs2 into `s`.
+        unsafe { ioctl::ioctl(fd.as_raw_fd(), KVM_GET_SREGS2, &mut s as *mut _ as _) }
+    })?;
+    Ok(s)
+}
+
+/// KVM_SET_SREGS2.
+pub fn set_sregs2(v: &Vcpu, s: &kvm_sregs2) -> Result<()> {
+    v.writing(|fd| {
+        // SAFETY: KVM_SET_SREGS2 reads one struct kvm_sregs2.
+        unsafe { ioctl::ioctl(fd.as_raw_fd(), KVM_SET_SREGS2, s as *const _ as _) }
+    })?;
+    Ok(())
+}
+
+/// KVM_GET_XCRS.
+pub fn get_xcrs(v: &Vcpu) -> Result<kvm_xcrs> {
+    v.reading(|fd| fd.get_xcrs().map_err(Errno::from))
+}
+
+/// KVM_SET_XCRS.
+pub fn set_xcrs(v: &Vcpu, x: &kvm_xcrs) -> Result<()> {
+    v.writing(|fd| fd.set_xcrs(x).map_err(Errno::from))
+}
+
+/// KVM_GET_DEBUGREGS.
+pub fn get_debugregs(v: &Vcpu) -> Result<kvm_debugregs> {
+    v.reading(|fd| fd.get_debug_regs().map_err(Errno::from))
+}
+
+/// KVM_SET_DEBUGREGS.
+pub fn set_debugregs(v: &Vcpu, d: &kvm_debugregs) -> Result<()> {
+    v.writing(|fd| fd.set_debug_regs(d).map_err(Errno::from))
+}
+
+/// The largest nested state the kernel can produce, 0 if it has none to save
+/// (KVM_CAP_NESTED_STATE).
+pub fn nested_state_max(v: &Vcpu) -> Result<usize> {
+    Ok(vm_extension(v, kvm_bindings::KVM_CAP_NESTED_STATE)?.max(0) as usize)
+}
+
+/// KVM_GET_NESTED_STATE on the caller's buffer (`size` field = room in; E2BIG with `size`
+/// set to the need). EOPNOTSUPP where the kernel lacks KVM_CAP_NESTED_STATE.
+///
+/// # Safety
+/// `state` must point at a struct kvm_nested_state writable for its `size` field's bytes.
+pub unsafe fn get_nested_state(v: &Vcpu, state: *mut kvm_nested_state) -> Result<()> {
+    if nested_state_max(v)? == 0 {
+        return Err(Errno(libc::EOPNOTSUPP));
+    }
+    v.reading(|fd| {
+        // SAFETY: the caller vouches for `size` bytes; the kernel writes no more.
+        unsafe { ioctl::ioctl(fd.as_raw_fd(), KVM_GET_NESTED_STATE, state as libc::c_ulong) }
+    })?;
+    Ok(())
+}
+
+/// KVM_SET_NESTED_STATE from the caller's buffer. EOPNOTSUPP where the kernel lacks
+/// KVM_CAP_NESTED_STATE.
+///
+/// # Safety
+/// `state` must point at a struct kvm_nested_state readable for its `size` field's bytes.
+pub unsafe fn set_nested_state(v: &Vcpu, state: *const kvm_nested_state) -> Result<()> {
+    if nested_state_max(v)? == 0 {
+        return Err(Errno(libc::EOPNOTSUPP));
+    }
+    v.writing(|fd| {
+        // SAFETY: as for `get_nested_state`, reading.
+        unsafe { ioctl::ioctl(fd.as_raw_fd(), KVM_SET_NESTED_STATE, state as libc::c_ulong) }
+    })?;
+    Ok(())
+}
+
+/// KVM_GET_TSC_KHZ.
+pub fn get_tsc_khz(v: &Vcpu) -> Result<u32> {
+    v.reading(|fd| fd.get_tsc_khz().map_err(Errno::from))
+}
+
+/// KVM_SET_TSC_KHZ.
+pub fn set_tsc_khz(v: &Vcpu, khz: u32) -> Result<()> {
+    v.writing(|fd| fd.set_tsc_khz(khz).map_err(Errno::from))
+}
+
+/// KVM_KVMCLOCK_CTRL.
+pub fn kvmclock_ctrl(v: &Vcpu) -> Result<()> {
+    v.writing(|fd| {
+        // SAFETY: KVM_KVMCLOCK_CTRL takes no argument.
+        unsafe { ioctl::ioctl(fd.as_raw_fd(), KVM_KVMCLOCK_CTRL, 0) }
+    })?;
+    Ok(())
+}
+
+/// KVM_GET_ONE_REG: the register's value goes to `reg.addr`, the caller's memory.
+pub fn get_one_reg(v: &Vcpu, reg: &kvm_one_reg) -> Result<()> {
+    v.reading(|fd| {
+        // SAFETY: KVM_GET_ONE_REG reads one struct kvm_one_reg; the kernel writes the
+        // register through `addr` with copy_to_user (EFAULT if it is not writable).
+        unsafe { ioctl::ioctl(fd.as_raw_fd(), KVM_GET_ONE_REG, reg as *const _ as _) }
+    })?;
+    Ok(())
+}
+
+/// KVM_SET_ONE_REG: the value comes from `reg.addr`.
+pub fn set_one_reg(v: &Vcpu, reg: &kvm_one_reg) -> Result<()> {
+    v.writing(|fd| {
+        // SAFETY: as for `get_one_reg`, reading through `addr`.
+        unsafe { ioctl::ioctl(fd.as_raw_fd(), KVM_SET_ONE_REG, reg as *const _ as _) }
+    })?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_match_the_kernel_headers() {
+        assert_eq!(KVM_GET_XSAVE, 0x9000_aea4);
+        assert_eq!(KVM_SET_XSAVE, 0x5000_aea5);
+        assert_eq!(KVM_GET_XSAVE2, 0x9000_aecf);
+        assert_eq!(KVM_GET_SREGS2, 0x8140_aecc);
+        assert_eq!(KVM_SET_SREGS2, 0x4140_aecd);
+        assert_eq!(KVM_GET_NESTED_STATE, 0xc080_aebe);
+        assert_eq!(KVM_SET_NESTED_STATE, 0x4080_aebf);
+        assert_eq!(KVM_KVMCLOCK_CTRL, 0xaead);
+        assert_eq!(KVM_GET_ONE_REG, 0x4010_aeab);
+        assert_eq!(KVM_SET_ONE_REG, 0x4010_aeac);
+        assert_eq!(std::mem::size_of::<kvm_nested_state>(), NESTED_HEADER);
+    }
+}
