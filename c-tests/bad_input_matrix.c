@@ -110,6 +110,29 @@ static struct { struct kvm_msrs h; struct kvm_msr_entry e[4]; } msrs = { .h.nmsr
 static struct { struct kvm_cpuid2 h; struct kvm_cpuid_entry2 e[256]; } cpuid;
 static struct { struct kvm_msr_list h; uint32_t i[1024]; } msr_list;
 static sigset_t sigmask;
+static uint64_t clear_bits[4];
+static struct kvm_clear_dirty_log clear_log = { .slot = 0, .num_pages = 64,
+	.dirty_bitmap = clear_bits };
+static struct kvm_coalesced_mmio coalesced;
+static struct kvm_coalesced_mmio_zone zone = { .addr = 0x100000, .size = 0x1000 };
+static struct kvm_enable_cap cap = { .cap = KVM_CAP_X86_DISABLE_EXITS };
+static struct kvm_clock_data clock_data;
+static struct kvm_irqchip irqchip = { .chip_id = KVM_IRQCHIP_IOAPIC };
+static struct kvm_pit_state2 pit;
+static struct kvm_irq_level irq_level = { .irq = 4, .level = 1 };
+static struct kvm_irq_routing routing;
+static char blob[1 << 16];
+static size_t blob_len = sizeof(blob);
+static char vm_blob[1 << 12];
+static size_t vm_blob_len;
+static struct kvm_debugregs debugregs;
+static struct { struct kvm_nested_state h; char data[0x4000]; } nested = { .h.size = sizeof(nested) };
+static uint64_t one_reg_value;
+static struct kvm_one_reg one_reg = { .id = 0x2030000200000010ULL /* MSR 0x10, the TSC */ };
+static struct kvm_sregs2 sregs2;
+static struct kvm_xcrs xcrs;
+static char xsave_buf[1 << 16] __attribute__((aligned(64)));
+static struct kvm_xsave *const xsave = (struct kvm_xsave *)xsave_buf;
 static uint64_t phys;
 static uint8_t valid, writeable, usermode;
 
@@ -136,6 +159,21 @@ static long vm_vm_ioctl(int fd) { return kvm_vm_ioctl(fd, KVM_CHECK_EXTENSION, (
 static long vm_get_dirty_log(int fd) { return kvm_get_dirty_log(fd, 0, bitmap); }
 static long vm_set_memory_alias(int fd) { return kvm_set_memory_alias(fd, &alias); }
 static long vm_get_memory_alias(int fd) { return kvm_get_memory_alias(fd, &alias); }
+static long vm_clear_dirty_log(int fd) { return kvm_clear_dirty_log(fd, &clear_log); }
+static long vm_coalesced_mmio_next(int fd) { return kvm_coalesced_mmio_next(fd, &coalesced); }
+static long vm_enable_cap(int fd) { return kvm_enable_cap(fd, &cap); }
+static long vm_get_clock(int fd) { return kvm_get_clock(fd, &clock_data); }
+static long vm_set_clock(int fd) { return kvm_set_clock(fd, &clock_data); }
+static long vm_get_irqchip(int fd) { return kvm_get_irqchip(fd, &irqchip); }
+static long vm_set_irqchip(int fd) { return kvm_set_irqchip(fd, &irqchip); }
+static long vm_get_pit2(int fd) { return kvm_get_pit2(fd, &pit); }
+static long vm_set_pit2(int fd) { return kvm_set_pit2(fd, &pit); }
+static long vm_irq_line_status(int fd) { return kvm_irq_line_status(fd, &irq_level); }
+static long vm_set_gsi_routing(int fd) { return kvm_set_gsi_routing(fd, &routing); }
+static long vm_register_coalesced(int fd) { return kvm_register_coalesced_mmio(fd, &zone); }
+static long vm_unregister_coalesced(int fd) { return kvm_unregister_coalesced_mmio(fd, &zone); }
+static long vm_save_vm(int fd) { size_t n = sizeof(blob); return kvm_save_vm(fd, blob, &n); }
+static long vm_restore_vm(int fd) { return kvm_restore_vm(fd, vm_blob, vm_blob_len); }
 
 static const struct { const char *name; long (*call)(int); int minus1_ok; } VM_CALLS[] = {
 	{ "kvm_check_extension", vm_check_extension, 1 }, /* -1 means /dev/kvm itself */
@@ -156,6 +194,21 @@ static const struct { const char *name; long (*call)(int); int minus1_ok; } VM_C
 	{ "kvm_get_dirty_log", vm_get_dirty_log, 0 },
 	{ "kvm_set_memory_alias", vm_set_memory_alias, 0 },
 	{ "kvm_get_memory_alias", vm_get_memory_alias, 0 },
+	{ "kvm_clear_dirty_log", vm_clear_dirty_log, 0 },
+	{ "kvm_coalesced_mmio_next", vm_coalesced_mmio_next, 0 },
+	{ "kvm_enable_cap", vm_enable_cap, 0 },
+	{ "kvm_get_clock", vm_get_clock, 0 },
+	{ "kvm_set_clock", vm_set_clock, 0 },
+	{ "kvm_get_irqchip", vm_get_irqchip, 0 },
+	{ "kvm_set_irqchip", vm_set_irqchip, 0 },
+	{ "kvm_get_pit2", vm_get_pit2, 0 },
+	{ "kvm_set_pit2", vm_set_pit2, 0 },
+	{ "kvm_irq_line_status", vm_irq_line_status, 0 },
+	{ "kvm_set_gsi_routing", vm_set_gsi_routing, 0 },
+	{ "kvm_register_coalesced_mmio", vm_register_coalesced, 0 },
+	{ "kvm_unregister_coalesced_mmio", vm_unregister_coalesced, 0 },
+	{ "kvm_save_vm", vm_save_vm, 0 },
+	{ "kvm_restore_vm", vm_restore_vm, 0 },
 };
 
 /* ---- functions acting on the calling thread's vcpu ------------------------------- */
@@ -185,6 +238,25 @@ static long vc_get_fpu(void) { return kvm_get_fpu(&fpu); }
 static long vc_set_fpu(void) { return kvm_set_fpu(&fpu); }
 static long vc_set_signal_mask(void) { return kvm_set_signal_mask(&sigmask); }
 static long vc_set_signal_mask_null(void) { return kvm_set_signal_mask(NULL); }
+static long vc_enable_vcpu_cap(void) { return kvm_enable_vcpu_cap(&cap); }
+static long vc_get_debugregs(void) { return kvm_get_debugregs(&debugregs); }
+static long vc_set_debugregs(void) { return kvm_set_debugregs(&debugregs); }
+static long vc_get_nested_state(void) { return kvm_get_nested_state(&nested.h); }
+static long vc_set_nested_state(void) { return kvm_set_nested_state(&nested.h); }
+static long vc_get_one_reg(void) { return kvm_get_one_reg(&one_reg); }
+static long vc_set_one_reg(void) { return kvm_set_one_reg(&one_reg); }
+static long vc_get_sregs2(void) { return kvm_get_sregs2(&sregs2); }
+static long vc_set_sregs2(void) { return kvm_set_sregs2(&sregs2); }
+static long vc_get_tsc_khz(void) { return kvm_get_tsc_khz(); }
+static long vc_set_tsc_khz(void) { return kvm_set_tsc_khz(0); }
+static long vc_get_xcrs(void) { return kvm_get_xcrs(&xcrs); }
+static long vc_set_xcrs(void) { return kvm_set_xcrs(&xcrs); }
+static long vc_get_xsave(void) { return kvm_get_xsave(xsave, sizeof(xsave_buf)); }
+static long vc_set_xsave(void) { return kvm_set_xsave(xsave, sizeof(xsave_buf)); }
+static long vc_get_xsave_size(void) { return kvm_get_xsave_size(); }
+static long vc_kvmclock_ctrl(void) { return kvm_kvmclock_ctrl(); }
+static long vc_save_vcpu(void) { size_t n = sizeof(blob); return kvm_save_vcpu(blob, &n); }
+static long vc_restore_vcpu(void) { return kvm_restore_vcpu(blob, blob_len); }
 
 static const struct { const char *name; long (*call)(void); } VCPU_CALLS[] = {
 	{ "kvm_run", vc_run },
@@ -212,6 +284,25 @@ static const struct { const char *name; long (*call)(void); } VCPU_CALLS[] = {
 	{ "kvm_set_fpu", vc_set_fpu },
 	{ "kvm_set_signal_mask", vc_set_signal_mask },
 	{ "kvm_set_signal_mask(NULL)", vc_set_signal_mask_null },
+	{ "kvm_enable_vcpu_cap", vc_enable_vcpu_cap },
+	{ "kvm_get_debugregs", vc_get_debugregs },
+	{ "kvm_set_debugregs", vc_set_debugregs },
+	{ "kvm_get_nested_state", vc_get_nested_state },
+	{ "kvm_set_nested_state", vc_set_nested_state },
+	{ "kvm_get_one_reg", vc_get_one_reg },
+	{ "kvm_set_one_reg", vc_set_one_reg },
+	{ "kvm_get_sregs2", vc_get_sregs2 },
+	{ "kvm_set_sregs2", vc_set_sregs2 },
+	{ "kvm_get_tsc_khz", vc_get_tsc_khz },
+	{ "kvm_set_tsc_khz", vc_set_tsc_khz },
+	{ "kvm_get_xcrs", vc_get_xcrs },
+	{ "kvm_set_xcrs", vc_set_xcrs },
+	{ "kvm_get_xsave", vc_get_xsave },
+	{ "kvm_set_xsave", vc_set_xsave },
+	{ "kvm_get_xsave_size", vc_get_xsave_size },
+	{ "kvm_kvmclock_ctrl", vc_kvmclock_ctrl },
+	{ "kvm_save_vcpu", vc_save_vcpu },
+	{ "kvm_restore_vcpu", vc_restore_vcpu },
 };
 
 /* ---- NULL for each pointer argument (EFAULT) ------------------------------------- */
@@ -244,6 +335,40 @@ static long nl_get_fpu(void) { return kvm_get_fpu(NULL); }
 static long nl_set_fpu(void) { return kvm_set_fpu(NULL); }
 static long nl_get_msr_index_list(void) { return kvm_get_msr_index_list(NULL); }
 static long nl_get_supported_cpuid(void) { return kvm_get_supported_cpuid(NULL); }
+static long nl_clear_dirty_log(void) { return kvm_clear_dirty_log(vm, NULL); }
+static long nl_coalesced_mmio_next(void) { return kvm_coalesced_mmio_next(vm, NULL); }
+static long nl_enable_cap(void) { return kvm_enable_cap(vm, NULL); }
+static long nl_get_clock(void) { return kvm_get_clock(vm, NULL); }
+static long nl_set_clock(void) { return kvm_set_clock(vm, NULL); }
+static long nl_get_irqchip(void) { return kvm_get_irqchip(vm, NULL); }
+static long nl_set_irqchip(void) { return kvm_set_irqchip(vm, NULL); }
+static long nl_get_pit2(void) { return kvm_get_pit2(vm, NULL); }
+static long nl_set_pit2(void) { return kvm_set_pit2(vm, NULL); }
+static long nl_irq_line_status(void) { return kvm_irq_line_status(vm, NULL); }
+static long nl_set_gsi_routing(void) { return kvm_set_gsi_routing(vm, NULL); }
+static long nl_register_coalesced(void) { return kvm_register_coalesced_mmio(vm, NULL); }
+static long nl_unregister_coalesced(void) { return kvm_unregister_coalesced_mmio(vm, NULL); }
+static long nl_save_vm_len(void) { return kvm_save_vm(vm, blob, NULL); }
+static long nl_save_vm_buf(void) { size_t n = sizeof(blob); return kvm_save_vm(vm, NULL, &n); }
+static long nl_restore_vm(void) { return kvm_restore_vm(vm, NULL, 100); }
+static long nl_enable_vcpu_cap(void) { return kvm_enable_vcpu_cap(NULL); }
+static long nl_get_debugregs(void) { return kvm_get_debugregs(NULL); }
+static long nl_set_debugregs(void) { return kvm_set_debugregs(NULL); }
+static long nl_get_nested_state(void) { return kvm_get_nested_state(NULL); }
+static long nl_set_nested_state(void) { return kvm_set_nested_state(NULL); }
+static long nl_get_one_reg(void) { return kvm_get_one_reg(NULL); }
+static long nl_set_one_reg(void) { return kvm_set_one_reg(NULL); }
+static long nl_get_sregs2(void) { return kvm_get_sregs2(NULL); }
+static long nl_set_sregs2(void) { return kvm_set_sregs2(NULL); }
+static long nl_get_xcrs(void) { return kvm_get_xcrs(NULL); }
+static long nl_set_xcrs(void) { return kvm_set_xcrs(NULL); }
+static long nl_get_xsave(void) { return kvm_get_xsave(NULL, sizeof(xsave_buf)); }
+static long nl_set_xsave(void) { return kvm_set_xsave(NULL, sizeof(xsave_buf)); }
+static long nl_save_vcpu_len(void) { return kvm_save_vcpu(blob, NULL); }
+static long nl_save_vcpu_buf(void) { size_t n = sizeof(blob); return kvm_save_vcpu(NULL, &n); }
+static long nl_restore_vcpu(void) { return kvm_restore_vcpu(NULL, 100); }
+static long nl_msr_feature_index_list(void) { return kvm_get_msr_feature_index_list(NULL); }
+static long nl_msr_features(void) { return kvm_get_msr_features(NULL); }
 
 /* Per-vcpu ones run with the vcpu attached, so only the pointer is wrong. */
 static const struct { const char *name; long (*call)(void); } NULL_CALLS[] = {
@@ -275,6 +400,40 @@ static const struct { const char *name; long (*call)(void); } NULL_CALLS[] = {
 	{ "kvm_set_fpu", nl_set_fpu },
 	{ "kvm_get_msr_index_list", nl_get_msr_index_list },
 	{ "kvm_get_supported_cpuid", nl_get_supported_cpuid },
+	{ "kvm_clear_dirty_log", nl_clear_dirty_log },
+	{ "kvm_coalesced_mmio_next", nl_coalesced_mmio_next },
+	{ "kvm_enable_cap", nl_enable_cap },
+	{ "kvm_get_clock", nl_get_clock },
+	{ "kvm_set_clock", nl_set_clock },
+	{ "kvm_get_irqchip", nl_get_irqchip },
+	{ "kvm_set_irqchip", nl_set_irqchip },
+	{ "kvm_get_pit2", nl_get_pit2 },
+	{ "kvm_set_pit2", nl_set_pit2 },
+	{ "kvm_irq_line_status", nl_irq_line_status },
+	{ "kvm_set_gsi_routing", nl_set_gsi_routing },
+	{ "kvm_register_coalesced_mmio", nl_register_coalesced },
+	{ "kvm_unregister_coalesced_mmio", nl_unregister_coalesced },
+	{ "kvm_save_vm (len)", nl_save_vm_len },
+	{ "kvm_save_vm (buf, with room)", nl_save_vm_buf },
+	{ "kvm_restore_vm", nl_restore_vm },
+	{ "kvm_enable_vcpu_cap", nl_enable_vcpu_cap },
+	{ "kvm_get_debugregs", nl_get_debugregs },
+	{ "kvm_set_debugregs", nl_set_debugregs },
+	{ "kvm_get_nested_state", nl_get_nested_state },
+	{ "kvm_set_nested_state", nl_set_nested_state },
+	{ "kvm_get_one_reg", nl_get_one_reg },
+	{ "kvm_set_one_reg", nl_set_one_reg },
+	{ "kvm_get_sregs2", nl_get_sregs2 },
+	{ "kvm_set_sregs2", nl_set_sregs2 },
+	{ "kvm_get_xcrs", nl_get_xcrs },
+	{ "kvm_set_xcrs", nl_set_xcrs },
+	{ "kvm_get_xsave", nl_get_xsave },
+	{ "kvm_set_xsave", nl_set_xsave },
+	{ "kvm_save_vcpu (len)", nl_save_vcpu_len },
+	{ "kvm_save_vcpu (buf, with room)", nl_save_vcpu_buf },
+	{ "kvm_restore_vcpu", nl_restore_vcpu },
+	{ "kvm_get_msr_feature_index_list", nl_msr_feature_index_list },
+	{ "kvm_get_msr_features", nl_msr_features },
 };
 
 /* ---- functions naming a vcpu by fd ----------------------------------------------- */
@@ -713,6 +872,171 @@ static void arnds_list_values(void)
 	OK(kvm_set_memory_region(vm, 6, 0, 0, 0));
 }
 
+/* QEMU's calls (issue 9) and the snapshots, whose blobs are hostile input. */
+static void qemu_calls_values(void)
+{
+	OK(kvm_attach_vcpu(vcpu_fd));
+	const char *c = "buffer too small (the needed size is written back)";
+	size_t need = 0;
+	BAD(c, kvm_save_vcpu(NULL, &need), E2BIG);
+	CHECK(need > 64);
+	size_t n = 1;
+	BAD(c, kvm_save_vcpu(blob, &n), E2BIG);
+	CHECK_EQ(n, need);
+	n = need - 1;
+	BAD(c, kvm_save_vcpu(blob, &n), E2BIG);
+	n = sizeof(blob);
+	OK(kvm_save_vcpu(blob, &n));
+	CHECK_EQ(n, need);
+	blob_len = n;
+	vm_blob_len = sizeof(vm_blob); /* the VM has more slots now: a new snapshot */
+	OK(kvm_save_vm(vm, vm_blob, &vm_blob_len));
+	n = 0;
+	BAD(c, kvm_save_vm(vm, NULL, &n), E2BIG);
+	CHECK_EQ(n, vm_blob_len);
+	n = 1;
+	BAD(c, kvm_save_vm(vm, vm_blob, &n), E2BIG);
+	int xs = OK(kvm_get_xsave_size());
+	BAD(c, kvm_get_xsave(xsave, 0), E2BIG);
+	BAD(c, kvm_get_xsave(xsave, (size_t)xs - 1), E2BIG);
+	BAD(c, kvm_set_xsave(xsave, 100), E2BIG);
+	struct { struct kvm_msr_list h; uint32_t i[256]; } feat = { .h.nmsrs = 0 };
+	errno = 0;
+	if (kvm_get_msr_feature_index_list(&feat.h) == -1) {
+		expect("kvm_get_msr_feature_index_list", c, -1, errno, E2BIG);
+		CHECK(feat.h.nmsrs > 0 && feat.h.nmsrs <= 256);
+	}
+	if (kvm_check_extension(vm, KVM_CAP_NESTED_STATE) > 0) {
+		struct kvm_nested_state small = { .size = sizeof(small) };
+		BAD(c, kvm_get_nested_state(&small), E2BIG);
+	} else {
+		c = "nested state on a kernel without KVM_CAP_NESTED_STATE";
+		BAD(c, kvm_get_nested_state(&nested.h), EOPNOTSUPP);
+		BAD(c, kvm_set_nested_state(&nested.h), EOPNOTSUPP);
+	}
+
+	c = "truncated snapshot";
+	BAD(c, kvm_restore_vcpu(blob, blob_len - 1), ENODATA);
+	BAD(c, kvm_restore_vcpu(blob, 8), ENODATA);
+	BAD(c, kvm_restore_vcpu(blob, 0), ENODATA);
+	BAD(c, kvm_restore_vm(vm, vm_blob, vm_blob_len - 1), ENODATA);
+	BAD(c, kvm_restore_vm(vm, vm_blob, 0), ENODATA);
+	c = "corrupt snapshot";
+	static char bad[1 << 16];
+	for (size_t at = 0; at < blob_len; at += blob_len / 7 + 1) {
+		memcpy(bad, blob, blob_len);
+		bad[at] ^= 0x10;
+		BAD(c, kvm_restore_vcpu(bad, blob_len), at < 8 ? EBADMSG : EBADMSG);
+	}
+	memset(bad, 0x41, 4096);
+	BAD(c, kvm_restore_vcpu(bad, 4096), EBADMSG);
+	BAD(c, kvm_restore_vm(vm, bad, 4096), EBADMSG);
+	memcpy(bad, vm_blob, vm_blob_len);
+	bad[vm_blob_len - 1] ^= 1;
+	BAD(c, kvm_restore_vm(vm, bad, vm_blob_len), EBADMSG);
+	c = "a VM snapshot where a vcpu's is expected, and the reverse";
+	BAD(c, kvm_restore_vcpu(vm_blob, vm_blob_len), EINVAL);
+	BAD(c, kvm_restore_vm(vm, blob, blob_len), EINVAL);
+	OK(kvm_restore_vcpu(blob, blob_len)); /* the real one still fits */
+
+	c = "values the kernel refuses";
+	struct kvm_debugregs dr;
+	OK(kvm_get_debugregs(&dr));
+	dr.flags = 1;
+	BAD(c, kvm_set_debugregs(&dr), EINVAL);
+	dr.flags = 0;
+	dr.dr7 = 1ULL << 40;
+	BAD(c, kvm_set_debugregs(&dr), EINVAL);
+	OK(kvm_get_debugregs(&dr));
+	dr.dr6 = 1ULL << 40;
+	BAD(c, kvm_set_debugregs(&dr), EINVAL);
+	struct kvm_xcrs x;
+	OK(kvm_get_xcrs(&x));
+	x.xcrs[0].value = 0; /* x87 is always on */
+	BAD(c, kvm_set_xcrs(&x), EINVAL);
+	OK(kvm_get_xcrs(&x));
+	x.xcrs[0].value = 1ULL << 63;
+	BAD(c, kvm_set_xcrs(&x), EINVAL);
+	struct kvm_sregs2 s2;
+	OK(kvm_get_sregs2(&s2));
+	s2.flags = 0x80;
+	BAD(c, kvm_set_sregs2(&s2), EINVAL);
+	int khz = OK(kvm_get_tsc_khz());
+	BAD(c, kvm_set_tsc_khz(1), EINVAL);
+	CHECK_EQ(kvm_get_tsc_khz(), khz); /* a refused frequency changes nothing */
+	c = "TSC frequency kvm_get_tsc_khz could not return";
+	BAD(c, kvm_set_tsc_khz(0x80000000u), EINVAL);
+	BAD(c, kvm_set_tsc_khz(UINT_MAX), EINVAL);
+	CHECK_EQ(kvm_get_tsc_khz(), khz);
+	c = "values the kernel refuses";
+	BAD("kvmclock not enabled by the guest", kvm_kvmclock_ctrl(), EINVAL);
+	c = "unknown register id";
+	uint64_t val;
+	struct kvm_one_reg r = { .id = 0x1234, .addr = (uintptr_t)&val };
+	BAD(c, kvm_get_one_reg(&r), EINVAL);
+	BAD(c, kvm_set_one_reg(&r), EINVAL);
+	r.id = ~0ULL;
+	BAD(c, kvm_get_one_reg(&r), EINVAL);
+	c = "unknown capability or flags";
+	struct kvm_enable_cap ec = { .cap = 0x7fffffff };
+	BAD(c, kvm_enable_vcpu_cap(&ec), EINVAL);
+	BAD(c, kvm_enable_cap(vm, &ec), EINVAL);
+	ec.cap = KVM_CAP_X86_DISABLE_EXITS;
+	ec.flags = 1;
+	BAD(c, kvm_enable_cap(vm, &ec), EINVAL);
+	OK(kvm_detach_vcpu());
+
+	struct kvm_clock_data cd;
+	OK(kvm_get_clock(vm, &cd));
+	cd.flags = 0x80;
+	BAD("unknown flags", kvm_set_clock(vm, &cd), EINVAL);
+	c = "no in-kernel irqchip";
+	BAD(c, kvm_get_irqchip(vm, &irqchip), ENXIO);
+	BAD(c, kvm_set_irqchip(vm, &irqchip), ENXIO);
+	BAD(c, kvm_get_pit2(vm, &pit), ENXIO);
+	BAD(c, kvm_set_pit2(vm, &pit), ENXIO);
+	BAD(c, kvm_irq_line_status(vm, &irq_level), ENXIO);
+	BAD(c, kvm_set_gsi_routing(vm, &routing), EINVAL);
+	c = "unknown coalesced zone flags";
+	struct kvm_coalesced_mmio_zone z = zone;
+	z.pio = 5;
+	BAD(c, kvm_register_coalesced_mmio(vm, &z), EINVAL);
+
+	/* Manual dirty-log clearing: slot 6 logs, slot 0 does not. */
+	OK(kvm_set_memory_region(vm, 6, KVM_MEM_LOG_DIRTY_PAGES, 0x300000, 0x100000));
+	struct kvm_clear_dirty_log cl = { .slot = 6, .num_pages = 64, .dirty_bitmap = clear_bits };
+	OK(kvm_clear_dirty_log(vm, &cl));
+	c = "clearing the log of a slot that does not exist or does not log";
+	cl.slot = 9;
+	BAD(c, kvm_clear_dirty_log(vm, &cl), ENOENT);
+	cl.slot = 0;
+	BAD(c, kvm_clear_dirty_log(vm, &cl), ENOENT);
+	cl.slot = UINT_MAX;
+	BAD(c, kvm_clear_dirty_log(vm, &cl), ENOENT);
+	cl.slot = 6;
+	c = "page range not aligned or outside the slot";
+	cl.first_page = 3;
+	BAD(c, kvm_clear_dirty_log(vm, &cl), EINVAL);
+	cl.first_page = 0;
+	cl.num_pages = 1000;
+	BAD(c, kvm_clear_dirty_log(vm, &cl), EINVAL);
+	cl.first_page = 256;
+	cl.num_pages = 64;
+	BAD(c, kvm_clear_dirty_log(vm, &cl), EINVAL);
+	cl.first_page = -64ULL;
+	BAD(c, kvm_clear_dirty_log(vm, &cl), EINVAL);
+	cl.first_page = 0;
+	cl.dirty_bitmap = (void *)8;
+	BAD("wild pointer the kernel dereferences", kvm_clear_dirty_log(vm, &cl), EFAULT);
+	OK(kvm_set_memory_region(vm, 6, 0, 0, 0));
+
+	c = "count above the kernel's limit";
+	struct { struct kvm_msrs h; struct kvm_msr_entry e[1]; } fm = { .h.nmsrs = 100000 };
+	BAD(c, kvm_get_msr_features(&fm.h), E2BIG);
+	BAD("KVM_CREATE_VM through the escape hatch", kvm_system_ioctl(KVM_CREATE_VM, NULL), EINVAL);
+	BAD("wild pointer the kernel dereferences", kvm_system_ioctl(KVM_GET_MSR_INDEX_LIST, (void *)8), EFAULT);
+}
+
 /* The in-kernel irqchip calls, on a VM of their own. */
 static void irqchip_values(void)
 {
@@ -784,10 +1108,37 @@ static void irqchip_values(void)
 	io.len = 8;
 	BAD("ioeventfd range wrapping past 2^64", kvm_ioeventfd(v, &io), EINVAL);
 	close(devnull);
+	c = "unknown interrupt controller";
+	struct kvm_irqchip chip = { .chip_id = 99 };
+	BAD(c, kvm_get_irqchip(v, &chip), EINVAL);
+	BAD(c, kvm_set_irqchip(v, &chip), EINVAL);
+	c = "interrupt line out of range";
+	struct kvm_irq_level lvl = { .irq = 4096, .level = 1 };
+	BAD(c, kvm_irq_line_status(v, &lvl), EINVAL);
+	lvl.irq = UINT_MAX;
+	BAD(c, kvm_irq_line_status(v, &lvl), EINVAL);
+	c = "routing table the kernel refuses";
+	struct { struct kvm_irq_routing h; struct kvm_irq_routing_entry e[1]; } rt = { .h.flags = 1 };
+	BAD(c, kvm_set_gsi_routing(v, &rt.h), EINVAL);
+	rt.h.flags = 0;
+	rt.h.nr = 100000;
+	BAD(c, kvm_set_gsi_routing(v, &rt.h), EINVAL);
+	rt.h.nr = 1;
+	rt.e[0].gsi = 5000;
+	rt.e[0].type = KVM_IRQ_ROUTING_IRQCHIP;
+	BAD(c, kvm_set_gsi_routing(v, &rt.h), EINVAL);
+	rt.e[0].gsi = 3;
+	rt.e[0].type = 77;
+	BAD(c, kvm_set_gsi_routing(v, &rt.h), EINVAL);
 	c = "address the kernel refuses";
 	BAD(c, kvm_set_tss_addr(v, 0xfffff000), EINVAL);
 	BAD(c, kvm_set_tss_addr(v, 1ULL << 40), EINVAL);
 	BAD(c, kvm_set_tss_addr(v, -1ULL), EINVAL);
+	/* A snapshot of this VM does not fit a VM of another shape. */
+	static char other_blob[1 << 12];
+	size_t other_len = sizeof(other_blob);
+	OK(kvm_save_vm(v, other_blob, &other_len));
+	BAD("snapshot of a VM of another shape", kvm_restore_vm(vm, other_blob, other_len), EINVAL);
 	OK(kvm_create_vcpu(v, 0));
 	BAD("created twice", kvm_create_irqchip(v), EEXIST);
 	BAD("identity map after the first vcpu", kvm_set_identity_map_addr(v, 0xfeffc000), EINVAL);
@@ -808,6 +1159,15 @@ int main(void)
 	vcpu_fd = OK(kvm_create_vcpu(vm, 0));
 	kick_values();
 	OK(kvm_get_fpu(&fpu));
+	vm_blob_len = sizeof(vm_blob);
+	OK(kvm_save_vm(vm, vm_blob, &vm_blob_len));
+	OK(kvm_save_vcpu(blob, &blob_len));
+	OK(kvm_get_clock(vm, &clock_data));
+	OK(kvm_get_debugregs(&debugregs));
+	OK(kvm_get_sregs2(&sregs2));
+	OK(kvm_get_xcrs(&xcrs));
+	OK(kvm_get_xsave(xsave, sizeof(xsave_buf)));
+	one_reg.addr = (uintptr_t)&one_reg_value;
 	CHECK(pthread_sigmask(SIG_BLOCK, NULL, &sigmask) == 0);
 	OK(kvm_get_regs(&regs));
 	OK(kvm_get_sregs(&sregs));
@@ -832,6 +1192,7 @@ int main(void)
 	vcpus();
 	vcpu_values();
 	arnds_list_values();
+	qemu_calls_values();
 	irqchip_values();
 
 	/* After kvm_destroy_vm every call on it or its vcpu is EBADF, and the thread that

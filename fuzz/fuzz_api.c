@@ -113,7 +113,9 @@ static long checked(long r, int is_ptr)
 /* Memory slots 0-7, then memory aliases 0-3 (their own namespace). */
 #define MAX_ALIASES 4
 #define N_MODEL (MAX_SLOTS + MAX_ALIASES)
-struct slot { int used; uint64_t gpa, size; uint8_t *host; uint32_t flags; };
+/* `target`: for an alias, the memory slot it points into (slots may share host memory:
+ * the user variant can give two slots the same pages). */
+struct slot { int used; uint64_t gpa, size; uint8_t *host; uint32_t flags; int target; };
 static struct slot model[MAX_VMS][N_MODEL];
 
 static int vm_index(int fd)
@@ -152,25 +154,21 @@ static void model_update(int v, unsigned slot, uint32_t flags, uint64_t gpa, uin
 	if (slot >= MAX_SLOTS)
 		bug("a slot number the fuzzer never uses was accepted");
 	if (size == 0) {
-		for (int a = MAX_SLOTS; a < N_MODEL; a++) {
-			struct slot *m = &model[v][slot], *al = &model[v][a];
-			if (al->used && al->host >= m->host && al->host < m->host + m->size)
+		for (int a = MAX_SLOTS; a < N_MODEL; a++)
+			if (model[v][a].used && model[v][a].target == (int)slot)
 				bug("a slot an alias points into was deleted");
-		}
 		model[v][slot].used = 0;
 		return;
 	}
 	model_no_overlap(v, (int)slot, gpa, size);
 	struct slot *old = &model[v][slot];
-	for (int a = MAX_SLOTS; a < N_MODEL && old->used && old->gpa != gpa; a++) {
-		struct slot *al = &model[v][a];
-		if (al->used && al->host >= old->host && al->host < old->host + old->size)
+	for (int a = MAX_SLOTS; a < N_MODEL && old->used && old->gpa != gpa; a++)
+		if (model[v][a].used && model[v][a].target == (int)slot)
 			bug("a slot an alias points into was moved");
-	}
 	uint8_t *host = CP(kvm_guest_memory(vms[v], gpa, size));
 	if (!host)
 		bug("a slot just made has no host memory");
-	model[v][slot] = (struct slot){ 1, gpa, size, host, flags };
+	model[v][slot] = (struct slot){ 1, gpa, size, host, flags, -1 };
 }
 
 /* After a successful kvm_set_memory_alias. */
@@ -190,7 +188,7 @@ static void model_alias(int v, const struct kvm_memory_alias *a)
 		if (m->used && m->gpa <= a->target_phys_addr &&
 		    a->target_phys_addr + a->memory_size <= m->gpa + m->size) {
 			*al = (struct slot){ 1, a->guest_phys_addr, a->memory_size,
-					     m->host + (a->target_phys_addr - m->gpa), m->flags };
+					     m->host + (a->target_phys_addr - m->gpa), m->flags, s };
 			return;
 		}
 	}
@@ -697,6 +695,209 @@ static void op_cpu(void)
 	}
 }
 
+/* ---- snapshots: hostile blobs, with the checksum recomputed so that mutations reach
+ * the section parser ------------------------------------------------------------------ */
+
+static uint8_t snap[1 << 17];
+
+static uint32_t crc32_ieee(uint32_t crc, const uint8_t *p, size_t n)
+{
+	crc = ~crc;
+	while (n--) {
+		crc ^= *p++;
+		for (int k = 0; k < 8; k++)
+			crc = (crc >> 1) ^ (0xedb88320u & -(crc & 1));
+	}
+	return ~crc;
+}
+
+/* The blob's CRC-32 covers bytes 0..24 and 28..end (src/snapshot.rs). */
+static void fix_crc(uint8_t *b, size_t len)
+{
+	if (len < 32)
+		return;
+	uint32_t c = crc32_ieee(crc32_ieee(0, b, 24), b + 28, len - 28);
+	memcpy(b + 24, &c, 4);
+}
+
+static size_t mutate(uint8_t *b, size_t len)
+{
+	for (int k = u8() % 6; k > 0 && len; k--) {
+		uint8_t how = u8();
+		size_t at = u16() % len;
+		if (how < 128)
+			b[at] = u8();
+		else if (how < 192 && at + 4 <= len) {
+			uint32_t v = u8() < 128 ? u32() : (uint32_t)-(int)(u8() % 16);
+			memcpy(b + at, &v, 4);   /* a length or count field, maybe */
+		} else if (how < 224)
+			len = at;                /* truncated */
+		else if (len + 64 < sizeof(snap))
+			len += u8() % 64;        /* trailing bytes */
+	}
+	if (u8() < 192)
+		fix_crc(b, len);
+	return len;
+}
+
+static void op_snapshot(void)
+{
+	size_t len = sizeof(snap);
+	struct kvm_regs r0, r1;
+	struct kvm_sregs s0, s1;
+	if (u8() & 1) {
+		if (C(kvm_save_vcpu(u8() < 8 ? NULL : snap, &len)) != 0)
+			return;
+		if (len > sizeof(snap))
+			bug("kvm_save_vcpu says it wrote more than the room");
+		len = mutate(snap, len);
+		int have = kvm_get_regs(&r0) == 0 && kvm_get_sregs(&s0) == 0;
+		if (C(kvm_restore_vcpu(snap, len)) != 0 && have &&
+		    (kvm_get_regs(&r1) != 0 || kvm_get_sregs(&s1) != 0 ||
+		     memcmp(&r0, &r1, sizeof(r0)) || memcmp(&s0, &s1, sizeof(s0))))
+			bug("a refused vcpu snapshot changed the vcpu");
+	} else {
+		int fd = pick_fd(1);
+		if (C(kvm_save_vm(fd, u8() < 8 ? NULL : snap, &len)) != 0)
+			return;
+		if (len > sizeof(snap))
+			bug("kvm_save_vm says it wrote more than the room");
+		len = mutate(snap, len);
+		C(kvm_restore_vm(u8() < 224 ? fd : pick_fd(1), snap, len));
+	}
+}
+
+/* Issue 9's state calls with random contents. */
+static void op_state(void)
+{
+	int fd = pick_fd(1);
+	struct kvm_debugregs dr;
+	struct kvm_xcrs xcrs;
+	struct kvm_sregs2 s2;
+	struct kvm_irqchip chip;
+	struct kvm_pit_state2 pit;
+	struct kvm_clock_data clock;
+	struct kvm_irq_level lvl;
+	struct kvm_coalesced_mmio entry;
+	struct kvm_coalesced_mmio_zone zone;
+	struct kvm_enable_cap cap;
+	struct kvm_clear_dirty_log cl;
+	uint64_t val;
+	struct kvm_one_reg one;
+	switch (u8() % 16) {
+	case 0:
+		if (C(kvm_get_debugregs(&dr)) == 0) {
+			((uint8_t *)&dr)[u8() % sizeof(dr)] = u8();
+			C(kvm_set_debugregs(&dr));
+		}
+		break;
+	case 1:
+		if (C(kvm_get_xcrs(&xcrs)) == 0) {
+			xcrs.xcrs[0].value = u8() < 128 ? (u8() & 7) : u64();
+			if (u8() < 16)
+				xcrs.nr_xcrs = u32();
+			C(kvm_set_xcrs(&xcrs));
+		}
+		break;
+	case 2:
+		if (C(kvm_get_sregs2(&s2)) == 0) {
+			((uint8_t *)&s2)[u16() % sizeof(s2)] = u8();
+			C(kvm_set_sregs2(&s2));
+		}
+		break;
+	case 3: {
+		int size = C(kvm_get_xsave_size());
+		size_t room = u8() < 32 ? u16() : size > 0 ? (size_t)size : 4096;
+		if (room > sizeof(buf))
+			room = sizeof(buf);
+		if (C(kvm_get_xsave((struct kvm_xsave *)buf, room)) > 0) {
+			buf[u16() % room] = u8();
+			C(kvm_set_xsave((struct kvm_xsave *)buf, room));
+		}
+		break;
+	}
+	case 4:
+		one.id = u8() < 128 ? 0x2030000200000000ULL | (u8() < 128 ? 0x10 : u32()) : u64();
+		one.addr = (uintptr_t)&val;
+		val = u64();
+		C(u8() & 1 ? kvm_get_one_reg(&one) : kvm_set_one_reg(&one));
+		break;
+	case 5: C(u8() & 1 ? kvm_get_tsc_khz() : kvm_set_tsc_khz(u8() < 128 ? 0 : u32())); break;
+	case 6:
+		memset(&chip, 0, sizeof(chip));
+		chip.chip_id = u8() % 4;
+		if (C(kvm_get_irqchip(fd, &chip)) == 0) {
+			((uint8_t *)&chip.chip)[u16() % sizeof(chip.chip)] = u8();
+			C(kvm_set_irqchip(fd, &chip));
+		}
+		break;
+	case 7:
+		if (C(kvm_get_pit2(fd, &pit)) == 0) {
+			((uint8_t *)&pit)[u8() % sizeof(pit)] = u8();
+			C(kvm_set_pit2(fd, &pit));
+		}
+		break;
+	case 8:
+		if (C(kvm_get_clock(fd, &clock)) == 0) {
+			clock.clock = u64();
+			clock.flags = u8() < 200 ? 0 : u32();
+			C(kvm_set_clock(fd, &clock));
+		}
+		break;
+	case 9:
+		lvl.irq = u8() < 200 ? u8() % 24 : u32();
+		lvl.level = u8() & 1;
+		C(kvm_irq_line_status(fd, &lvl));
+		break;
+	case 10: {
+		/* A routing table of a few entries (room for 64 in buf). */
+		struct kvm_irq_routing *rt = (struct kvm_irq_routing *)buf;
+		memset(buf, 0, 8 + 64 * sizeof(struct kvm_irq_routing_entry));
+		rt->nr = u8() < 240 ? u8() % 8 : u32() % 64;
+		rt->flags = u8() < 240 ? 0 : u32();
+		for (uint32_t k = 0; k < rt->nr && k < 64; k++) {
+			rt->entries[k].gsi = u8() < 200 ? u8() % 24 : u32();
+			rt->entries[k].type = u8() % 4;
+			rt->entries[k].u.irqchip.irqchip = u8() % 4;
+			rt->entries[k].u.irqchip.pin = u8() % 32;
+		}
+		C(kvm_set_gsi_routing(fd, rt));
+		break;
+	}
+	case 11:
+		memset(&zone, 0, sizeof(zone));
+		zone.addr = u8() < 128 ? 0x20000 + (uint64_t)(u8() % 16) * 0x1000 : pick64();
+		zone.size = u8() < 128 ? 0x1000 : u32();
+		zone.pio = u8() < 224 ? 0 : u8() & 1 ? 1 : u32();
+		C(u8() & 1 ? kvm_register_coalesced_mmio(fd, &zone) : kvm_unregister_coalesced_mmio(fd, &zone));
+		break;
+	case 12:
+		/* Drain the ring; entries the guest wrote are at most 8 bytes. */
+		for (int k = 0; k < 64 && C(kvm_coalesced_mmio_next(fd, &entry)) == 1; k++)
+			if (entry.len > sizeof(entry.data))
+				bug("a coalesced MMIO entry longer than its data");
+		break;
+	case 13:
+		memset(&cap, 0, sizeof(cap));
+		cap.cap = u8();
+		cap.args[0] = u8() < 128 ? u8() : u64();
+		if (u8() < 16)
+			cap.flags = u32();
+		C(u8() & 1 ? kvm_enable_cap(fd, &cap) : kvm_enable_vcpu_cap(&cap));
+		break;
+	case 14:
+		memset(&cl, 0, sizeof(cl));
+		cl.slot = u8() < 240 ? u8() % MAX_SLOTS : u32();
+		cl.first_page = u8() < 200 ? (uint64_t)(u8() % 4) * 64 : pick64();
+		cl.num_pages = u8() < 200 ? 64 : u32();
+		memset(buf, 0xff, 512);
+		cl.dirty_bitmap = buf;
+		C(kvm_clear_dirty_log(fd, &cl));
+		break;
+	case 15: C(kvm_kvmclock_ctrl()); break;
+	}
+}
+
 static void *other_thread(void *arg)
 {
 	(void)arg;
@@ -795,7 +996,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			vcpu_fds[n_vcpus++] = fd;
 	}
 	for (int calls = 0; calls < MAX_CALLS && more(); calls++) {
-		switch (u8() % 20) {
+		switch (u8() % 23) {
 		case 0: op_create_vm(); break;
 		case 1: op_destroy_vm(); break;
 		case 2: case 3: op_set_memory_region(0); break;
@@ -809,6 +1010,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		case 14: case 15: op_alias(); break;
 		case 16: op_dirty_log(); break;
 		case 17: case 18: op_cpu(); break;
+		case 19: case 20: op_snapshot(); break;
+		case 21: op_state(); break;
 		default: op_misc(); break;
 		}
 	}

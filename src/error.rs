@@ -23,8 +23,13 @@ impl Errno {
 }
 
 impl From<kvm_ioctls::Error> for Errno {
+    /// A failure always carries a positive errno: a kvm-ioctls error that does not (as its
+    /// get_tsc_khz once produced, errno -1) becomes EIO rather than reaching C as errno <= 0.
     fn from(e: kvm_ioctls::Error) -> Errno {
-        Errno(e.errno())
+        match e.errno() {
+            n if n > 0 => Errno(n),
+            _ => Errno(libc::EIO),
+        }
     }
 }
 
@@ -130,6 +135,16 @@ mod tests {
         let p: *mut u8 = c_ptr(|| panic!("internal bug"));
         assert!(p.is_null());
         assert_eq!(Errno::last(), Errno(EPANIC));
+    }
+
+    #[test]
+    fn a_kvm_ioctls_error_without_a_positive_errno_is_eio() {
+        assert_eq!(
+            Errno::from(kvm_ioctls::Error::new(libc::EBADF)),
+            Errno(libc::EBADF)
+        );
+        assert_eq!(Errno::from(kvm_ioctls::Error::new(-1)), Errno(libc::EIO));
+        assert_eq!(Errno::from(kvm_ioctls::Error::new(0)), Errno(libc::EIO));
     }
 
     #[test]
