@@ -234,7 +234,7 @@ check: deps tools all tests check-cargo fuzz-build
 # strace (no_syscalls.c) is not run under valgrind: the program it traces must be the
 # plain one, whose system calls it counts.
 VALGRIND_FLAGS := --quiet --error-exitcode=99 --leak-check=full --show-leak-kinds=definite \
-	--errors-for-leak-kinds=definite --trace-children=yes --trace-children-skip='*/strace' \
+	--errors-for-leak-kinds=definite --trace-children=yes --trace-children-skip=*/strace \
 	--suppressions=$(CURDIR)/c-tests/valgrind.supp
 
 check-valgrind: deps-valgrind all tests
