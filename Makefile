@@ -33,8 +33,12 @@ CBINDGEN_VERSION := 0.29.4
 TOOLS := $(CURDIR)/.tools
 CBINDGEN := $(shell v=$$(cbindgen --version 2>/dev/null); [ "$$v" = "cbindgen $(CBINDGEN_VERSION)" ] && command -v cbindgen || echo $(TOOLS)/bin/cbindgen)
 
-# Debian packages the tests need beyond the Rust toolchain and gcc.
+# Debian packages the tests need beyond the Rust toolchain and gcc; the sanitizer and
+# fuzzing targets need more (clang's libFuzzer runtime is libclang-rt-14-dev; make check
+# runs the fuzzer briefly, so it needs them too).
 APT_PACKAGES := pkg-config g++ binutils abigail-tools gcc-multilib groff-base man-db strace
+VALGRIND_PACKAGES := valgrind
+FUZZ_PACKAGES := clang libclang-rt-14-dev
 
 MAN1 := $(wildcard man/man1/*.1)
 MAN3 := $(wildcard man/man3/*.3)
@@ -45,7 +49,8 @@ TEST_BINS := $(patsubst c-tests/%.c,$(B)/c-tests/%,$(TEST_SRCS))
 TEST_SCRIPTS := $(wildcard c-tests/*.sh)
 GUEST_OBJS := $(patsubst c-tests/guests/%.S,$(B)/c-tests/guests/%.o,$(wildcard c-tests/guests/*.S))
 
-.PHONY: all cargo-build header check check-cargo tests install uninstall demo clean deps tools abi-baseline bench
+.PHONY: all cargo-build header check check-cargo tests install uninstall demo clean deps tools \
+	abi-baseline check-valgrind check-asan fuzz fuzz-build fuzz-rust deps-valgrind deps-fuzz bench
 
 all: $(SO) $(B)/$(SONAME) $(B)/libkvm.so $(B)/libkvm.a $(B)/libkvm.pc $(B)/kvmrun
 
@@ -158,14 +163,24 @@ $(TOOLS)/bin/cbindgen:
 	$(CARGO) install --locked --quiet --root $(TOOLS) cbindgen@$(CBINDGEN_VERSION)
 
 # Installs missing Debian packages when run as root, else names the command to run.
-deps:
-	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+define apt_install
+	@missing=""; for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    echo "installing:$$missing"; \
 	    (apt-get install -y -q $$missing || (apt-get update -q && apt-get install -y -q $$missing)) >/dev/null; \
 	  else echo "missing packages; run: sudo apt-get install$$missing" >&2; exit 1; fi; \
 	fi
+endef
+
+deps:
+	$(call apt_install,$(APT_PACKAGES))
+
+deps-valgrind:
+	$(call apt_install,$(VALGRIND_PACKAGES))
+
+deps-fuzz:
+	$(call apt_install,$(FUZZ_PACKAGES))
 
 # ---- header -------------------------------------------------------------------------
 
@@ -207,9 +222,77 @@ check-cargo:
 	$(CARGO) test --release --locked --quiet
 
 # Everything `make check` runs ends in one summary line from the runner.
-check: deps tools all tests check-cargo
+check: deps tools all tests check-cargo fuzz-build
 	@MAKE="$(MAKE)" CBINDGEN="$(CBINDGEN)" CC="$(CC)" CXX="$(CXX)" \
 	  c-tests/run-tests $(TEST_BINS) $(TEST_SCRIPTS)
+
+# ---- sanitizers ---------------------------------------------------------------------
+
+# Every C test under valgrind's memcheck: any error, or any byte definitely lost, fails
+# the test. ("Possibly lost" is not an error: Rust's hash tables keep interior pointers
+# to their allocations.) c-tests/valgrind.supp says why each suppression is sound.
+# strace (no_syscalls.c) is not run under valgrind: the program it traces must be the
+# plain one, whose system calls it counts.
+VALGRIND_FLAGS := --quiet --error-exitcode=99 --leak-check=full --show-leak-kinds=definite \
+	--errors-for-leak-kinds=definite --trace-children=yes --trace-children-skip=*/strace \
+	--suppressions=$(CURDIR)/c-tests/valgrind.supp
+
+check-valgrind: deps-valgrind all tests
+	@mkdir -p $(B)/valgrind
+	@LIBKVM_TEST_INSTRUMENTED=valgrind TEST_LOGS=$(B)/valgrind \
+	  TEST_WRAPPER="valgrind $(VALGRIND_FLAGS)" c-tests/run-tests $(TEST_BINS)
+
+# The C tests built with AddressSanitizer (and LeakSanitizer, which also sees the
+# library's allocations: Rust allocates through malloc). The library itself is not
+# instrumented: -Zsanitizer=address needs a nightly compiler.
+ASAN_FLAGS := -fsanitize=address -fno-omit-frame-pointer
+ASAN_BINS := $(patsubst c-tests/%.c,$(B)/asan/c-tests/%,$(TEST_SRCS))
+
+$(B)/asan/c-tests/harness.o: c-tests/harness.c c-tests/harness.h include/libkvm.h
+	@mkdir -p $(dir $@)
+	$(CC) $(TEST_CFLAGS) $(ASAN_FLAGS) -c -o $@ $<
+
+$(B)/asan/c-tests/%: c-tests/%.c $(B)/asan/c-tests/harness.o $(B)/c-tests/libguests.a c-tests/harness.h include/libkvm.h $(SO)
+	@mkdir -p $(dir $@)
+	$(CC) $(TEST_CFLAGS) $(ASAN_FLAGS) -o $@ $< $(B)/asan/c-tests/harness.o $(B)/c-tests/libguests.a $(TEST_LDFLAGS)
+
+check-asan: all $(ASAN_BINS)
+	@LIBKVM_TEST_INSTRUMENTED=asan TEST_LOGS=$(B)/asan \
+	  ASAN_OPTIONS=detect_leaks=1:exitcode=99 \
+	  LSAN_OPTIONS=suppressions=$(CURDIR)/c-tests/lsan.supp:print_suppressions=0 \
+	  c-tests/run-tests $(ASAN_BINS)
+
+# ---- fuzzing ------------------------------------------------------------------------
+
+# fuzz/fuzz_api.c under libFuzzer (clang -fsanitize=fuzzer,address), linked with libkvm
+# built as a staticlib with SanitizerCoverage (stable rustc: -Cpasses=sancov-module), so
+# that libFuzzer's coverage (cov/ft) counts libkvm's own branches. --target keeps the
+# instrumentation off build scripts. `make fuzz` runs it FUZZ_SECONDS; `make check` runs
+# it briefly (c-tests/fuzz.sh). The corpus grows in build/fuzz/corpus.
+FUZZ_SECONDS ?= 60
+FUZZ_CC ?= clang
+FUZZ_TARGET := x86_64-unknown-linux-gnu
+FUZZ_RUST_A := target/fuzz/$(FUZZ_TARGET)/release/libkvm.a
+FUZZ_BIN := $(B)/fuzz/fuzz_api
+FUZZ_FLAGS := -timeout=10 -max_len=1024 -print_final_stats=1
+SANCOV_RUSTFLAGS := -Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=3 \
+	-Cllvm-args=-sanitizer-coverage-inline-8bit-counters \
+	-Cllvm-args=-sanitizer-coverage-pc-table -Cllvm-args=-sanitizer-coverage-trace-compares
+
+fuzz-rust:
+	CARGO_TARGET_DIR=target/fuzz RUSTFLAGS="$(SANCOV_RUSTFLAGS)" CARGO_PROFILE_RELEASE_LTO=false \
+	  $(CARGO) build --release --locked --lib --target $(FUZZ_TARGET)
+
+$(FUZZ_RUST_A): fuzz-rust
+
+$(FUZZ_BIN): fuzz/fuzz_api.c include/libkvm.h $(FUZZ_RUST_A)
+	@mkdir -p $(dir $@)/corpus
+	$(FUZZ_CC) -g -O1 -fsanitize=fuzzer,address -Iinclude -o $@ $< $(FUZZ_RUST_A) $(LIBS_PRIVATE)
+
+fuzz-build: deps-fuzz $(FUZZ_BIN)
+
+fuzz: fuzz-build
+	$(FUZZ_BIN) $(FUZZ_FLAGS) -max_total_time=$(FUZZ_SECONDS) $(B)/fuzz/corpus
 
 # ---- benchmarks (BENCHMARKS.md) -----------------------------------------------------
 

@@ -13,7 +13,9 @@ static void *vcpu_thread(void *arg)
 {
 	unsigned id = (unsigned)(uintptr_t)arg;
 	int fd = OK(kvm_create_vcpu(vm, id));
-	setup_user_long_mode(vm, 0x10000, 0x4000);
+	/* Page tables of its own: another thread's setup must not rewrite the tables
+	 * this vcpu is running on. */
+	setup_user_long_mode(vm, 0x10000 + 0x3000 * id, 0x4000);
 	struct kvm_regs r;
 	OK(kvm_get_regs(&r));
 	r.rdi = 0x3000 + 8 * id;

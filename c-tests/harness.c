@@ -3,7 +3,22 @@
 #include "harness.h"
 #include <dirent.h>
 #include <fcntl.h>
+#include <signal.h>
+#include <time.h>
 #include <unistd.h>
+
+/* on_exit handler: a test that passes must leave no KVM fd or mapping behind. */
+static void leak_check_at_exit(int status, void *arg)
+{
+	(void)arg;
+	if (status != 0)
+		return;
+	int fds = count_kvm_fds(), maps = count_kvm_mappings();
+	if (fds || maps) {
+		fprintf(stderr, "leak: %d KVM fds and %d KVM mappings remain at exit\n", fds, maps);
+		_exit(1);
+	}
+}
 
 void require_kvm(void)
 {
@@ -11,6 +26,9 @@ void require_kvm(void)
 		fprintf(stderr, "SKIP: /dev/kvm is not usable here: %s\n", strerror(errno));
 		exit(SKIP);
 	}
+	static int armed;
+	if (!armed++)
+		on_exit(leak_check_at_exit, NULL);
 }
 
 int vm_with_memory(uint64_t size)
@@ -214,6 +232,41 @@ uint32_t run_until_out(uint16_t port)
 	return v;
 }
 
+static void on_alarm(int sig)
+{
+	(void)sig;
+}
+
+static __thread timer_t watchdog;
+static __thread int watchdog_armed;
+
+void watchdog_start(int ms)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_alarm;
+	CHECK(sigaction(SIGALRM, &sa, NULL) == 0);
+	struct sigevent ev;
+	memset(&ev, 0, sizeof(ev));
+	ev.sigev_notify = SIGEV_THREAD_ID;
+	ev.sigev_signo = SIGALRM;
+	ev._sigev_un._tid = gettid();
+	CHECK(timer_create(CLOCK_MONOTONIC, &ev, &watchdog) == 0);
+	struct itimerspec it = {
+		.it_value = { ms / 1000, (ms % 1000) * 1000000L },
+		.it_interval = { ms / 1000, (ms % 1000) * 1000000L },
+	};
+	CHECK(timer_settime(watchdog, 0, &it, NULL) == 0);
+	watchdog_armed = 1;
+}
+
+void watchdog_stop(void)
+{
+	if (watchdog_armed)
+		CHECK(timer_delete(watchdog) == 0);
+	watchdog_armed = 0;
+}
+
 static int count_fd_links(const char *prefix)
 {
 	DIR *d = opendir("/proc/self/fd");
@@ -273,4 +326,43 @@ int is_mapped(const void *addr)
 	}
 	fclose(f);
 	return found;
+}
+
+void check_no_kvm_leaks(const char *where)
+{
+	int fds = count_kvm_fds(), maps = count_kvm_mappings();
+	if (fds || maps)
+		FAIL("%s: %d KVM fds and %d KVM mappings remain", where, fds, maps);
+}
+
+long proc_status_kb(const char *field)
+{
+	FILE *f = fopen("/proc/self/status", "r");
+	CHECK(f != NULL);
+	char line[256];
+	long v = -1;
+	size_t n = strlen(field);
+	while (fgets(line, sizeof(line), f))
+		if (strncmp(line, field, n) == 0 && line[n] == ':')
+			v = strtol(line + n + 1, NULL, 10);
+	fclose(f);
+	if (v < 0)
+		FAIL("no %s in /proc/self/status", field);
+	return v;
+}
+
+int count_mappings(void)
+{
+	FILE *f = fopen("/proc/self/maps", "r");
+	CHECK(f != NULL);
+	int n = 0, c, last = '\n';
+	while ((c = fgetc(f)) != EOF) {
+		if (c == '\n')
+			n++;
+		last = c;
+	}
+	if (last != '\n')
+		n++;
+	fclose(f);
+	return n;
 }

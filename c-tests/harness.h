@@ -35,7 +35,9 @@
 	if (r_ == -1) { FAIL("%s failed: errno %d (%s)", #call, errno, strerror(errno)); } \
 	r_; })
 
-/* Exits 77 (skip) when /dev/kvm is missing; every KVM test calls it first. */
+/* Exits 77 (skip) when /dev/kvm is missing; every KVM test calls it first. It also
+ * arranges that a test which exits 0 fails instead if a KVM fd or mapping is left
+ * (see check_no_kvm_leaks). */
 void require_kvm(void);
 
 /* A guest blob from c-tests/guests/ (see guest.h). */
@@ -73,11 +75,26 @@ uint32_t run_until_out(uint16_t port);
 
 const char *exit_name(int reason);
 
+/* A SIGALRM at the calling thread every `ms` milliseconds (its handler does nothing and
+ * is installed without SA_RESTART), so that kvm_run() of a guest that never exits
+ * returns -1/EINTR; watchdog_stop() ends it. Periodic, so a signal that lands just
+ * before KVM_RUN is followed by one that lands inside it. */
+void watchdog_start(int ms);
+void watchdog_stop(void);
+
 /* Leak checks: counts of this process's KVM fds and KVM run-area mappings, and whether
  * an address is mapped at all. */
 int count_kvm_fds(void);
 int count_kvm_mappings(void);
 int is_mapped(const void *addr);
 int count_fds(void);
+/* Fails the test if any KVM fd (VM or vcpu) or KVM mapping (run area) of this process
+ * remains. Every test that exits 0 is checked like this at exit; `where` names the
+ * scenario in the message. */
+void check_no_kvm_leaks(const char *where);
+/* A field of /proc/self/status in kB (VmRSS, VmSize, ...). */
+long proc_status_kb(const char *field);
+/* Number of mappings in /proc/self/maps. */
+int count_mappings(void);
 
 #endif

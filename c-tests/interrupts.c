@@ -69,6 +69,7 @@ static void without_irqchip(void)
 	CHECK_ERR(kvm_set_identity_map_addr(plain, 0xfeffc000), EINVAL); /* a vcpu exists */
 	CHECK_ERR(kvm_create_irqchip(plain), EINVAL);
 	struct kvm_lapic_state ls;
+	memset(&ls, 0, sizeof(ls));
 	CHECK_ERR(kvm_get_lapic(&ls), EINVAL);
 	CHECK_ERR(kvm_set_lapic(&ls), EINVAL);
 	struct kvm_mp_state mp;

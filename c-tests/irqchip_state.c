@@ -153,6 +153,7 @@ static void pit(void)
 	int vm = vm_with_memory(0x10000);
 	OK(kvm_create_irqchip(vm));
 	struct kvm_pit_state2 p;
+	memset(&p, 0, sizeof(p)); /* passed to kvm_set_pit2 below before any get fills it */
 	CHECK_ERR(kvm_get_pit2(vm, &p), ENXIO);
 	CHECK_ERR(kvm_set_pit2(vm, &p), ENXIO);
 	OK(kvm_create_pit2(vm, 0));

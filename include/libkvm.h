@@ -563,7 +563,8 @@ int kvm_set_pit2(int vm, const struct kvm_pit_state2 *pit);
  return `line->status` (the same union member as `irq`) is positive when the interrupt
  was delivered (the number of vcpus it reached), 0 when it was coalesced with one still
  pending, negative when it was masked or ignored. Errors: EBADF (not a VM), EFAULT
- (`line` NULL), ENXIO (no in-kernel irqchip).
+ (`line` NULL), ENXIO (no in-kernel irqchip), EINVAL (`line->irq` at or above the number
+ of routable GSIs, 4096).
  */
 int kvm_irq_line_status(int vm, struct kvm_irq_level *line);
 
@@ -572,8 +573,8 @@ int kvm_irq_line_status(int vm, struct kvm_irq_level *line);
  header): each entry routes a GSI to an irqchip pin, an MSI message, or another kind the
  kernel knows. kvm_irq_line(), kvm_irqfd() and kvm_signal_msi() use the table. Errors:
  EBADF (not a VM), EFAULT (`routing` NULL or its entries unreadable), EINVAL (nonzero
- flags, too many entries, a GSI out of range or an entry the kernel refuses), ENXIO
- (no in-kernel irqchip).
+ flags, too many entries, a GSI out of range, an entry the kernel refuses, or no
+ in-kernel irqchip).
  */
 int kvm_set_gsi_routing(int vm, const struct kvm_irq_routing *routing);
 
@@ -752,7 +753,8 @@ int kvm_set_nested_state(const struct kvm_nested_state *state);
 
 /*
  Returns the TSC frequency of the calling thread's vcpu in kHz. Errors: ESRCH (no
- vcpu), EIO (the host TSC frequency is unknown).
+ vcpu), EIO (the host TSC frequency is unknown), EOVERFLOW (another program set a
+ frequency above INT_MAX through the vcpu's fd).
  */
 int kvm_get_tsc_khz(void);
 
@@ -760,7 +762,8 @@ int kvm_get_tsc_khz(void);
  Sets the TSC frequency the calling thread's vcpu's guest sees to `khz` (0: the host's).
  Without KVM_CAP_TSC_CONTROL the kernel accepts only the host frequency (within 250
  ppm) or a higher one, which it emulates by catching up. Errors: ESRCH (no vcpu),
- EPERM or EINVAL (a frequency the kernel cannot give the guest).
+ EPERM or EINVAL (a frequency the kernel cannot give the guest), EINVAL (`khz` above
+ INT_MAX, which kvm_get_tsc_khz() could not return).
  */
 int kvm_set_tsc_khz(uint32_t khz);
 

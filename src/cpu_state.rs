@@ -16,6 +16,15 @@ use std::os::unix::io::AsRawFd;
 use std::ptr::{addr_of, addr_of_mut};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
 
+/// KVM_SET_GUEST_DEBUG control bits on x86.
+const GUESTDBG_KNOWN: u32 = kvm_bindings::KVM_GUESTDBG_ENABLE
+    | kvm_bindings::KVM_GUESTDBG_SINGLESTEP
+    | kvm_bindings::KVM_GUESTDBG_USE_SW_BP
+    | kvm_bindings::KVM_GUESTDBG_USE_HW_BP
+    | kvm_bindings::KVM_GUESTDBG_INJECT_DB
+    | kvm_bindings::KVM_GUESTDBG_INJECT_BP
+    | kvm_bindings::KVM_GUESTDBG_BLOCKIRQ;
+
 impl Vcpu {
     /// KVM_GET_MSRS on the caller's `struct kvm_msrs`: returns how many MSRs were read
     /// (the first that KVM does not know stops it).
@@ -85,6 +94,17 @@ impl Vcpu {
 
     /// KVM_SET_GUEST_DEBUG (the 2007 KVM_DEBUG_GUEST).
     pub fn set_guest_debug(&self, dbg: &kvm_guest_debug) -> Result<()> {
+        // The kernel takes control bits it does not know without complaint (checked on
+        // 6.18): libkvm refuses them, as kvm_debug_guest(3) says. The known ones are those
+        // of <asm/kvm.h>, less any the kernel says (KVM_CAP_SET_GUEST_DEBUG2) it lacks.
+        let supported =
+            crate::system::check_extension(kvm_bindings::KVM_CAP_SET_GUEST_DEBUG2 as libc::c_long)
+                .ok()
+                .filter(|&m| m > 0)
+                .map_or(GUESTDBG_KNOWN, |m| GUESTDBG_KNOWN & m as u32);
+        if dbg.control & !supported != 0 {
+            return Err(Errno(libc::EINVAL));
+        }
         self.writing(|fd| fd.set_guest_debug(dbg).map_err(Errno::from))
     }
 

@@ -2,7 +2,7 @@
 //! every C entry point.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::Once;
+use std::sync::{Once, OnceLock};
 
 /// An errno value. The core returns `Result<T, Errno>`; the C layer stores it in `errno`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -23,8 +23,13 @@ impl Errno {
 }
 
 impl From<kvm_ioctls::Error> for Errno {
+    /// A failure always carries a positive errno: a kvm-ioctls error that does not (as its
+    /// get_tsc_khz once produced, errno -1) becomes EIO rather than reaching C as errno <= 0.
     fn from(e: kvm_ioctls::Error) -> Errno {
-        Errno(e.errno())
+        match e.errno() {
+            n if n > 0 => Errno(n),
+            _ => Errno(libc::EIO),
+        }
     }
 }
 
@@ -89,6 +94,23 @@ pub fn c_ptr<T>(f: impl FnOnce() -> Result<*mut T>) -> *mut T {
     }
 }
 
+/// Test-only fault injection: with `LIBKVM_TEST_PANIC=<fd>` in the environment (read
+/// once, at the first lookup of a VM), every successful lookup of VM `<fd>` panics while
+/// the registry lock is held. The tests use it to prove that an internal panic comes out of
+/// every kind of entry point as `ENOTRECOVERABLE`, releases the locks it held, and
+/// leaves the library working. Not exported; without the variable it costs one load.
+pub(crate) fn test_panic_point(fd: libc::c_int) {
+    static ARMED: OnceLock<Option<libc::c_int>> = OnceLock::new();
+    let armed = ARMED.get_or_init(|| {
+        std::env::var("LIBKVM_TEST_PANIC")
+            .ok()
+            .and_then(|v| v.parse().ok())
+    });
+    if *armed == Some(fd) {
+        panic!("LIBKVM_TEST_PANIC: injected panic in the lookup of VM {fd}");
+    }
+}
+
 /// Converts a count or fd the kernel returned as `usize`/`u32`/`i64` into the `int` the C
 /// ABI returns, refusing values that do not fit.
 pub fn to_c_int<T: TryInto<libc::c_int>>(v: T) -> Result<libc::c_int> {
@@ -113,6 +135,16 @@ mod tests {
         let p: *mut u8 = c_ptr(|| panic!("internal bug"));
         assert!(p.is_null());
         assert_eq!(Errno::last(), Errno(EPANIC));
+    }
+
+    #[test]
+    fn a_kvm_ioctls_error_without_a_positive_errno_is_eio() {
+        assert_eq!(
+            Errno::from(kvm_ioctls::Error::new(libc::EBADF)),
+            Errno(libc::EBADF)
+        );
+        assert_eq!(Errno::from(kvm_ioctls::Error::new(-1)), Errno(libc::EIO));
+        assert_eq!(Errno::from(kvm_ioctls::Error::new(0)), Errno(libc::EIO));
     }
 
     #[test]

@@ -14,6 +14,7 @@
 pub mod capi;
 mod cpu_state;
 mod error;
+mod fork;
 mod ioctl;
 mod kick;
 mod memory;

@@ -27,7 +27,7 @@ unsafe impl Sync for Mapping {}
 
 impl Mapping {
     /// Maps `len` bytes of zeroed anonymous memory (MAP_NORESERVE: pages are only
-    /// committed when touched, as guest RAM should be).
+    /// committed when touched, as guest RAM should be), not inherited by fork().
     pub fn new(len: u64) -> Result<Mapping> {
         let len = usize::try_from(len).map_err(|_| Errno(libc::ENOMEM))?;
         // SAFETY: a fresh anonymous mapping touches no existing memory.
@@ -42,9 +42,16 @@ impl Mapping {
             )
         };
         if p == libc::MAP_FAILED {
-            return Err(Errno::last());
+            // Whatever mmap says (ENOMEM, or EINVAL for a length no address space can
+            // hold), for the caller it is memory that could not be had: ENOMEM.
+            return Err(Errno(libc::ENOMEM));
         }
-        Ok(Mapping { ptr: p.cast(), len })
+        let m = Mapping { ptr: p.cast(), len };
+        // Guest RAM is not inherited by fork() children (see `fork`). On failure `m` is
+        // dropped, unmapping it.
+        // SAFETY: advising our own fresh mapping.
+        crate::error::check(unsafe { libc::madvise(p, len, libc::MADV_DONTFORK) })?;
+        Ok(m)
     }
 
     /// Start of the mapping.

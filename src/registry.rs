@@ -6,7 +6,6 @@ use crate::error::{Errno, Result};
 use crate::kick;
 use crate::vcpu::{self, Vcpu};
 use crate::vm::Vm;
-use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::os::unix::io::RawFd;
 use std::sync::{Arc, LazyLock};
@@ -17,16 +16,34 @@ struct Registry {
     vcpus: HashMap<RawFd, Arc<Vcpu>>,
 }
 
-static REGISTRY: LazyLock<Mutex<Registry>> = LazyLock::new(Default::default);
+/// The registry's lock is std's futex mutex rather than parking_lot's: fork() holds it
+/// across the fork, and std's can be released in the child (a plain atomic swap),
+/// whereas parking_lot's wait queue lives in process memory, where the child would find
+/// the parent's waiting threads (see `fork`). A panic while it is held (an internal bug)
+/// does not poison it: every change to the maps is a single insert or remove.
+#[derive(Default)]
+struct RegistryLock(std::sync::Mutex<Registry>);
+
+/// The registry, locked.
+pub struct RegistryGuard(std::sync::MutexGuard<'static, Registry>);
+
+impl RegistryLock {
+    fn lock(&'static self) -> std::sync::MutexGuard<'static, Registry> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+static REGISTRY: LazyLock<RegistryLock> = LazyLock::new(Default::default);
 
 /// The VM with this fd; EBADF if `fd` is not a libkvm VM.
 pub fn vm(fd: RawFd) -> Result<Arc<Vm>> {
-    REGISTRY
-        .lock()
-        .vms
-        .get(&fd)
-        .cloned()
-        .ok_or(Errno(libc::EBADF))
+    let reg = REGISTRY.lock();
+    let vm = reg.vms.get(&fd).cloned().ok_or(Errno(libc::EBADF))?;
+    crate::error::test_panic_point(fd);
+    drop(reg);
+    Ok(vm)
 }
 
 /// The vcpu with this fd; EBADF if `fd` is not a libkvm vcpu.
@@ -52,6 +69,8 @@ pub fn vcpus_of(vm_fd: RawFd) -> Vec<Arc<Vcpu>> {
 
 /// Creates a VM and returns its fd.
 pub fn create_vm() -> Result<RawFd> {
+    crate::fork::install();
+    let _fork = crate::fork::changing_fds();
     let vm = Vm::create()?;
     let fd = vm.raw_fd();
     REGISTRY.lock().vms.insert(fd, Arc::new(vm));
@@ -62,6 +81,7 @@ pub fn create_vm() -> Result<RawFd> {
 /// areas), memory libkvm allocated and the VM fd are released before this returns, unless
 /// another thread is in the middle of a call on them (then when that call returns).
 pub fn destroy_vm(fd: RawFd) -> Result<()> {
+    let _fork = crate::fork::changing_fds();
     let (vm, vcpus) = {
         let mut reg = REGISTRY.lock();
         if !reg.vms.contains_key(&fd) {
@@ -87,6 +107,7 @@ pub fn destroy_vm(fd: RawFd) -> Result<()> {
 
 /// Creates vcpu `id` of VM `vm_fd`, owned by the calling thread; returns its fd.
 pub fn create_vcpu(vm_fd: RawFd, id: u32) -> Result<RawFd> {
+    let _fork = crate::fork::changing_fds();
     let vm = vm(vm_fd)?;
     if vcpu::thread_has_vcpu() {
         return Err(Errno(libc::EBUSY));
@@ -122,4 +143,29 @@ pub fn attach_vcpu(fd: RawFd) -> Result<()> {
         v
     };
     vcpu::set_current(v)
+}
+
+/// What a child process inherited at fork(): kept (never dropped, so nothing of the
+/// parent's is closed twice or unmapped in the child) but out of reach.
+static INHERITED: std::sync::Mutex<Vec<Registry>> = std::sync::Mutex::new(Vec::new());
+
+/// fork() prepare handler: the registry, locked across the fork (see `fork`).
+pub fn lock_for_fork() -> RegistryGuard {
+    RegistryGuard(REGISTRY.lock())
+}
+
+/// fork() child handler: forgets the parent's VMs and vcpus and closes the child's
+/// copies of their fds. Their run areas and libkvm's guest memory are MADV_DONTFORK,
+/// so the child has no mapping to release.
+pub fn forget_inherited(reg: &mut RegistryGuard) {
+    let old = std::mem::take(&mut *reg.0);
+    for fd in old.vms.keys().chain(old.vcpus.keys()) {
+        // SAFETY: these fds are the child's copies of libkvm's own fds; nothing in the
+        // child refers to them any more (the objects are kept in INHERITED, never dropped).
+        unsafe { libc::close(*fd) };
+    }
+    INHERITED
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .push(old);
 }

@@ -337,6 +337,21 @@ pub fn set_current(v: Arc<Vcpu>) -> Result<()> {
         .map_err(|_| Errno(libc::ESRCH))
 }
 
+/// In a child process right after fork(): the forking thread's vcpu is the parent's, so
+/// the thread has none. The thread's kick-signal mask is restored as for a detach, but
+/// the claim itself is leaked (the vcpu lives on, unreachable, in the registry's record
+/// of what was inherited), so nothing of the parent's is touched.
+pub fn forget_current() {
+    let _ = CURRENT.try_with(|c| {
+        if let Ok(mut c) = c.try_borrow_mut() {
+            if let Some(o) = c.take() {
+                kick::restore(&o.1);
+                std::mem::forget(o);
+            }
+        }
+    });
+}
+
 /// Gives up the calling thread's vcpu; ESRCH if it has none.
 pub fn clear_current() -> Result<()> {
     let old = CURRENT.try_with(|c| c.borrow_mut().take()).ok().flatten();

@@ -19,6 +19,7 @@ const KVM_SET_SREGS2: u64 = ioctl::iow::<kvm_sregs2>(0xcd);
 const KVM_GET_NESTED_STATE: u64 = ioctl::iowr::<kvm_nested_state>(0xbe);
 const KVM_SET_NESTED_STATE: u64 = ioctl::iow::<kvm_nested_state>(0xbf);
 const KVM_KVMCLOCK_CTRL: u64 = ioctl::io(0xad);
+const KVM_GET_TSC_KHZ: u64 = ioctl::io(0xa3);
 const KVM_GET_ONE_REG: u64 = ioctl::iow::<kvm_one_reg>(0xab);
 const KVM_SET_ONE_REG: u64 = ioctl::iow::<kvm_one_reg>(0xac);
 const KVM_CHECK_EXTENSION: u64 = ioctl::io(0x03);
@@ -162,12 +163,37 @@ pub unsafe fn set_nested_state(v: &Vcpu, state: *const kvm_nested_state) -> Resu
 
 /// KVM_GET_TSC_KHZ.
 pub fn get_tsc_khz(v: &Vcpu) -> Result<u32> {
-    v.reading(|fd| fd.get_tsc_khz().map_err(Errno::from))
+    // Issued here rather than through kvm-ioctls 0.25, whose get_tsc_khz turns a failure
+    // into errno -1 (it wraps the ioctl's -1 as the error number), and a frequency that
+    // does not fit the ioctl's int return into an error with a negative errno.
+    v.reading(|fd| {
+        // SAFETY: KVM_GET_TSC_KHZ takes no argument.
+        let r = unsafe { libc::ioctl(fd.as_raw_fd(), KVM_GET_TSC_KHZ as libc::c_ulong, 0) };
+        match r {
+            -1 => Err(Errno::last()),
+            // The kernel's answer did not fit the int the ioctl returns; kvm_set_tsc_khz
+            // refuses such frequencies, so only another program can have set it.
+            r if r < 0 => Err(Errno(libc::EOVERFLOW)),
+            r => Ok(r as u32),
+        }
+    })
 }
 
-/// KVM_SET_TSC_KHZ.
+/// KVM_SET_TSC_KHZ. Frequencies above `i32::MAX` kHz are refused with EINVAL: the kernel
+/// may accept them, but KVM_GET_TSC_KHZ (and kvm_get_tsc_khz's int) cannot report them.
+/// The kernel records the new frequency before it finds it cannot scale to it and fails
+/// (seen on 6.18: a refused 1 kHz then reads back as 1 kHz), so a refused frequency is
+/// undone here: a failed call changes nothing.
 pub fn set_tsc_khz(v: &Vcpu, khz: u32) -> Result<()> {
-    v.writing(|fd| fd.set_tsc_khz(khz).map_err(Errno::from))
+    if khz > i32::MAX as u32 {
+        return Err(Errno(libc::EINVAL));
+    }
+    let old = get_tsc_khz(v).ok();
+    let r = v.writing(|fd| fd.set_tsc_khz(khz).map_err(Errno::from));
+    if let (Err(_), Some(old)) = (r, old) {
+        let _ = v.writing(|fd| fd.set_tsc_khz(old).map_err(Errno::from));
+    }
+    r
 }
 
 /// KVM_KVMCLOCK_CTRL.

@@ -81,10 +81,16 @@ impl Vm {
         unsafe { ioctl::ioctl(self.raw_fd(), ioctl::io(0x03), cap as libc::c_ulong) }
     }
 
-    /// KVM_CREATE_VCPU plus the run-area mapping.
+    /// KVM_CREATE_VCPU plus the run-area mapping (not inherited by fork(): see `fork`).
     pub fn create_vcpu(&self, id: u32) -> Result<Vcpu> {
         let fd = self.fd.create_vcpu(u64::from(id)).map_err(Errno::from)?;
-        Ok(Vcpu::new(fd, self.raw_fd(), self.sync_caps))
+        let v = Vcpu::new(fd, self.raw_fd(), self.sync_caps);
+        // SAFETY: advising the run area kvm-ioctls mapped with exactly this size; on
+        // failure `v` is dropped, which unmaps it and closes the fd.
+        crate::error::check(unsafe {
+            libc::madvise(v.run_area().cast(), self.fd.run_size(), libc::MADV_DONTFORK)
+        })?;
+        Ok(v)
     }
 
     fn kvm_set_slot(

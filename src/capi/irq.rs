@@ -26,7 +26,7 @@ fn gsi_limit() -> Result<u32> {
 }
 
 /// EINVAL for a GSI that no routing table can name.
-fn check_gsi(gsi: u32) -> Result<()> {
+pub(crate) fn check_gsi(gsi: u32) -> Result<()> {
     if gsi >= gsi_limit()? {
         return Err(Errno(libc::EINVAL));
     }

@@ -165,7 +165,8 @@ pub extern "C" fn kvm_set_nested_state(state: *const kvm_nested_state) -> c_int 
 }
 
 /// Returns the TSC frequency of the calling thread's vcpu in kHz. Errors: ESRCH (no
-/// vcpu), EIO (the host TSC frequency is unknown).
+/// vcpu), EIO (the host TSC frequency is unknown), EOVERFLOW (another program set a
+/// frequency above INT_MAX through the vcpu's fd).
 #[no_mangle]
 pub extern "C" fn kvm_get_tsc_khz() -> c_int {
     c_int(|| with_current(|v| to_c_int(vcpu_state::get_tsc_khz(v)?)))
@@ -174,7 +175,8 @@ pub extern "C" fn kvm_get_tsc_khz() -> c_int {
 /// Sets the TSC frequency the calling thread's vcpu's guest sees to `khz` (0: the host's).
 /// Without KVM_CAP_TSC_CONTROL the kernel accepts only the host frequency (within 250
 /// ppm) or a higher one, which it emulates by catching up. Errors: ESRCH (no vcpu),
-/// EPERM or EINVAL (a frequency the kernel cannot give the guest).
+/// EPERM or EINVAL (a frequency the kernel cannot give the guest), EINVAL (`khz` above
+/// INT_MAX, which kvm_get_tsc_khz() could not return).
 #[no_mangle]
 pub extern "C" fn kvm_set_tsc_khz(khz: u32) -> c_int {
     c_int(|| {

@@ -83,12 +83,16 @@ pub extern "C" fn kvm_set_pit2(vm: c_int, pit: *const kvm_pit_state2) -> c_int {
 /// return `line->status` (the same union member as `irq`) is positive when the interrupt
 /// was delivered (the number of vcpus it reached), 0 when it was coalesced with one still
 /// pending, negative when it was masked or ignored. Errors: EBADF (not a VM), EFAULT
-/// (`line` NULL), ENXIO (no in-kernel irqchip).
+/// (`line` NULL), ENXIO (no in-kernel irqchip), EINVAL (`line->irq` at or above the number
+/// of routable GSIs, 4096).
 #[no_mangle]
 pub extern "C" fn kvm_irq_line_status(vm: c_int, line: *mut kvm_irq_level) -> c_int {
     c_int(|| {
         let vm = registry::vm(vm)?;
-        vm_state::irq_line_status(&vm, output(line)?)?;
+        let line = output(line)?;
+        // SAFETY: `irq` is the union member the caller sets on input.
+        super::irq::check_gsi(unsafe { line.__bindgen_anon_1.irq })?;
+        vm_state::irq_line_status(&vm, line)?;
         Ok(0)
     })
 }
@@ -97,8 +101,8 @@ pub extern "C" fn kvm_irq_line_status(vm: c_int, line: *mut kvm_irq_level) -> c_
 /// header): each entry routes a GSI to an irqchip pin, an MSI message, or another kind the
 /// kernel knows. kvm_irq_line(), kvm_irqfd() and kvm_signal_msi() use the table. Errors:
 /// EBADF (not a VM), EFAULT (`routing` NULL or its entries unreadable), EINVAL (nonzero
-/// flags, too many entries, a GSI out of range or an entry the kernel refuses), ENXIO
-/// (no in-kernel irqchip).
+/// flags, too many entries, a GSI out of range, an entry the kernel refuses, or no
+/// in-kernel irqchip).
 #[no_mangle]
 pub extern "C" fn kvm_set_gsi_routing(vm: c_int, routing: *const kvm_irq_routing) -> c_int {
     c_int(|| {
