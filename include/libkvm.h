@@ -358,7 +358,9 @@ int kvm_translate(uint64_t linear_address,
  during a later kvm_run(), without returning from kvm_run() for that (several pending
  vectors go highest first; raising a pending vector again has no further effect). With
  an in-kernel irqchip (kvm_create_irqchip()) it is sent to the vcpu's local APIC as a
- fixed-delivery message-signalled interrupt; the guest must have enabled its APIC.
+ fixed-delivery message-signalled interrupt to its APIC ID (the full 32-bit x2APIC ID
+ when KVM_CAP_X2APIC_API was enabled with 32-bit IDs and the guest's APIC is in x2APIC
+ mode); the guest must have enabled its APIC.
  Errors: ESRCH (no vcpu), EINVAL (`irq` above 255), EAGAIN (in-kernel irqchip: the
  vcpu's local APIC did not accept it, e.g. because the guest has not enabled it).
  */
@@ -525,7 +527,8 @@ int kvm_vcpu_ioctl(unsigned long request, void *arg);
  example KVM_CAP_SPLIT_IRQCHIP, KVM_CAP_X86_USER_SPACE_MSR, KVM_CAP_X86_DISABLE_EXITS,
  KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2). Some capabilities change how other calls behave:
  with KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2, reading the dirty log no longer clears it
- (use kvm_clear_dirty_log()). Errors: EBADF (not a VM), EFAULT (`cap` NULL), EINVAL
+ (use kvm_clear_dirty_log()); with KVM_CAP_X2APIC_API, kvm_interrupt() addresses a vcpu
+ in x2APIC mode by its 32-bit x2APIC ID. Errors: EBADF (not a VM), EFAULT (`cap` NULL), EINVAL
  (unknown capability, nonzero flags, or arguments the kernel refuses), EBUSY or EEXIST
  (the capability must be enabled before vcpus or an irqchip exist).
  */

@@ -44,7 +44,9 @@ pub extern "C" fn kvm_translate(
 /// during a later kvm_run(), without returning from kvm_run() for that (several pending
 /// vectors go highest first; raising a pending vector again has no further effect). With
 /// an in-kernel irqchip (kvm_create_irqchip()) it is sent to the vcpu's local APIC as a
-/// fixed-delivery message-signalled interrupt; the guest must have enabled its APIC.
+/// fixed-delivery message-signalled interrupt to its APIC ID (the full 32-bit x2APIC ID
+/// when KVM_CAP_X2APIC_API was enabled with 32-bit IDs and the guest's APIC is in x2APIC
+/// mode); the guest must have enabled its APIC.
 /// Errors: ESRCH (no vcpu), EINVAL (`irq` above 255), EAGAIN (in-kernel irqchip: the
 /// vcpu's local APIC did not accept it, e.g. because the guest has not enabled it).
 #[no_mangle]

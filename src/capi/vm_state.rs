@@ -19,7 +19,8 @@ use libc::{c_int, c_ulong, c_void};
 /// example KVM_CAP_SPLIT_IRQCHIP, KVM_CAP_X86_USER_SPACE_MSR, KVM_CAP_X86_DISABLE_EXITS,
 /// KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2). Some capabilities change how other calls behave:
 /// with KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2, reading the dirty log no longer clears it
-/// (use kvm_clear_dirty_log()). Errors: EBADF (not a VM), EFAULT (`cap` NULL), EINVAL
+/// (use kvm_clear_dirty_log()); with KVM_CAP_X2APIC_API, kvm_interrupt() addresses a vcpu
+/// in x2APIC mode by its 32-bit x2APIC ID. Errors: EBADF (not a VM), EFAULT (`cap` NULL), EINVAL
 /// (unknown capability, nonzero flags, or arguments the kernel refuses), EBUSY or EEXIST
 /// (the capability must be enabled before vcpus or an irqchip exist).
 #[no_mangle]
