@@ -351,17 +351,18 @@ int kvm_translate(uint64_t linear_address,
                   uint8_t *usermode);
 
 /*
- Raises interrupt vector `irq` (0-255) on the calling thread's vcpu. Without an
- in-kernel irqchip the vector is injected with KVM_INTERRUPT as soon as the guest can
+ Raises interrupt vector `irq` (0-255) on the calling thread's vcpu. Without
+ in-kernel local APICs the vector is injected with KVM_INTERRUPT as soon as the guest can
  take it (interrupts enabled, no interrupt shadow): at once, or, if it cannot yet,
  libkvm keeps it pending and injects it when the guest opens an interrupt window
  during a later kvm_run(), without returning from kvm_run() for that (several pending
  vectors go highest first; raising a pending vector again has no further effect). With
- an in-kernel irqchip (kvm_create_irqchip()) it is sent to the vcpu's local APIC as a
+ in-kernel local APICs (kvm_create_irqchip(), or a split irqchip: KVM_CAP_SPLIT_IRQCHIP
+ with kvm_enable_cap()) it is sent to the vcpu's local APIC as a
  fixed-delivery message-signalled interrupt to its APIC ID (the full 32-bit x2APIC ID
  when KVM_CAP_X2APIC_API was enabled with 32-bit IDs and the guest's APIC is in x2APIC
  mode); the guest must have enabled its APIC.
- Errors: ESRCH (no vcpu), EINVAL (`irq` above 255), EAGAIN (in-kernel irqchip: the
+ Errors: ESRCH (no vcpu), EINVAL (`irq` above 255), EAGAIN (in-kernel APICs: the
  vcpu's local APIC did not accept it, e.g. because the guest has not enabled it).
  */
 int kvm_interrupt(uint32_t irq);
@@ -819,8 +820,9 @@ int kvm_save_vcpu(void *buf, size_t *len);
  header says), EBADMSG (not a libkvm snapshot, or corrupt: checksum mismatch, malformed
  or missing section), ENOEXEC (made on another architecture), ENOTSUP (a newer format
  version), EINVAL (a VM blob, state the kernel refuses, or vectors held by
- kvm_interrupt() for a VM that now has an in-kernel irqchip), ENXIO (the blob has LAPIC
- state and the VM no in-kernel irqchip), EOPNOTSUPP (nested state on a kernel without
+ kvm_interrupt() for a VM that now has in-kernel local APICs), ENXIO (the blob has
+ LAPIC state and the VM no in-kernel local APICs: neither kvm_create_irqchip() nor
+ KVM_CAP_SPLIT_IRQCHIP), EOPNOTSUPP (nested state on a kernel without
  KVM_CAP_NESTED_STATE), EBUSY (a different CPUID on a vcpu that has run).
  */
 int kvm_restore_vcpu(const void *buf, size_t len);

@@ -497,7 +497,7 @@ fn capture_vcpu(v: &Vcpu) -> Result<VcpuState> {
         (Some(v.get_sregs()?), None)
     };
     let msrs = get_msrs(v)?;
-    let lapic = if registry::vm(v.vm_fd())?.has_irqchip() {
+    let lapic = if v.apic.in_kernel() {
         Some(v.reading(|fd| fd.get_lapic().map_err(Errno::from))?)
     } else {
         None
@@ -658,14 +658,14 @@ fn check_vcpu_fits(v: &Vcpu, s: &VcpuState) -> Result<()> {
     if s.nested.is_some() && vcpu_state::nested_state_max(v)? == 0 {
         return Err(Errno(libc::EOPNOTSUPP));
     }
-    if s.lapic.is_some() && !registry::vm(v.vm_fd())?.has_irqchip() {
+    if s.lapic.is_some() && !v.apic.in_kernel() {
         return Err(Errno(libc::ENXIO));
     }
     if s.xsave.len() > vcpu_state::xsave_size(v)? {
         return Err(Errno(libc::EINVAL));
     }
-    if s.pending_irqs != [0; 4] && registry::vm(v.vm_fd())?.has_irqchip() {
-        return Err(Errno(libc::EINVAL)); // they belong to a VM without an irqchip
+    if s.pending_irqs != [0; 4] && v.apic.in_kernel() {
+        return Err(Errno(libc::EINVAL)); // they belong to a VM without in-kernel APICs
     }
     Ok(())
 }

@@ -90,12 +90,17 @@ impl Vm {
         Ok(())
     }
 
+    /// Remembers that KVM_CAP_SPLIT_IRQCHIP put the local APICs in the kernel.
+    pub(crate) fn set_split_irqchip(&self) {
+        self.apic.in_kernel.store(true, Ordering::Release);
+    }
+
     /// Remembers that KVM_CAP_X2APIC_API was enabled with `flags`.
     pub(crate) fn set_x2apic_api(&self, flags: u64) {
         self.apic.x2apic_api.store(flags, Ordering::Release);
     }
 
-    /// Whether the VM has an in-kernel irqchip.
+    /// Whether the VM has the full in-kernel irqchip (PIC and IOAPIC too).
     pub fn has_irqchip(&self) -> bool {
         self.irqchip.load(Ordering::Acquire)
     }

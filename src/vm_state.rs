@@ -30,7 +30,8 @@ const KVM_CREATE_VM: u64 = ioctl::io(0x01);
 const KVM_CAP_COALESCED_MMIO: libc::c_long = kvm_bindings::KVM_CAP_COALESCED_MMIO as _;
 
 /// KVM_ENABLE_CAP on the VM fd; remembers the capabilities that change what other calls
-/// do (KVM_CAP_X2APIC_API: the APIC ID format `kvm_interrupt` reads).
+/// do (KVM_CAP_X2APIC_API: the APIC ID format `kvm_interrupt` reads;
+/// KVM_CAP_SPLIT_IRQCHIP: the local APICs are in the kernel).
 pub fn enable_cap(vm: &Vm, cap: &kvm_enable_cap) -> Result<()> {
     // SAFETY: KVM_ENABLE_CAP reads one struct kvm_enable_cap, alive across the call.
     unsafe {
@@ -40,8 +41,10 @@ pub fn enable_cap(vm: &Vm, cap: &kvm_enable_cap) -> Result<()> {
             cap as *const _ as libc::c_ulong,
         )
     }?;
-    if cap.cap == kvm_bindings::KVM_CAP_X2APIC_API {
-        vm.set_x2apic_api(cap.args[0]);
+    match cap.cap {
+        kvm_bindings::KVM_CAP_X2APIC_API => vm.set_x2apic_api(cap.args[0]),
+        kvm_bindings::KVM_CAP_SPLIT_IRQCHIP => vm.set_split_irqchip(),
+        _ => {}
     }
     Ok(())
 }

@@ -37,17 +37,18 @@ pub extern "C" fn kvm_translate(
     })
 }
 
-/// Raises interrupt vector `irq` (0-255) on the calling thread's vcpu. Without an
-/// in-kernel irqchip the vector is injected with KVM_INTERRUPT as soon as the guest can
+/// Raises interrupt vector `irq` (0-255) on the calling thread's vcpu. Without
+/// in-kernel local APICs the vector is injected with KVM_INTERRUPT as soon as the guest can
 /// take it (interrupts enabled, no interrupt shadow): at once, or, if it cannot yet,
 /// libkvm keeps it pending and injects it when the guest opens an interrupt window
 /// during a later kvm_run(), without returning from kvm_run() for that (several pending
 /// vectors go highest first; raising a pending vector again has no further effect). With
-/// an in-kernel irqchip (kvm_create_irqchip()) it is sent to the vcpu's local APIC as a
+/// in-kernel local APICs (kvm_create_irqchip(), or a split irqchip: KVM_CAP_SPLIT_IRQCHIP
+/// with kvm_enable_cap()) it is sent to the vcpu's local APIC as a
 /// fixed-delivery message-signalled interrupt to its APIC ID (the full 32-bit x2APIC ID
 /// when KVM_CAP_X2APIC_API was enabled with 32-bit IDs and the guest's APIC is in x2APIC
 /// mode); the guest must have enabled its APIC.
-/// Errors: ESRCH (no vcpu), EINVAL (`irq` above 255), EAGAIN (in-kernel irqchip: the
+/// Errors: ESRCH (no vcpu), EINVAL (`irq` above 255), EAGAIN (in-kernel APICs: the
 /// vcpu's local APIC did not accept it, e.g. because the guest has not enabled it).
 #[no_mangle]
 pub extern "C" fn kvm_interrupt(irq: u32) -> c_int {
