@@ -477,9 +477,10 @@ fn complete_pending(v: &Vcpu) -> Result<()> {
 fn capture_vcpu(v: &Vcpu) -> Result<VcpuState> {
     complete_pending(v)?;
     // Events first, then MP state (which can move CS:RIP of a vcpu waiting for SIPI)
-    // before the registers: QEMU's order.
+    // before the registers: QEMU's order. KVM_GET_MP_STATE can accept a pending INIT and
+    // reset the vcpu, so it is a `writing` ioctl (as in kvm_get_mp_state).
     let events = v.get_events()?;
-    let mp_state = v.reading(|fd| fd.get_mp_state().map_err(Errno::from))?;
+    let mp_state = v.writing(|fd| fd.get_mp_state().map_err(Errno::from))?;
     let regs = v.get_regs()?;
     let size = vcpu_state::xsave_size(v)?;
     let mut xsave = vec![0u64; size.div_ceil(8)];
