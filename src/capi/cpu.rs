@@ -25,14 +25,24 @@ pub extern "C" fn kvm_translate(
     usermode: *mut u8,
 ) -> c_int {
     c_int(|| {
-        let (pa, v, w, u) = (
-            output(physical_address)?,
-            output(valid)?,
-            output(writeable)?,
-            output(usermode)?,
-        );
+        // Raw pointers only: a caller may pass the same pointer twice, and four `&mut`
+        // to one object would alias.
+        if physical_address.is_null()
+            || valid.is_null()
+            || writeable.is_null()
+            || usermode.is_null()
+        {
+            return Err(Errno(libc::EFAULT));
+        }
         let tr = with_current(|vcpu| vcpu.translate(linear_address))?;
-        (*pa, *v, *w, *u) = (tr.physical_address, tr.valid, tr.writeable, tr.usermode);
+        // SAFETY: non-NULL; the caller promises each points at a writable object of its
+        // type for the call (aliasing pointers are fine: plain writes, one after another).
+        unsafe {
+            physical_address.write(tr.physical_address);
+            valid.write(tr.valid);
+            writeable.write(tr.writeable);
+            usermode.write(tr.usermode);
+        }
         Ok(0)
     })
 }
