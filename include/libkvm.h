@@ -507,8 +507,10 @@ int kvm_set_signal_mask(const sigset_t *mask);
  Issues `ioctl(vm, request, arg)` on VM `vm` and returns what it returns. libkvm does not
  look at `arg`. Calls that change what libkvm tracks have their own functions and are
  refused here with EINVAL: KVM_SET_USER_MEMORY_REGION(2) (kvm_set_memory_region()),
- KVM_CREATE_VCPU (kvm_create_vcpu()), KVM_CREATE_IRQCHIP (kvm_create_irqchip()).
- Errors: EBADF (not a VM), EINVAL (a refused request), and the ioctl's own.
+ KVM_CREATE_VCPU (kvm_create_vcpu()), KVM_CREATE_IRQCHIP (kvm_create_irqchip()); so is a
+ request with any of bits 63:32 set (the kernel's ioctl number is 32 bits, so such a
+ request would reach it as another one). Errors: EBADF (not a VM), EINVAL (a refused
+ request), and the ioctl's own.
  */
 int kvm_vm_ioctl(int vm, unsigned long request, void *arg);
 
@@ -518,7 +520,8 @@ int kvm_vm_ioctl(int vm, unsigned long request, void *arg);
  re-read after, so libkvm's calls and raw ioctls can be mixed freely. Refused with
  EINVAL because libkvm owns what they set: KVM_RUN (use kvm_run(), which keeps the kick
  working) and KVM_SET_SIGNAL_MASK (use kvm_set_signal_mask(), which keeps the kick
- signal unblocked). Errors: ESRCH (no vcpu), EINVAL (a refused request), and the
+ signal unblocked); so is a request with any of bits 63:32 set (the kernel's ioctl
+ number is 32 bits). Errors: ESRCH (no vcpu), EINVAL (a refused request), and the
  ioctl's own.
  */
 int kvm_vcpu_ioctl(unsigned long request, void *arg);
@@ -656,8 +659,10 @@ int kvm_get_msr_features(struct kvm_msrs *msrs);
  Escape hatch for /dev/kvm: issues `ioctl(kvm_fd, request, arg)` on libkvm's own
  /dev/kvm handle and returns what it returns, for system ioctls libkvm does not wrap
  (KVM_X86_GET_MCE_CAP_SUPPORTED, KVM_GET_SUPPORTED_HV_CPUID, KVM_GET_DEVICE_ATTR, ...).
- KVM_CREATE_VM is refused with EINVAL (use kvm_create_vm()). Errors: EINVAL
- (KVM_CREATE_VM), those of opening /dev/kvm, and the ioctl's own.
+ KVM_CREATE_VM is refused with EINVAL (use kvm_create_vm()), and so is a request with
+ any of bits 63:32 set (the kernel's ioctl number is 32 bits, so such a request would
+ reach it as another one). Errors: EINVAL (KVM_CREATE_VM or bits 63:32 set), those of
+ opening /dev/kvm, and the ioctl's own.
  */
 int kvm_system_ioctl(unsigned long request, void *arg);
 

@@ -208,13 +208,15 @@ pub unsafe fn msr_features(msrs: *mut kvm_msrs) -> Result<i32> {
     unsafe { ioctl::ioctl(fd, KVM_GET_MSRS, msrs as libc::c_ulong) }
 }
 
-/// Any ioctl on /dev/kvm except KVM_CREATE_VM (a VM libkvm does not know about could not
+/// Any ioctl on /dev/kvm except KVM_CREATE_VM and requests above 32 bits (a VM libkvm does not know about could not
 /// be used with libkvm's calls; kvm_create_vm() makes them).
 ///
 /// # Safety
 /// `arg` must be what `request` expects.
 pub unsafe fn system_ioctl(request: u64, arg: libc::c_ulong) -> Result<i32> {
-    if request == KVM_CREATE_VM {
+    // The kernel takes the request as 32 bits: (1 << 32) | KVM_CREATE_VM would be
+    // KVM_CREATE_VM to it.
+    if request > u64::from(u32::MAX) || request == KVM_CREATE_VM {
         return Err(Errno(libc::EINVAL));
     }
     let fd: RawFd = system::kvm()?.as_raw_fd();
