@@ -154,7 +154,8 @@ impl Vm {
     }
 
     /// `kvm_set_memory_region` (`host` = None: libkvm allocates) and
-    /// `kvm_set_user_memory_region` (`host` = the caller's memory). Size 0 deletes.
+    /// `kvm_set_user_memory_region` (`host` = the caller's memory). Size 0 deletes (`gpa`
+    /// is then ignored).
     pub fn set_memory_region(
         &self,
         slot: u32,
@@ -174,7 +175,9 @@ impl Vm {
             if !mem.aliases_of(slot).is_empty() {
                 return Err(Errno(libc::EBUSY));
             }
-            self.kvm_set_slot(slot, 0, gpa, 0, std::ptr::null_mut())?;
+            // The caller's `gpa` is ignored: the kernel checks the one it is given.
+            let own = mem.get(slot).expect("checked above").gpa;
+            self.kvm_set_slot(slot, 0, own, 0, std::ptr::null_mut())?;
             mem.remove(slot);
             return Ok(());
         }
