@@ -40,7 +40,7 @@ pub struct Vm {
 pub struct ApicMode {
     /// The local APICs are in the kernel.
     in_kernel: AtomicBool,
-    /// The flags KVM_CAP_X2APIC_API was enabled with (0: not enabled).
+    /// The flags KVM_CAP_X2APIC_API was enabled with, over all enables (0: none).
     x2apic_api: AtomicU64,
 }
 
@@ -95,9 +95,10 @@ impl Vm {
         self.apic.in_kernel.store(true, Ordering::Release);
     }
 
-    /// Remembers that KVM_CAP_X2APIC_API was enabled with `flags`.
+    /// Remembers that KVM_CAP_X2APIC_API was enabled with `flags` (the kernel never turns
+    /// a flag off again, so neither does this).
     pub(crate) fn set_x2apic_api(&self, flags: u64) {
-        self.apic.x2apic_api.store(flags, Ordering::Release);
+        self.apic.x2apic_api.fetch_or(flags, Ordering::AcqRel);
     }
 
     /// Whether the VM has the full in-kernel irqchip (PIC and IOAPIC too).
