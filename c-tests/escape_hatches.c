@@ -24,6 +24,10 @@ int main(void)
 	CHECK_ERR(kvm_vm_ioctl(vm, KVM_SET_USER_MEMORY_REGION, &region), EINVAL);
 	CHECK_ERR(kvm_vm_ioctl(vm, KVM_CREATE_VCPU, (void *)1), EINVAL);
 	CHECK_ERR(kvm_vm_ioctl(vm, KVM_CREATE_IRQCHIP, NULL), EINVAL);
+	/* The kernel truncates the request to 32 bits: high bits must not smuggle one in. */
+	CHECK_ERR(kvm_vm_ioctl(vm, (1UL << 32) | KVM_CREATE_IRQCHIP, NULL), EINVAL);
+	CHECK_ERR(kvm_vm_ioctl(vm, (1UL << 32) | KVM_CHECK_EXTENSION, (void *)(uintptr_t)KVM_CAP_IRQCHIP), EINVAL);
+	CHECK_ERR(kvm_system_ioctl((1UL << 32) | KVM_CREATE_VM, NULL), EINVAL);
 	CHECK_ERR(kvm_vm_ioctl(-1, KVM_CHECK_EXTENSION, NULL), EBADF);
 	CHECK_ERR(kvm_vm_ioctl(vm, _IO(KVMIO, 0xff), NULL), ENOTTY); /* the kernel's own error */
 	struct kvm_pit_config pit = { 0 };
@@ -73,6 +77,7 @@ int main(void)
 
 	/* Requests libkvm must issue itself. */
 	CHECK_ERR(kvm_vcpu_ioctl(KVM_RUN, NULL), EINVAL);
+	CHECK_ERR(kvm_vcpu_ioctl((1UL << 32) | KVM_RUN, NULL), EINVAL);
 	struct { struct kvm_signal_mask m; uint8_t set[8]; } mask = { { 8 }, { 0 } };
 	CHECK_ERR(kvm_vcpu_ioctl(KVM_SET_SIGNAL_MASK, &mask), EINVAL);
 	CHECK_ERR(kvm_vcpu_ioctl(KVM_GET_REGS, NULL), EFAULT); /* the kernel's own error */

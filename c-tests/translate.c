@@ -140,6 +140,10 @@ static void four_level(void)
 	CHECK_ERR(kvm_translate(0x2000, &pa, NULL, &w, &u), EFAULT);
 	CHECK_ERR(kvm_translate(0x2000, &pa, &v, NULL, &u), EFAULT);
 	CHECK_ERR(kvm_translate(0x2000, &pa, &v, &w, NULL), EFAULT);
+	/* The same pointer for three results is allowed: written in order, usermode last. */
+	v = 0xff;
+	OK(kvm_translate(0x80000000, &pa, &v, &v, &v));
+	CHECK_EQ(v, 0);
 	pthread_t t;
 	CHECK(pthread_create(&t, NULL, no_vcpu, NULL) == 0);
 	CHECK(pthread_join(t, NULL) == 0);

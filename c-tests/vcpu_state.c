@@ -62,6 +62,11 @@ int main(void)
 	CHECK(memcmp((uint8_t *)xs->region + 160, pattern, 16) == 0);   /* XMM0 */
 	CHECK_ERR(kvm_get_xsave(xs, size - 1), E2BIG);
 	CHECK_ERR(kvm_set_xsave(xs, size - 1), E2BIG);
+	/* A buffer smaller than struct kvm_xsave: E2BIG, and nothing written past it. */
+	uint8_t small[17] = {0};
+	CHECK_ERR(kvm_get_xsave((struct kvm_xsave *)small, 16), E2BIG);
+	CHECK_ERR(kvm_set_xsave((const struct kvm_xsave *)small, 16), E2BIG);
+	CHECK_EQ(small[16], 0);
 	memcpy((uint8_t *)xs->region + 176, pattern2, 16);                /* XMM1 */
 	OK(kvm_set_xsave(xs, size));
 	run_until_out(0x71);

@@ -170,7 +170,7 @@ int kvm_set_identity_map_addr(int vm, uint64_t addr);
  Gives VM `vm` `size` bytes of zeroed memory, allocated and owned by libkvm, at
  guest-physical `guest_phys_addr`, as memory slot `slot`. `flags`: 0 or
  KVM_MEM_LOG_DIRTY_PAGES and/or KVM_MEM_READONLY. Size 0 deletes the slot (and frees its
- memory). Calling it again for an existing slot with the same size changes its flags or
+ memory; `guest_phys_addr` is then ignored). Calling it again for an existing slot with the same size changes its flags or
  guest address, keeping its contents. Errors: EBADF (not a VM), EINVAL (address or size
  not a multiple of 4096, range wrapping past 2^64, unknown flags, slot out of range, a
  different size for an existing slot), EEXIST (overlaps another slot or a memory
@@ -351,15 +351,18 @@ int kvm_translate(uint64_t linear_address,
                   uint8_t *usermode);
 
 /*
- Raises interrupt vector `irq` (0-255) on the calling thread's vcpu. Without an
- in-kernel irqchip the vector is injected with KVM_INTERRUPT as soon as the guest can
+ Raises interrupt vector `irq` (0-255) on the calling thread's vcpu. Without
+ in-kernel local APICs the vector is injected with KVM_INTERRUPT as soon as the guest can
  take it (interrupts enabled, no interrupt shadow): at once, or, if it cannot yet,
  libkvm keeps it pending and injects it when the guest opens an interrupt window
  during a later kvm_run(), without returning from kvm_run() for that (several pending
  vectors go highest first; raising a pending vector again has no further effect). With
- an in-kernel irqchip (kvm_create_irqchip()) it is sent to the vcpu's local APIC as a
- fixed-delivery message-signalled interrupt; the guest must have enabled its APIC.
- Errors: ESRCH (no vcpu), EINVAL (`irq` above 255), EAGAIN (in-kernel irqchip: the
+ in-kernel local APICs (kvm_create_irqchip(), or a split irqchip: KVM_CAP_SPLIT_IRQCHIP
+ with kvm_enable_cap()) it is sent to the vcpu's local APIC as a
+ fixed-delivery message-signalled interrupt to its APIC ID (the full 32-bit x2APIC ID
+ when KVM_CAP_X2APIC_API was enabled with 32-bit IDs and the guest's APIC is in x2APIC
+ mode); the guest must have enabled its APIC.
+ Errors: ESRCH (no vcpu), EINVAL (`irq` above 255), EAGAIN (in-kernel APICs: the
  vcpu's local APIC did not accept it, e.g. because the guest has not enabled it).
  */
 int kvm_interrupt(uint32_t irq);
@@ -504,8 +507,10 @@ int kvm_set_signal_mask(const sigset_t *mask);
  Issues `ioctl(vm, request, arg)` on VM `vm` and returns what it returns. libkvm does not
  look at `arg`. Calls that change what libkvm tracks have their own functions and are
  refused here with EINVAL: KVM_SET_USER_MEMORY_REGION(2) (kvm_set_memory_region()),
- KVM_CREATE_VCPU (kvm_create_vcpu()), KVM_CREATE_IRQCHIP (kvm_create_irqchip()).
- Errors: EBADF (not a VM), EINVAL (a refused request), and the ioctl's own.
+ KVM_CREATE_VCPU (kvm_create_vcpu()), KVM_CREATE_IRQCHIP (kvm_create_irqchip()); so is a
+ request with any of bits 63:32 set (the kernel's ioctl number is 32 bits, so such a
+ request would reach it as another one). Errors: EBADF (not a VM), EINVAL (a refused
+ request), and the ioctl's own.
  */
 int kvm_vm_ioctl(int vm, unsigned long request, void *arg);
 
@@ -515,7 +520,8 @@ int kvm_vm_ioctl(int vm, unsigned long request, void *arg);
  re-read after, so libkvm's calls and raw ioctls can be mixed freely. Refused with
  EINVAL because libkvm owns what they set: KVM_RUN (use kvm_run(), which keeps the kick
  working) and KVM_SET_SIGNAL_MASK (use kvm_set_signal_mask(), which keeps the kick
- signal unblocked). Errors: ESRCH (no vcpu), EINVAL (a refused request), and the
+ signal unblocked); so is a request with any of bits 63:32 set (the kernel's ioctl
+ number is 32 bits). Errors: ESRCH (no vcpu), EINVAL (a refused request), and the
  ioctl's own.
  */
 int kvm_vcpu_ioctl(unsigned long request, void *arg);
@@ -525,7 +531,8 @@ int kvm_vcpu_ioctl(unsigned long request, void *arg);
  example KVM_CAP_SPLIT_IRQCHIP, KVM_CAP_X86_USER_SPACE_MSR, KVM_CAP_X86_DISABLE_EXITS,
  KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2). Some capabilities change how other calls behave:
  with KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2, reading the dirty log no longer clears it
- (use kvm_clear_dirty_log()). Errors: EBADF (not a VM), EFAULT (`cap` NULL), EINVAL
+ (use kvm_clear_dirty_log()); with KVM_CAP_X2APIC_API, kvm_interrupt() addresses a vcpu
+ in x2APIC mode by its 32-bit x2APIC ID. Errors: EBADF (not a VM), EFAULT (`cap` NULL), EINVAL
  (unknown capability, nonzero flags, or arguments the kernel refuses), EBUSY or EEXIST
  (the capability must be enabled before vcpus or an irqchip exist).
  */
@@ -653,8 +660,10 @@ int kvm_get_msr_features(struct kvm_msrs *msrs);
  Escape hatch for /dev/kvm: issues `ioctl(kvm_fd, request, arg)` on libkvm's own
  /dev/kvm handle and returns what it returns, for system ioctls libkvm does not wrap
  (KVM_X86_GET_MCE_CAP_SUPPORTED, KVM_GET_SUPPORTED_HV_CPUID, KVM_GET_DEVICE_ATTR, ...).
- KVM_CREATE_VM is refused with EINVAL (use kvm_create_vm()). Errors: EINVAL
- (KVM_CREATE_VM), those of opening /dev/kvm, and the ioctl's own.
+ KVM_CREATE_VM is refused with EINVAL (use kvm_create_vm()), and so is a request with
+ any of bits 63:32 set (the kernel's ioctl number is 32 bits, so such a request would
+ reach it as another one). Errors: EINVAL (KVM_CREATE_VM or bits 63:32 set), those of
+ opening /dev/kvm, and the ioctl's own.
  */
 int kvm_system_ioctl(unsigned long request, void *arg);
 
@@ -817,11 +826,14 @@ int kvm_save_vcpu(void *buf, size_t *len);
  put back. A vcpu that has run already can only take a blob with its own CPUID.
  Errors: ESRCH (no vcpu), EFAULT (`buf` NULL), ENODATA (truncated: shorter than its
  header says), EBADMSG (not a libkvm snapshot, or corrupt: checksum mismatch, malformed
- or missing section), ENOEXEC (made on another architecture), ENOTSUP (a newer format
- version), EINVAL (a VM blob, state the kernel refuses, or vectors held by
- kvm_interrupt() for a VM that now has an in-kernel irqchip), ENXIO (the blob has LAPIC
- state and the VM no in-kernel irqchip), EOPNOTSUPP (nested state on a kernel without
- KVM_CAP_NESTED_STATE), EBUSY (a different CPUID on a vcpu that has run).
+ or missing section, more than 256 CPUID entries or 255 MSRs), ENOEXEC (made on another
+ architecture), ENOTSUP (a newer format version), EINVAL (a VM blob, state the kernel
+ refuses, a different CPUID on a vcpu that has run, or vectors held by kvm_interrupt()
+ for a VM that now has in-kernel local APICs), ENXIO (the blob has LAPIC state and the
+ VM no in-kernel local APICs: neither kvm_create_irqchip() nor KVM_CAP_SPLIT_IRQCHIP),
+ EOPNOTSUPP (nested state on a kernel without KVM_CAP_NESTED_STATE), EAGAIN (an I/O,
+ MMIO or MSR exit was still pending and completing it, as kvm_save_vcpu() does first,
+ produced a new exit: handle it with kvm_run() and call again).
  */
 int kvm_restore_vcpu(const void *buf, size_t len);
 

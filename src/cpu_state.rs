@@ -130,23 +130,41 @@ impl Vcpu {
         }
     }
 
-    /// `kvm_interrupt`: through the in-kernel local APIC if the VM has an irqchip, else
+    /// `kvm_interrupt`: through the in-kernel local APIC if the VM has one, else
     /// with KVM_INTERRUPT as soon as the guest can take it (see [`IrqState`]).
     pub fn interrupt(&self, vector: u32) -> Result<()> {
         let vector = u8::try_from(vector).map_err(|_| Errno(libc::EINVAL))?;
-        let vm = registry::vm(self.vm_fd())?;
-        if vm.has_irqchip() {
+        if self.apic.in_kernel() {
             let lapic = self.reading(|fd| fd.get_lapic().map_err(Errno::from))?;
-            // APIC ID register (offset 0x20): the ID in bits 31:24 as KVM_GET_LAPIC
-            // reports it.
-            let id = u32::from_le_bytes(std::array::from_fn(|i| lapic.regs[0x20 + i] as u8)) >> 24;
+            // APIC ID register (offset 0x20).
+            let reg = u32::from_le_bytes(std::array::from_fn(|i| lapic.regs[0x20 + i] as u8));
+            let x2apic =
+                self.apic.x2apic_32bit_ids() && self.get_sregs()?.apic_base & APIC_BASE_EXTD != 0;
+            let (id, address_hi) = if x2apic {
+                // KVM_CAP_X2APIC_API with 32-bit IDs, APIC in x2APIC mode: the register
+                // holds the whole ID; bits 31:8 of the destination go in address_hi.
+                (reg & 0xff, reg & 0xffff_ff00)
+            } else {
+                // The ID in bits 31:24, as KVM_GET_LAPIC reports it otherwise.
+                (reg >> 24, 0)
+            };
             let msi = kvm_msi {
                 // Physical destination `id`, fixed delivery, edge-triggered.
                 address_lo: 0xfee0_0000 | id << 12,
+                address_hi,
                 data: u32::from(vector),
                 ..Default::default()
             };
-            return match vm.fd().signal_msi(msi).map_err(Errno::from) {
+            // KVM_SIGNAL_MSI on the VM fd the vcpu keeps (no registry lock).
+            // SAFETY: KVM_SIGNAL_MSI reads one struct kvm_msi, which lives across the call.
+            let r = unsafe {
+                ioctl::ioctl(
+                    self.vm_fd(),
+                    ioctl::iow::<kvm_msi>(0xa5),
+                    &msi as *const _ as libc::c_ulong,
+                )
+            };
+            return match r {
                 Ok(n) if n > 0 => Ok(()),
                 // 0: refused; EPERM: no APIC accepted it (software-disabled).
                 Ok(_) | Err(Errno(libc::EPERM)) => Err(Errno(libc::EAGAIN)),
@@ -259,6 +277,8 @@ impl Vcpu {
 
 /// RFLAGS.IF.
 const RFLAGS_IF: u64 = 1 << 9;
+/// IA32_APIC_BASE.EXTD: the local APIC is in x2APIC mode.
+const APIC_BASE_EXTD: u64 = 1 << 10;
 /// `IrqState::state`: libkvm set request_interrupt_window for this KVM_RUN; the low byte
 /// holds the caller's value, to put back after the exit.
 const OVERRIDE: u32 = 1 << 8;

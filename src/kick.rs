@@ -23,8 +23,10 @@
 //!   counted in that read incremented the counter after it, hence set the flag after the
 //!   clear: the next KVM_RUN returns at once. So every kick is answered by an EINTR that
 //!   returns after the kick began. If the counter has not moved since the last EINTR that
-//!   answered a kick and the drain found a kick signal, the EINTR came only from a late
-//!   signal of a kick already answered: KVM_RUN is entered again instead of reporting it.
+//!   answered a kick and the drain found a kick signal or the clear found the flag set,
+//!   the EINTR came only from a late signal, or a late flag store, of a kick already
+//!   answered (a kick counted in that read can set the flag after the clear): KVM_RUN is
+//!   entered again instead of reporting it.
 //!   An application signal pending in a mask that blocks it outside KVM_RUN stays pending
 //!   and makes that KVM_RUN return EINTR at once, so it is never swallowed. (One whose
 //!   handler runs as KVM_RUN returns can coincide with a late kick signal and have its
@@ -231,7 +233,7 @@ pub fn run(v: &Vcpu) -> Result<libc::c_int> {
 #[cold]
 fn after_eintr(v: &Vcpu) -> bool {
     let k = v.kick();
-    exit_flag(v).store(0, SeqCst);
+    let flagged = exit_flag(v).swap(0, SeqCst) != 0;
     let drained = drain();
     k.armed.store(false, SeqCst);
     let seq = k.seq.load(SeqCst);
@@ -239,8 +241,9 @@ fn after_eintr(v: &Vcpu) -> bool {
         k.seen.store(seq, Relaxed);
         return true;
     }
-    if drained {
-        // A late signal of a kick an earlier EINTR answered.
+    if drained || flagged {
+        // A late signal, or the flag left set, of a kick an earlier EINTR answered (a
+        // kick counted by that EINTR can set the flag after it was cleared).
         return false;
     }
     true
@@ -373,6 +376,39 @@ mod tests {
         ] {
             assert!(!valid_signal(bad), "{bad}");
         }
+    }
+
+    /// The state after an EINTR that counted a kick whose flag store came after the
+    /// owner cleared the flag: the next KVM_RUN exits at once on the leftover flag, and
+    /// that must not be a second EINTR for the same kick.
+    #[test]
+    fn a_leftover_flag_of_an_answered_kick_is_no_second_eintr() {
+        let Ok(vm_fd) = registry::create_vm() else {
+            return; // no /dev/kvm
+        };
+        let vm = registry::vm(vm_fd).unwrap();
+        vm.set_memory_region(0, 0, 0, 0x1000, None).unwrap();
+        // SAFETY: the slot's first byte, mapped while the VM lives.
+        unsafe { vm.guest_memory(0, 1).unwrap().write(0xf4) }; // hlt
+        registry::create_vcpu(vm_fd, 0).unwrap();
+        crate::vcpu::with_current(|v| {
+            let mut s = v.get_sregs()?;
+            s.cs.base = 0;
+            s.cs.selector = 0;
+            v.set_sregs(&s)?;
+            let mut r = v.get_regs()?;
+            r.rip = 0;
+            v.set_regs(&r)?;
+            let k = v.kick();
+            k.seq.fetch_add(1, SeqCst);
+            k.seen.store(k.seq.load(SeqCst), Relaxed);
+            exit_flag(v).store(1, SeqCst);
+            assert_eq!(v.run(), Ok(kvm_bindings::KVM_EXIT_HLT as i32));
+            Ok(())
+        })
+        .unwrap();
+        crate::vcpu::clear_current().unwrap();
+        registry::destroy_vm(vm_fd).unwrap();
     }
 
     #[test]

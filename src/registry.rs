@@ -124,7 +124,13 @@ pub fn create_vcpu(vm_fd: RawFd, id: u32) -> Result<RawFd> {
         }
         reg.vcpus.insert(fd, v.clone());
     }
-    vcpu::set_current(v)?;
+    if let Err(e) = vcpu::set_current(v) {
+        // Not the thread's after all: the caller gets no fd, so no vcpu may stay behind
+        // (dropped outside the lock, as destroy_vm does).
+        let stale = REGISTRY.lock().vcpus.remove(&fd);
+        drop(stale);
+        return Err(e);
+    }
     Ok(fd)
 }
 

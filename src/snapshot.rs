@@ -419,7 +419,11 @@ fn set_msrs(v: &Vcpu, msrs: &[kvm_msr_entry]) -> Result<()> {
     Ok(())
 }
 
-const CPUID_MAX: usize = 1024;
+/// The most CPUID entries KVM_SET_CPUID2 takes (KVM_MAX_CPUID_ENTRIES).
+const CPUID_MAX: usize = 256;
+/// The most MSRs one KVM_GET_MSRS / KVM_SET_MSRS takes (KVM_MAX_MSR_ENTRIES): a capture
+/// cannot save more.
+const MSRS_MAX: usize = 255;
 
 fn get_cpuid(v: &Vcpu) -> Result<Vec<kvm_cpuid_entry2>> {
     let entry_words = size_of::<kvm_cpuid_entry2>() / 4;
@@ -477,9 +481,10 @@ fn complete_pending(v: &Vcpu) -> Result<()> {
 fn capture_vcpu(v: &Vcpu) -> Result<VcpuState> {
     complete_pending(v)?;
     // Events first, then MP state (which can move CS:RIP of a vcpu waiting for SIPI)
-    // before the registers: QEMU's order.
+    // before the registers: QEMU's order. KVM_GET_MP_STATE can accept a pending INIT and
+    // reset the vcpu, so it is a `writing` ioctl (as in kvm_get_mp_state).
     let events = v.get_events()?;
-    let mp_state = v.reading(|fd| fd.get_mp_state().map_err(Errno::from))?;
+    let mp_state = v.writing(|fd| fd.get_mp_state().map_err(Errno::from))?;
     let regs = v.get_regs()?;
     let size = vcpu_state::xsave_size(v)?;
     let mut xsave = vec![0u64; size.div_ceil(8)];
@@ -497,7 +502,7 @@ fn capture_vcpu(v: &Vcpu) -> Result<VcpuState> {
         (Some(v.get_sregs()?), None)
     };
     let msrs = get_msrs(v)?;
-    let lapic = if registry::vm(v.vm_fd())?.has_irqchip() {
+    let lapic = if v.apic.in_kernel() {
         Some(v.reading(|fd| fd.get_lapic().map_err(Errno::from))?)
     } else {
         None
@@ -607,6 +612,10 @@ fn decode_vcpu(blob: &[u8]) -> Result<VcpuState> {
     if cpuid.len() > CPUID_MAX {
         return Err(bad());
     }
+    let msrs = pods::<kvm_msr_entry>(s.get(T_MSRS).unwrap_or(&[]))?;
+    if msrs.len() > MSRS_MAX {
+        return Err(bad());
+    }
     let pending_irqs = match s.get(T_PENDING_IRQS) {
         None => [0; 4],
         Some(b) => pods::<u64>(b)?.try_into().map_err(|_| bad())?,
@@ -618,7 +627,7 @@ fn decode_vcpu(blob: &[u8]) -> Result<VcpuState> {
         sregs2,
         xsave,
         xcrs: s.opt(T_XCRS)?,
-        msrs: pods(s.get(T_MSRS).unwrap_or(&[]))?,
+        msrs,
         lapic: s.opt(T_LAPIC)?,
         events: pod(s.need(T_EVENTS)?)?,
         mp_state: pod(s.need(T_MP_STATE)?)?,
@@ -658,14 +667,14 @@ fn check_vcpu_fits(v: &Vcpu, s: &VcpuState) -> Result<()> {
     if s.nested.is_some() && vcpu_state::nested_state_max(v)? == 0 {
         return Err(Errno(libc::EOPNOTSUPP));
     }
-    if s.lapic.is_some() && !registry::vm(v.vm_fd())?.has_irqchip() {
+    if s.lapic.is_some() && !v.apic.in_kernel() {
         return Err(Errno(libc::ENXIO));
     }
     if s.xsave.len() > vcpu_state::xsave_size(v)? {
         return Err(Errno(libc::EINVAL));
     }
-    if s.pending_irqs != [0; 4] && registry::vm(v.vm_fd())?.has_irqchip() {
-        return Err(Errno(libc::EINVAL)); // they belong to a VM without an irqchip
+    if s.pending_irqs != [0; 4] && v.apic.in_kernel() {
+        return Err(Errno(libc::EINVAL)); // they belong to a VM without in-kernel APICs
     }
     Ok(())
 }
@@ -964,6 +973,39 @@ mod tests {
     fn rechecksum(b: &mut [u8]) {
         let crc = crc32(&[&b[..24], &b[28..]]);
         b[24..28].copy_from_slice(&crc.to_le_bytes());
+    }
+
+    fn vcpu_blob(cpuid: usize, msrs: usize) -> Vec<u8> {
+        encode_vcpu(&VcpuState {
+            cpuid: vec![kvm_cpuid_entry2::default(); cpuid],
+            regs: kvm_regs::default(),
+            sregs: Some(kvm_sregs::default()),
+            sregs2: None,
+            xsave: vec![0; size_of::<kvm_xsave>()],
+            xcrs: None,
+            msrs: vec![kvm_msr_entry::default(); msrs],
+            lapic: None,
+            events: kvm_vcpu_events::default(),
+            mp_state: kvm_mp_state::default(),
+            debugregs: None,
+            nested: None,
+            tsc_khz: None,
+            pending_irqs: [0; 4],
+        })
+    }
+
+    fn decode_err(b: &[u8]) -> i32 {
+        match decode_vcpu(b) {
+            Err(Errno(e)) => e,
+            Ok(_) => 0,
+        }
+    }
+
+    #[test]
+    fn vcpu_blobs_with_more_entries_than_the_kernel_takes_are_refused() {
+        assert_eq!(decode_err(&vcpu_blob(256, 255)), 0);
+        assert_eq!(decode_err(&vcpu_blob(257, 0)), libc::EBADMSG);
+        assert_eq!(decode_err(&vcpu_blob(0, 256)), libc::EBADMSG);
     }
 
     #[test]

@@ -10,6 +10,7 @@ use crate::cpu_state::IrqState;
 use crate::error::{Errno, Result};
 use crate::kick::{self, KickState, ThreadSignals};
 use crate::regs::{self, SyncState};
+use crate::vm::ApicMode;
 use kvm_bindings::{kvm_regs, kvm_run, kvm_sregs, kvm_vcpu_events};
 use kvm_ioctls::VcpuFd;
 use parking_lot::Mutex;
@@ -45,11 +46,14 @@ pub struct Vcpu {
     /// Interrupts waiting for the guest to accept them (`kvm_interrupt`).
     pub(crate) irq: IrqState,
     kick: KickState,
+    /// How the VM's local APICs work (`kvm_interrupt`).
+    pub(crate) apic: Arc<ApicMode>,
 }
 
 impl Vcpu {
-    /// Wraps a vcpu kvm-ioctls created; `sync_caps` is what KVM_CAP_SYNC_REGS reported.
-    pub fn new(mut fd: VcpuFd, vm_fd: RawFd, sync_caps: u64) -> Vcpu {
+    /// Wraps a vcpu kvm-ioctls created; `sync_caps` is what KVM_CAP_SYNC_REGS reported,
+    /// `apic` the VM's local APIC mode.
+    pub fn new(mut fd: VcpuFd, vm_fd: RawFd, sync_caps: u64, apic: Arc<ApicMode>) -> Vcpu {
         // The one place a reference to kvm_run exists: turned into a raw pointer at once,
         // and get_kvm_run is never called again.
         let run = RunArea(NonNull::from(fd.get_kvm_run()));
@@ -66,6 +70,7 @@ impl Vcpu {
             sync: SyncState::new(sync_caps),
             irq: IrqState::default(),
             kick: KickState::default(),
+            apic,
         }
     }
 

@@ -9,7 +9,8 @@ use kvm_bindings::{kvm_dirty_log, kvm_userspace_memory_region, KVM_MEM_LOG_DIRTY
 use kvm_ioctls::{Cap, VmFd};
 use parking_lot::Mutex;
 use std::os::unix::io::{AsRawFd, RawFd};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 
 /// KVM slot numbers reserved at the top of the kernel's range for memory aliases, which
 /// have their own namespace (`kvm_set_memory_alias`).
@@ -29,6 +30,33 @@ pub struct Vm {
     /// Whether kvm_create_irqchip() made an in-kernel irqchip (interrupts then take the
     /// in-kernel path instead of KVM_INTERRUPT).
     irqchip: AtomicBool,
+    /// How the local APICs work, shared with the vcpus.
+    apic: Arc<ApicMode>,
+}
+
+/// How a VM's local APICs work, shared by the VM and its vcpus so that `kvm_interrupt`
+/// reads it without the registry lock.
+#[derive(Debug, Default)]
+pub struct ApicMode {
+    /// The local APICs are in the kernel.
+    in_kernel: AtomicBool,
+    /// The flags KVM_CAP_X2APIC_API was enabled with, over all enables (0: none).
+    x2apic_api: AtomicU64,
+}
+
+impl ApicMode {
+    /// Whether the local APICs are in the kernel.
+    pub fn in_kernel(&self) -> bool {
+        self.in_kernel.load(Ordering::Acquire)
+    }
+
+    /// Whether KVM_GET_LAPIC and MSI destinations use 32-bit x2APIC IDs
+    /// (KVM_CAP_X2APIC_API with KVM_X2APIC_API_USE_32BIT_IDS).
+    pub fn x2apic_32bit_ids(&self) -> bool {
+        self.x2apic_api.load(Ordering::Acquire)
+            & u64::from(kvm_bindings::KVM_X2APIC_API_USE_32BIT_IDS)
+            != 0
+    }
 }
 
 impl Vm {
@@ -45,6 +73,7 @@ impl Vm {
                 .min(u16::MAX as u32 + 1),
             sync_caps,
             irqchip: AtomicBool::new(false),
+            apic: Arc::default(),
         })
     }
 
@@ -57,10 +86,22 @@ impl Vm {
     pub fn create_irqchip(&self) -> Result<()> {
         self.fd.create_irq_chip().map_err(Errno::from)?;
         self.irqchip.store(true, Ordering::Release);
+        self.apic.in_kernel.store(true, Ordering::Release);
         Ok(())
     }
 
-    /// Whether the VM has an in-kernel irqchip.
+    /// Remembers that KVM_CAP_SPLIT_IRQCHIP put the local APICs in the kernel.
+    pub(crate) fn set_split_irqchip(&self) {
+        self.apic.in_kernel.store(true, Ordering::Release);
+    }
+
+    /// Remembers that KVM_CAP_X2APIC_API was enabled with `flags` (the kernel never turns
+    /// a flag off again, so neither does this).
+    pub(crate) fn set_x2apic_api(&self, flags: u64) {
+        self.apic.x2apic_api.fetch_or(flags, Ordering::AcqRel);
+    }
+
+    /// Whether the VM has the full in-kernel irqchip (PIC and IOAPIC too).
     pub fn has_irqchip(&self) -> bool {
         self.irqchip.load(Ordering::Acquire)
     }
@@ -84,7 +125,7 @@ impl Vm {
     /// KVM_CREATE_VCPU plus the run-area mapping (not inherited by fork(): see `fork`).
     pub fn create_vcpu(&self, id: u32) -> Result<Vcpu> {
         let fd = self.fd.create_vcpu(u64::from(id)).map_err(Errno::from)?;
-        let v = Vcpu::new(fd, self.raw_fd(), self.sync_caps);
+        let v = Vcpu::new(fd, self.raw_fd(), self.sync_caps, self.apic.clone());
         // SAFETY: advising the run area kvm-ioctls mapped with exactly this size; on
         // failure `v` is dropped, which unmaps it and closes the fd.
         crate::error::check(unsafe {
@@ -115,7 +156,8 @@ impl Vm {
     }
 
     /// `kvm_set_memory_region` (`host` = None: libkvm allocates) and
-    /// `kvm_set_user_memory_region` (`host` = the caller's memory). Size 0 deletes.
+    /// `kvm_set_user_memory_region` (`host` = the caller's memory). Size 0 deletes (`gpa`
+    /// is then ignored).
     pub fn set_memory_region(
         &self,
         slot: u32,
@@ -135,7 +177,9 @@ impl Vm {
             if !mem.aliases_of(slot).is_empty() {
                 return Err(Errno(libc::EBUSY));
             }
-            self.kvm_set_slot(slot, 0, gpa, 0, std::ptr::null_mut())?;
+            // The caller's `gpa` is ignored: the kernel checks the one it is given.
+            let own = mem.get(slot).expect("checked above").gpa;
+            self.kvm_set_slot(slot, 0, own, 0, std::ptr::null_mut())?;
             mem.remove(slot);
             return Ok(());
         }

@@ -29,7 +29,9 @@ const KVM_GET_MSRS: u64 = ioctl::iowr::<kvm_msrs>(0x88);
 const KVM_CREATE_VM: u64 = ioctl::io(0x01);
 const KVM_CAP_COALESCED_MMIO: libc::c_long = kvm_bindings::KVM_CAP_COALESCED_MMIO as _;
 
-/// KVM_ENABLE_CAP on the VM fd.
+/// KVM_ENABLE_CAP on the VM fd; remembers the capabilities that change what other calls
+/// do (KVM_CAP_X2APIC_API: the APIC ID format `kvm_interrupt` reads;
+/// KVM_CAP_SPLIT_IRQCHIP: the local APICs are in the kernel).
 pub fn enable_cap(vm: &Vm, cap: &kvm_enable_cap) -> Result<()> {
     // SAFETY: KVM_ENABLE_CAP reads one struct kvm_enable_cap, alive across the call.
     unsafe {
@@ -39,6 +41,11 @@ pub fn enable_cap(vm: &Vm, cap: &kvm_enable_cap) -> Result<()> {
             cap as *const _ as libc::c_ulong,
         )
     }?;
+    match cap.cap {
+        kvm_bindings::KVM_CAP_X2APIC_API => vm.set_x2apic_api(cap.args[0]),
+        kvm_bindings::KVM_CAP_SPLIT_IRQCHIP => vm.set_split_irqchip(),
+        _ => {}
+    }
     Ok(())
 }
 
@@ -201,13 +208,15 @@ pub unsafe fn msr_features(msrs: *mut kvm_msrs) -> Result<i32> {
     unsafe { ioctl::ioctl(fd, KVM_GET_MSRS, msrs as libc::c_ulong) }
 }
 
-/// Any ioctl on /dev/kvm except KVM_CREATE_VM (a VM libkvm does not know about could not
+/// Any ioctl on /dev/kvm except KVM_CREATE_VM and requests above 32 bits (a VM libkvm does not know about could not
 /// be used with libkvm's calls; kvm_create_vm() makes them).
 ///
 /// # Safety
 /// `arg` must be what `request` expects.
 pub unsafe fn system_ioctl(request: u64, arg: libc::c_ulong) -> Result<i32> {
-    if request == KVM_CREATE_VM {
+    // The kernel takes the request as 32 bits: (1 << 32) | KVM_CREATE_VM would be
+    // KVM_CREATE_VM to it.
+    if request > u64::from(u32::MAX) || request == KVM_CREATE_VM {
         return Err(Errno(libc::EINVAL));
     }
     let fd: RawFd = system::kvm()?.as_raw_fd();

@@ -25,27 +25,40 @@ pub extern "C" fn kvm_translate(
     usermode: *mut u8,
 ) -> c_int {
     c_int(|| {
-        let (pa, v, w, u) = (
-            output(physical_address)?,
-            output(valid)?,
-            output(writeable)?,
-            output(usermode)?,
-        );
+        // Raw pointers only: a caller may pass the same pointer twice, and four `&mut`
+        // to one object would alias.
+        if physical_address.is_null()
+            || valid.is_null()
+            || writeable.is_null()
+            || usermode.is_null()
+        {
+            return Err(Errno(libc::EFAULT));
+        }
         let tr = with_current(|vcpu| vcpu.translate(linear_address))?;
-        (*pa, *v, *w, *u) = (tr.physical_address, tr.valid, tr.writeable, tr.usermode);
+        // SAFETY: non-NULL; the caller promises each points at a writable object of its
+        // type for the call (aliasing pointers are fine: plain writes, one after another).
+        unsafe {
+            physical_address.write(tr.physical_address);
+            valid.write(tr.valid);
+            writeable.write(tr.writeable);
+            usermode.write(tr.usermode);
+        }
         Ok(0)
     })
 }
 
-/// Raises interrupt vector `irq` (0-255) on the calling thread's vcpu. Without an
-/// in-kernel irqchip the vector is injected with KVM_INTERRUPT as soon as the guest can
+/// Raises interrupt vector `irq` (0-255) on the calling thread's vcpu. Without
+/// in-kernel local APICs the vector is injected with KVM_INTERRUPT as soon as the guest can
 /// take it (interrupts enabled, no interrupt shadow): at once, or, if it cannot yet,
 /// libkvm keeps it pending and injects it when the guest opens an interrupt window
 /// during a later kvm_run(), without returning from kvm_run() for that (several pending
 /// vectors go highest first; raising a pending vector again has no further effect). With
-/// an in-kernel irqchip (kvm_create_irqchip()) it is sent to the vcpu's local APIC as a
-/// fixed-delivery message-signalled interrupt; the guest must have enabled its APIC.
-/// Errors: ESRCH (no vcpu), EINVAL (`irq` above 255), EAGAIN (in-kernel irqchip: the
+/// in-kernel local APICs (kvm_create_irqchip(), or a split irqchip: KVM_CAP_SPLIT_IRQCHIP
+/// with kvm_enable_cap()) it is sent to the vcpu's local APIC as a
+/// fixed-delivery message-signalled interrupt to its APIC ID (the full 32-bit x2APIC ID
+/// when KVM_CAP_X2APIC_API was enabled with 32-bit IDs and the guest's APIC is in x2APIC
+/// mode); the guest must have enabled its APIC.
+/// Errors: ESRCH (no vcpu), EINVAL (`irq` above 255), EAGAIN (in-kernel APICs: the
 /// vcpu's local APIC did not accept it, e.g. because the guest has not enabled it).
 #[no_mangle]
 pub extern "C" fn kvm_interrupt(irq: u32) -> c_int {

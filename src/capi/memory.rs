@@ -9,7 +9,7 @@ use libc::{c_int, c_uint, c_void};
 /// Gives VM `vm` `size` bytes of zeroed memory, allocated and owned by libkvm, at
 /// guest-physical `guest_phys_addr`, as memory slot `slot`. `flags`: 0 or
 /// KVM_MEM_LOG_DIRTY_PAGES and/or KVM_MEM_READONLY. Size 0 deletes the slot (and frees its
-/// memory). Calling it again for an existing slot with the same size changes its flags or
+/// memory; `guest_phys_addr` is then ignored). Calling it again for an existing slot with the same size changes its flags or
 /// guest address, keeping its contents. Errors: EBADF (not a VM), EINVAL (address or size
 /// not a multiple of 4096, range wrapping past 2^64, unknown flags, slot out of range, a
 /// different size for an existing slot), EEXIST (overlaps another slot or a memory

@@ -13,13 +13,15 @@ use libc::{c_int, c_ulong, c_void};
 /// Issues `ioctl(vm, request, arg)` on VM `vm` and returns what it returns. libkvm does not
 /// look at `arg`. Calls that change what libkvm tracks have their own functions and are
 /// refused here with EINVAL: KVM_SET_USER_MEMORY_REGION(2) (kvm_set_memory_region()),
-/// KVM_CREATE_VCPU (kvm_create_vcpu()), KVM_CREATE_IRQCHIP (kvm_create_irqchip()).
-/// Errors: EBADF (not a VM), EINVAL (a refused request), and the ioctl's own.
+/// KVM_CREATE_VCPU (kvm_create_vcpu()), KVM_CREATE_IRQCHIP (kvm_create_irqchip()); so is a
+/// request with any of bits 63:32 set (the kernel's ioctl number is 32 bits, so such a
+/// request would reach it as another one). Errors: EBADF (not a VM), EINVAL (a refused
+/// request), and the ioctl's own.
 #[no_mangle]
 pub extern "C" fn kvm_vm_ioctl(vm: c_int, request: c_ulong, arg: *mut c_void) -> c_int {
     c_int(|| {
         let vm = registry::vm(vm)?;
-        if RESERVED_VM.contains(&(request as u64)) {
+        if request as u64 > u64::from(u32::MAX) || RESERVED_VM.contains(&(request as u64)) {
             return Err(Errno(libc::EINVAL));
         }
         // SAFETY: `arg` is the caller's, passed through as the raw ioctl would take it; the
@@ -33,12 +35,13 @@ pub extern "C" fn kvm_vm_ioctl(vm: c_int, request: c_ulong, arg: *mut c_void) ->
 /// re-read after, so libkvm's calls and raw ioctls can be mixed freely. Refused with
 /// EINVAL because libkvm owns what they set: KVM_RUN (use kvm_run(), which keeps the kick
 /// working) and KVM_SET_SIGNAL_MASK (use kvm_set_signal_mask(), which keeps the kick
-/// signal unblocked). Errors: ESRCH (no vcpu), EINVAL (a refused request), and the
+/// signal unblocked); so is a request with any of bits 63:32 set (the kernel's ioctl
+/// number is 32 bits). Errors: ESRCH (no vcpu), EINVAL (a refused request), and the
 /// ioctl's own.
 #[no_mangle]
 pub extern "C" fn kvm_vcpu_ioctl(request: c_ulong, arg: *mut c_void) -> c_int {
     c_int(|| {
-        if RESERVED_VCPU.contains(&(request as u64)) {
+        if request as u64 > u64::from(u32::MAX) || RESERVED_VCPU.contains(&(request as u64)) {
             return Err(Errno(libc::EINVAL));
         }
         with_current(|v| {

@@ -3,7 +3,7 @@
 //! and vcpu capabilities. All fail with ESRCH on a thread without a vcpu.
 
 use super::{input, output};
-use crate::error::{c_int, to_c_int};
+use crate::error::{c_int, to_c_int, Errno};
 use crate::vcpu::with_current;
 use crate::vcpu_state;
 use kvm_bindings::{
@@ -41,8 +41,11 @@ pub extern "C" fn kvm_get_xsave_size() -> c_int {
 #[no_mangle]
 pub extern "C" fn kvm_get_xsave(xsave: *mut kvm_xsave, size: usize) -> c_int {
     c_int(|| {
-        output(xsave)?;
-        // SAFETY: non-NULL; the caller promises `size` writable bytes.
+        if xsave.is_null() {
+            return Err(Errno(libc::EFAULT));
+        }
+        // SAFETY: non-NULL; the caller promises `size` writable bytes (no reference to a
+        // whole struct kvm_xsave is formed: `size` may be smaller, for E2BIG).
         let n = with_current(|v| unsafe { vcpu_state::get_xsave(v, xsave, size) })?;
         to_c_int(n)
     })
@@ -55,8 +58,11 @@ pub extern "C" fn kvm_get_xsave(xsave: *mut kvm_xsave, size: usize) -> c_int {
 #[no_mangle]
 pub extern "C" fn kvm_set_xsave(xsave: *const kvm_xsave, size: usize) -> c_int {
     c_int(|| {
-        input(xsave)?;
-        // SAFETY: non-NULL; the caller promises `size` readable bytes.
+        if xsave.is_null() {
+            return Err(Errno(libc::EFAULT));
+        }
+        // SAFETY: non-NULL; the caller promises `size` readable bytes (no reference to a
+        // whole struct kvm_xsave is formed: `size` may be smaller, for E2BIG).
         with_current(|v| unsafe { vcpu_state::set_xsave(v, xsave, size) })?;
         Ok(0)
     })

@@ -19,7 +19,8 @@ use libc::{c_int, c_ulong, c_void};
 /// example KVM_CAP_SPLIT_IRQCHIP, KVM_CAP_X86_USER_SPACE_MSR, KVM_CAP_X86_DISABLE_EXITS,
 /// KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2). Some capabilities change how other calls behave:
 /// with KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2, reading the dirty log no longer clears it
-/// (use kvm_clear_dirty_log()). Errors: EBADF (not a VM), EFAULT (`cap` NULL), EINVAL
+/// (use kvm_clear_dirty_log()); with KVM_CAP_X2APIC_API, kvm_interrupt() addresses a vcpu
+/// in x2APIC mode by its 32-bit x2APIC ID. Errors: EBADF (not a VM), EFAULT (`cap` NULL), EINVAL
 /// (unknown capability, nonzero flags, or arguments the kernel refuses), EBUSY or EEXIST
 /// (the capability must be enabled before vcpus or an irqchip exist).
 #[no_mangle]
@@ -237,8 +238,10 @@ pub extern "C" fn kvm_get_msr_features(msrs: *mut kvm_msrs) -> c_int {
 /// Escape hatch for /dev/kvm: issues `ioctl(kvm_fd, request, arg)` on libkvm's own
 /// /dev/kvm handle and returns what it returns, for system ioctls libkvm does not wrap
 /// (KVM_X86_GET_MCE_CAP_SUPPORTED, KVM_GET_SUPPORTED_HV_CPUID, KVM_GET_DEVICE_ATTR, ...).
-/// KVM_CREATE_VM is refused with EINVAL (use kvm_create_vm()). Errors: EINVAL
-/// (KVM_CREATE_VM), those of opening /dev/kvm, and the ioctl's own.
+/// KVM_CREATE_VM is refused with EINVAL (use kvm_create_vm()), and so is a request with
+/// any of bits 63:32 set (the kernel's ioctl number is 32 bits, so such a request would
+/// reach it as another one). Errors: EINVAL (KVM_CREATE_VM or bits 63:32 set), those of
+/// opening /dev/kvm, and the ioctl's own.
 #[no_mangle]
 pub extern "C" fn kvm_system_ioctl(request: c_ulong, arg: *mut c_void) -> c_int {
     c_int(|| {

@@ -1,0 +1,49 @@
+/* kvm_create_vcpu that fails after creating the vcpu (called while its thread is being torn down) leaves no vcpu registered and no fd open. */
+#define _GNU_SOURCE
+#include "harness.h"
+#include <pthread.h>
+
+static int vm;
+static pthread_key_t key;
+static int result = 1, err;
+
+/* Runs after the thread's own thread-locals are gone, libkvm's included. */
+static void at_exit(void *arg)
+{
+	(void)arg;
+	errno = 0;
+	result = kvm_create_vcpu(vm, 1);
+	err = errno;
+}
+
+static void *thread(void *arg)
+{
+	(void)arg;
+	/* Touch libkvm's thread-local, so that it is torn down before the key. */
+	CHECK_ERR(kvm_run(), ESRCH);
+	CHECK(pthread_setspecific(key, (void *)1) == 0);
+	return NULL;
+}
+
+int main(void)
+{
+	require_kvm();
+	vm = vm_with_memory(0x10000);
+	OK(kvm_create_vcpu(vm, 0));
+	OK(kvm_detach_vcpu());
+	CHECK(pthread_key_create(&key, at_exit) == 0);
+	int before = count_kvm_fds();
+	pthread_t t;
+	CHECK(pthread_create(&t, NULL, thread, NULL) == 0);
+	CHECK(pthread_join(t, NULL) == 0);
+	if (result != -1) {
+		/* The C library ran the key destructor first: nothing to test here. */
+		printf("SKIP the vcpu could still be made the thread's (%d)\n", result);
+		return SKIP;
+	}
+	CHECK_EQ(err, ESRCH);
+	/* The vcpu it created is gone again: its fd is closed. */
+	CHECK_EQ(count_kvm_fds(), before);
+	OK(kvm_destroy_vm(vm));
+	return 0;
+}
