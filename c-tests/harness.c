@@ -81,6 +81,16 @@ void setup_real_mode(uint16_t ip)
 	set_ip(ip);
 }
 
+void setup_unreal_mode(uint16_t ip)
+{
+	setup_real_mode(ip);
+	struct kvm_sregs s;
+	OK(kvm_get_sregs(&s));
+	s.ds.limit = 0xffffffff;
+	s.ds.g = 1;
+	OK(kvm_set_sregs(&s));
+}
+
 void setup_protected_mode(uint32_t eip)
 {
 	struct kvm_sregs s;

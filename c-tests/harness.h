@@ -52,6 +52,9 @@ void load_blob(int vm, uint64_t gpa, struct blob b);
 
 /* Sets the calling thread's vcpu to start at `ip` in each mode (flat segments). */
 void setup_real_mode(uint16_t ip);
+/* Real mode with a 4 GiB DS limit ("unreal" mode): addr32 data accesses reach the
+ * local APIC at 0xfee00000. */
+void setup_unreal_mode(uint16_t ip);
 void setup_protected_mode(uint32_t eip);
 /* Builds identity-mapping page tables (2 MiB pages, first 1 GiB) at `pt_base` (three
  * 4 KiB pages) and enters 64-bit mode at `rip`. */

@@ -30,13 +30,7 @@ int main(void)
 	ivt[0x40 * 2] = HANDLER(rm_apic_h40);
 	ivt[0x41 * 2] = HANDLER(rm_apic_h41);
 	OK(kvm_create_vcpu(vm, 0));
-	setup_real_mode(LOAD);
-	/* Real mode with a 4 GiB DS limit, to reach the APIC at 0xfee00000. */
-	struct kvm_sregs s;
-	OK(kvm_get_sregs(&s));
-	s.ds.limit = 0xffffffff;
-	s.ds.g = 1;
-	OK(kvm_set_sregs(&s));
+	setup_unreal_mode(LOAD); /* reaches the APIC at 0xfee00000 */
 	struct kvm_regs r;
 	OK(kvm_get_regs(&r));
 	r.rsp = 0x8000;

@@ -116,12 +116,7 @@ int main(void)
 
 	load_blob(vm, 0x1000, BLOB(rm_intr));
 	vcpu_fd = OK(kvm_create_vcpu(vm, 0));
-	setup_real_mode(0x1000);
-	struct kvm_sregs s;
-	OK(kvm_get_sregs(&s));
-	s.ds.limit = 0xffffffff; /* "unreal" DS: addr32 reaches the local APIC */
-	s.ds.g = 1;
-	OK(kvm_set_sregs(&s));
+	setup_unreal_mode(0x1000); /* addr32 reaches the local APIC */
 	for (unsigned v = 0; v < 256; v++) /* exceptions: an IRET would retry them forever */
 		set_vector(v, v < 0x20 ? G(rm_intr_fault) : G(rm_intr_iret));
 	set_vector(2, G(rm_intr_nmi));
