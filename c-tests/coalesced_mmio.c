@@ -31,7 +31,7 @@ int main(void)
 	if (have_pio)
 		OK(kvm_register_coalesced_mmio(vm, &pio));
 	else
-		printf("SKIP coalesced port I/O: KVM_CAP_COALESCED_PIO is 0\n");
+		skip_section("coalesced port I/O", "KVM_CAP_COALESCED_PIO is 0");
 
 	CHECK_EQ(OK(kvm_coalesced_mmio_next(vm, &e)), 0);
 	if (have_pio) {

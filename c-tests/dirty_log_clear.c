@@ -25,9 +25,8 @@ int main(void)
 	int vm = vm_with_memory(0x10000);
 	load_blob(vm, 0x2000, BLOB(pm_dirty_clear));
 	if (kvm_check_extension(vm, KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2) <= 0) {
-		printf("SKIP kvm_clear_dirty_log: KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2 is 0\n");
 		OK(kvm_destroy_vm(vm));
-		return 0;
+		skip_test("KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2 is 0");
 	}
 	struct kvm_enable_cap cap = { .cap = KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2,
 				      .args = { KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE } };

@@ -166,7 +166,7 @@ static void unmapped_memory(void)
 static void read_only_slot(void)
 {
 	if (kvm_check_extension(vm, KVM_CAP_READONLY_MEM) <= 0) {
-		printf("KVM_CAP_READONLY_MEM missing: read-only slot not tested\n");
+		skip_section("read-only slot", "KVM_CAP_READONLY_MEM is 0");
 		return;
 	}
 	OK(kvm_set_memory_region(vm, 1, KVM_MEM_READONLY, 0x20000, 0x1000));

@@ -31,6 +31,28 @@ void require_kvm(void)
 		on_exit(leak_check_at_exit, NULL);
 }
 
+/* One line "section: why" in the file the runner names (LIBKVM_TEST_SKIPS), and the
+ * same on stdout for the test's log. */
+void skip_section(const char *section, const char *why)
+{
+	printf("SKIP %s: %s\n", section, why);
+	fflush(stdout);
+	const char *path = getenv("LIBKVM_TEST_SKIPS");
+	if (!path || !*path)
+		return;
+	FILE *f = fopen(path, "ae");
+	if (!f)
+		FAIL("cannot record the skipped section in %s: %s", path, strerror(errno));
+	fprintf(f, "%s: %s\n", section, why);
+	fclose(f);
+}
+
+void skip_test(const char *why)
+{
+	skip_section("the whole test", why);
+	exit(SKIP);
+}
+
 int vm_with_memory(uint64_t size)
 {
 	int vm = OK(kvm_create_vm());

@@ -21,7 +21,7 @@ int main(void)
 	require_kvm();
 	int vm = vm_with_memory(0x10000);
 	if (kvm_check_extension(vm, KVM_CAP_SPLIT_IRQCHIP) <= 0)
-		return SKIP;
+		skip_test("KVM_CAP_SPLIT_IRQCHIP is 0");
 	struct kvm_enable_cap cap = {.cap = KVM_CAP_SPLIT_IRQCHIP, .args = {24}};
 	OK(kvm_enable_cap(vm, &cap));
 	load_blob(vm, LOAD, BLOB(rm_apic));

@@ -10,7 +10,7 @@ int main(void)
 	require_kvm();
 	int vm = vm_with_memory(0x10000);
 	if (kvm_check_extension(vm, KVM_CAP_X2APIC_API) <= 0)
-		return SKIP; /* no KVM_CAP_X2APIC_API */
+		skip_test("KVM_CAP_X2APIC_API is 0");
 	OK(kvm_create_irqchip(vm));
 	struct kvm_enable_cap cap = {.cap = KVM_CAP_X2APIC_API, .args = {KVM_X2APIC_API_USE_32BIT_IDS}};
 	OK(kvm_enable_cap(vm, &cap));

@@ -72,7 +72,7 @@ static void enforce_pv_cpuid(void)
 {
 	int vm = vm_with_memory(0x10000);
 	if (kvm_check_extension(vm, KVM_CAP_ENFORCE_PV_FEATURE_CPUID) <= 0) {
-		printf("SKIP kvm_enable_vcpu_cap test: KVM_CAP_ENFORCE_PV_FEATURE_CPUID is 0\n");
+		skip_section("kvm_enable_vcpu_cap", "KVM_CAP_ENFORCE_PV_FEATURE_CPUID is 0");
 		OK(kvm_destroy_vm(vm));
 		return;
 	}

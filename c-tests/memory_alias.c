@@ -159,7 +159,7 @@ int main(void)
 		OK(set_alias(6, 0, 0, 0));
 		OK(kvm_set_memory_region(vm, 6, 0, 0, 0));
 	} else {
-		printf("no KVM_CAP_READONLY_MEM: read-only alias not tested\n");
+		skip_section("read-only alias", "KVM_CAP_READONLY_MEM is 0");
 	}
 	OK(set_alias(5, 0, 0, 0));
 	OK(kvm_set_memory_region(vm, 2, 0, 0, 0));

@@ -94,11 +94,14 @@ int main(void)
 	m3->entries[0].data = 0;
 	CHECK_EQ(kvm_get_msrs(m3), 1);
 	CHECK_EQ(m3->entries[0].data, 0x18);
-	/* A refused value stops it too: a non-canonical address in KERNEL_GS_BASE. */
+	/* A refused value stops it too: an address in KERNEL_GS_BASE that is non-canonical
+	 * at every width a host can have. KVM checks host-written bases against the widest
+	 * width the host supports (57 bits with LA57, else 48), so 0x0000800000000000 is
+	 * accepted on an LA57 host; bit 56 set with bits 63:57 clear is refused by both. */
 	m->entries[0].index = SYSENTER_CS;
 	m->entries[0].data = 0x20;
 	m->entries[1].index = KERNEL_GS_BASE;
-	m->entries[1].data = 0x0000800000000000ULL;
+	m->entries[1].data = 0x0100000000000000ULL;
 	CHECK_EQ(kvm_set_msrs(m), 1);
 	/* No entries: nothing to do. */
 	m->nmsrs = 0;

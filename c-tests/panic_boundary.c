@@ -18,7 +18,7 @@ static int poisoned, healthy;
 /* Runs `call` with stderr redirected to a pipe; fails if libkvm wrote anything. */
 #define SILENT(call) ({ int p_[2]; CHECK(pipe2(p_, O_CLOEXEC | O_NONBLOCK) == 0); \
 	fflush(stderr); int saved_ = dup(2); dup2(p_[1], 2); \
-	long r_ = (long)(intptr_t)(call); int e_ = errno; \
+	__typeof__(call) r_ = (call); int e_ = errno; \
 	dup2(saved_, 2); close(saved_); char c_; \
 	if (read(p_[0], &c_, 1) == 1) FAIL("%s wrote to stderr", #call); \
 	close(p_[0]); close(p_[1]); errno = e_; r_; })

@@ -340,7 +340,7 @@ static void run_all(int steps)
 		struct kvm_enable_cap cap = { .cap = KVM_CAP_EXCEPTION_PAYLOAD, .args = { 1 } };
 		OK(kvm_vm_ioctl(m.vm, KVM_ENABLE_CAP, &cap));
 	} else {
-		fprintf(stderr, "no KVM_CAP_EXCEPTION_PAYLOAD: pending exceptions not tested\n");
+		skip_section("pending exceptions", "KVM_CAP_EXCEPTION_PAYLOAD is 0");
 	}
 	load_blob(m.vm, 0x1000, BLOB(sr_mix));
 	/* Real-mode interrupt vectors: NMI (2) and #UD (6). */

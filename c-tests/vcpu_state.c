@@ -144,7 +144,7 @@ int main(void)
 		OK(kvm_set_tsc_khz((uint32_t)khz / 2));
 		CHECK_EQ(OK(kvm_get_tsc_khz()), khz / 2);
 	} else {
-		printf("SKIP kvm_set_tsc_khz to another frequency: KVM_CAP_TSC_CONTROL is 0\n");
+		skip_section("kvm_set_tsc_khz to another frequency", "KVM_CAP_TSC_CONTROL is 0");
 	}
 
 	/* --- Nested state. */
@@ -158,7 +158,7 @@ int main(void)
 		ns->size = sizeof(*ns) - 1;
 		CHECK(kvm_get_nested_state(ns) == -1);
 	} else {
-		printf("SKIP kvm_get/set_nested_state: KVM_CAP_NESTED_STATE is 0\n");
+		skip_section("kvm_get/set_nested_state of a real state", "KVM_CAP_NESTED_STATE is 0");
 		CHECK_ERR(kvm_get_nested_state(ns), EOPNOTSUPP);
 		CHECK_ERR(kvm_set_nested_state(ns), EOPNOTSUPP);
 	}
