@@ -48,3 +48,10 @@ GUEST_BEGIN(rm_rendezvous)
 	out	%ax, $0x12
 	hlt
 GUEST_END(rm_rendezvous)
+
+/* Reads the PC speaker port (0x61) and reports the byte on port 0x12. */
+GUEST_BEGIN(rm_speaker)
+	in	$0x61, %al
+	out	%al, $0x12
+	hlt
+GUEST_END(rm_speaker)
