@@ -189,7 +189,7 @@ static void child_checks(void)
 	struct { struct kvm_msrs h; struct kvm_msr_entry e[1]; } feat = { .h.nmsrs = 1,
 		.e[0].index = list.h.nmsrs ? list.i[0] : 0x10a };
 	/* The child reads the host's feature MSR as the parent's /dev/kvm reports it. */
-	struct { struct kvm_msrs h; struct kvm_msr_entry e[1]; } raw = feat;
+	__typeof__(feat) raw = feat;
 	CHECK_EQ(OK(kvm_get_msr_features(&feat.h)), list.h.nmsrs ? 1 : 0);
 	CHECK_EQ(OK(kvm_system_ioctl(KVM_GET_MSRS, &raw.h)), list.h.nmsrs ? 1 : 0);
 	CHECK_EQ(feat.e[0].data, raw.e[0].data);

@@ -119,8 +119,7 @@ static void pit_speaker(void)
 			CHECK_EQ(run->io.direction, KVM_EXIT_IO_IN);
 			CHECK_EQ(run->io.port, 0x61);
 		}
-		run_until_out(0x12);
-		run_expect(KVM_EXIT_HLT);
+		run_until_out(0x12); /* (its hlt would wait in the kernel: not run) */
 		OK(kvm_detach_vcpu());
 		OK(kvm_destroy_vm(v));
 	}
