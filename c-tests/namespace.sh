@@ -30,9 +30,8 @@ macros() { # compiler args..., source last
 for mode in "gcc -std=c99 -x c" "gcc -std=c17 -pedantic -x c" "gcc -std=gnu11 -x c" \
             "clang -std=c11 -x c" "g++ -std=c++11" "clang++ -std=c++17"; do
   ext=c mode_fail=0; case $mode in g++*|clang++*) ext=cc ;; esac
-  # shellcheck disable=SC2086 # $mode is a command line
+  # $mode is a command line, split into words on purpose.
   macros $mode "$tmp/sys.$ext" > "$tmp/m.sys"
-  # shellcheck disable=SC2086
   macros $mode "$tmp/kvm.$ext" > "$tmp/m.kvm"
   LC_ALL=C comm -13 "$tmp/m.sys" "$tmp/m.kvm" | sed -E 's/^#define ([A-Za-z_0-9]+).*/\1/' > "$tmp/added"
   LC_ALL=C comm -23 "$tmp/m.sys" "$tmp/m.kvm" > "$tmp/removed"
@@ -70,9 +69,7 @@ decls() { # compiler args..., source last
 }
 for mode in "clang -std=c99 -pedantic -x c" "clang -std=gnu11 -x c" "clang++ -std=c++17"; do
   ext=c mode_fail=0; case $mode in clang++*) ext=cc ;; esac
-  # shellcheck disable=SC2086
   decls $mode "$tmp/sys.$ext" > "$tmp/d.sys"
-  # shellcheck disable=SC2086
   decls $mode "$tmp/kvm.$ext" > "$tmp/d.kvm"
   LC_ALL=C comm -13 "$tmp/d.sys" "$tmp/d.kvm" > "$tmp/added"
   n=$(grep -c '^FunctionDecl kvm_' "$tmp/added" || true)
