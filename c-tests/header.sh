@@ -1,4 +1,4 @@
-# include/libkvm.h is what cbindgen generates now, and compiles alone (no -D) with gcc and clang in every strict ISO C mode from C99 on and as C++11 and later.
+# include/libkvm.h is what cbindgen generates now, and compiles alone (no -D) with gcc and clang in every strict ISO C mode from C99 on (C99, C11, C17, C2x) and as C++11 and later.
 set -eu
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 "${CBINDGEN:-cbindgen}" --quiet --config cbindgen.toml --crate libkvm --output "$tmp/libkvm.h"
@@ -38,7 +38,7 @@ try() { # compiler, flags...; the remaining sources are the ones to compile
   fi
 }
 for cc in gcc clang; do
-  for std in c99 c11 c17 gnu99 gnu11; do
+  for std in c99 c11 c17 c2x gnu99 gnu11; do
     for pedantic in "" -pedantic; do
       for src in alone after; do
         try $cc -std=$std $pedantic -x c "$tmp/$src.c"
@@ -47,7 +47,7 @@ for cc in gcc clang; do
   done
 done
 for cxx in g++ clang++; do
-  for std in c++11 c++14 c++17 c++20; do
+  for std in c++11 c++14 c++17 c++20 c++2b; do
     for pedantic in "" -pedantic; do
       for src in alone after; do
         try $cxx -std=$std $pedantic "$tmp/$src.cc"
@@ -56,4 +56,4 @@ for cxx in g++ clang++; do
   done
 done
 [ $fail -eq 0 ] || exit 1
-echo "header matches cbindgen and compiles alone in $n modes (gcc, clang: C99/C11/C17 strict and GNU, C++11-20)"
+echo "header matches cbindgen and compiles alone in $n modes (gcc, clang: C99/C11/C17/C2x strict and GNU, C++11 to C++2b)"
