@@ -14,6 +14,11 @@ if grep -E '^[[:space:]]*#[[:space:]]*include' include/libkvm.h | grep -vq '^#in
   grep -E '^[[:space:]]*#[[:space:]]*include' include/libkvm.h | grep -v '^#include <'
   exit 1
 fi
+# A header of libkvm's own would be libkvm's names, not the system's: none is expected.
+if grep -q '^#include <libkvm' include/libkvm.h; then
+  echo "include/libkvm.h includes a libkvm header, which this check would count as a system one"
+  exit 1
+fi
 grep '^#include <' include/libkvm.h > "$tmp/sys.c"
 echo '#include <libkvm.h>' > "$tmp/kvm.c"
 cp "$tmp/sys.c" "$tmp/sys.cc"; cp "$tmp/kvm.c" "$tmp/kvm.cc"
