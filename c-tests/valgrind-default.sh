@@ -71,7 +71,7 @@ int main(void)
 EOF
 
 for p in one_vm more; do
-  $cc -O2 -g -Iinclude -pthread -o "$tmp/$p" "$tmp/$p.c" -Lbuild -lkvm -Wl,-rpath,"$PWD/build"
+  $cc -O2 -g -Iinclude -pthread -o "$tmp/$p" "$tmp/$p.c" -L${LIBKVM_DIR:-build} -lkvm -Wl,-rpath,"${LIBKVM_DIR:-$PWD/build}"
   if ! valgrind --leak-check=full --error-exitcode=1 "$tmp/$p" > "$tmp/$p.log" 2>&1; then
     echo "$p fails under valgrind's default settings:"; cat "$tmp/$p.log"; exit 1
   fi

@@ -21,8 +21,10 @@
 use crate::error::{Errno, Result};
 use std::os::unix::io::RawFd;
 
+/// cbindgen:ignore
 extern "C" {
     // Not in the libc crate for Linux; POSIX, in every C library libkvm links with.
+    // (An import, not part of libkvm's interface: kept out of the header.)
     fn pthread_setcancelstate(state: libc::c_int, oldstate: *mut libc::c_int) -> libc::c_int;
 }
 
