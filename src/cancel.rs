@@ -21,12 +21,18 @@
 use crate::error::{Errno, Result};
 use std::os::unix::io::RawFd;
 
+/// An import that the libc crate lacks for Linux (POSIX, in every C library libkvm links
+/// with); not part of libkvm's interface, so kept out of the header.
 /// cbindgen:ignore
-extern "C" {
-    // Not in the libc crate for Linux; POSIX, in every C library libkvm links with.
-    // (An import, not part of libkvm's interface: kept out of the header.)
-    fn pthread_setcancelstate(state: libc::c_int, oldstate: *mut libc::c_int) -> libc::c_int;
+mod ffi {
+    extern "C" {
+        pub fn pthread_setcancelstate(
+            state: libc::c_int,
+            oldstate: *mut libc::c_int,
+        ) -> libc::c_int;
+    }
 }
+use ffi::pthread_setcancelstate;
 
 /// PTHREAD_CANCEL_DISABLE (glibc and musl: 1).
 const PTHREAD_CANCEL_DISABLE: libc::c_int = 1;
