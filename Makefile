@@ -222,7 +222,7 @@ check-cargo:
 	$(CARGO) test --release --locked --quiet
 
 # Everything `make check` runs ends in one summary line from the runner.
-check: deps tools all tests check-cargo fuzz-build
+check: deps deps-valgrind tools all tests check-cargo fuzz-build
 	@MAKE="$(MAKE)" CBINDGEN="$(CBINDGEN)" CC="$(CC)" CXX="$(CXX)" \
 	  c-tests/run-tests $(TEST_BINS) $(TEST_SCRIPTS)
 

@@ -119,20 +119,23 @@ int kvm_destroy_vm(int vm);
  Creates vcpu `id` in VM `vm`, maps its run area and makes it the calling thread's
  vcpu. Returns the vcpu fd, which other threads use to name it (kvm_attach_vcpu()).
  Errors: EBADF (`vm` not a libkvm VM), EBUSY (this thread already has a vcpu), EEXIST
- (`id` already exists in the VM), EINVAL (`id` out of range), ENOMEM, EMFILE.
+ (`id` already exists in the VM), EINVAL (`id` out of range), ENOMEM, EMFILE. A kernel
+ vcpu that a failed call left behind is kept, and the next call with its `id` completes
+ it.
  */
 int kvm_create_vcpu(int vm, unsigned int id);
 
 /*
  Gives up the calling thread's vcpu, so that another thread can kvm_attach_vcpu() it.
- Its registers and state are kept. Errors: ESRCH if the thread has no vcpu.
+ Its registers and state are kept. Also works on a thread that left kvm_run() with
+ siglongjmp() from a signal handler. Errors: ESRCH if the thread has no vcpu.
  */
 int kvm_detach_vcpu(void);
 
 /*
- Makes the detached vcpu `vcpu_fd` the calling thread's vcpu. Errors: EBADF (`vcpu_fd`
- is not a libkvm vcpu), EBUSY (this thread already has a vcpu, or another thread owns
- this one).
+ Makes the detached vcpu `vcpu_fd` the calling thread's vcpu; a vcpu whose owner thread
+ ended without detaching it counts as detached. Errors: EBADF (`vcpu_fd` is not a
+ libkvm vcpu), EBUSY (this thread already has a vcpu, or another thread owns this one).
  */
 int kvm_attach_vcpu(int vcpu_fd);
 
@@ -465,7 +468,8 @@ int kvm_ioeventfd(int vm, const struct kvm_ioeventfd *ioeventfd);
 /*
  Makes the current or next kvm_run() of vcpu `vcpu_fd` return -1 with errno EINTR, from
  any thread: at once if its owner is in the guest (through libkvm's kick signal), or on
- entry to the next kvm_run() otherwise (also after the vcpu moves to another thread).
+ entry to the next kvm_run() otherwise (also after the vcpu moves to another thread, or
+ its owner thread ended without detaching it).
  Kicks are never lost; several kicks before the owner's kvm_run() returns may be
  answered by one EINTR. Errors: EBADF (`vcpu_fd` is not a libkvm vcpu, e.g. a VM fd),
  EAGAIN (the signal queue is full: the kick takes effect on the next entry only).

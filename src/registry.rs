@@ -2,18 +2,23 @@
 //! ownership changes and VM-wide calls; never by the run path or the register calls,
 //! which reach their vcpu through the thread-local.
 
+use crate::cancel::NoCancel;
 use crate::error::{Errno, Result};
 use crate::kick;
 use crate::vcpu::{self, Vcpu};
 use crate::vm::Vm;
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::os::unix::io::RawFd;
 use std::sync::{Arc, LazyLock};
 
+/// B-trees, not hash tables: a hash table's only pointer to its allocation points into
+/// the middle of it, which leak checkers (valgrind's default settings) report as
+/// "possibly lost" at exit; a B-tree's point at the start of its nodes. For a few fds a
+/// B-tree lookup is also cheaper than hashing.
 #[derive(Default)]
 struct Registry {
-    vms: HashMap<RawFd, Arc<Vm>>,
-    vcpus: HashMap<RawFd, Arc<Vcpu>>,
+    vms: BTreeMap<RawFd, Arc<Vm>>,
+    vcpus: BTreeMap<RawFd, Arc<Vcpu>>,
 }
 
 /// The registry's lock is std's futex mutex rather than parking_lot's: fork() holds it
@@ -81,6 +86,8 @@ pub fn create_vm() -> Result<RawFd> {
 /// areas), memory libkvm allocated and the VM fd are released before this returns, unless
 /// another thread is in the middle of a call on them (then when that call returns).
 pub fn destroy_vm(fd: RawFd) -> Result<()> {
+    // Dropping kvm-ioctls' fds closes them through the C library (src/cancel.rs).
+    let _no_cancel = NoCancel::new();
     let _fork = crate::fork::changing_fds();
     let (vm, vcpus) = {
         let mut reg = REGISTRY.lock();
@@ -105,30 +112,48 @@ pub fn destroy_vm(fd: RawFd) -> Result<()> {
     Ok(())
 }
 
-/// Creates vcpu `id` of VM `vm_fd`, owned by the calling thread; returns its fd.
+/// Creates vcpu `id` of VM `vm_fd`, owned by the calling thread; returns its fd. If it
+/// fails once the kernel vcpu exists, the VM keeps that for the next call with `id`
+/// (`Vm::create_vcpu`).
 pub fn create_vcpu(vm_fd: RawFd, id: u32) -> Result<RawFd> {
+    // A failure drops kvm-ioctls' fds, which closes them through the C library.
+    let _no_cancel = NoCancel::new();
     let _fork = crate::fork::changing_fds();
     let vm = vm(vm_fd)?;
     if vcpu::thread_has_vcpu() {
         return Err(Errno(libc::EBUSY));
     }
     let v = Arc::new(vm.create_vcpu(id)?);
-    kick::freeze()?;
-    v.claim()?;
+    let keep = |v: Arc<Vcpu>| {
+        // The caller gets no fd, so this vcpu object goes; the kernel vcpu stays for
+        // a retry with the same id.
+        vm.keep_for_retry(id, &v);
+        drop(v);
+    };
+    if let Err(e) = kick::freeze().and_then(|()| v.claim()) {
+        keep(v);
+        return Err(e);
+    }
     let fd = v.raw_fd();
     {
         let mut reg = REGISTRY.lock();
         if !reg.vms.get(&vm_fd).is_some_and(|x| Arc::ptr_eq(x, &vm)) {
-            // The VM was destroyed while we created the vcpu: drop it again.
+            // The VM was destroyed while we created the vcpu: drop it again (the kept
+            // kernel vcpu goes with the VM, with our reference to it, below).
+            drop(reg);
+            v.release();
+            drop(v);
             return Err(Errno(libc::EBADF));
         }
         reg.vcpus.insert(fd, v.clone());
     }
     if let Err(e) = vcpu::set_current(v) {
-        // Not the thread's after all: the caller gets no fd, so no vcpu may stay behind
-        // (dropped outside the lock, as destroy_vm does).
+        // Not the thread's after all (set_current gave the claim up). Dropped outside the
+        // lock, as destroy_vm does.
         let stale = REGISTRY.lock().vcpus.remove(&fd);
-        drop(stale);
+        if let Some(v) = stale {
+            keep(v);
+        }
         return Err(e);
     }
     Ok(fd)
@@ -165,10 +190,11 @@ pub fn lock_for_fork() -> RegistryGuard {
 /// so the child has no mapping to release.
 pub fn forget_inherited(reg: &mut RegistryGuard) {
     let old = std::mem::take(&mut *reg.0);
-    for fd in old.vms.keys().chain(old.vcpus.keys()) {
+    let kept: Vec<RawFd> = old.vms.values().flat_map(|vm| vm.kept_fds()).collect();
+    for fd in old.vms.keys().chain(old.vcpus.keys()).chain(kept.iter()) {
         // SAFETY: these fds are the child's copies of libkvm's own fds; nothing in the
         // child refers to them any more (the objects are kept in INHERITED, never dropped).
-        unsafe { libc::close(*fd) };
+        unsafe { crate::cancel::close(*fd) };
     }
     INHERITED
         .lock()
