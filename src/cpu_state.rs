@@ -10,7 +10,7 @@ use crate::registry;
 use crate::vcpu::Vcpu;
 use kvm_bindings::{
     kvm_cpuid2, kvm_fpu, kvm_guest_debug, kvm_interrupt, kvm_msi, kvm_msrs, kvm_sregs,
-    kvm_translation, KVM_EXIT_IRQ_WINDOW_OPEN,
+    kvm_translation, KVM_EXIT_HLT, KVM_EXIT_IRQ_WINDOW_OPEN,
 };
 use std::os::unix::io::AsRawFd;
 use std::ptr::{addr_of, addr_of_mut};
@@ -247,8 +247,8 @@ impl Vcpu {
 
     /// Called by `run` after KVM_RUN with its result: puts the caller's
     /// request_interrupt_window back, and on an interrupt-window exit that libkvm asked
-    /// for injects a pending vector. Returns true if `run` should enter the guest again
-    /// instead of returning (the exit was libkvm's own).
+    /// for, or a HLT exit with IF set, injects a pending vector. Returns true if `run`
+    /// should enter the guest again instead of returning (the exit was libkvm's own).
     #[inline]
     pub(crate) fn irq_after_exit(&self, result: &Result<i32>) -> bool {
         let st = self.irq.state.load(Relaxed);
@@ -269,9 +269,18 @@ impl Vcpu {
         let run = self.run_area();
         // SAFETY: owner-only field of the live run area.
         unsafe { addr_of_mut!((*run).request_interrupt_window).write(st as u8) };
-        // Re-enter only when the window was used: if it could not be (an error), the
-        // exit goes to the caller rather than looping here.
-        *result == Ok(KVM_EXIT_IRQ_WINDOW_OPEN as i32) && self.deliver_pending() == Ok(true)
+        // Re-enter only when a vector went in: if none could (an error, or the guest
+        // not ready), the exit goes to the caller rather than looping here.
+        match *result {
+            Ok(r) if r == KVM_EXIT_IRQ_WINDOW_OPEN as i32 => self.deliver_pending() == Ok(true),
+            // The guest halted with a vector waiting: with IF set (`sti; hlt`, the idle
+            // loop) a CPU would take the interrupt and wake, so it goes in now and the
+            // handler's iret returns after the hlt (KVM has stepped over it). Returning
+            // the HLT instead would let a VMM sleep on an interrupt it already sent. With
+            // IF clear, deliver_pending declines and the HLT goes to the caller.
+            Ok(r) if r == KVM_EXIT_HLT as i32 => self.deliver_pending() == Ok(true),
+            _ => false,
+        }
     }
 }
 
@@ -292,7 +301,9 @@ const INJECTED: u32 = 1 << 9;
 /// (`ready_for_interrupt_injection`) and IF is still set. Otherwise the vector waits
 /// here, and `run` sets `request_interrupt_window` for the KVM_RUN; the
 /// KVM_EXIT_IRQ_WINDOW_OPEN that follows is libkvm's own: it injects the vector and
-/// enters the guest again without returning. Several vectors can wait; the highest goes
+/// enters the guest again without returning. So is a KVM_EXIT_HLT after which the guest
+/// can take the vector (`sti; hlt`: the hlt exits before the window opens): the vector
+/// wakes the hlt as on a CPU, and `run` never returns HLT while one is deliverable. Several vectors can wait; the highest goes
 /// first, as a local APIC would deliver them. Only the owning thread touches this;
 /// relaxed atomics make it safe Rust at the cost of plain loads and stores.
 #[derive(Debug, Default)]
