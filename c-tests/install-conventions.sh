@@ -1,4 +1,4 @@
-# GNU install conventions: `make install` keeps debug info in libkvm.so and kvmrun, `make install-strip` strips them with $(STRIP) through $(INSTALL); the installed kvmrun has no RUNPATH; CPPFLAGS, CFLAGS and LDFLAGS reach the library link, kvmrun, the tests and the example; a default install (no DESTDIR) ends with ldconfig.
+# GNU install conventions: `make install` keeps debug info in libkvm.so and kvmrun, `make install-strip` strips them with $(STRIP) through $(INSTALL); the installed kvmrun has no RUNPATH; CPPFLAGS, CFLAGS and LDFLAGS reach the library link, kvmrun, the tests and the example; a default install (no DESTDIR) ends with ldconfig; no build path is recorded in libkvm.so or libkvm.a.
 set -eu
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 fail() { echo "FAIL: $*"; exit 1; }
@@ -66,3 +66,13 @@ for f in "$b/inst/kvmrun" "$b/c-tests/library_version" "$b/examples/hello"; do
 done
 rm -rf "$b"
 echo "CPPFLAGS, CFLAGS, LDFLAGS: reached libkvm.so, kvmrun (both), a test and the example"
+
+# No build path in the library (--remap-path-prefix): neither this tree nor the cargo home
+# (registry sources) appears in libkvm.so or libkvm.a. (.ci/check-package.sh compares two
+# builds in different directories byte for byte.)
+cargo_home=${CARGO_HOME:-$HOME/.cargo}
+for f in "build/libkvm.so.$version" build/libkvm.a; do
+  strings -a "$f" > "$tmp/strings"
+  if grep -F -e "$PWD" -e "$cargo_home" "$tmp/strings" | head -3 | grep .; then fail "$f names build paths (above)"; fi
+done
+echo "no build path in libkvm.so or libkvm.a"
