@@ -78,7 +78,7 @@ GUEST_OBJS := $(patsubst c-tests/guests/%.S,$(B)/c-tests/guests/%.o,$(wildcard c
 
 .PHONY: all cargo-build header check check-cargo tests install install-strip uninstall demo clean \
 	deps tools abi-baseline check-valgrind check-asan fuzz fuzz-build fuzz-rust deps-valgrind \
-	deps-fuzz deps-package check-package bench
+	deps-fuzz deps-package check-package bench FORCE
 
 all: $(SO) $(B)/$(SONAME) $(B)/libkvm.so $(B)/libkvm.a $(B)/libkvm.pc $(B)/kvmrun $(B)/inst/kvmrun
 
@@ -118,12 +118,17 @@ $(B)/exports: src/libkvm.map
 # bitcode sections and the symbols nothing refers to dropped; debug info only with
 # STATIC_DEBUG=yes. What remains needs the C library and the unwinder.
 STATIC_DEBUG ?= no
-$(B)/libkvm.o: $(RUST_A) $(B)/exports
+$(B)/libkvm.o: $(RUST_A) $(B)/exports $(B)/static-debug
 	$(LD) -r --gc-sections --force-group-allocation $$(sed 's/^/--require-defined=/' $(B)/exports) \
 		-o $@.tmp --whole-archive $(RUST_A) --no-whole-archive
 	$(OBJCOPY) --remove-section=.llvmbc --remove-section=.llvmcmd --keep-global-symbols=$(B)/exports \
 		$(if $(filter yes,$(STATIC_DEBUG)),--keep-section='.debug_*') --strip-unneeded $@.tmp $@
 	rm -f $@.tmp
+
+# Changes (and so remakes the archive) only when STATIC_DEBUG does.
+$(B)/static-debug: FORCE
+	@mkdir -p $(B)
+	@echo '$(STATIC_DEBUG)' | cmp -s - $@ || echo '$(STATIC_DEBUG)' > $@
 
 $(B)/libkvm.a: $(B)/libkvm.o
 	rm -f $@
