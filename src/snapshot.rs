@@ -251,10 +251,12 @@ impl<'a> Sections<'a> {
         if header_len < HEADER_LEN || header_len % 8 != 0 {
             return Err(bad());
         }
-        let total = (header_len as u64).checked_add(body_len).ok_or_else(bad)?;
-        if (blob.len() as u64) < total {
-            return Err(Errno(libc::ENODATA));
-        }
+        // A body longer than the bytes given (up to 2^64 - 1 claimed) is a truncated
+        // blob, as the pages say, whether or not header + body would wrap.
+        let total = match (header_len as u64).checked_add(body_len) {
+            Some(t) if t <= blob.len() as u64 => t,
+            _ => return Err(Errno(libc::ENODATA)),
+        };
         let body = &blob[header_len..total as usize];
         // The checksum covers the header up to itself, any header extension and the body.
         if crc32(&[&blob[..24], &blob[28..header_len], body]) != le32(blob, 24) {
@@ -1039,5 +1041,11 @@ mod tests {
         let mut long = b.clone();
         long.extend_from_slice(&[0xAA; 100]); // room beyond the blob is ignored
         assert_eq!(err(&long, KIND_VM), 0);
+        for claim in [u64::MAX, u64::MAX - 31, 1 << 63] {
+            let mut c = b.clone();
+            c[16..24].copy_from_slice(&claim.to_le_bytes());
+            rechecksum(&mut c);
+            assert_eq!(err(&c, KIND_VM), libc::ENODATA, "body length {claim:#x}");
+        }
     }
 }

@@ -65,11 +65,12 @@ pub extern "C" fn kvm_save_vcpu(buf: *mut c_void, len: *mut usize) -> c_int {
 /// Errors: ESRCH (no vcpu), EFAULT (`buf` NULL), ENODATA (truncated: shorter than its
 /// header says), EBADMSG (not a libkvm snapshot, or corrupt: checksum mismatch, malformed
 /// or missing section, more than 256 CPUID entries or 255 MSRs), ENOEXEC (made on another
-/// architecture), ENOTSUP (a newer format version), EINVAL (a VM blob, state the kernel
+/// architecture), ENOTSUP, the same number as EOPNOTSUPP (a newer format version, or
+/// nested state on a kernel without KVM_CAP_NESTED_STATE), EINVAL (a VM blob, state the kernel
 /// refuses, a different CPUID on a vcpu that has run, or vectors held by kvm_interrupt()
 /// for a VM that now has in-kernel local APICs), ENXIO (the blob has LAPIC state and the
 /// VM no in-kernel local APICs: neither kvm_create_irqchip() nor KVM_CAP_SPLIT_IRQCHIP),
-/// EOPNOTSUPP (nested state on a kernel without KVM_CAP_NESTED_STATE), EAGAIN (an I/O,
+/// EAGAIN (an I/O,
 /// MMIO or MSR exit was still pending and completing it, as kvm_save_vcpu() does first,
 /// produced a new exit: handle it with kvm_run() and call again).
 #[no_mangle]
