@@ -175,7 +175,9 @@ int kvm_set_identity_map_addr(int vm, uint64_t addr);
  not a multiple of 4096, range wrapping past 2^64, unknown flags, slot out of range, a
  different size for an existing slot), EEXIST (overlaps another slot or a memory
  alias), ENOENT (deleting a slot that does not exist), EBUSY (deleting or moving a slot
- that a memory alias points into: delete the alias first), ENOMEM.
+ that a memory alias points into: delete the alias first), ENOMEM (also when deleting:
+ the memory could not be unmapped at vm.max_map_count; the slot is then unchanged but
+ for a dirty log that starts again empty).
  */
 int kvm_set_memory_region(int vm,
                           unsigned int slot,

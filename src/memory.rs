@@ -13,6 +13,17 @@ pub(crate) const VALID_FLAGS: u32 =
     kvm_bindings::KVM_MEM_LOG_DIRTY_PAGES | kvm_bindings::KVM_MEM_READONLY;
 
 /// Anonymous, zeroed, page-aligned memory libkvm owns; unmapped on drop.
+///
+/// Unmapping part of a kernel VMA (a mapping's entry in /proc/self/maps) splits it, which
+/// needs a new VMA, and fails with ENOMEM once the process is at `vm.max_map_count`.
+/// Adjacent anonymous mappings with the same flags merge into one VMA, so without care
+/// the guest memory of many slots would be one VMA and deleting a slot in its middle
+/// could fail. Each mapping is therefore made one page longer and that top page given
+/// back at once: the free page above it keeps the next mapping (placed below it, or in
+/// any gap: a libkvm mapping never fits in one page) from touching it. The gap costs
+/// address space, not a VMA. Where a mapping still cannot be unmapped, the failure is
+/// reported ([`Mapping::unmap`]) or the mapping is remembered and unmapped later
+/// (`ORPHANS`): libkvm never loses track of memory it mapped.
 #[derive(Debug)]
 pub struct Mapping {
     ptr: *mut u8,
@@ -25,16 +36,38 @@ unsafe impl Send for Mapping {}
 // SAFETY: as above; `Mapping` itself is never mutated after creation.
 unsafe impl Sync for Mapping {}
 
+/// Mappings (address, length) whose munmap failed when they were dropped: their pages
+/// were given back with MADV_DONTNEED, and they are unmapped at the next chance (every
+/// mapping made or unmapped, every VM destroyed), once the process has VMAs to spare.
+static ORPHANS: parking_lot::Mutex<Vec<(usize, usize)>> = parking_lot::Mutex::new(Vec::new());
+
+/// munmap(2) of `[ptr, ptr + len)`.
+fn munmap(ptr: *mut u8, len: usize) -> Result<()> {
+    // SAFETY: callers pass only ranges libkvm mapped itself and no longer uses.
+    crate::error::check(unsafe { libc::munmap(ptr.cast(), len) }).map(|_| ())
+}
+
+/// Retries the munmap of every orphaned mapping; those that fail again stay listed.
+pub(crate) fn retry_orphans() {
+    let mut orphans = ORPHANS.lock();
+    orphans.retain(|&(p, len)| munmap(p as *mut u8, len).is_err());
+}
+
 impl Mapping {
     /// Maps `len` bytes of zeroed anonymous memory (MAP_NORESERVE: pages are only
-    /// committed when touched, as guest RAM should be), not inherited by fork().
+    /// committed when touched, as guest RAM should be), not inherited by fork(), with a
+    /// free page above it (see [`Mapping`]).
     pub fn new(len: u64) -> Result<Mapping> {
         let len = usize::try_from(len).map_err(|_| Errno(libc::ENOMEM))?;
+        let with_gap = len
+            .checked_add(PAGE_SIZE as usize)
+            .ok_or(Errno(libc::ENOMEM))?;
+        retry_orphans();
         // SAFETY: a fresh anonymous mapping touches no existing memory.
         let p = unsafe {
             libc::mmap(
                 std::ptr::null_mut(),
-                len,
+                with_gap,
                 libc::PROT_READ | libc::PROT_WRITE,
                 libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
                 -1,
@@ -46,11 +79,21 @@ impl Mapping {
             // hold), for the caller it is memory that could not be had: ENOMEM.
             return Err(Errno(libc::ENOMEM));
         }
-        let m = Mapping { ptr: p.cast(), len };
+        let p = p.cast::<u8>();
+        // Give back the top page: the end of a mapping never needs a new VMA.
+        if munmap(p.wrapping_add(len), PAGE_SIZE as usize).is_err() {
+            // No VMA to spare for the split: give it all back (dropping unmaps it whole).
+            drop(Mapping {
+                ptr: p,
+                len: with_gap,
+            });
+            return Err(Errno(libc::ENOMEM));
+        }
+        let m = Mapping { ptr: p, len };
         // Guest RAM is not inherited by fork() children (see `fork`). On failure `m` is
         // dropped, unmapping it.
         // SAFETY: advising our own fresh mapping.
-        crate::error::check(unsafe { libc::madvise(p, len, libc::MADV_DONTFORK) })?;
+        crate::error::check(unsafe { libc::madvise(p.cast(), len, libc::MADV_DONTFORK) })?;
         Ok(m)
     }
 
@@ -58,13 +101,38 @@ impl Mapping {
     pub fn as_ptr(&self) -> *mut u8 {
         self.ptr
     }
+
+    /// Unmaps the memory now; if the kernel refuses (ENOMEM: no VMA to spare for
+    /// splitting a merged mapping), the mapping is given back, still mapped and intact.
+    pub fn unmap(self) -> std::result::Result<(), (Mapping, Errno)> {
+        match munmap(self.ptr, self.len) {
+            Ok(()) => {
+                std::mem::forget(self);
+                retry_orphans();
+                Ok(())
+            }
+            Err(e) => Err((self, e)),
+        }
+    }
 }
 
 impl Drop for Mapping {
     fn drop(&mut self) {
-        // SAFETY: ptr/len are exactly what mmap returned, and the slot that used them was
-        // removed from KVM before the mapping is dropped.
-        unsafe { libc::munmap(self.ptr.cast(), self.len) };
+        // ptr/len are exactly what mmap returned (less the gap page), and the slot that
+        // used them was removed from KVM before the mapping is dropped.
+        if munmap(self.ptr, self.len).is_ok() {
+            return;
+        }
+        // The memory goes back to the system now (MADV_DONTNEED never splits a VMA); the
+        // address range is unmapped later.
+        // SAFETY: our own mapping, no longer used by anyone.
+        unsafe { libc::madvise(self.ptr.cast(), self.len, libc::MADV_DONTNEED) };
+        let mut orphans = ORPHANS.lock();
+        if orphans.try_reserve(1).is_ok() {
+            orphans.push((self.ptr as usize, self.len));
+        }
+        // Without even the memory to remember it, the range stays mapped (its pages were
+        // given back): nothing better is possible.
     }
 }
 
@@ -142,6 +210,15 @@ pub fn check_range(gpa: u64, size: u64) -> Result<()> {
 #[derive(Debug, Default)]
 pub struct MemoryMap {
     slots: BTreeMap<u32, Slot>,
+}
+
+impl Drop for MemoryMap {
+    fn drop(&mut self) {
+        // The VM's own mappings first, then any that could not be unmapped before: a VM
+        // destroyed frees VMAs, which may be what they were waiting for.
+        drop(std::mem::take(&mut self.slots));
+        retry_orphans();
+    }
 }
 
 impl MemoryMap {

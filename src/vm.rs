@@ -180,7 +180,32 @@ impl Vm {
             // The caller's `gpa` is ignored: the kernel checks the one it is given.
             let own = mem.get(slot).expect("checked above").gpa;
             self.kvm_set_slot(slot, 0, own, 0, std::ptr::null_mut())?;
-            mem.remove(slot);
+            let old = mem.remove(slot).expect("checked above");
+            let Backing::Owned(m) = old.backing else {
+                return Ok(());
+            };
+            let Err((m, e)) = m.unmap() else {
+                return Ok(());
+            };
+            // The kernel could not unmap the memory (ENOMEM: at vm.max_map_count, a split
+            // needs a VMA). It is still mapped and intact: put the slot back as it was and
+            // report the failure, so the caller can free mappings and delete again.
+            if self
+                .kvm_set_slot(slot, old.flags, old.gpa, old.size, old.host)
+                .is_ok()
+            {
+                mem.insert(
+                    slot,
+                    Slot {
+                        backing: Backing::Owned(m),
+                        ..old
+                    },
+                );
+                return Err(e);
+            }
+            // KVM would not take the slot back: it is deleted, and its memory, no longer
+            // the guest's, is released as soon as the kernel allows (`Mapping`'s drop).
+            drop(m);
             return Ok(());
         }
         memory::check_range(gpa, size)?;
