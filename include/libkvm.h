@@ -822,7 +822,7 @@ int kvm_set_one_reg(const struct kvm_one_reg *reg);
  the call). `buf` may be NULL when `*len` is 0, to learn the size. Errors: ESRCH
  (no vcpu), EFAULT (`len` NULL, or `buf` NULL with room), E2BIG (too little room:
  `*len` is set to the size needed), EAGAIN (completing the pending exit produced a new
- exit, now in the run area: handle it with kvm_run() and call again).
+ exit, now in the run area: handle it with kvm_run() and call again), ENOMEM.
  */
 int kvm_save_vcpu(void *buf, size_t *len);
 
@@ -844,7 +844,8 @@ int kvm_save_vcpu(void *buf, size_t *len);
  VM no in-kernel local APICs: neither kvm_create_irqchip() nor KVM_CAP_SPLIT_IRQCHIP),
  EAGAIN (an I/O,
  MMIO or MSR exit was still pending and completing it, as kvm_save_vcpu() does first,
- produced a new exit: handle it with kvm_run() and call again).
+ produced a new exit: handle it with kvm_run() and call again), ENOMEM (nothing was
+ changed).
  */
 int kvm_restore_vcpu(const void *buf, size_t len);
 
@@ -856,7 +857,7 @@ int kvm_restore_vcpu(const void *buf, size_t len);
  is saved by its own thread with kvm_save_vcpu(). `*len` is the room in `buf` on entry
  and the blob's size on return; `buf` may be NULL when `*len` is 0. Errors: EBADF (not
  a VM), EFAULT (`len` NULL, or `buf` NULL with room), E2BIG (too little room: `*len` is
- set to the size needed).
+ set to the size needed), ENOMEM.
  */
 int kvm_save_vm(int vm, void *buf, size_t *len);
 
@@ -869,7 +870,7 @@ int kvm_save_vm(int vm, void *buf, size_t *len);
  EFAULT (`buf` NULL), ENODATA (truncated), EBADMSG (not a libkvm snapshot, or corrupt),
  ENOEXEC (another architecture), ENOTSUP (a newer format version), EINVAL (a vcpu blob,
  a different number of vcpus or memory layout, or state the kernel refuses), ENXIO (the
- VM lacks the irqchip or PIT the blob has state for).
+ VM lacks the irqchip or PIT the blob has state for), ENOMEM (nothing was changed).
  */
 int kvm_restore_vm(int vm, const void *buf, size_t len);
 

@@ -3,7 +3,6 @@
 //! the only way from a guest-physical address to a host pointer.
 
 use crate::error::{Errno, Result};
-use std::collections::BTreeMap;
 
 /// Guest pages are 4 KiB: addresses and sizes of slots must be multiples of this.
 pub(crate) const PAGE_SIZE: u64 = 4096;
@@ -206,10 +205,12 @@ pub fn check_range(gpa: u64, size: u64) -> Result<()> {
     Ok(())
 }
 
-/// The slots of one VM, keyed by KVM slot number.
+/// The slots of one VM, keyed by KVM slot number: a vector sorted by slot number rather
+/// than a map, so that every allocation is fallible (`reserve` before a change that adds
+/// a slot; out of memory is ENOMEM, not an abort).
 #[derive(Debug, Default)]
 pub struct MemoryMap {
-    slots: BTreeMap<u32, Slot>,
+    slots: Vec<(u32, Slot)>,
 }
 
 impl Drop for MemoryMap {
@@ -222,14 +223,24 @@ impl Drop for MemoryMap {
 }
 
 impl MemoryMap {
+    fn index(&self, slot: u32) -> std::result::Result<usize, usize> {
+        self.slots.binary_search_by_key(&slot, |&(n, _)| n)
+    }
+
     /// The slot with this KVM slot number.
     pub fn get(&self, slot: u32) -> Option<&Slot> {
-        self.slots.get(&slot)
+        self.index(slot).ok().map(|i| &self.slots[i].1)
     }
 
     /// The slot with this KVM slot number, to change it in place.
     pub fn get_mut(&mut self, slot: u32) -> Option<&mut Slot> {
-        self.slots.get_mut(&slot)
+        self.index(slot).ok().map(|i| &mut self.slots[i].1)
+    }
+
+    /// Makes room for one more slot, so that the next `insert` cannot fail: call it before
+    /// asking KVM for a change that adds one.
+    pub fn reserve(&mut self) -> Result<()> {
+        self.slots.try_reserve(1).map_err(crate::error::nomem)
     }
 
     /// A slot other than `except` whose guest range overlaps `[gpa, gpa + size)`.
@@ -237,38 +248,57 @@ impl MemoryMap {
         let end = gpa + size;
         self.slots
             .iter()
-            .find(|(&n, s)| n != except && s.gpa < end && gpa < s.end())
-            .map(|(&n, _)| n)
+            .find(|(n, s)| *n != except && s.gpa < end && gpa < s.end())
+            .map(|&(n, _)| n)
+    }
+
+    fn aliases(&self, slot: u32) -> impl Iterator<Item = (u32, u64)> + '_ {
+        self.slots.iter().filter_map(move |(n, s)| match s.backing {
+            Backing::Alias { slot: t, target } if t == slot => Some((*n, target)),
+            _ => None,
+        })
+    }
+
+    /// Whether any alias points into slot `slot`.
+    pub fn has_aliases(&self, slot: u32) -> bool {
+        self.aliases(slot).next().is_some()
     }
 
     /// The KVM slot numbers and targets of the aliases that point into slot `slot`.
-    pub fn aliases_of(&self, slot: u32) -> Vec<(u32, u64)> {
-        self.slots
-            .iter()
-            .filter_map(|(&n, s)| match s.backing {
-                Backing::Alias { slot: t, target } if t == slot => Some((n, target)),
-                _ => None,
-            })
-            .collect()
+    pub fn aliases_of(&self, slot: u32) -> Result<Vec<(u32, u64)>> {
+        let mut out = Vec::new();
+        out.try_reserve_exact(self.aliases(slot).count())
+            .map_err(crate::error::nomem)?;
+        out.extend(self.aliases(slot));
+        Ok(out)
     }
 
-    /// Records a slot (after KVM accepted it); returns the slot it replaced.
+    /// Records a slot (after KVM accepted it); returns the slot it replaced. Allocates
+    /// only for a new slot number without a `reserve` before.
     pub fn insert(&mut self, slot: u32, s: Slot) -> Option<Slot> {
-        self.slots.insert(slot, s)
+        match self.index(slot) {
+            Ok(i) => Some(std::mem::replace(&mut self.slots[i].1, s)),
+            Err(i) => {
+                self.slots.insert(i, (slot, s));
+                None
+            }
+        }
     }
 
     /// Forgets a slot (after KVM removed it); its owned memory is unmapped when the
     /// returned value is dropped.
     pub fn remove(&mut self, slot: u32) -> Option<Slot> {
-        self.slots.remove(&slot)
+        self.index(slot).ok().map(|i| self.slots.remove(i).1)
     }
 
-    /// (slot number, guest-physical start, size) of every slot, by slot number.
-    pub fn layout(&self) -> Vec<(u32, u64, u64)> {
-        self.slots
-            .iter()
-            .map(|(&n, s)| (n, s.gpa, s.size))
-            .collect()
+    /// (slot number, guest-physical start, size) of every slot below `limit`, by slot
+    /// number.
+    pub fn layout(&self, limit: u32) -> Result<Vec<(u32, u64, u64)>> {
+        let mut out = Vec::new();
+        let n = self.slots.iter().take_while(|(n, _)| *n < limit).count();
+        out.try_reserve_exact(n).map_err(crate::error::nomem)?;
+        out.extend(self.slots[..n].iter().map(|(n, s)| (*n, s.gpa, s.size)));
+        Ok(out)
     }
 
     /// The slot (number and entry) that holds all of `[gpa, gpa + len)`; EFAULT if none
@@ -281,7 +311,7 @@ impl MemoryMap {
         self.slots
             .iter()
             .find(|(_, s)| s.gpa <= gpa && end <= s.end())
-            .map(|(&n, s)| (n, s))
+            .map(|(n, s)| (*n, s))
             .ok_or(Errno(libc::EFAULT))
     }
 

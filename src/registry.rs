@@ -56,24 +56,36 @@ pub fn vcpu(fd: RawFd) -> Result<Arc<Vcpu>> {
         .ok_or(Errno(libc::EBADF))
 }
 
-/// The vcpus of VM `vm_fd`, in no particular order.
-pub fn vcpus_of(vm_fd: RawFd) -> Vec<Arc<Vcpu>> {
+/// How many vcpus VM `vm_fd` has (without allocating).
+pub fn nr_vcpus_of(vm_fd: RawFd) -> usize {
     REGISTRY
         .lock()
         .vcpus
         .values()
         .filter(|v| v.vm_fd() == vm_fd)
+        .count()
+}
+
+/// One vcpu of VM `vm_fd`, if it has any (without allocating).
+pub fn any_vcpu_of(vm_fd: RawFd) -> Option<Arc<Vcpu>> {
+    REGISTRY
+        .lock()
+        .vcpus
+        .values()
+        .find(|v| v.vm_fd() == vm_fd)
         .cloned()
-        .collect()
 }
 
 /// Creates a VM and returns its fd.
 pub fn create_vm() -> Result<RawFd> {
     crate::fork::install();
     let _fork = crate::fork::changing_fds();
-    let vm = Vm::create()?;
+    // Fallible allocations: out of memory is ENOMEM, not an abort.
+    let vm = crate::error::try_arc(Vm::create()?)?;
     let fd = vm.raw_fd();
-    REGISTRY.lock().vms.insert(fd, Arc::new(vm));
+    let mut reg = REGISTRY.lock();
+    reg.vms.try_reserve(1).map_err(crate::error::nomem)?;
+    reg.vms.insert(fd, vm);
     Ok(fd)
 }
 

@@ -73,7 +73,7 @@ impl Vm {
                 .min(u16::MAX as u32 + 1),
             sync_caps,
             irqchip: AtomicBool::new(false),
-            apic: Arc::default(),
+            apic: crate::error::try_arc(ApicMode::default())?,
         })
     }
 
@@ -174,7 +174,7 @@ impl Vm {
             if mem.get(slot).is_none() {
                 return Err(Errno(libc::ENOENT));
             }
-            if !mem.aliases_of(slot).is_empty() {
+            if mem.has_aliases(slot) {
                 return Err(Errno(libc::EBUSY));
             }
             // The caller's `gpa` is ignored: the kernel checks the one it is given.
@@ -229,7 +229,7 @@ impl Vm {
             if old.size != size || !same_memory {
                 return Err(Errno(libc::EINVAL));
             }
-            let aliases = mem.aliases_of(slot);
+            let aliases = mem.aliases_of(slot)?;
             if !aliases.is_empty() && gpa != old.gpa {
                 return Err(Errno(libc::EBUSY));
             }
@@ -256,6 +256,8 @@ impl Vm {
             );
             return Ok(());
         }
+        // Room in the table first: once KVM has the slot, recording it cannot fail.
+        mem.reserve()?;
         let (host, backing) = match host {
             Some(h) => (h, Backing::User),
             None => {
@@ -279,10 +281,8 @@ impl Vm {
     }
 
     /// (slot, guest-physical start, size) of the caller's memory slots, by slot number.
-    pub fn memory_layout(&self) -> Vec<(u32, u64, u64)> {
-        let mut l = self.memory.lock().layout();
-        l.retain(|&(n, _, _)| n < self.user_slots);
-        l
+    pub fn memory_layout(&self) -> Result<Vec<(u32, u64, u64)>> {
+        self.memory.lock().layout(self.user_slots)
     }
 
     /// The host address of guest-physical `[gpa, gpa + len)`, which must lie in one slot.
@@ -384,6 +384,8 @@ impl Vm {
                 return Err(e);
             }
         } else {
+            // Room in the table first: once KVM has the slot, recording it cannot fail.
+            mem.reserve()?;
             self.kvm_set_slot(kslot, flags, gpa, size, host)?;
         }
         mem.insert(kslot, new);
@@ -446,10 +448,10 @@ impl Vm {
         }
         let base = s.gpa;
         self.kvm_dirty_log(slot, bitmap.cast())?;
-        for (n, target) in mem.aliases_of(slot) {
+        for (n, target) in mem.aliases_of(slot)? {
             let a = mem.get(n).expect("aliases_of returns existing slots");
             let pages = a.size / memory::PAGE_SIZE;
-            let mut words = vec![0u64; pages.div_ceil(64) as usize];
+            let mut words = crate::error::try_vec(pages.div_ceil(64) as usize, 0u64)?;
             self.kvm_dirty_log(n, words.as_mut_ptr().cast())?;
             let first = (target - base) / memory::PAGE_SIZE;
             for (w, &word) in words.iter().enumerate() {

@@ -173,7 +173,7 @@ pub fn coalesced_mmio_next(vm: &Vm, out: &mut kvm_coalesced_mmio) -> Result<bool
     if page <= 0 {
         return Ok(false);
     }
-    let Some(vcpu) = registry::vcpus_of(vm.raw_fd()).into_iter().next() else {
+    let Some(vcpu) = registry::any_vcpu_of(vm.raw_fd()) else {
         return Ok(false);
     };
     let offset = page as usize * PAGE_SIZE as usize;
