@@ -153,6 +153,36 @@ static void slot_inside_a_merged_mapping(void)
 	       gone ? "deleted and unmapped at once" : "ENOMEM, slot intact; deleted later");
 }
 
+/* The same merged slot, with kvm_destroy_vm at the limit: its memory is given back at
+ * once, and its address range unmapped as soon as VMAs are free again. */
+static void merged_slot_destroyed_at_the_limit(void)
+{
+	int vm = OK(kvm_create_vm());
+	uint8_t *h[3];
+	for (int i = 0; i < 3; i++)
+		h[i] = make_slot(vm, i, PAGE, 0);
+	void *above = like_libkvm(h[1] + PAGE), *below = like_libkvm(h[1] - PAGE);
+	h[1][0] = 1;
+	fill_to_limit();
+	OK(kvm_destroy_vm(vm));
+	int late = mapped(h[1]);
+	/* Still mapped: the pages were given back (they read as zero again). */
+	if (late)
+		CHECK_EQ(h[1][0], 0);
+	free_fills();
+	if (above)
+		CHECK(munmap(above, PAGE) == 0);
+	if (below)
+		CHECK(munmap(below, PAGE) == 0);
+	OK(kvm_destroy_vm(vm_with_memory(0x1000))); /* libkvm's next change of mappings */
+	for (int i = 0; i < 3; i++)
+		if (mapped(h[i]))
+			FAIL("slot %d's memory at %p outlived kvm_destroy_vm and the next VM", i,
+			     (void *)h[i]);
+	printf("merged slot, VM destroyed at the limit: %s\n",
+	       late ? "pages given back at once, range unmapped later" : "unmapped at once");
+}
+
 /* kvm_destroy_vm at the limit releases every mapping (at once, or at libkvm's next
  * mapping change once VMAs are free again). */
 static void destroy_at_the_limit(void)
@@ -195,6 +225,7 @@ int main(void)
 	CHECK(fills != NULL);
 	every_other_slot();
 	slot_inside_a_merged_mapping();
+	merged_slot_destroyed_at_the_limit();
 	destroy_at_the_limit();
 	free(fills);
 	return 0;

@@ -3,6 +3,7 @@
 //! the only way from a guest-physical address to a host pointer.
 
 use crate::error::{Errno, Result};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Guest pages are 4 KiB: addresses and sizes of slots must be multiples of this.
 pub(crate) const PAGE_SIZE: u64 = 4096;
@@ -39,6 +40,8 @@ unsafe impl Sync for Mapping {}
 /// were given back with MADV_DONTNEED, and they are unmapped at the next chance (every
 /// mapping made or unmapped, every VM destroyed), once the process has VMAs to spare.
 static ORPHANS: parking_lot::Mutex<Vec<(usize, usize)>> = parking_lot::Mutex::new(Vec::new());
+/// How many `ORPHANS` there are: without any, nobody takes the lock.
+static NR_ORPHANS: AtomicUsize = AtomicUsize::new(0);
 
 /// munmap(2) of `[ptr, ptr + len)`.
 fn munmap(ptr: *mut u8, len: usize) -> Result<()> {
@@ -46,10 +49,18 @@ fn munmap(ptr: *mut u8, len: usize) -> Result<()> {
     crate::error::check(unsafe { libc::munmap(ptr.cast(), len) }).map(|_| ())
 }
 
-/// Retries the munmap of every orphaned mapping; those that fail again stay listed.
+/// Retries the munmap of every orphaned mapping; those that fail again stay listed. Never
+/// waits for the lock: a busy list (or, in a fork() child, one the parent held) is retried
+/// next time.
 pub(crate) fn retry_orphans() {
-    let mut orphans = ORPHANS.lock();
+    if NR_ORPHANS.load(Ordering::Acquire) == 0 {
+        return;
+    }
+    let Some(mut orphans) = ORPHANS.try_lock() else {
+        return;
+    };
     orphans.retain(|&(p, len)| munmap(p as *mut u8, len).is_err());
+    NR_ORPHANS.store(orphans.len(), Ordering::Release);
 }
 
 impl Mapping {
@@ -129,6 +140,7 @@ impl Drop for Mapping {
         let mut orphans = ORPHANS.lock();
         if orphans.try_reserve(1).is_ok() {
             orphans.push((self.ptr as usize, self.len));
+            NR_ORPHANS.store(orphans.len(), Ordering::Release);
         }
         // Without even the memory to remember it, the range stays mapped (its pages were
         // given back): nothing better is possible.
