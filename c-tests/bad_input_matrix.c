@@ -725,6 +725,16 @@ static void vcpu_values(void)
 	BAD(c, kvm_vm_ioctl(vm, KVM_CREATE_VCPU, (void *)3), EINVAL);
 	BAD(c, kvm_vm_ioctl(vm, KVM_CREATE_IRQCHIP, NULL), EINVAL);
 	BAD(c, kvm_vm_ioctl(vm, _IOW(KVMIO, 0x49, char[32 + 8 + 8 + 14 * 8]) /* REGION2 */, none), EINVAL);
+	struct kvm_enable_cap tracked = { .cap = KVM_CAP_SPLIT_IRQCHIP, .args = { 24 } };
+	BAD(c, kvm_vm_ioctl(vm, KVM_ENABLE_CAP, &tracked), EINVAL);
+	tracked = (struct kvm_enable_cap){ .cap = KVM_CAP_X2APIC_API };
+	BAD(c, kvm_vm_ioctl(vm, KVM_ENABLE_CAP, &tracked), EINVAL);
+	tracked = (struct kvm_enable_cap){ .cap = KVM_CAP_DIRTY_LOG_RING, .args = { 65536 } };
+	BAD(c, kvm_vm_ioctl(vm, KVM_ENABLE_CAP, &tracked), EINVAL);
+	BAD(c, kvm_enable_cap(vm, &tracked), EINVAL);
+	struct kvm_interrupt vector = { .irq = 0x20 };
+	BAD(c, kvm_vcpu_ioctl(KVM_INTERRUPT, &vector), EINVAL);
+	BAD("NULL where the escape hatch reads the argument", kvm_vm_ioctl(vm, KVM_ENABLE_CAP, NULL), EFAULT);
 
 	munmap(none, 4096);
 	OK(kvm_detach_vcpu());

@@ -4,7 +4,6 @@
 // c_ulong is u64 on x86_64 but not on every target: the casts below are not no-ops there.
 #![allow(clippy::unnecessary_cast)]
 
-use super::input;
 use crate::error::{c_int, Errno};
 use crate::ioctl;
 use crate::registry;
@@ -33,7 +32,12 @@ pub extern "C" fn kvm_vm_ioctl(vm: c_int, request: c_ulong, arg: *mut c_void) ->
         if request == KVM_ENABLE_CAP {
             // The kernel is given libkvm's own copy of what was checked, so another thread
             // cannot change `cap` in between.
-            let cap: kvm_enable_cap = *input(arg.cast::<kvm_enable_cap>())?;
+            if arg.is_null() {
+                return Err(Errno(libc::EFAULT));
+            }
+            // SAFETY: non-NULL: the caller promises a struct kvm_enable_cap, as for the
+            // raw ioctl (which does not need it aligned, hence the unaligned read).
+            let cap = unsafe { arg.cast::<kvm_enable_cap>().read_unaligned() };
             if vm_state::hatch_refuses_cap(cap.cap) {
                 return Err(Errno(libc::EINVAL));
             }
