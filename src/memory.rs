@@ -374,6 +374,25 @@ mod tests {
     }
 
     #[test]
+    fn the_table_stays_sorted_by_slot_number() {
+        let mut m = MemoryMap::default();
+        for n in [5, 1, 9, 3] {
+            m.reserve().unwrap();
+            assert!(m.insert(n, slot(u64::from(n) << 20, 0x1000)).is_none());
+        }
+        assert!(m.insert(3, slot(0x7000_0000, 0x2000)).is_some());
+        assert_eq!(m.get(3).map(|s| s.size), Some(0x2000));
+        assert!(m.remove(1).is_some());
+        assert!(m.remove(1).is_none());
+        assert!(m.get(4).is_none());
+        assert_eq!(
+            m.layout(9).unwrap(),
+            vec![(3, 0x7000_0000, 0x2000), (5, 5 << 20, 0x1000)]
+        );
+        assert_eq!(m.layout(10).unwrap().len(), 3);
+    }
+
+    #[test]
     fn lookups_stay_inside_one_slot() {
         let mut m = MemoryMap::default();
         m.insert(0, slot(0x10000, 0x2000));
@@ -387,6 +406,21 @@ mod tests {
         assert_eq!(m.host_address(0x10000, 0), Err(Errno(libc::EFAULT)));
         assert_eq!(m.host_address(u64::MAX, 2), Err(Errno(libc::EFAULT)));
         assert_eq!(m.host_address(0xFFFF, 1), Err(Errno(libc::EFAULT)));
+    }
+
+    #[test]
+    fn owned_memory_has_a_free_page_above_it() {
+        let map = Mapping::new(PAGE_SIZE).unwrap();
+        let above = map.as_ptr().wrapping_add(PAGE_SIZE as usize);
+        let mut v = 0u8;
+        // SAFETY: mincore only inspects the range; ENOMEM means it is not mapped.
+        let r = unsafe { libc::mincore(above.cast(), PAGE_SIZE as usize, &mut v) };
+        assert_eq!((r, Errno::last()), (-1, Errno(libc::ENOMEM)));
+        let p = map.as_ptr();
+        assert_eq!(map.unmap().map_err(|(_, e)| e), Ok(()));
+        // SAFETY: as above.
+        let r = unsafe { libc::mincore(p.cast(), PAGE_SIZE as usize, &mut v) };
+        assert_eq!((r, Errno::last()), (-1, Errno(libc::ENOMEM)));
     }
 
     #[test]
