@@ -7,18 +7,68 @@ use crate::error::{Errno, Result};
 use crate::kick;
 use crate::vcpu::{self, Vcpu};
 use crate::vm::Vm;
-use std::collections::BTreeMap;
 use std::os::unix::io::RawFd;
 use std::sync::{Arc, LazyLock};
 
-/// B-trees, not hash tables: a hash table's only pointer to its allocation points into
-/// the middle of it, which leak checkers (valgrind's default settings) report as
-/// "possibly lost" at exit; a B-tree's point at the start of its nodes. For a few fds a
-/// B-tree lookup is also cheaper than hashing.
+/// Objects by fd, in a vector sorted by fd. Not a hash table: a hash table's only pointer
+/// to its allocation points into the middle of it, which leak checkers (valgrind's
+/// default settings) report as "possibly lost" at exit. Not a B-tree: its node
+/// allocations cannot fail with an error. A vector's can (`try_insert`), and a binary
+/// search over a few fds is as cheap as either.
+struct FdMap<T>(Vec<(RawFd, Arc<T>)>);
+
+impl<T> Default for FdMap<T> {
+    fn default() -> Self {
+        FdMap(Vec::new())
+    }
+}
+
+impl<T> FdMap<T> {
+    fn find(&self, fd: RawFd) -> std::result::Result<usize, usize> {
+        self.0.binary_search_by_key(&fd, |&(k, _)| k)
+    }
+
+    fn get(&self, fd: &RawFd) -> Option<&Arc<T>> {
+        self.find(*fd).ok().map(|i| &self.0[i].1)
+    }
+
+    fn contains_key(&self, fd: &RawFd) -> bool {
+        self.find(*fd).is_ok()
+    }
+
+    /// Inserts or replaces; ENOMEM (and no change) if the vector cannot grow.
+    fn try_insert(&mut self, fd: RawFd, v: Arc<T>) -> Result<()> {
+        match self.find(fd) {
+            Ok(i) => self.0[i].1 = v,
+            Err(i) => {
+                self.0.try_reserve(1).map_err(crate::error::nomem)?;
+                self.0.insert(i, (fd, v));
+            }
+        }
+        Ok(())
+    }
+
+    fn remove(&mut self, fd: &RawFd) -> Option<Arc<T>> {
+        self.find(*fd).ok().map(|i| self.0.remove(i).1)
+    }
+
+    fn keys(&self) -> impl Iterator<Item = &RawFd> {
+        self.0.iter().map(|(k, _)| k)
+    }
+
+    fn values(&self) -> impl Iterator<Item = &Arc<T>> {
+        self.0.iter().map(|(_, v)| v)
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&RawFd, &Arc<T>)> {
+        self.0.iter().map(|(k, v)| (k, v))
+    }
+}
+
 #[derive(Default)]
 struct Registry {
-    vms: BTreeMap<RawFd, Arc<Vm>>,
-    vcpus: BTreeMap<RawFd, Arc<Vcpu>>,
+    vms: FdMap<Vm>,
+    vcpus: FdMap<Vcpu>,
 }
 
 /// The registry's lock is std's futex mutex rather than parking_lot's: fork() holds it
@@ -61,24 +111,34 @@ pub fn vcpu(fd: RawFd) -> Result<Arc<Vcpu>> {
         .ok_or(Errno(libc::EBADF))
 }
 
-/// The vcpus of VM `vm_fd`, in no particular order.
-pub fn vcpus_of(vm_fd: RawFd) -> Vec<Arc<Vcpu>> {
+/// How many vcpus VM `vm_fd` has (without allocating).
+pub fn nr_vcpus_of(vm_fd: RawFd) -> usize {
     REGISTRY
         .lock()
         .vcpus
         .values()
         .filter(|v| v.vm_fd() == vm_fd)
+        .count()
+}
+
+/// One vcpu of VM `vm_fd`, if it has any (without allocating).
+pub fn any_vcpu_of(vm_fd: RawFd) -> Option<Arc<Vcpu>> {
+    REGISTRY
+        .lock()
+        .vcpus
+        .values()
+        .find(|v| v.vm_fd() == vm_fd)
         .cloned()
-        .collect()
 }
 
 /// Creates a VM and returns its fd.
 pub fn create_vm() -> Result<RawFd> {
     crate::fork::install();
     let _fork = crate::fork::changing_fds();
-    let vm = Vm::create()?;
+    // Fallible allocations: out of memory is ENOMEM, not an abort.
+    let vm = crate::error::try_arc(Vm::create()?)?;
     let fd = vm.raw_fd();
-    REGISTRY.lock().vms.insert(fd, Arc::new(vm));
+    REGISTRY.lock().vms.try_insert(fd, vm)?;
     Ok(fd)
 }
 
@@ -100,7 +160,10 @@ pub fn destroy_vm(fd: RawFd) -> Result<()> {
             .filter(|(_, v)| v.vm_fd() == fd)
             .map(|(&k, _)| k)
             .collect();
-        if mine.iter().any(|k| reg.vcpus[k].is_owned()) {
+        if mine
+            .iter()
+            .any(|k| reg.vcpus.get(k).is_some_and(|v| v.is_owned()))
+        {
             return Err(Errno(libc::EBUSY));
         }
         let vcpus: Vec<Arc<Vcpu>> = mine.iter().filter_map(|k| reg.vcpus.remove(k)).collect();
@@ -145,7 +208,12 @@ pub fn create_vcpu(vm_fd: RawFd, id: u32) -> Result<RawFd> {
             drop(v);
             return Err(Errno(libc::EBADF));
         }
-        reg.vcpus.insert(fd, v.clone());
+        if let Err(e) = reg.vcpus.try_insert(fd, v.clone()) {
+            drop(reg);
+            v.release();
+            keep(v);
+            return Err(e);
+        }
     }
     if let Err(e) = vcpu::set_current(v) {
         // Not the thread's after all (set_current gave the claim up). Dropped outside the

@@ -92,7 +92,7 @@ impl Vm {
                 .min(u16::MAX as u32 + 1),
             sync_caps,
             irqchip: AtomicBool::new(false),
-            apic: Arc::default(),
+            apic: crate::error::try_arc(ApicMode::default())?,
             kept: Mutex::new(Vec::new()),
         })
     }
@@ -251,13 +251,38 @@ impl Vm {
             if mem.get(slot).is_none() {
                 return Err(Errno(libc::ENOENT));
             }
-            if !mem.aliases_of(slot).is_empty() {
+            if mem.has_aliases(slot) {
                 return Err(Errno(libc::EBUSY));
             }
             // The caller's `gpa` is ignored: the kernel checks the one it is given.
             let own = mem.get(slot).expect("checked above").gpa;
             self.kvm_set_slot(slot, 0, own, 0, std::ptr::null_mut())?;
-            mem.remove(slot);
+            let old = mem.remove(slot).expect("checked above");
+            let Backing::Owned(m) = old.backing else {
+                return Ok(());
+            };
+            let Err((m, e)) = m.unmap() else {
+                return Ok(());
+            };
+            // The kernel could not unmap the memory (ENOMEM: at vm.max_map_count, a split
+            // needs a VMA). It is still mapped and intact: put the slot back as it was and
+            // report the failure, so the caller can free mappings and delete again.
+            if self
+                .kvm_set_slot(slot, old.flags, old.gpa, old.size, old.host)
+                .is_ok()
+            {
+                mem.insert(
+                    slot,
+                    Slot {
+                        backing: Backing::Owned(m),
+                        ..old
+                    },
+                );
+                return Err(e);
+            }
+            // KVM would not take the slot back: it is deleted, and its memory, no longer
+            // the guest's, is released as soon as the kernel allows (`Mapping`'s drop).
+            drop(m);
             return Ok(());
         }
         memory::check_range(gpa, size)?;
@@ -281,7 +306,7 @@ impl Vm {
             if old.size != size || !same_memory {
                 return Err(Errno(libc::EINVAL));
             }
-            let aliases = mem.aliases_of(slot);
+            let aliases = mem.aliases_of(slot)?;
             if !aliases.is_empty() && gpa != old.gpa {
                 return Err(Errno(libc::EBUSY));
             }
@@ -308,6 +333,8 @@ impl Vm {
             );
             return Ok(());
         }
+        // Room in the table first: once KVM has the slot, recording it cannot fail.
+        mem.reserve()?;
         let (host, backing) = match host {
             Some(h) => (h, Backing::User),
             None => {
@@ -331,10 +358,8 @@ impl Vm {
     }
 
     /// (slot, guest-physical start, size) of the caller's memory slots, by slot number.
-    pub fn memory_layout(&self) -> Vec<(u32, u64, u64)> {
-        let mut l = self.memory.lock().layout();
-        l.retain(|&(n, _, _)| n < self.user_slots);
-        l
+    pub fn memory_layout(&self) -> Result<Vec<(u32, u64, u64)>> {
+        self.memory.lock().layout(self.user_slots)
     }
 
     /// The host address of guest-physical `[gpa, gpa + len)`, which must lie in one slot.
@@ -436,6 +461,8 @@ impl Vm {
                 return Err(e);
             }
         } else {
+            // Room in the table first: once KVM has the slot, recording it cannot fail.
+            mem.reserve()?;
             self.kvm_set_slot(kslot, flags, gpa, size, host)?;
         }
         mem.insert(kslot, new);
@@ -498,10 +525,10 @@ impl Vm {
         }
         let base = s.gpa;
         self.kvm_dirty_log(slot, bitmap.cast())?;
-        for (n, target) in mem.aliases_of(slot) {
+        for (n, target) in mem.aliases_of(slot)? {
             let a = mem.get(n).expect("aliases_of returns existing slots");
             let pages = a.size / memory::PAGE_SIZE;
-            let mut words = vec![0u64; pages.div_ceil(64) as usize];
+            let mut words = crate::error::try_vec(pages.div_ceil(64) as usize, 0u64)?;
             self.kvm_dirty_log(n, words.as_mut_ptr().cast())?;
             let first = (target - base) / memory::PAGE_SIZE;
             for (w, &word) in words.iter().enumerate() {
