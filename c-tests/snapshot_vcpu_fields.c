@@ -246,22 +246,22 @@ static uint32_t out(uint16_t port)
 	FAIL("the guest reported 0x%x on port 0x%x, expected 0x%x (%s)", v_, port, \
 	     (uint32_t)(value), #value); } while (0)
 
-/* The guest from just after its port 0x10 to its halt (port 0x67): every value it
+/* The guest from just after its port 0x10 to its halt (port 0xd7): every value it
  * observes. The same in the source's own run and in the restored one. */
 static void guest_observes(int vm)
 {
-	EXPECT(0x71, 2);                          /* the pending NMI, first */
-	EXPECT(0x20, (uint32_t)RAX);
-	EXPECT(0x21, (uint32_t)RBX);
-	EXPECT(0x22, (uint32_t)RCX);
-	EXPECT(0x23, (uint32_t)RDX);
-	EXPECT(0x24, (uint32_t)RSI);
-	EXPECT(0x25, (uint32_t)RDI);
-	EXPECT(0x26, (uint32_t)RBP);
-	EXPECT(0x27, (uint32_t)RSP);
-	EXPECT(0x28, (uint32_t)RFLAGS);
-	EXPECT(0x29, FS_MAGIC);                   /* read through FS's base */
-	EXPECT(0x2a, (uint32_t)CR2);
+	EXPECT(0xe1, 2);                          /* the pending NMI, first */
+	EXPECT(0xb0, (uint32_t)RAX);
+	EXPECT(0xb1, (uint32_t)RBX);
+	EXPECT(0xb2, (uint32_t)RCX);
+	EXPECT(0xb3, (uint32_t)RDX);
+	EXPECT(0xb4, (uint32_t)RSI);
+	EXPECT(0xb5, (uint32_t)RDI);
+	EXPECT(0xb6, (uint32_t)RBP);
+	EXPECT(0xb7, (uint32_t)RSP);
+	EXPECT(0xb8, (uint32_t)RFLAGS);
+	EXPECT(0xb9, FS_MAGIC);                   /* read through FS's base */
+	EXPECT(0xba, (uint32_t)CR2);
 	EXPECT(0x30, (uint32_t)DR1);
 	EXPECT(0x31, (uint32_t)DR2);
 	EXPECT(0x32, (uint32_t)DR3);
@@ -270,14 +270,14 @@ static void guest_observes(int vm)
 	CHECK(memcmp(kvm_guest_memory(vm, 0x3100, 16), xmm3, 16) == 0);
 	CHECK(memcmp(kvm_guest_memory(vm, 0x3110, 16), xmm5, 16) == 0);
 	CHECK_EQ(*(uint16_t *)kvm_guest_memory(vm, 0x3120, 2), FCW);
-	EXPECT(0x40, (uint32_t)msr_values[1].value);
-	EXPECT(0x41, (uint32_t)msr_values[3].value);
-	EXPECT(0x42, (uint32_t)(msr_values[3].value >> 32));
-	EXPECT(0x43, (uint32_t)msr_values[7].value);
-	EXPECT(0x44, (uint32_t)(msr_values[7].value >> 32));
-	EXPECT(0x45, (uint32_t)msr_values[8].value);
-	EXPECT(0x46, (uint32_t)(msr_values[8].value >> 32));
-	uint32_t tsc_hi = out(0x47);              /* the TSC went on from the saved value */
+	EXPECT(0xc0, (uint32_t)msr_values[1].value);
+	EXPECT(0xc1, (uint32_t)msr_values[3].value);
+	EXPECT(0xc2, (uint32_t)(msr_values[3].value >> 32));
+	EXPECT(0xc3, (uint32_t)msr_values[7].value);
+	EXPECT(0xc4, (uint32_t)(msr_values[7].value >> 32));
+	EXPECT(0xc5, (uint32_t)msr_values[8].value);
+	EXPECT(0xc6, (uint32_t)(msr_values[8].value >> 32));
+	uint32_t tsc_hi = out(0xc7);              /* the TSC went on from the saved value */
 	if (tsc_set && (tsc_hi < (TSC >> 32) || tsc_hi >= (TSC >> 32) + 0x100))
 		FAIL("the guest read TSC 0x%08x........, set to 0x%08x........", tsc_hi,
 		     (uint32_t)(TSC >> 32));
@@ -290,20 +290,20 @@ static void guest_observes(int vm)
 	uint32_t xs = out(0x54);
 	if (avx)
 		CHECK_EQ(xs, xsave_size_avx);     /* XCR0 = x87|SSE|AVX */
-	EXPECT(0x60, 0x10);                       /* TPR, set by the guest */
-	EXPECT(0x61, LDR);
-	EXPECT(0x62, 0x1ff);                      /* SVR, set by the guest */
-	EXPECT(0x63, LVTT);
-	EXPECT(0x64, TDCR);
+	EXPECT(0xd0, 0x10);                       /* TPR, set by the guest */
+	EXPECT(0xd1, LDR);
+	EXPECT(0xd2, 0x1ff);                      /* SVR, set by the guest */
+	EXPECT(0xd3, LVTT);
+	EXPECT(0xd4, TDCR);
 	/* The breakpoint in DR0 fires: DR6.B0. */
-	uint32_t dr6 = out(0x72);
+	uint32_t dr6 = out(0xe2);
 	CHECK_EQ(dr6 & 0xf, 1);
-	out(0x65);
+	out(0xd5);
 	/* An interrupt through the restored local APIC (TPR 0x10 lets 0x80 through). */
-	out(0x66);
+	out(0xd6);
 	OK(kvm_interrupt(0x80));
-	EXPECT(0x70, 0x80);
-	out(0x67);
+	EXPECT(0xe0, 0x80);
+	out(0xd7);
 }
 
 /* The guest's CPUID: the host's, with a brand string of this test's. Set before the
@@ -569,8 +569,8 @@ static int restore(const char *path)
 	CHECK_EQ(now.mp.mp_state, KVM_MP_STATE_HALTED);
 	stays_halted();
 	OK(kvm_interrupt(0x81));
-	EXPECT(0x70, 0x81);
-	out(0x68);
+	EXPECT(0xe0, 0x81);
+	out(0xd8);
 	out(0x3f);
 	OK(kvm_detach_vcpu());
 	OK(kvm_destroy_vm(vm));
@@ -659,8 +659,8 @@ int main(int argc, char **argv)
 	uint8_t *halt_blob = save_vcpu(&halt_len);
 	memcpy(halt_mem, kvm_guest_memory(vm, 0, MEM), MEM);
 	OK(kvm_interrupt(0x81));
-	EXPECT(0x70, 0x81);
-	out(0x68);
+	EXPECT(0xe0, 0x81);
+	out(0xd8);
 	OK(kvm_detach_vcpu());
 	OK(kvm_destroy_vm(vm));
 
