@@ -13,6 +13,7 @@
 #include "harness.h"
 #include <pthread.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #define MEM 0x10000
@@ -106,7 +107,36 @@ static int machine(void)
 	return vm;
 }
 
-#define EXPECT(port, value) do { uint32_t v_ = run_until_out(port); \
+/* Runs until the guest's out to `port` and returns its value (as run_until_out), but
+ * fails after 5 s without an exit: a lost interrupt, NMI or breakpoint leaves the guest
+ * spinning (a periodic watchdog makes kvm_run return to look at the time). */
+static uint32_t out(uint16_t port)
+{
+	struct timespec t0, t;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	watchdog_start(100);
+	for (;;) {
+		errno = 0;
+		int r = kvm_run();
+		if (r == -1 && errno == EINTR) {
+			clock_gettime(CLOCK_MONOTONIC, &t);
+			if (t.tv_sec - t0.tv_sec > 5)
+				FAIL("no out to port 0x%x within 5 s", port);
+			continue;
+		}
+		if (r != KVM_EXIT_IO)
+			FAIL("waiting for port 0x%x: kvm_run %d (%s), errno %d", port, r, exit_name(r), errno);
+		struct kvm_run *run = kvm_run_area();
+		if (run->io.direction != KVM_EXIT_IO_OUT || run->io.port != port)
+			FAIL("expected an out to port 0x%x, got I/O on port 0x%x", port, run->io.port);
+		uint32_t v = 0;
+		memcpy(&v, (uint8_t *)run + run->io.data_offset, run->io.size);
+		watchdog_stop();
+		return v;
+	}
+}
+
+#define EXPECT(port, value) do { uint32_t v_ = out(port); \
 	if (v_ != (uint32_t)(value)) FAIL("the guest reported 0x%x on port 0x%x, expected " \
 	"0x%x (%s)", v_, port, (uint32_t)(value), #value); } while (0)
 
@@ -121,25 +151,25 @@ static void guest_observes(int vm, uint64_t clock)
 	EXPECT(0xb3, SLAVE_ELCR);
 	/* Read-back status of channel 0: output (bit 7, any), null count 0, lo/hi (3),
 	 * mode 2, binary. */
-	CHECK_EQ(run_until_out(0xb4) & 0x7f, 0x34);
-	CHECK_EQ(run_until_out(0xb5) & 1, 1);     /* port 0x61: channel 2's gate */
-	CHECK_EQ(run_until_out(0xb6) >> 24 & 0xf, IOAPIC_ID);
-	uint64_t t = run_until_out(0xb7);
-	t |= (uint64_t)run_until_out(0xb8) << 32;
+	CHECK_EQ(out(0xb4) & 0x7f, 0x34);
+	CHECK_EQ(out(0xb5) & 1, 1);     /* port 0x61: channel 2's gate */
+	CHECK_EQ(out(0xb6) >> 24 & 0xf, IOAPIC_ID);
+	uint64_t t = out(0xb7);
+	t |= (uint64_t)out(0xb8) << 32;
 	if (t < CLOCK || t > clock + 10 * 1000000000ULL)
 		FAIL("the guest's kvmclock reads %llu ns, the VM's clock was %llu ns",
 		     (unsigned long long)t, (unsigned long long)clock);
 	/* The IOAPIC's redirection of pin 5 reaches the guest's handler for 0x61. */
-	run_until_out(0x30);
+	out(0x30);
 	OK(kvm_irq_line(vm, PIN, 1));
 	OK(kvm_irq_line(vm, PIN, 0));
 	EXPECT(0xe0, 0x61);
 	/* IRQ 3 through the PIC, at the master's base vector + 3. */
-	run_until_out(0x31);
+	out(0x31);
 	OK(kvm_irq_line(vm, 3, 1));
 	OK(kvm_irq_line(vm, 3, 0));
 	EXPECT(0xe0, MASTER_BASE + 3);
-	run_until_out(0x3f);
+	out(0x3f);
 }
 
 /* Sets the distinctive values; the guest is at its port 0x10. */
