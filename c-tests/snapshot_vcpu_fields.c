@@ -65,6 +65,7 @@ static const struct { uint32_t index; uint64_t value; } msr_values[] = {
 
 static const char brand[16] = "libkvm-fidelity";
 static int tsc_set;             /* the host's IA32_TSC takes a value written to it */
+static int tsc_khz_set;         /* the TSC frequency set (KVM_CAP_TSC_CONTROL), or 0 */
 
 /* What a process reads of its vcpu: every getter. */
 struct dump {
@@ -408,6 +409,9 @@ static void set_fields(void)
 
 	for (size_t i = 0; i < sizeof(msr_values) / sizeof(msr_values[0]); i++)
 		msr_set(msr_values[i].index, msr_values[i].value);
+	/* Another TSC frequency, where the kernel can scale the TSC. */
+	if (tsc_khz_set)
+		OK(kvm_set_tsc_khz((uint32_t)tsc_khz_set));
 	/* The TSC, where the host lets it be set (kvm_pvm keeps the host's TSC). */
 	msr_set(MSR_TSC, TSC);
 	int ok;
@@ -463,6 +467,8 @@ static void check_dump_has_fields(const struct dump *d)
 	CHECK(memcmp(d->fpu.xmm[5], xmm5, 16) == 0);
 	if (avx)
 		CHECK_EQ(d->xcrs.xcrs[0].value, 7);
+	if (tsc_khz_set)
+		CHECK_EQ(d->tsc_khz, tsc_khz_set);
 	CHECK_EQ(d->dregs.db[1], DR1);
 	CHECK_EQ(d->dregs.dr7, DR7);
 	CHECK_EQ(d->events.nmi.pending, 1);
@@ -653,9 +659,14 @@ int main(int argc, char **argv)
 	int vm0 = vm_with_memory(0x1000);
 	if (kvm_check_extension(vm0, KVM_CAP_NESTED_STATE) <= 0)
 		skip_section("nested state", "KVM_CAP_NESTED_STATE is 0");
-	if (kvm_check_extension(vm0, KVM_CAP_TSC_CONTROL) <= 0)
+	if (kvm_check_extension(vm0, KVM_CAP_TSC_CONTROL) > 0) {
+		OK(kvm_create_vcpu(vm0, 0));
+		tsc_khz_set = OK(kvm_get_tsc_khz()) * 3 / 4;
+		OK(kvm_detach_vcpu());
+	} else {
 		skip_section("another TSC frequency", "KVM_CAP_TSC_CONTROL is 0 (the frequency is compared, "
 			     "but it can only be the host's)");
+	}
 	OK(kvm_destroy_vm(vm0));
 
 	int vm = machine(1);
