@@ -2,6 +2,7 @@
 #define _GNU_SOURCE
 #include "harness.h"
 #include <dirent.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <time.h>
@@ -60,6 +61,40 @@ void note_errno(const char *call, int err)
 	int n = (int)strspn(k, "abcdefghijklmnopqrstuvwxyz0123456789_");
 	fprintf(f, "%.*s %s\n", n, k, strerrorname_np(err));
 	fclose(f);
+}
+
+static pthread_t deadline_th;
+static pid_t deadline_pid;
+
+static void *deadline_thread(void *arg)
+{
+	sleep((unsigned)(uintptr_t)arg);
+	char m[256];
+	extern char *program_invocation_short_name;
+	int n = snprintf(m, sizeof(m), "%s: deadline passed: the test hung\n",
+			 program_invocation_short_name);
+	if (write(2, m, (size_t)n) < 0)
+		_exit(1);
+	_exit(1);
+}
+
+/* atexit: the deadline thread is cancelled (in its sleep) and joined, in the process
+ * that started it (a fork child has no such thread). */
+static void deadline_end(void)
+{
+	if (deadline_pid != getpid())
+		return;
+	pthread_cancel(deadline_th);
+	pthread_join(deadline_th, NULL);
+}
+
+void deadline(unsigned secs)
+{
+	if (deadline_pid)
+		FAIL("deadline() called twice");
+	CHECK(pthread_create(&deadline_th, NULL, deadline_thread, (void *)(uintptr_t)secs) == 0);
+	deadline_pid = getpid();
+	CHECK(atexit(deadline_end) == 0);
 }
 
 void skip_test(const char *why)

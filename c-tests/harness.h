@@ -105,6 +105,13 @@ const char *exit_name(int reason);
 void watchdog_start(int ms);
 void watchdog_stop(void);
 
+/* A deadline for the whole test: if the process still runs `secs` seconds from now, it
+ * prints "<test>: deadline passed" and exits 1 (where a bug would hang, e.g. a lost
+ * interrupt), instead of waiting for the runner's timeout. It runs on a thread of its
+ * own (SIGALRM belongs to watchdog_start), which is cancelled and joined at exit, so it
+ * leaves nothing behind for a leak checker. Call it once, from the main thread. */
+void deadline(unsigned secs);
+
 /* Leak checks: counts of this process's KVM fds and KVM run-area mappings, and whether
  * an address is mapped at all. */
 int count_kvm_fds(void);

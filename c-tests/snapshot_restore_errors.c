@@ -161,24 +161,6 @@ static void add_vcpus(int vm, int n)
 	CHECK(pthread_join(t, NULL) == 0);
 }
 
-/* A deadline for the whole test, on its own thread: SIGALRM belongs to the harness's
- * watchdog_start(), whose handler does nothing. */
-static void *deadline_thread(void *arg)
-{
-	sleep((unsigned)(intptr_t)arg);
-	static const char m[] = "snapshot_restore_errors: deadline passed: the guest hung\n";
-	if (write(2, m, sizeof(m) - 1) < 0)
-		_exit(1);
-	_exit(1);
-}
-
-static void deadline(unsigned secs)
-{
-	pthread_t th;
-	CHECK(pthread_create(&th, NULL, deadline_thread, (void *)(intptr_t)secs) == 0);
-	CHECK(pthread_detach(th) == 0);
-}
-
 int main(void)
 {
 	require_kvm();

@@ -619,24 +619,6 @@ static int restore(const char *path)
 	return 0;
 }
 
-/* A deadline for the whole test, on its own thread: SIGALRM belongs to the harness's
- * watchdog_start(), whose handler does nothing. */
-static void *deadline_thread(void *arg)
-{
-	sleep((unsigned)(intptr_t)arg);
-	static const char m[] = "snapshot_vcpu_fields: deadline passed: the guest hung\n";
-	if (write(2, m, sizeof(m) - 1) < 0)
-		_exit(1);
-	_exit(1);
-}
-
-static void deadline(unsigned secs)
-{
-	pthread_t th;
-	CHECK(pthread_create(&th, NULL, deadline_thread, (void *)(intptr_t)secs) == 0);
-	CHECK(pthread_detach(th) == 0);
-}
-
 int main(int argc, char **argv)
 {
 	require_kvm();
