@@ -214,8 +214,7 @@ int main(void)
 	/* The kernel undid the vcpu it could not give an fd: id 0 is free, and runs. */
 	OK(kvm_create_vcpu(vm, 0));
 	OK(kvm_set_memory_region(vm, 0, 0, 0, 0x10000));
-	static const uint8_t guest[] = { 0xb0, 0x2a, 0xe6, 0x10, 0xf4 }; /* mov al,42; out 0x10,al; hlt */
-	load_blob(vm, 0x1000, (struct blob){ guest, guest + sizeof guest });
+	load_blob(vm, 0x1000, BLOB(rm_report42));
 	setup_real_mode(0x1000);
 	CHECK_EQ(run_until_out(0x10), 42);
 	OK(kvm_detach_vcpu());
