@@ -37,6 +37,17 @@ GUEST_BEGIN(rm_out_dx)
 	hlt
 GUEST_END(rm_out_dx)
 
+/* Writes a byte at 0x30000 (DS 0x3000), where no memory is, then reports 42 on port
+ * 0x10 and halts. */
+GUEST_BEGIN(rm_mmio_store)
+	mov	$0x3000, %ax
+	mov	%ax, %ds
+	movb	$1, 0
+	mov	$42, %al
+	out	%al, $0x10
+	hlt
+GUEST_END(rm_mmio_store)
+
 	.code64
 
 /* Ring 3: reads the byte at RDI, reports it on port 0x10, and spins. */
