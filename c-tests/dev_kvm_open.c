@@ -75,6 +75,22 @@ static void unlimit_fds(void)
 	if (e_ != (err)) FAIL("%s: errno %d (%s), expected %s", #call, e_, strerror(e_), #err); \
 	note_errno(#call, e_); } while (0)
 
+/* Whether the fd limit binds here: valgrind keeps RLIMIT_NOFILE to itself (its setrlimit
+ * never reaches the kernel), so under it no call can meet the limit. */
+static int nofile_enforced(void)
+{
+	limit_fds();
+	int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	int e = errno;
+	unlimit_fds();
+	if (fd >= 0) {
+		close(fd);
+		return 0;
+	}
+	CHECK_EQ(e, EMFILE);
+	return 1;
+}
+
 static void emfile_open(void)
 {
 	/* /dev/kvm is not open in this child (the parent never opened it). */
@@ -196,7 +212,11 @@ int main(void)
 	close(fd);
 	CHECK(setenv("LIBKVM_TEST_ERRNOS", pairs, 1) == 0);
 
-	in_child("EMFILE", emfile_open);
+	int nofile = nofile_enforced();
+	if (nofile)
+		in_child("EMFILE", emfile_open);
+	else
+		skip_section("EMFILE", "RLIMIT_NOFILE does not reach the kernel here (valgrind keeps it)");
 	if (geteuid() != 0) {
 		skip_section("ENOENT, ENODEV and EACCES of the lazy open", "not root (mount namespace, mknod)");
 	} else {
@@ -208,9 +228,11 @@ int main(void)
 
 	/* In this process /dev/kvm is open from here on: the VM and vcpu fds hit the limit. */
 	CHECK_EQ(OK(kvm_get_api_version()), 12);
-	CHECK_ERR_NOFILE(kvm_create_vm(), EMFILE);
+	if (nofile)
+		CHECK_ERR_NOFILE(kvm_create_vm(), EMFILE);
 	int vm = OK(kvm_create_vm());
-	CHECK_ERR_NOFILE(kvm_create_vcpu(vm, 0), EMFILE);
+	if (nofile)
+		CHECK_ERR_NOFILE(kvm_create_vcpu(vm, 0), EMFILE);
 	/* The kernel undid the vcpu it could not give an fd: id 0 is free, and runs. */
 	OK(kvm_create_vcpu(vm, 0));
 	OK(kvm_set_memory_region(vm, 0, 0, 0, 0x10000));
