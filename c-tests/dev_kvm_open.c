@@ -75,20 +75,26 @@ static void unlimit_fds(void)
 	if (e_ != (err)) FAIL("%s: errno %d (%s), expected %s", #call, e_, strerror(e_), #err); \
 	note_errno(#call, e_); } while (0)
 
-/* Whether the fd limit binds here: valgrind keeps RLIMIT_NOFILE to itself (its setrlimit
- * never reaches the kernel), so under it no call can meet the limit. */
+/* Whether the fd limit reaches the kernel, as /proc/self/limits shows it: valgrind
+ * keeps RLIMIT_NOFILE to itself (its setrlimit never reaches the kernel, and fds that
+ * ioctls return are not held to its own count), so under it no KVM fd meets the limit. */
 static int nofile_enforced(void)
 {
+	/* Opened before the limit (which would refuse it); the kernel writes the text
+	 * when it is first read, under the limit. */
+	FILE *f = fopen("/proc/self/limits", "re");
+	CHECK(f != NULL);
 	limit_fds();
-	int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-	int e = errno;
+	struct rlimit want;
+	CHECK(getrlimit(RLIMIT_NOFILE, &want) == 0);
+	char line[256];
+	unsigned long long soft = 0;
+	while (fgets(line, sizeof line, f))
+		if (sscanf(line, "Max open files %llu", &soft) == 1)
+			break;
 	unlimit_fds();
-	if (fd >= 0) {
-		close(fd);
-		return 0;
-	}
-	CHECK_EQ(e, EMFILE);
-	return 1;
+	fclose(f);
+	return soft == want.rlim_cur;
 }
 
 static void emfile_open(void)
@@ -121,7 +127,8 @@ static int private_dev(const char *section)
 		skip_section(section, why);
 		return 0;
 	}
-	CHECK(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) == 0);
+	/* Source and type are ignored for a propagation change (named for valgrind). */
+	CHECK(mount("none", "/", "none", MS_REC | MS_PRIVATE, NULL) == 0);
 	CHECK(mount("tmpfs", "/dev", "tmpfs", 0, "mode=0755") == 0);
 	return 1;
 }
@@ -244,6 +251,7 @@ int main(void)
 
 	copy_pairs();
 	unlink(pairs);
-	printf("lazy open: EMFILE, ENOENT, ENODEV, EACCES from every opener; EMFILE for VM and vcpu fds\n");
+	printf("lazy open: %s from every opener%s\n", nofile ? "EMFILE, ENOENT, ENODEV, EACCES" :
+	       "ENOENT, ENODEV, EACCES", nofile ? "; EMFILE for VM and vcpu fds" : "");
 	return 0;
 }
