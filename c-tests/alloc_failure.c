@@ -47,7 +47,7 @@ static void replenish(void)
 #define WITHOUT_MEMORY(call) do { exhaust(); errno = 0; long r_ = (long)(call); int e_ = errno; \
 	replenish(); if (r_ != -1 || e_ != ENOMEM) \
 	FAIL("%s with memory exhausted: returned %ld, errno %d (%s); expected -1/ENOMEM", \
-	     #call, r_, e_, strerror(e_)); } while (0)
+	     #call, r_, e_, strerror(e_)); note_errno(#call, e_); } while (0)
 
 static char vcpu_blob[1 << 17], vm_blob[1 << 16], buf[1 << 17];
 
@@ -121,6 +121,23 @@ int main(void)
 	static uint8_t bitmap[2];
 	WITHOUT_MEMORY(kvm_get_dirty_log(vm, 1, bitmap));
 	OK(kvm_get_dirty_log(vm, 1, bitmap));
+
+	/* What needs no memory of libkvm's works with memory exhausted: a new alias (the
+	 * target's host memory in another KVM slot, its table entry reserved beforehand) and
+	 * the supported CPUID (the kernel's own table, copied to the caller's). Their pages'
+	 * ENOMEM is the kernel's (c-tests/errnos-unproduced). */
+	struct kvm_memory_alias alias2 = { .slot = 1, .guest_phys_addr = 0x300000,
+		.memory_size = 0x1000, .target_phys_addr = 0x100000 };
+	static struct { struct kvm_cpuid2 h; struct kvm_cpuid_entry2 e[256]; } cpuid;
+	cpuid.h.nent = 256;
+	exhaust();
+	int alias_r = kvm_set_memory_alias(vm, &alias2), alias_e = errno;
+	int cpuid_r = kvm_get_supported_cpuid(&cpuid.h), cpuid_e = errno;
+	replenish();
+	if (alias_r != 0 || cpuid_r != 0)
+		FAIL("with memory exhausted: kvm_set_memory_alias %d (%s), kvm_get_supported_cpuid "
+		     "%d (%s)", alias_r, strerror(alias_e), cpuid_r, strerror(cpuid_e));
+	CHECK(cpuid.h.nent > 1);
 
 	OK(kvm_detach_vcpu());
 	OK(kvm_destroy_vm(vm));

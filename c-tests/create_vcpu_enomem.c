@@ -37,6 +37,7 @@ int main(void)
 			FAIL("kvm_create_vcpu succeeded without room for its run area (%d)", r);
 		if (e != ENOMEM)
 			FAIL("kvm_create_vcpu: errno %d (%s), expected ENOMEM", e, strerror(e));
+		note_errno("kvm_create_vcpu", e);
 		CHECK_ERR(kvm_run(), ESRCH);
 	}
 	/* The kernel vcpu exists and is kept for the retry (one fd), not once per failure. */
