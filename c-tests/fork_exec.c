@@ -188,7 +188,11 @@ static void child_checks(void)
 	OK(kvm_get_msr_feature_index_list(&list.h));
 	struct { struct kvm_msrs h; struct kvm_msr_entry e[1]; } feat = { .h.nmsrs = 1,
 		.e[0].index = list.h.nmsrs ? list.i[0] : 0x10a };
-	CHECK(kvm_get_msr_features(&feat.h) >= 0);
+	/* The child reads the host's feature MSR as the parent's /dev/kvm reports it. */
+	__typeof__(feat) raw = feat;
+	CHECK_EQ(OK(kvm_get_msr_features(&feat.h)), list.h.nmsrs ? 1 : 0);
+	CHECK_EQ(OK(kvm_system_ioctl(KVM_GET_MSRS, &raw.h)), list.h.nmsrs ? 1 : 0);
+	CHECK_EQ(feat.e[0].data, raw.e[0].data);
 	CHECK(kvm_system_ioctl(KVM_CHECK_EXTENSION, (void *)KVM_CAP_USER_MEMORY) > 0);
 	CHECK_ERR(kvm_set_kick_signal(SIGUSR2), EBUSY);
 	/* The child can have VMs of its own. */

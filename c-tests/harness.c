@@ -47,6 +47,21 @@ void skip_section(const char *section, const char *why)
 	fclose(f);
 }
 
+void note_errno(const char *call, int err)
+{
+	const char *path = getenv("LIBKVM_TEST_ERRNOS");
+	const char *k = strstr(call, "kvm_");
+	if (!path || !*path || !k)
+		return;
+	/* Opened and closed each time: a test that counts its fds must not see this one. */
+	FILE *f = fopen(path, "ae");
+	if (!f)
+		return;
+	int n = (int)strspn(k, "abcdefghijklmnopqrstuvwxyz0123456789_");
+	fprintf(f, "%.*s %s\n", n, k, strerrorname_np(err));
+	fclose(f);
+}
+
 void skip_test(const char *why)
 {
 	skip_section("the whole test", why);

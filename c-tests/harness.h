@@ -33,7 +33,12 @@
 	if (r_ != (ptr_ ? 0 : -1)) FAIL("%s returned %ld, expected %s with %s", #call, r_, \
 		ptr_ ? "NULL" : "-1", #err); \
 	if (e_ != (err)) FAIL("%s: errno %d (%s), expected %s", #call, e_, strerror(e_), #err); \
-	} while (0)
+	note_errno(#call, e_); } while (0)
+
+/* Records that a test saw `call`'s function fail with `err` (CHECK_ERR does), for
+ * c-tests/matrix-man.sh, which checks that every errno a man page lists is produced by
+ * some test. Appends "function ERRNAME" to $LIBKVM_TEST_ERRNOS when the runner sets it. */
+void note_errno(const char *call, int err);
 
 /* Fails the test with the libkvm errno if `call` returned -1. */
 #define OK(call) ({ errno = 0; long r_ = (long)(call); \

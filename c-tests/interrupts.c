@@ -102,10 +102,34 @@ static void without_irqchip(void)
 	close(efd);
 }
 
+/* KVM_PIT_SPEAKER_DUMMY: the in-kernel PIT answers the speaker port 0x61 itself, so the
+ * guest's read of it is no exit; without the flag the read comes to userspace. */
+static void pit_speaker(void)
+{
+	for (int dummy = 0; dummy < 2; dummy++) {
+		int v = vm_with_memory(0x10000);
+		OK(kvm_create_irqchip(v));
+		OK(kvm_create_pit2(v, dummy ? KVM_PIT_SPEAKER_DUMMY : 0));
+		load_blob(v, 0x1000, BLOB(rm_speaker));
+		OK(kvm_create_vcpu(v, 0));
+		setup_real_mode(0x1000);
+		if (!dummy) {
+			run_expect(KVM_EXIT_IO);
+			struct kvm_run *run = kvm_run_area();
+			CHECK_EQ(run->io.direction, KVM_EXIT_IO_IN);
+			CHECK_EQ(run->io.port, 0x61);
+		}
+		run_until_out(0x12); /* (its hlt would wait in the kernel: not run) */
+		OK(kvm_detach_vcpu());
+		OK(kvm_destroy_vm(v));
+	}
+}
+
 int main(void)
 {
 	require_kvm();
 	without_irqchip();
+	pit_speaker();
 
 	vm = vm_with_memory(1 << 20);
 	OK(kvm_create_irqchip(vm));

@@ -34,6 +34,19 @@ int main(void)
 	 * refuses some bits of IA32_ARCH_CAPABILITIES it reports, when set on a vcpu). */
 	if (arch_cap >= 0)
 		CHECK(m->entries[arch_cap].data != 0);
+	/* Each value is what KVM_GET_MSRS on /dev/kvm itself reports. */
+	struct kvm_msrs *raw = calloc(1, sizeof(*raw) + n * sizeof(struct kvm_msr_entry));
+	CHECK(raw != NULL);
+	raw->nmsrs = n;
+	for (uint32_t i = 0; i < n; i++)
+		raw->entries[i].index = list->indices[i];
+	CHECK_EQ(OK(kvm_get_msr_features(m)), n);
+	CHECK_EQ(OK(kvm_system_ioctl(KVM_GET_MSRS, raw)), n);
+	for (uint32_t i = 0; i < n; i++) {
+		CHECK_EQ(m->entries[i].index, raw->entries[i].index);
+		CHECK_EQ(m->entries[i].data, raw->entries[i].data);
+	}
+	free(raw);
 
 	/* The /dev/kvm escape hatch. */
 	CHECK_EQ(OK(kvm_system_ioctl(KVM_GET_API_VERSION, NULL)), 12);

@@ -26,6 +26,11 @@ struct outcome {
 	int answered;           /* whether its read of port 0x32 was answered */
 	int first_out;          /* the first step number reported in this process */
 	int steps;              /* steps reported in this process */
+	/* The machine at the guest's last report, where nothing depends on timing: its
+	 * data words (ticks, step, result, mix at 0x500) and the registers it does not
+	 * load from the TSC. */
+	uint32_t data[4];
+	uint64_t rip, rsp, rcx, rbx, rsi, rdi, rbp;
 };
 
 #define STOP_AT_EXIT 0      /* at the port read of step STEPS / 2, left pending */
@@ -34,6 +39,7 @@ struct outcome {
 /* ---- the guest's machine ---------------------------------------------------------- */
 
 static int vcpu_fd = -1;        /* the calling thread's vcpu, made by machine() */
+static int guest_vm = -1;       /* the VM run_guest's guest lives in */
 
 static struct kvm_cpuid2 *guest_cpuid(void)
 {
@@ -53,6 +59,7 @@ static struct kvm_cpuid2 *guest_cpuid(void)
 static int machine(uint64_t mem, int with_vcpu)
 {
 	int vm = vm_with_memory(mem);
+	guest_vm = vm;
 	OK(kvm_create_irqchip(vm));
 	if (!with_vcpu)
 		return vm;
@@ -131,7 +138,17 @@ static int run_guest(struct outcome *o, int stop)
 			break;
 		case P_RESULT: o->result = v; break;
 		case P_MIX: o->mix = v; break;
-		case P_TICKS: o->ticks = v; return 0;
+		case P_TICKS: {
+			o->ticks = v;
+			struct kvm_regs r;
+			OK(kvm_get_regs(&r));
+			o->rip = r.rip, o->rsp = r.rsp, o->rcx = r.rcx, o->rbx = r.rbx;
+			o->rsi = r.rsi, o->rdi = r.rdi, o->rbp = r.rbp;
+			const uint32_t *d = kvm_guest_memory(guest_vm, 0x500, sizeof(o->data));
+			CHECK(d != NULL);
+			memcpy(o->data, d, sizeof(o->data));
+			return 0;
+		}
 		default: FAIL("unexpected port 0x%x", run->io.port);
 		}
 	}
@@ -427,6 +444,7 @@ static int restore_and_finish(const char *path, int checks)
 	memcpy(kvm_guest_memory(vm, 0, MEM), mem, MEM);
 	OK(kvm_restore_vm(vm, vm_blob, vm_len));
 	OK(kvm_restore_vcpu(vcpu_blob, vcpu_len));
+	guest_vm = vm;
 	/* Where the guest was: its last step, and whether that step's read was answered. */
 	struct outcome o = fresh;
 	o.last_step = saved->last_step;
@@ -511,6 +529,16 @@ static void stop_save_finish(int stop, const struct outcome *ref, int checks)
 	CHECK_EQ(o.result, ref->result);
 	CHECK_EQ(o.mix, ref->mix);
 	CHECK_EQ(o.ticks, ref->ticks);
+	/* The whole deterministic machine state, not only what the guest reported. */
+	for (int i = 0; i < 4; i++)
+		CHECK_EQ(o.data[i], ref->data[i]);
+	CHECK_EQ(o.rip, ref->rip);
+	CHECK_EQ(o.rsp, ref->rsp);
+	CHECK_EQ(o.rcx, ref->rcx);
+	CHECK_EQ(o.rbx, ref->rbx);
+	CHECK_EQ(o.rsi, ref->rsi);
+	CHECK_EQ(o.rdi, ref->rdi);
+	CHECK_EQ(o.rbp, ref->rbp);
 	printf("%s: stopped after step %d's report at rip 0x%llx (vcpu blob %zu bytes, VM blob "
 	       "%zu); finished in pid %d: result %08x mix %08x ticks %u, as uninterrupted\n",
 	       stop == STOP_BY_KICK ? "kick" : "pending port read", part.last_step,

@@ -139,11 +139,16 @@ int main(void)
 	/* --- TSC frequency. */
 	int khz = OK(kvm_get_tsc_khz());
 	CHECK(khz > 0);
-	OK(kvm_set_tsc_khz((uint32_t)khz));
 	if (kvm_check_extension(vm, KVM_CAP_TSC_CONTROL) > 0) {
 		OK(kvm_set_tsc_khz((uint32_t)khz / 2));
 		CHECK_EQ(OK(kvm_get_tsc_khz()), khz / 2);
+		OK(kvm_set_tsc_khz((uint32_t)khz));
+		CHECK_EQ(OK(kvm_get_tsc_khz()), khz);
 	} else {
+		/* Without TSC scaling KVM cannot run the guest's TSC slower than the host's:
+		 * a lower frequency is refused and changes nothing. */
+		CHECK_ERR(kvm_set_tsc_khz((uint32_t)khz / 2), EINVAL);
+		CHECK_EQ(OK(kvm_get_tsc_khz()), khz);
 		skip_section("kvm_set_tsc_khz to another frequency", "KVM_CAP_TSC_CONTROL is 0");
 	}
 
@@ -155,8 +160,18 @@ int main(void)
 	if (max_nested > 0) {
 		OK(kvm_get_nested_state(ns));
 		OK(kvm_set_nested_state(ns));
+		/* What was set reads back the same. */
+		uint32_t got = ns->size;
+		struct kvm_nested_state *again = calloc(1, 4096);
+		CHECK(again != NULL);
+		again->size = 4096;
+		OK(kvm_get_nested_state(again));
+		CHECK_EQ(again->size, got);
+		CHECK(memcmp(again, ns, got) == 0);
+		free(again);
+		/* A buffer smaller than the state: E2BIG (kvm_get_nested_state(3)). */
 		ns->size = sizeof(*ns) - 1;
-		CHECK(kvm_get_nested_state(ns) == -1);
+		CHECK_ERR(kvm_get_nested_state(ns), E2BIG);
 	} else {
 		skip_section("kvm_get/set_nested_state of a real state", "KVM_CAP_NESTED_STATE is 0");
 		CHECK_ERR(kvm_get_nested_state(ns), EOPNOTSUPP);

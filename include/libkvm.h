@@ -16,7 +16,15 @@
 #include <stdint.h>
 #include <stddef.h>
 #include <signal.h>
+#include <sys/select.h>
 #include <linux/kvm.h>
+
+/*
+ * kvm_set_signal_mask() takes a sigset_t, which is POSIX: <signal.h> hides it in strict
+ * ISO C (-std=c99, c11, c17 without a feature-test macro). <sys/select.h> defines it
+ * whatever the program defined or included before (POSIX requires it there, for
+ * pselect()), so this header compiles alone in every mode.
+ */
 
 /*
  The major version of the libkvm headers, from Cargo.toml. It is also the number in the
@@ -41,26 +49,6 @@
  kvm_get_library_version().
  */
 #define LIBKVM_VERSION (((LIBKVM_VERSION_MAJOR * 10000) + (LIBKVM_VERSION_MINOR * 100)) + LIBKVM_VERSION_PATCH)
-
-/*
- Format version this libkvm writes and reads.
- */
-#define VERSION 1
-
-/*
- ELF machine number of x86-64.
- */
-#define ARCH 62
-
-/*
- Blob kinds.
- */
-#define KIND_VCPU 1
-
-/*
- Blob kinds.
- */
-#define KIND_VM 2
 
 #ifdef __cplusplus
 extern "C" {

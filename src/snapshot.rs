@@ -40,15 +40,17 @@ use std::ptr::{addr_of, addr_of_mut};
 use std::sync::OnceLock;
 
 const MAGIC: &[u8; 8] = b"LIBKVMSN";
+// The blob format's own numbers. Private: cbindgen exports every `pub const` into
+// libkvm.h, where names like VERSION would collide with a program's config.h.
 /// Format version this libkvm writes and reads.
-pub const VERSION: u16 = 1;
+const VERSION: u16 = 1;
 /// ELF machine number of x86-64.
-pub const ARCH: u16 = 62;
+const ARCH: u16 = 62;
 const HEADER_LEN: usize = 32;
 /// Blob kinds.
-pub const KIND_VCPU: u16 = 1;
+const KIND_VCPU: u16 = 1;
 /// Blob kinds.
-pub const KIND_VM: u16 = 2;
+const KIND_VM: u16 = 2;
 
 // vcpu sections.
 const T_CPUID: u32 = 0x0001;

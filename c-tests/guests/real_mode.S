@@ -31,3 +31,27 @@ GUEST_BEGIN(rm_report)
 	out	%ax, $0x11
 	hlt
 GUEST_END(rm_report)
+
+/* A rendezvous of two vcpus in real mode: this vcpu sets its own flag (word at
+ * 0x3000 + 2 * %bx) and spins until the other's (0x3000 + 2 * (1 - %bx)) is set, then
+ * reports its %bx on port 0x12. It finishes only while the other vcpu runs too: a
+ * library that serialised the vcpus' kvm_run would leave it spinning. */
+GUEST_BEGIN(rm_rendezvous)
+	mov	%bx, %di
+	add	%di, %di
+	movw	$1, 0x3000(%di)
+	mov	$2, %si
+	sub	%di, %si
+1:	cmpw	$0, 0x3000(%si)
+	je	1b
+	mov	%bx, %ax
+	out	%ax, $0x12
+	hlt
+GUEST_END(rm_rendezvous)
+
+/* Reads the PC speaker port (0x61) and reports the byte on port 0x12. */
+GUEST_BEGIN(rm_speaker)
+	in	$0x61, %al
+	out	%al, $0x12
+	hlt
+GUEST_END(rm_speaker)
