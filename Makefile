@@ -462,3 +462,13 @@ $(HELLO): examples/hello.c $(HELLO_GUEST) include/libkvm.h $(SO)
 clean:
 	rm -rf $(B)
 	$(CARGO) clean
+
+# ---- mutation check (c-tests/mutants, CONTRIBUTING.md) ------------------------------
+
+# Applies each small break of src/ listed in c-tests/mutants/list, one at a time, to a
+# scratch copy of the tree (build/mutants/tree, never the working tree), builds it and
+# runs the suite on it; fails if the suite misses any. Names select mutants:
+# `make check-mutants MUTANTS="kick-no-flag msr-count"`.
+.PHONY: check-mutants
+check-mutants: deps
+	@MAKE="$(MAKE)" CC="$(CC)" CXX="$(CXX)" c-tests/mutants/run $(MUTANTS)

@@ -1,5 +1,6 @@
 /* kvm_destroy_vm fails with EBUSY while vcpus of the VM run in other threads, and succeeds, leaving nothing behind, once those threads have detached or exited. */
 #include "harness.h"
+#include "watchdog.h"
 #include <pthread.h>
 #include <stdatomic.h>
 #include <unistd.h>
@@ -32,6 +33,7 @@ static void *vcpu_thread(void *arg)
 int main(void)
 {
 	require_kvm();
+	watchdog_phase("vcpus running in other threads, each until kicked", 30);
 	CHECK(kvm_get_api_version() == 12);
 	int fds0 = count_fds(), kvm0 = count_kvm_fds(), maps0 = count_kvm_mappings();
 	vm = vm_with_memory(4 << 20);

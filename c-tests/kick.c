@@ -1,6 +1,7 @@
 /* kvm_kick_vcpu ends an endless guest loop with EINTR, before or during kvm_run, on any owner; a storm of 100 000 kicks is answered kick by kick. */
 #define _GNU_SOURCE
 #include "harness.h"
+#include "watchdog.h"
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -177,8 +178,11 @@ static void storm(void)
 		}
 		OK(kvm_kick_vcpu(vcpu_fd));
 		wait_answered(i + 1, i);
+		if (i % 1000 == 0)
+			watchdog_phase("the storm", 30);
 	}
 	double t1 = now();
+	watchdog_phase("the storm's last kick, to stop", 30);
 	atomic_store(&stop, 1);
 	OK(kvm_kick_vcpu(vcpu_fd));
 	CHECK(pthread_join(t, NULL) == 0);
@@ -194,6 +198,7 @@ static void storm(void)
 int main(void)
 {
 	require_kvm();
+	watchdog_phase("setup", 30);
 	vm = vm_with_memory(4 << 20);
 	load_spinners();
 	CHECK_EQ(kick_blocked(), 0);
@@ -210,6 +215,7 @@ int main(void)
 
 	/* An endless loop in real mode (the instruction emulator), kicked from another
 	 * thread. */
+	watchdog_phase("a kick of a real-mode loop", 30);
 	setup_real_mode(0x1000);
 	struct kvm_regs r;
 	OK(kvm_get_regs(&r));
@@ -221,6 +227,7 @@ int main(void)
 	CHECK(rip() >= 0x1000 && rip() < 0x1000 + (uint64_t)(BLOB(rm_spin).end - BLOB(rm_spin).start));
 
 	/* A kick before kvm_run: the next kvm_run returns at once, the guest does not run. */
+	watchdog_phase("kicks before kvm_run", 30);
 	start_user_spin();
 	OK(kvm_kick_vcpu(vcpu_fd));
 	OK(kvm_kick_vcpu(vcpu_fd)); /* kicks before one kvm_run are answered together */
@@ -229,6 +236,7 @@ int main(void)
 	CHECK_EQ(rip(), 0x4000);
 
 	/* An endless loop in ring 3 (native, on kvm_pvm), kicked likewise. */
+	watchdog_phase("kicks of a ring-3 loop", 30);
 	struct kicker k = { spin, 1, 1000 };
 	run_until_kicked(&k);
 	uint64_t ip = rip();
@@ -240,6 +248,7 @@ int main(void)
 
 	/* A kick of a detached vcpu waits for its next owner's first kvm_run, on a thread
 	 * that had the kick signal unblocked and on one that had it blocked already. */
+	watchdog_phase("kicks of a detached vcpu, answered by its next owners", 30);
 	start_user_spin();
 	OK(kvm_detach_vcpu());
 	CHECK_EQ(kick_blocked(), 0); /* restored */
@@ -251,6 +260,7 @@ int main(void)
 	}
 
 	/* A kick lands on the vcpu it names: another vcpu of the VM is not disturbed. */
+	watchdog_phase("a kick of another vcpu, and one between an I/O exit and kvm_run", 30);
 	int fd1 = OK(kvm_create_vcpu(vm, 1));
 	setup_real_mode(0x1000);
 	load_blob(vm, 0x2000, BLOB(rm_store_halt));
@@ -286,6 +296,7 @@ int main(void)
 	storm();
 
 	/* Kicking what is not a libkvm vcpu. */
+	watchdog_phase("kicking what is not a vcpu", 30);
 	int efd = eventfd(0, EFD_CLOEXEC);
 	CHECK(efd >= 0);
 	CHECK_ERR(kvm_kick_vcpu(-1), EBADF);

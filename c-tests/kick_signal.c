@@ -1,6 +1,7 @@
 /* kvm_set_kick_signal before the first vcpu: the chosen signal carries the kicks and the default one is left alone; bad signals are refused, and any change once a vcpu exists. */
 #define _GNU_SOURCE
 #include "harness.h"
+#include "watchdog.h"
 #include <pthread.h>
 #include <signal.h>
 #include <unistd.h>
@@ -27,6 +28,7 @@ static int is_default(int sig)
 int main(void)
 {
 	require_kvm();
+	watchdog_phase("setup", 30);
 	int bad[] = { 0, -1, SIGKILL, SIGSTOP, SIGSEGV, SIGINT, SIGCHLD, 32, SIGRTMAX + 1, 1000 };
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		CHECK_ERR(kvm_set_kick_signal(bad[i]), EINVAL);
@@ -54,6 +56,7 @@ int main(void)
 	OK(kvm_get_regs(&r));
 	r.rdi = 0x3000;
 	OK(kvm_set_regs(&r));
+	watchdog_phase("a kick through the chosen signal", 30);
 	pthread_t t;
 	CHECK(pthread_create(&t, NULL, kick_later, NULL) == 0);
 	errno = 0;
@@ -62,6 +65,7 @@ int main(void)
 	CHECK(pthread_join(t, NULL) == 0);
 	CHECK(*spin >= 1000);
 
+	watchdog_phase("teardown", 30);
 	OK(kvm_detach_vcpu());
 	CHECK(pthread_sigmask(SIG_BLOCK, NULL, &cur) == 0);
 	CHECK(!sigismember(&cur, SIGUSR2));

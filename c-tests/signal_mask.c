@@ -1,6 +1,7 @@
 /* kvm_set_signal_mask: a signal it blocks does not interrupt the guest, one it leaves unblocked makes kvm_run return -1/EINTR, and the kick works whatever the mask. */
 #define _GNU_SOURCE
 #include "harness.h"
+#include "watchdog.h"
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -78,6 +79,7 @@ static void *attach_and_run(void *arg)
 int main(void)
 {
 	require_kvm();
+	watchdog_phase("setup", 30);
 	struct sigaction sa = { .sa_handler = on_usr1 };
 	CHECK(sigaction(SIGUSR1, &sa, NULL) == 0);
 	sigset_t usr1, all;
@@ -97,18 +99,21 @@ int main(void)
 
 	/* SIGUSR1 blocked while the guest runs: the guest finishes, and the handler runs
 	 * once kvm_run is back in the thread's own mask. */
+	watchdog_phase("SIGUSR1 blocked by the run mask", 30);
 	OK(kvm_set_signal_mask(&usr1));
 	CHECK_EQ(run_with(SIGNAL_THEN_GO), KVM_EXIT_IO);
 	CHECK_EQ(kvm_run_area()->io.port, 0x10);
 	CHECK_EQ(atomic_load(&handled), 1);
 
 	/* NULL: the thread's own mask, which lets SIGUSR1 through: EINTR, guest unfinished. */
+	watchdog_phase("the thread's own mask", 30);
 	OK(kvm_set_signal_mask(NULL));
 	CHECK_EQ(run_with(SIGNAL_ONLY), -1);
 	CHECK_EQ(errno, EINTR);
 	CHECK_EQ(atomic_load(&handled), 2);
 
 	/* An empty mask lets it through as well. */
+	watchdog_phase("an empty mask", 30);
 	sigset_t none;
 	sigemptyset(&none);
 	OK(kvm_set_signal_mask(&none));
@@ -118,6 +123,7 @@ int main(void)
 
 	/* Everything blocked, the kick signal included as far as the caller is concerned:
 	 * SIGUSR1 does not interrupt, the kick does. */
+	watchdog_phase("everything blocked but the kick", 30);
 	OK(kvm_set_signal_mask(&all));
 	CHECK_EQ(run_with(SIGNAL_THEN_KICK), -1);
 	CHECK_EQ(errno, EINTR);
@@ -126,6 +132,7 @@ int main(void)
 	CHECK_EQ(atomic_load(&handled), 4);
 
 	/* A mask of its own stays with the vcpu on another thread. */
+	watchdog_phase("the mask on another thread", 30);
 	OK(kvm_set_signal_mask(&usr1));
 	OK(kvm_detach_vcpu());
 	pthread_t t;

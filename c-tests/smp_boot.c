@@ -1,5 +1,6 @@
 /* With the in-kernel irqchip, the boot vcpu starts an application processor by INIT-SIPI-SIPI at a real-mode trampoline, reads its marker, and runs its handler with a fixed IPI; another AP is started with kvm_set_mp_state. */
 #include "harness.h"
+#include "watchdog.h"
 #include <pthread.h>
 #include <stdatomic.h>
 #include <unistd.h>
@@ -69,6 +70,7 @@ static void *ap_started_by_host(void *arg)
 int main(void)
 {
 	require_kvm();
+	watchdog_phase("setup", 30);
 	vm = vm_with_memory(1 << 20);
 	OK(kvm_create_irqchip(vm));
 	load_blob(vm, 0x2000, BLOB(pm_bsp));
@@ -81,6 +83,7 @@ int main(void)
 		set_interrupt_gate(vm, 0x5000, v, 0x8000 + (uint32_t)(ap_tramp_iret - ap_tramp_start));
 	set_interrupt_gate(vm, 0x5000, 0x41, 0x8000 + (uint32_t)(ap_tramp_handler - ap_tramp_start));
 
+	watchdog_phase("an AP started by INIT-SIPI-SIPI, and its IPI", 30);
 	pthread_t t;
 	CHECK(pthread_create(&t, NULL, ap_thread, NULL) == 0);
 	while (!atomic_load(&ap_in_run))
@@ -92,6 +95,7 @@ int main(void)
 	CHECK_EQ(run_until_out(0x70), 0xa9a9a9a9); /* the AP's marker, read by the BSP */
 	CHECK_EQ(run_until_out(0x71), 0x41);       /* the AP handler's mark */
 	CHECK(pthread_join(t, NULL) == 0);
+	watchdog_phase("an AP started by kvm_set_mp_state", 30);
 	load_blob(vm, 0x3000, BLOB(rm_report));
 	CHECK(pthread_create(&t, NULL, ap_started_by_host, NULL) == 0);
 	CHECK(pthread_join(t, NULL) == 0);

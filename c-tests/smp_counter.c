@@ -1,5 +1,6 @@
 /* 4 vcpus in 4 threads each add 1 to one guest counter 100 000 times with lock-prefixed instructions, in real mode (emulated) and in ring 3 (native): the totals are exact, and the vcpus' adds interleaved. */
 #include "harness.h"
+#include "watchdog.h"
 #include <pthread.h>
 #include <time.h>
 
@@ -68,6 +69,7 @@ static int interleaved(int p)
 int main(void)
 {
 	require_kvm();
+	watchdog_phase("4 vcpus adding, in real mode and in ring 3", 120);
 	vm = vm_with_memory(4 << 20);
 	load_blob(vm, 0x1000, BLOB(rm_xadd));
 	load_blob(vm, 0x4000, BLOB(um_xadd));
