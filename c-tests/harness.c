@@ -3,6 +3,7 @@
 #include "harness.h"
 #include <dirent.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <time.h>
@@ -63,38 +64,76 @@ void note_errno(const char *call, int err)
 	fclose(f);
 }
 
-static pthread_t deadline_th;
-static pid_t deadline_pid;
+static const char *_Atomic phase_name;
+static _Atomic long phase_deadline;   /* CLOCK_MONOTONIC seconds */
+static _Atomic unsigned phase_seconds;
+static atomic_int phase_stop;
+static pthread_t phase_thread;
+static pid_t phase_pid;               /* the process whose watchdog thread runs */
 
-static void *deadline_thread(void *arg)
+static long now_s(void)
 {
-	sleep((unsigned)(uintptr_t)arg);
-	char m[256];
-	extern char *program_invocation_short_name;
-	int n = snprintf(m, sizeof(m), "%s: deadline passed: the test hung\n",
-			 program_invocation_short_name);
-	if (write(2, m, (size_t)n) < 0)
-		_exit(1);
-	_exit(1);
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return t.tv_sec;
 }
 
-/* atexit: the deadline thread is cancelled (in its sleep) and joined, in the process
- * that started it (a fork child has no such thread). */
-static void deadline_end(void)
+static void *watchdog_thread(void *arg)
 {
-	if (deadline_pid != getpid())
+	(void)arg;
+	while (!atomic_load(&phase_stop)) {
+		struct timespec tick = { 0, 100 * 1000 * 1000 };
+		nanosleep(&tick, NULL);
+		if (now_s() <= atomic_load(&phase_deadline))
+			continue;
+		/* No stdio: a hung thread may hold the lock of stderr. */
+		char msg[256];
+		int n = snprintf(msg, sizeof(msg), "watchdog: phase \"%s\" hung: no progress in %u s\n",
+				 atomic_load(&phase_name), atomic_load(&phase_seconds));
+		if (write(2, msg, n > 0 && (size_t)n < sizeof(msg) ? (size_t)n : strlen(msg)) < 0)
+			_exit(1);
+		_exit(1);
+	}
+	return NULL;
+}
+
+/* atexit: stops and joins the watchdog, in the process that started it. */
+static void watchdog_end(void)
+{
+	if (phase_pid != getpid())
 		return;
-	pthread_cancel(deadline_th);
-	pthread_join(deadline_th, NULL);
+	atomic_store(&phase_stop, 1);
+	pthread_join(phase_thread, NULL);
+	phase_pid = 0;
+}
+
+void watchdog_phase(const char *name, unsigned seconds)
+{
+	if (getenv("LIBKVM_TEST_INSTRUMENTED"))
+		seconds *= 4;
+	atomic_store(&phase_name, name);
+	atomic_store(&phase_seconds, seconds);
+	atomic_store(&phase_deadline, now_s() + (long)seconds);
+	if (phase_pid == getpid())
+		return;
+	/* First phase of this process (a fork child has no watchdog thread of its parent). */
+	static int registered;
+	sigset_t all, old;
+	sigfillset(&all);
+	CHECK(pthread_sigmask(SIG_SETMASK, &all, &old) == 0);
+	atomic_store(&phase_stop, 0);
+	int e = pthread_create(&phase_thread, NULL, watchdog_thread, NULL);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (e != 0)
+		FAIL("watchdog: pthread_create: %s", strerror(e));
+	phase_pid = getpid();
+	if (!registered++)
+		CHECK(atexit(watchdog_end) == 0);
 }
 
 void deadline(unsigned secs)
 {
-	if (deadline_pid)
-		FAIL("deadline() called twice");
-	CHECK(pthread_create(&deadline_th, NULL, deadline_thread, (void *)(uintptr_t)secs) == 0);
-	deadline_pid = getpid();
-	CHECK(atexit(deadline_end) == 0);
+	watchdog_phase("the whole test", secs);
 }
 
 void skip_test(const char *why)

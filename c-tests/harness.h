@@ -105,11 +105,16 @@ const char *exit_name(int reason);
 void watchdog_start(int ms);
 void watchdog_stop(void);
 
-/* A deadline for the whole test: if the process still runs `secs` seconds from now, it
- * prints "<test>: deadline passed" and exits 1 (where a bug would hang, e.g. a lost
- * interrupt), instead of waiting for the runner's timeout. It runs on a thread of its
- * own (SIGALRM belongs to watchdog_start), which is cancelled and joined at exit, so it
- * leaves nothing behind for a leak checker. Call it once, from the main thread. */
+/* Watchdogs for the tests where a bug would hang (a lost kick, a lost interrupt, a vcpu
+ * that never starts), instead of waiting for the runner's 300 s timeout: the test names
+ * each phase as it enters it, with the seconds it may take; if a phase takes longer, the
+ * process prints "watchdog: phase NAME hung" and exits 1. The watchdog is a thread of its
+ * own that blocks every signal (so no run mask or handler of the test can stop it, and no
+ * signal meant for a test thread lands on it), started by the first call in a process and
+ * stopped and joined at exit (so a leak checker finds nothing of it). Under valgrind or
+ * ASan (LIBKVM_TEST_INSTRUMENTED) every phase may take 4 times as long. */
+void watchdog_phase(const char *name, unsigned seconds);
+/* One phase for the whole test. */
 void deadline(unsigned secs);
 
 /* Leak checks: counts of this process's KVM fds and KVM run-area mappings, and whether
