@@ -13,18 +13,14 @@
 
 pub mod capi;
 mod cancel;
-mod cpu_state;
+mod current;
 mod error;
-mod fork;
 mod ioctl;
-mod kick;
 mod memory;
 mod registry;
-mod regs;
 mod snapshot;
 mod system;
 mod vcpu;
-mod vcpu_state;
 mod vm;
 mod vm_state;
 

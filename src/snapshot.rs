@@ -25,8 +25,8 @@ use crate::error::{nomem, try_to_vec, try_vec, Errno, Result};
 use crate::ioctl;
 use crate::registry;
 use crate::system;
+use crate::vcpu::state as vcpu_state;
 use crate::vcpu::Vcpu;
-use crate::vcpu_state;
 use crate::vm::Vm;
 use crate::vm_state;
 use kvm_bindings::{

@@ -4,12 +4,13 @@ use crate::error::{Errno, Result};
 use crate::ioctl;
 use crate::memory::{self, kvm_memory_alias, Backing, Mapping, MemoryMap, Slot};
 use crate::system;
+use crate::vcpu::apic_mode::ApicMode;
 use crate::vcpu::Vcpu;
 use kvm_bindings::{kvm_dirty_log, kvm_userspace_memory_region, KVM_MEM_LOG_DIRTY_PAGES};
 use kvm_ioctls::{Cap, VmFd};
 use parking_lot::Mutex;
 use std::os::unix::io::{AsRawFd, RawFd};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 /// KVM slot numbers reserved at the top of the kernel's range for memory aliases, which
@@ -53,31 +54,6 @@ fn dup_cloexec(fd: RawFd) -> Result<RawFd> {
     crate::error::check(unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) })
 }
 
-/// How a VM's local APICs work, shared by the VM and its vcpus so that `kvm_interrupt`
-/// reads it without the registry lock.
-#[derive(Debug, Default)]
-pub struct ApicMode {
-    /// The local APICs are in the kernel.
-    in_kernel: AtomicBool,
-    /// The flags KVM_CAP_X2APIC_API was enabled with, over all enables (0: none).
-    x2apic_api: AtomicU64,
-}
-
-impl ApicMode {
-    /// Whether the local APICs are in the kernel.
-    pub fn in_kernel(&self) -> bool {
-        self.in_kernel.load(Ordering::Acquire)
-    }
-
-    /// Whether KVM_GET_LAPIC and MSI destinations use 32-bit x2APIC IDs
-    /// (KVM_CAP_X2APIC_API with KVM_X2APIC_API_USE_32BIT_IDS).
-    pub fn x2apic_32bit_ids(&self) -> bool {
-        self.x2apic_api.load(Ordering::Acquire)
-            & u64::from(kvm_bindings::KVM_X2APIC_API_USE_32BIT_IDS)
-            != 0
-    }
-}
-
 impl Vm {
     /// KVM_CREATE_VM (type 0).
     pub fn create() -> Result<Vm> {
@@ -106,19 +82,19 @@ impl Vm {
     pub fn create_irqchip(&self) -> Result<()> {
         self.fd.create_irq_chip().map_err(Errno::from)?;
         self.irqchip.store(true, Ordering::Release);
-        self.apic.in_kernel.store(true, Ordering::Release);
+        self.apic.set_in_kernel();
         Ok(())
     }
 
     /// Remembers that KVM_CAP_SPLIT_IRQCHIP put the local APICs in the kernel.
     pub(crate) fn set_split_irqchip(&self) {
-        self.apic.in_kernel.store(true, Ordering::Release);
+        self.apic.set_in_kernel();
     }
 
     /// Remembers that KVM_CAP_X2APIC_API was enabled with `flags` (the kernel never turns
     /// a flag off again, so neither does this).
     pub(crate) fn set_x2apic_api(&self, flags: u64) {
-        self.apic.x2apic_api.fetch_or(flags, Ordering::AcqRel);
+        self.apic.add_x2apic_api(flags);
     }
 
     /// Whether the VM has the full in-kernel irqchip (PIC and IOAPIC too).

@@ -2,8 +2,9 @@
 //! thread's vcpu. All fail with ESRCH on a thread that has no vcpu.
 
 use super::{input, output};
+use crate::current::with_current;
 use crate::error::{c_int, Errno};
-use crate::vcpu::with_current;
+use crate::registry;
 use kvm_bindings::{kvm_cpuid2, kvm_fpu, kvm_guest_debug, kvm_msrs};
 use libc::c_int;
 
@@ -34,7 +35,11 @@ pub extern "C" fn kvm_translate(
         {
             return Err(Errno(libc::EFAULT));
         }
-        let tr = with_current(|vcpu| vcpu.translate(linear_address))?;
+        let tr = with_current(|vcpu| {
+            // The VM cannot go while its vcpu is owned (kvm_destroy_vm: EBUSY).
+            let vm = registry::vm(vcpu.vm_fd())?;
+            vcpu.translate(linear_address, |gpa, len| vm.read_guest(gpa, len))
+        })?;
         // SAFETY: non-NULL; the caller promises each points at a writable object of its
         // type for the call (aliasing pointers are fine: plain writes, one after another).
         unsafe {

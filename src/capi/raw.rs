@@ -4,10 +4,10 @@
 // c_ulong is u64 on x86_64 but not on every target: the casts below are not no-ops there.
 #![allow(clippy::unnecessary_cast)]
 
+use crate::current::with_current;
 use crate::error::{c_int, Errno};
 use crate::ioctl;
 use crate::registry;
-use crate::vcpu::with_current;
 use crate::vm_state;
 use kvm_bindings::kvm_enable_cap;
 use libc::{c_int, c_ulong, c_void};

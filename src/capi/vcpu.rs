@@ -2,8 +2,8 @@
 //! on a thread that has none. These are the hot path: no lock, no allocation.
 
 use super::{input, output};
+use crate::current::with_current;
 use crate::error::{c_int, c_ptr, Errno};
-use crate::vcpu::with_current;
 use kvm_bindings::{kvm_lapic_state, kvm_mp_state, kvm_regs, kvm_run, kvm_sregs, kvm_vcpu_events};
 use libc::c_int;
 

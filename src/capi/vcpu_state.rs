@@ -3,9 +3,9 @@
 //! and vcpu capabilities. All fail with ESRCH on a thread without a vcpu.
 
 use super::{input, output};
+use crate::current::with_current;
 use crate::error::{c_int, to_c_int, Errno};
-use crate::vcpu::with_current;
-use crate::vcpu_state;
+use crate::vcpu::state as vcpu_state;
 use kvm_bindings::{
     kvm_debugregs, kvm_enable_cap, kvm_nested_state, kvm_one_reg, kvm_sregs2, kvm_xcrs, kvm_xsave,
 };

@@ -1,8 +1,8 @@
 //! VM lifetime and vcpu creation/ownership.
 
+use crate::current;
 use crate::error::{c_int, Errno};
 use crate::registry;
-use crate::vcpu;
 use libc::{c_int, c_uint};
 
 /// Creates a VM and returns its fd (O_CLOEXEC). Free it with kvm_destroy_vm(), not
@@ -37,7 +37,7 @@ pub extern "C" fn kvm_create_vcpu(vm: c_int, id: c_uint) -> c_int {
 /// siglongjmp() from a signal handler. Errors: ESRCH if the thread has no vcpu.
 #[no_mangle]
 pub extern "C" fn kvm_detach_vcpu() -> c_int {
-    c_int(|| vcpu::clear_current().map(|()| 0))
+    c_int(|| current::clear_current().map(|()| 0))
 }
 
 /// Makes the detached vcpu `vcpu_fd` the calling thread's vcpu; a vcpu whose owner thread
