@@ -36,9 +36,7 @@ pub fn api_version() -> Result<i32> {
 
 /// KVM_CHECK_EXTENSION on /dev/kvm.
 pub fn check_extension(cap: libc::c_long) -> Result<i32> {
-    let k = kvm()?;
-    // SAFETY: KVM_CHECK_EXTENSION takes its argument by value.
-    unsafe { crate::ioctl::ioctl(k.as_raw_fd(), crate::ioctl::io(0x03), cap as libc::c_ulong) }
+    crate::ioctl::check_extension(kvm()?.as_raw_fd(), cap)
 }
 
 /// KVM_GET_VCPU_MMAP_SIZE.
@@ -60,7 +58,7 @@ pub unsafe fn msr_index_list(list: *mut kvm_msr_list) -> Result<()> {
     unsafe {
         crate::ioctl::ioctl(
             k.as_raw_fd(),
-            crate::ioctl::iowr::<kvm_msr_list>(0x02),
+            crate::ioctl::KVM_GET_MSR_INDEX_LIST,
             list as libc::c_ulong,
         )
     }?;
@@ -81,7 +79,7 @@ pub unsafe fn supported_cpuid(cpuid: *mut kvm_cpuid2) -> Result<()> {
     let r = unsafe {
         crate::ioctl::ioctl(
             k.as_raw_fd(),
-            crate::ioctl::iowr::<kvm_cpuid2>(0x05),
+            crate::ioctl::KVM_GET_SUPPORTED_CPUID,
             cpuid as libc::c_ulong,
         )
     };

@@ -114,8 +114,7 @@ impl Vm {
 
     /// KVM_CHECK_EXTENSION on the VM fd.
     pub fn check_extension(&self, cap: libc::c_long) -> Result<i32> {
-        // SAFETY: KVM_CHECK_EXTENSION takes its argument by value.
-        unsafe { ioctl::ioctl(self.raw_fd(), ioctl::io(0x03), cap as libc::c_ulong) }
+        ioctl::check_extension(self.raw_fd(), cap)
     }
 
     /// KVM_CREATE_VCPU plus the run-area mapping (not inherited by fork(): see `fork`).
@@ -477,7 +476,7 @@ impl Vm {
         unsafe {
             ioctl::ioctl(
                 self.raw_fd(),
-                ioctl::iow::<kvm_dirty_log>(0x42),
+                ioctl::KVM_GET_DIRTY_LOG,
                 &log as *const _ as libc::c_ulong,
             )
         }?;

@@ -124,7 +124,7 @@ pub extern "C" fn kvm_irqfd(vm: c_int, eventfd: c_int, gsi: u32, flags: u32) -> 
         unsafe {
             ioctl::ioctl(
                 vm.raw_fd(),
-                ioctl::iow::<kvm_irqfd>(0x76),
+                ioctl::KVM_IRQFD,
                 &irqfd as *const _ as libc::c_ulong,
             )
         }?;
@@ -149,7 +149,7 @@ pub extern "C" fn kvm_ioeventfd(vm: c_int, ioeventfd: *const kvm_ioeventfd) -> c
         unsafe {
             ioctl::ioctl(
                 vm.raw_fd(),
-                ioctl::iow::<kvm_ioeventfd>(0x79),
+                ioctl::KVM_IOEVENTFD,
                 io as *const _ as libc::c_ulong,
             )
         }?;

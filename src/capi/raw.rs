@@ -29,7 +29,7 @@ pub extern "C" fn kvm_vm_ioctl(vm: c_int, request: c_ulong, arg: *mut c_void) ->
         if request > u64::from(u32::MAX) || RESERVED_VM.contains(&request) {
             return Err(Errno(libc::EINVAL));
         }
-        if request == KVM_ENABLE_CAP {
+        if request == ioctl::KVM_ENABLE_CAP {
             // The kernel is given libkvm's own copy of what was checked, so another thread
             // cannot change `cap` in between.
             if arg.is_null() {
@@ -78,27 +78,13 @@ pub extern "C" fn kvm_vcpu_ioctl(request: c_ulong, arg: *mut c_void) -> c_int {
 const RESERVED_VCPU: [u64; 3] = [
     ioctl::KVM_RUN,
     ioctl::KVM_SET_SIGNAL_MASK,
-    ioctl::iow::<kvm_bindings::kvm_interrupt>(0x86), // KVM_INTERRUPT
+    ioctl::KVM_INTERRUPT,
 ];
-
-/// KVM_ENABLE_CAP, which kvm_vm_ioctl() checks for the capabilities libkvm tracks.
-const KVM_ENABLE_CAP: u64 = ioctl::iow::<kvm_enable_cap>(0xa3);
 
 /// VM ioctls whose effect libkvm must know about, refused by kvm_vm_ioctl().
 const RESERVED_VM: [u64; 4] = [
-    ioctl::iow::<kvm_bindings::kvm_userspace_memory_region>(0x46),
-    ioctl::iow::<kvm_bindings::kvm_userspace_memory_region2>(0x49),
-    ioctl::io(0x41), // KVM_CREATE_VCPU
-    ioctl::io(0x60), // KVM_CREATE_IRQCHIP
+    ioctl::KVM_SET_USER_MEMORY_REGION,
+    ioctl::KVM_SET_USER_MEMORY_REGION2,
+    ioctl::KVM_CREATE_VCPU,
+    ioctl::KVM_CREATE_IRQCHIP,
 ];
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn numbers_match_the_kernel_headers() {
-        assert_eq!(RESERVED_VCPU[2], 0x4004_ae86); // KVM_INTERRUPT
-        assert_eq!(KVM_ENABLE_CAP, 0x4068_aea3);
-    }
-}

@@ -21,8 +21,6 @@ const MSR_IA32_TSC: u32 = 0x10;
 const MSR_IA32_FEATURE_CONTROL: u32 = 0x3a;
 const MSR_IA32_TSC_DEADLINE: u32 = 0x6e0;
 
-const KVM_GET_CPUID2: u64 = ioctl::iowr::<kvm_cpuid2>(0x91);
-
 /// Everything `kvm_save_vcpu` records about one vcpu.
 struct VcpuState {
     /// struct kvm_cpuid2 entries (the vcpu's CPUID as set by KVM_SET_CPUID2).
@@ -43,11 +41,6 @@ struct VcpuState {
     tsc_khz: Option<u32>,
     /// Vectors `kvm_interrupt` holds until the guest can take them (no in-kernel irqchip).
     pending_irqs: [u64; 4],
-}
-
-fn vm_extension(v: &Vcpu, cap: u32) -> i32 {
-    // SAFETY: KVM_CHECK_EXTENSION takes its argument by value.
-    unsafe { ioctl::ioctl(v.vm_fd(), ioctl::io(0x03), cap as libc::c_ulong) }.unwrap_or(0)
 }
 
 /// The MSR indices KVM_GET_MSR_INDEX_LIST names: the MSRs to save and restore.
@@ -170,7 +163,7 @@ fn get_cpuid_into<'b>(v: &Vcpu, buf: &'b mut [u32]) -> Result<&'b [u8]> {
     let p = buf.as_mut_ptr();
     v.reading(|fd| {
         // SAFETY: a struct kvm_cpuid2 with room for `nent` entries.
-        unsafe { ioctl::ioctl(fd.as_raw_fd(), KVM_GET_CPUID2, p as _) }
+        unsafe { ioctl::ioctl(fd.as_raw_fd(), ioctl::KVM_GET_CPUID2, p as _) }
     })?;
     let n = (buf[0] as usize).min(room);
     Ok(bytes_of_slice(&buf[2..2 + n * ENTRY_WORDS]))
@@ -224,12 +217,12 @@ fn capture_vcpu(v: &Vcpu) -> Result<VcpuState> {
     // SAFETY: the buffer holds `size` bytes, 8-aligned.
     unsafe { vcpu_state::get_xsave(v, xsave.as_mut_ptr().cast::<kvm_xsave>(), size) }?;
     let xsave = try_to_vec(&bytes_of_slice(&xsave)[..size])?;
-    let xcrs = if vm_extension(v, kvm_bindings::KVM_CAP_XCRS) > 0 {
+    let xcrs = if v.vm_extension(kvm_bindings::KVM_CAP_XCRS).unwrap_or(0) > 0 {
         Some(vcpu_state::get_xcrs(v)?)
     } else {
         None
     };
-    let (sregs, sregs2) = if vm_extension(v, kvm_bindings::KVM_CAP_SREGS2) > 0 {
+    let (sregs, sregs2) = if v.vm_extension(kvm_bindings::KVM_CAP_SREGS2).unwrap_or(0) > 0 {
         (None, Some(vcpu_state::get_sregs2(v)?))
     } else {
         (Some(v.get_sregs()?), None)
@@ -240,7 +233,7 @@ fn capture_vcpu(v: &Vcpu) -> Result<VcpuState> {
     } else {
         None
     };
-    let debugregs = if vm_extension(v, kvm_bindings::KVM_CAP_DEBUGREGS) > 0 {
+    let debugregs = if v.vm_extension(kvm_bindings::KVM_CAP_DEBUGREGS).unwrap_or(0) > 0 {
         Some(vcpu_state::get_debugregs(v)?)
     } else {
         None
@@ -473,7 +466,7 @@ fn apply_vcpu(v: &Vcpu, s: &VcpuState, b: &mut Scratch) -> Result<()> {
         set_msrs(v, &mut [*fc], &mut b.msr_buf)?;
     }
     match (&s.sregs2, &s.sregs) {
-        (Some(s2), _) if vm_extension(v, kvm_bindings::KVM_CAP_SREGS2) > 0 => {
+        (Some(s2), _) if v.vm_extension(kvm_bindings::KVM_CAP_SREGS2).unwrap_or(0) > 0 => {
             vcpu_state::set_sregs2(v, s2)?
         }
         (_, Some(s1)) => v.set_sregs(s1)?,

@@ -30,13 +30,7 @@ impl Vcpu {
         self.reading(|fd| {
             // SAFETY: the kernel reads `nmsrs` (refusing more than it allows) and that
             // many entries, and writes their `data`, inside the caller's buffer.
-            unsafe {
-                ioctl::ioctl(
-                    fd.as_raw_fd(),
-                    ioctl::iowr::<kvm_msrs>(0x88),
-                    msrs as libc::c_ulong,
-                )
-            }
+            unsafe { ioctl::ioctl(fd.as_raw_fd(), ioctl::KVM_GET_MSRS, msrs as libc::c_ulong) }
         })
     }
 
@@ -48,13 +42,7 @@ impl Vcpu {
     pub unsafe fn set_msrs(&self, msrs: *const kvm_msrs) -> Result<i32> {
         self.writing(|fd| {
             // SAFETY: the kernel only reads `nmsrs` and that many entries.
-            unsafe {
-                ioctl::ioctl(
-                    fd.as_raw_fd(),
-                    ioctl::iow::<kvm_msrs>(0x89),
-                    msrs as libc::c_ulong,
-                )
-            }
+            unsafe { ioctl::ioctl(fd.as_raw_fd(), ioctl::KVM_SET_MSRS, msrs as libc::c_ulong) }
         })
     }
 
@@ -69,7 +57,7 @@ impl Vcpu {
             unsafe {
                 ioctl::ioctl(
                     fd.as_raw_fd(),
-                    ioctl::iow::<kvm_cpuid2>(0x90),
+                    ioctl::KVM_SET_CPUID2,
                     cpuid as libc::c_ulong,
                 )
             }

@@ -46,7 +46,7 @@ impl Vcpu {
             let r = unsafe {
                 ioctl::ioctl(
                     self.vm_fd(),
-                    ioctl::iow::<kvm_msi>(0xa5),
+                    ioctl::KVM_SIGNAL_MSI,
                     &msi as *const _ as libc::c_ulong,
                 )
             };
@@ -92,7 +92,7 @@ impl Vcpu {
             unsafe {
                 ioctl::ioctl(
                     fd.as_raw_fd(),
-                    ioctl::iow::<kvm_interrupt>(0x86),
+                    ioctl::KVM_INTERRUPT,
                     &irq as *const _ as libc::c_ulong,
                 )
             }

@@ -115,6 +115,11 @@ impl Vcpu {
         self.vm_fd
     }
 
+    /// KVM_CHECK_EXTENSION on the fd of the VM this vcpu belongs to (no registry lock).
+    pub fn vm_extension(&self, cap: u32) -> Result<i32> {
+        crate::ioctl::check_extension(self.vm_fd, libc::c_long::from(cap))
+    }
+
     /// Pointer to the run area, for `kvm_run_area`.
     pub fn run_area(&self) -> *mut kvm_run {
         self.run.0.as_ptr()

@@ -54,8 +54,8 @@ impl Vcpu {
         }
         self.sync.forget(sync_regs::REGS);
         // KVM_SET_REGS drops a pending exception: cached events that show one are stale.
-        // SAFETY: a field of the live run area; read only if the kernel filled it.
         if self.sync.is_synced(sync_regs::EVENTS)
+            // SAFETY: a field of the live run area; read only if the kernel filled it.
             && unsafe { sync_regs::shows_exception(addr_of!((*run).s.regs.events)) }
         {
             self.sync.forget(sync_regs::EVENTS);
