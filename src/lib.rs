@@ -24,6 +24,5 @@ mod snapshot;
 mod system;
 mod vcpu;
 mod vm;
-mod vm_state;
 
 pub use error::Errno;

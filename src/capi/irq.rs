@@ -1,37 +1,10 @@
 //! The in-kernel interrupt controllers and the ways to raise interrupts in them.
 
 use super::input;
-use crate::error::{c_int, Errno, Result};
-use crate::ioctl;
+use crate::error::c_int;
 use crate::registry;
-use crate::system;
-use kvm_bindings::{
-    kvm_ioeventfd, kvm_irqfd, kvm_msi, kvm_pit_config, KVM_CAP_IRQ_ROUTING,
-    KVM_IRQFD_FLAG_DEASSIGN, KVM_PIT_SPEAKER_DUMMY,
-};
+use kvm_bindings::{kvm_ioeventfd, kvm_msi};
 use libc::c_int;
-use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
-
-/// How many GSIs KVM can route (KVM_CAP_IRQ_ROUTING, 4096 on x86); asked once.
-fn gsi_limit() -> Result<u32> {
-    static LIMIT: AtomicU32 = AtomicU32::new(0);
-    match LIMIT.load(Relaxed) {
-        0 => {
-            let n = system::check_extension(KVM_CAP_IRQ_ROUTING as libc::c_long)?.max(1) as u32;
-            LIMIT.store(n, Relaxed);
-            Ok(n)
-        }
-        n => Ok(n),
-    }
-}
-
-/// EINVAL for a GSI that no routing table can name.
-pub(crate) fn check_gsi(gsi: u32) -> Result<()> {
-    if gsi >= gsi_limit()? {
-        return Err(Errno(libc::EINVAL));
-    }
-    Ok(())
-}
 
 /// Creates the in-kernel interrupt controllers of VM `vm`: a PIC pair, an IOAPIC and a
 /// local APIC per vcpu (vcpus created afterwards). Call it before creating vcpus. From then
@@ -50,16 +23,7 @@ pub extern "C" fn kvm_create_irqchip(vm: c_int) -> c_int {
 #[no_mangle]
 pub extern "C" fn kvm_create_pit2(vm: c_int, flags: u32) -> c_int {
     c_int(|| {
-        let vm = registry::vm(vm)?;
-        // The kernel ignores flags it does not know.
-        if flags & !KVM_PIT_SPEAKER_DUMMY != 0 {
-            return Err(Errno(libc::EINVAL));
-        }
-        let config = kvm_pit_config {
-            flags,
-            ..Default::default()
-        };
-        vm.fd().create_pit2(config).map_err(Errno::from)?;
+        registry::vm(vm)?.create_pit2(flags)?;
         Ok(0)
     })
 }
@@ -72,9 +36,7 @@ pub extern "C" fn kvm_create_pit2(vm: c_int, flags: u32) -> c_int {
 #[no_mangle]
 pub extern "C" fn kvm_irq_line(vm: c_int, irq: u32, level: c_int) -> c_int {
     c_int(|| {
-        let vm = registry::vm(vm)?;
-        check_gsi(irq)?;
-        vm.fd().set_irq_line(irq, level != 0).map_err(Errno::from)?;
+        registry::vm(vm)?.irq_line(irq, level != 0)?;
         Ok(0)
     })
 }
@@ -88,12 +50,7 @@ pub extern "C" fn kvm_irq_line(vm: c_int, irq: u32, level: c_int) -> c_int {
 pub extern "C" fn kvm_signal_msi(vm: c_int, msi: *const kvm_msi) -> c_int {
     c_int(|| {
         let vm = registry::vm(vm)?;
-        let msi = *input(msi)?;
-        match vm.fd().signal_msi(msi).map_err(Errno::from) {
-            // The kernel returns a bare -1 when no vcpu is addressed, which reads as EPERM.
-            Err(Errno(libc::EPERM)) => Ok(0),
-            r => r,
-        }
+        vm.signal_msi(input(msi)?)
     })
 }
 
@@ -107,27 +64,7 @@ pub extern "C" fn kvm_signal_msi(vm: c_int, msi: *const kvm_msi) -> c_int {
 #[no_mangle]
 pub extern "C" fn kvm_irqfd(vm: c_int, eventfd: c_int, gsi: u32, flags: u32) -> c_int {
     c_int(|| {
-        let vm = registry::vm(vm)?;
-        // KVM_IRQFD_FLAG_RESAMPLE would need a resample fd, which this call has no room for.
-        if flags & !KVM_IRQFD_FLAG_DEASSIGN != 0 {
-            return Err(Errno(libc::EINVAL));
-        }
-        check_gsi(gsi)?;
-        let fd = u32::try_from(eventfd).map_err(|_| Errno(libc::EBADF))?;
-        let irqfd = kvm_irqfd {
-            fd,
-            gsi,
-            flags,
-            ..Default::default()
-        };
-        // SAFETY: KVM_IRQFD reads one struct kvm_irqfd, which lives across the call.
-        unsafe {
-            ioctl::ioctl(
-                vm.raw_fd(),
-                ioctl::KVM_IRQFD,
-                &irqfd as *const _ as libc::c_ulong,
-            )
-        }?;
+        registry::vm(vm)?.irqfd(eventfd, gsi, flags)?;
         Ok(0)
     })
 }
@@ -143,16 +80,7 @@ pub extern "C" fn kvm_irqfd(vm: c_int, eventfd: c_int, gsi: u32, flags: u32) -> 
 pub extern "C" fn kvm_ioeventfd(vm: c_int, ioeventfd: *const kvm_ioeventfd) -> c_int {
     c_int(|| {
         let vm = registry::vm(vm)?;
-        let io = input(ioeventfd)?;
-        // SAFETY: KVM_IOEVENTFD reads one struct kvm_ioeventfd, which lives across the
-        // call.
-        unsafe {
-            ioctl::ioctl(
-                vm.raw_fd(),
-                ioctl::KVM_IOEVENTFD,
-                io as *const _ as libc::c_ulong,
-            )
-        }?;
+        vm.ioeventfd(input(ioeventfd)?)?;
         Ok(0)
     })
 }

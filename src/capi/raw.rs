@@ -8,7 +8,6 @@ use crate::current::with_current;
 use crate::error::{c_int, Errno};
 use crate::ioctl;
 use crate::registry;
-use crate::vm_state;
 use kvm_bindings::kvm_enable_cap;
 use libc::{c_int, c_ulong, c_void};
 
@@ -38,7 +37,7 @@ pub extern "C" fn kvm_vm_ioctl(vm: c_int, request: c_ulong, arg: *mut c_void) ->
             // SAFETY: non-NULL: the caller promises a struct kvm_enable_cap, as for the
             // raw ioctl (which does not need it aligned, hence the unaligned read).
             let cap = unsafe { arg.cast::<kvm_enable_cap>().read_unaligned() };
-            if vm_state::hatch_refuses_cap(cap.cap) {
+            if crate::vm::hatch_refuses_cap(cap.cap) {
                 return Err(Errno(libc::EINVAL));
             }
             // SAFETY: KVM_ENABLE_CAP reads one struct kvm_enable_cap, alive across the call.

@@ -7,7 +7,7 @@
 use super::{input, output};
 use crate::error::c_int;
 use crate::registry;
-use crate::vm_state;
+use crate::system;
 use kvm_bindings::{
     kvm_clear_dirty_log, kvm_clock_data, kvm_coalesced_mmio, kvm_coalesced_mmio_zone,
     kvm_enable_cap, kvm_irq_level, kvm_irq_routing, kvm_irqchip, kvm_msr_list, kvm_msrs,
@@ -29,7 +29,7 @@ use libc::{c_int, c_ulong, c_void};
 pub extern "C" fn kvm_enable_cap(vm: c_int, cap: *const kvm_enable_cap) -> c_int {
     c_int(|| {
         let vm = registry::vm(vm)?;
-        vm_state::enable_cap(&vm, input(cap)?)?;
+        vm.enable_cap(input(cap)?)?;
         Ok(0)
     })
 }
@@ -42,7 +42,7 @@ pub extern "C" fn kvm_enable_cap(vm: c_int, cap: *const kvm_enable_cap) -> c_int
 pub extern "C" fn kvm_get_irqchip(vm: c_int, chip: *mut kvm_irqchip) -> c_int {
     c_int(|| {
         let vm = registry::vm(vm)?;
-        vm_state::get_irqchip(&vm, output(chip)?)?;
+        vm.get_irqchip(output(chip)?)?;
         Ok(0)
     })
 }
@@ -54,7 +54,7 @@ pub extern "C" fn kvm_get_irqchip(vm: c_int, chip: *mut kvm_irqchip) -> c_int {
 pub extern "C" fn kvm_set_irqchip(vm: c_int, chip: *const kvm_irqchip) -> c_int {
     c_int(|| {
         let vm = registry::vm(vm)?;
-        vm_state::set_irqchip(&vm, input(chip)?)?;
+        vm.set_irqchip(input(chip)?)?;
         Ok(0)
     })
 }
@@ -66,7 +66,7 @@ pub extern "C" fn kvm_get_pit2(vm: c_int, pit: *mut kvm_pit_state2) -> c_int {
     c_int(|| {
         let vm = registry::vm(vm)?;
         let out = output(pit)?;
-        *out = vm_state::get_pit2(&vm)?;
+        *out = vm.get_pit2()?;
         Ok(0)
     })
 }
@@ -77,7 +77,7 @@ pub extern "C" fn kvm_get_pit2(vm: c_int, pit: *mut kvm_pit_state2) -> c_int {
 pub extern "C" fn kvm_set_pit2(vm: c_int, pit: *const kvm_pit_state2) -> c_int {
     c_int(|| {
         let vm = registry::vm(vm)?;
-        vm_state::set_pit2(&vm, input(pit)?)?;
+        vm.set_pit2(input(pit)?)?;
         Ok(0)
     })
 }
@@ -92,10 +92,7 @@ pub extern "C" fn kvm_set_pit2(vm: c_int, pit: *const kvm_pit_state2) -> c_int {
 pub extern "C" fn kvm_irq_line_status(vm: c_int, line: *mut kvm_irq_level) -> c_int {
     c_int(|| {
         let vm = registry::vm(vm)?;
-        let line = output(line)?;
-        // SAFETY: `irq` is the union member the caller sets on input.
-        super::irq::check_gsi(unsafe { line.__bindgen_anon_1.irq })?;
-        vm_state::irq_line_status(&vm, line)?;
+        vm.irq_line_status(output(line)?)?;
         Ok(0)
     })
 }
@@ -113,7 +110,7 @@ pub extern "C" fn kvm_set_gsi_routing(vm: c_int, routing: *const kvm_irq_routing
         input(routing)?;
         // SAFETY: `routing` is the caller's non-NULL table; the kernel reads `nr` entries
         // after the header with copy_from_user.
-        unsafe { vm_state::set_gsi_routing(&vm, routing) }?;
+        unsafe { vm.set_gsi_routing(routing) }?;
         Ok(0)
     })
 }
@@ -126,7 +123,7 @@ pub extern "C" fn kvm_get_clock(vm: c_int, clock: *mut kvm_clock_data) -> c_int 
     c_int(|| {
         let vm = registry::vm(vm)?;
         let out = output(clock)?;
-        *out = vm_state::get_clock(&vm)?;
+        *out = vm.get_clock()?;
         Ok(0)
     })
 }
@@ -139,7 +136,7 @@ pub extern "C" fn kvm_get_clock(vm: c_int, clock: *mut kvm_clock_data) -> c_int 
 pub extern "C" fn kvm_set_clock(vm: c_int, clock: *const kvm_clock_data) -> c_int {
     c_int(|| {
         let vm = registry::vm(vm)?;
-        vm_state::set_clock(&vm, input(clock)?)?;
+        vm.set_clock(input(clock)?)?;
         Ok(0)
     })
 }
@@ -158,7 +155,7 @@ pub extern "C" fn kvm_set_clock(vm: c_int, clock: *const kvm_clock_data) -> c_in
 pub extern "C" fn kvm_clear_dirty_log(vm: c_int, log: *const kvm_clear_dirty_log) -> c_int {
     c_int(|| {
         let vm = registry::vm(vm)?;
-        vm_state::clear_dirty_log(&vm, input(log)?)?;
+        vm.clear_dirty_log(input(log)?)?;
         Ok(0)
     })
 }
@@ -176,7 +173,7 @@ pub extern "C" fn kvm_register_coalesced_mmio(
 ) -> c_int {
     c_int(|| {
         let vm = registry::vm(vm)?;
-        vm_state::coalesced_zone(&vm, input(zone)?, true)?;
+        vm.coalesced_zone(input(zone)?, true)?;
         Ok(0)
     })
 }
@@ -191,7 +188,7 @@ pub extern "C" fn kvm_unregister_coalesced_mmio(
 ) -> c_int {
     c_int(|| {
         let vm = registry::vm(vm)?;
-        vm_state::coalesced_zone(&vm, input(zone)?, false)?;
+        vm.coalesced_zone(input(zone)?, false)?;
         Ok(0)
     })
 }
@@ -206,7 +203,7 @@ pub extern "C" fn kvm_coalesced_mmio_next(vm: c_int, entry: *mut kvm_coalesced_m
     c_int(|| {
         let vm = registry::vm(vm)?;
         let out = output(entry)?;
-        Ok(vm_state::coalesced_mmio_next(&vm, out)? as c_int)
+        Ok(vm.coalesced_mmio_next(registry::any_vcpu_of(vm.raw_fd()), out)? as c_int)
     })
 }
 
@@ -220,7 +217,7 @@ pub extern "C" fn kvm_get_msr_feature_index_list(list: *mut kvm_msr_list) -> c_i
     c_int(|| {
         output(list)?;
         // SAFETY: non-NULL; the caller promises `nmsrs` indices of room, as for the ioctl.
-        unsafe { vm_state::msr_feature_index_list(list) }?;
+        unsafe { system::msr_feature_index_list(list) }?;
         Ok(0)
     })
 }
@@ -234,7 +231,7 @@ pub extern "C" fn kvm_get_msr_features(msrs: *mut kvm_msrs) -> c_int {
     c_int(|| {
         output(msrs)?;
         // SAFETY: non-NULL; the caller promises `nmsrs` entries, as for the ioctl.
-        unsafe { vm_state::msr_features(msrs) }
+        unsafe { system::msr_features(msrs) }
     })
 }
 
@@ -249,7 +246,7 @@ pub extern "C" fn kvm_get_msr_features(msrs: *mut kvm_msrs) -> c_int {
 pub extern "C" fn kvm_system_ioctl(request: c_ulong, arg: *mut c_void) -> c_int {
     c_int(|| {
         // SAFETY: `arg` is the caller's, passed through as the raw ioctl would take it.
-        unsafe { vm_state::system_ioctl(request as u64, arg as c_ulong) }
+        unsafe { system::system_ioctl(request as u64, arg as c_ulong) }
     })
 }
 

@@ -5,7 +5,6 @@ use super::blob::*;
 use crate::error::{nomem, Errno, Result};
 use crate::registry;
 use crate::vm::Vm;
-use crate::vm_state;
 use kvm_bindings::{kvm_clock_data, kvm_irqchip, kvm_pit_state2};
 
 /// Everything `kvm_save_vm` records about a VM (not its memory, not its vcpus).
@@ -23,7 +22,7 @@ fn chip(vm: &Vm, id: u32) -> Result<kvm_irqchip> {
         chip_id: id,
         ..Default::default()
     };
-    vm_state::get_irqchip(vm, &mut c)?;
+    vm.get_irqchip(&mut c)?;
     Ok(c)
 }
 
@@ -37,7 +36,7 @@ fn capture_vm(vm: &Vm) -> Result<VmState> {
     } else {
         None
     };
-    let pit = match vm_state::get_pit2(vm) {
+    let pit = match vm.get_pit2() {
         Ok(p) => Some(p),
         Err(Errno(libc::ENXIO)) => None,
         Err(e) => return Err(e),
@@ -47,7 +46,7 @@ fn capture_vm(vm: &Vm) -> Result<VmState> {
         layout: vm.memory_layout()?,
         pic,
         pit,
-        clock: vm_state::get_clock(vm)?,
+        clock: vm.get_clock()?,
     })
 }
 
@@ -130,19 +129,19 @@ fn check_vm_fits(vm: &Vm, s: &VmState) -> Result<()> {
         return Err(Errno(libc::ENXIO));
     }
     if s.pit.is_some() {
-        vm_state::get_pit2(vm)?; // ENXIO without a PIT
+        vm.get_pit2()?; // ENXIO without a PIT
     }
     Ok(())
 }
 
 fn apply_vm(vm: &Vm, s: &VmState) -> Result<()> {
     if let Some((m, sl, io)) = &s.pic {
-        vm_state::set_irqchip(vm, m)?;
-        vm_state::set_irqchip(vm, sl)?;
-        vm_state::set_irqchip(vm, io)?;
+        vm.set_irqchip(m)?;
+        vm.set_irqchip(sl)?;
+        vm.set_irqchip(io)?;
     }
     if let Some(p) = &s.pit {
-        vm_state::set_pit2(vm, p)?;
+        vm.set_pit2(p)?;
     }
     // The clock continues from the saved value: guest time stands still while the VM is
     // saved.
@@ -150,7 +149,7 @@ fn apply_vm(vm: &Vm, s: &VmState) -> Result<()> {
         clock: s.clock.clock,
         ..Default::default()
     };
-    vm_state::set_clock(vm, &clock)
+    vm.set_clock(&clock)
 }
 
 /// `kvm_save_vm`: the blob of VM `vm`'s device state.
