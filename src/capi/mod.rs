@@ -11,19 +11,18 @@
 // `unsafe` would change nothing for C and hide the real unsafe blocks.
 #![allow(clippy::not_unsafe_ptr_arg_deref)]
 
-// Declaration order is the order of the header.
+// One file per area of the public API. Declaration order is the order of the header.
 pub mod version;
 pub mod system;
 pub mod vm;
 pub mod memory;
 pub mod vcpu;
-pub mod cpu;
-pub mod irq;
+pub mod registers;
+pub mod interrupts;
+pub mod debug;
 pub mod kick;
-pub mod raw;
-pub mod vm_state;
-pub mod vcpu_state;
 pub mod snapshot;
+pub mod raw;
 
 use crate::error::{Errno, Result};
 
@@ -38,4 +37,31 @@ pub(crate) fn input<'a, T>(p: *const T) -> Result<&'a T> {
 pub(crate) fn output<'a, T>(p: *mut T) -> Result<&'a mut T> {
     // SAFETY: as for `input`, and the caller does not touch it during the call.
     unsafe { p.as_mut() }.ok_or(Errno(libc::EFAULT))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Errno;
+
+    #[test]
+    fn bad_vm_is_ebadf_and_null_is_efault() {
+        assert_eq!(vm::kvm_get_clock(-1, std::ptr::null_mut()), -1);
+        assert_eq!(Errno::last(), Errno(libc::EBADF));
+        assert_eq!(
+            system::kvm_get_msr_feature_index_list(std::ptr::null_mut()),
+            -1
+        );
+        assert_eq!(Errno::last(), Errno(libc::EFAULT));
+    }
+
+    #[test]
+    fn no_vcpu_is_esrch() {
+        assert_eq!(registers::kvm_get_xsave_size(), -1);
+        assert_eq!(Errno::last(), Errno(libc::ESRCH));
+        assert_eq!(registers::kvm_kvmclock_ctrl(), -1);
+        assert_eq!(Errno::last(), Errno(libc::ESRCH));
+        assert_eq!(registers::kvm_get_xcrs(std::ptr::null_mut()), -1);
+        assert_eq!(Errno::last(), Errno(libc::EFAULT));
+    }
 }

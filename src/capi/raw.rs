@@ -1,15 +1,19 @@
-//! Escape hatches: any KVM ioctl on a libkvm VM or on the calling thread's vcpu, for what
-//! libkvm does not wrap (seed 001: "userspace should work with both").
+//! Escape hatches: any KVM ioctl on /dev/kvm, on a libkvm VM or on the calling thread's
+//! vcpu, for what libkvm does not wrap (seed 001: "userspace should work with both").
 
 // c_ulong is u64 on x86_64 but not on every target: the casts below are not no-ops there.
 #![allow(clippy::unnecessary_cast)]
 
 use crate::current::with_current;
-use crate::error::{c_int, Errno};
+use crate::error::c_int;
+use crate::error::Errno;
 use crate::ioctl;
 use crate::registry;
+use crate::system;
 use kvm_bindings::kvm_enable_cap;
-use libc::{c_int, c_ulong, c_void};
+use libc::c_int;
+use libc::c_ulong;
+use libc::c_void;
 
 /// Issues `ioctl(vm, request, arg)` on VM `vm` and returns what it returns. libkvm does not
 /// look at `arg`, except for KVM_ENABLE_CAP. Calls that change what libkvm tracks have their
@@ -70,6 +74,21 @@ pub extern "C" fn kvm_vcpu_ioctl(request: c_ulong, arg: *mut c_void) -> c_int {
                 unsafe { ioctl::ioctl(v.raw_fd(), request as u64, arg as c_ulong) }
             })
         })
+    })
+}
+
+/// Escape hatch for /dev/kvm: issues `ioctl(kvm_fd, request, arg)` on libkvm's own
+/// /dev/kvm handle and returns what it returns, for system ioctls libkvm does not wrap
+/// (KVM_X86_GET_MCE_CAP_SUPPORTED, KVM_GET_SUPPORTED_HV_CPUID, KVM_GET_DEVICE_ATTR, ...).
+/// KVM_CREATE_VM is refused with EINVAL (use kvm_create_vm()), and so is a request with
+/// any of bits 63:32 set (the kernel's ioctl number is 32 bits, so such a request would
+/// reach it as another one). Errors: EINVAL (KVM_CREATE_VM or bits 63:32 set), those of
+/// opening /dev/kvm, and the ioctl's own.
+#[no_mangle]
+pub extern "C" fn kvm_system_ioctl(request: c_ulong, arg: *mut c_void) -> c_int {
+    c_int(|| {
+        // SAFETY: `arg` is the caller's, passed through as the raw ioctl would take it.
+        unsafe { system::system_ioctl(request as u64, arg as c_ulong) }
     })
 }
 
