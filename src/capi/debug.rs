@@ -7,7 +7,6 @@ use crate::current::with_current;
 use crate::error::c_int;
 use crate::error::Errno;
 use crate::registry;
-use crate::vcpu::state as vcpu_state;
 use kvm_bindings::kvm_debugregs;
 use kvm_bindings::kvm_guest_debug;
 use libc::c_int;
@@ -33,7 +32,7 @@ pub extern "C" fn kvm_debug_guest(dbg: *const kvm_guest_debug) -> c_int {
 pub extern "C" fn kvm_get_debugregs(regs: *mut kvm_debugregs) -> c_int {
     c_int(|| {
         let out = output(regs)?;
-        *out = with_current(|v| vcpu_state::get_debugregs(v))?;
+        *out = with_current(|v| v.get_debugregs())?;
         Ok(0)
     })
 }
@@ -44,7 +43,7 @@ pub extern "C" fn kvm_get_debugregs(regs: *mut kvm_debugregs) -> c_int {
 pub extern "C" fn kvm_set_debugregs(regs: *const kvm_debugregs) -> c_int {
     c_int(|| {
         let d = input(regs)?;
-        with_current(|v| vcpu_state::set_debugregs(v, d))?;
+        with_current(|v| v.set_debugregs(d))?;
         Ok(0)
     })
 }

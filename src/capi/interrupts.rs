@@ -5,7 +5,6 @@ use crate::capi::input;
 use crate::capi::output;
 use crate::current::with_current;
 use crate::error::c_int;
-use crate::error::Errno;
 use crate::registry;
 use kvm_bindings::kvm_ioeventfd;
 use kvm_bindings::kvm_irq_level;
@@ -42,7 +41,7 @@ pub extern "C" fn kvm_interrupt(irq: u32) -> c_int {
 #[no_mangle]
 pub extern "C" fn kvm_nmi() -> c_int {
     c_int(|| {
-        with_current(|v| v.writing(|fd| fd.nmi().map_err(Errno::from)))?;
+        with_current(|v| v.nmi())?;
         Ok(0)
     })
 }

@@ -8,7 +8,6 @@ use crate::current::with_current;
 use crate::error::c_int;
 use crate::error::to_c_int;
 use crate::error::Errno;
-use crate::vcpu::state as vcpu_state;
 use kvm_bindings::kvm_cpuid2;
 use kvm_bindings::kvm_fpu;
 use kvm_bindings::kvm_lapic_state;
@@ -81,7 +80,7 @@ pub extern "C" fn kvm_set_sregs(sregs: *const kvm_sregs) -> c_int {
 pub extern "C" fn kvm_get_sregs2(sregs: *mut kvm_sregs2) -> c_int {
     c_int(|| {
         let out = output(sregs)?;
-        *out = with_current(|v| vcpu_state::get_sregs2(v))?;
+        *out = with_current(|v| v.get_sregs2())?;
         Ok(0)
     })
 }
@@ -94,7 +93,7 @@ pub extern "C" fn kvm_get_sregs2(sregs: *mut kvm_sregs2) -> c_int {
 pub extern "C" fn kvm_set_sregs2(sregs: *const kvm_sregs2) -> c_int {
     c_int(|| {
         let s = input(sregs)?;
-        with_current(|v| vcpu_state::set_sregs2(v, s))?;
+        with_current(|v| v.set_sregs2(s))?;
         Ok(0)
     })
 }
@@ -133,7 +132,7 @@ pub extern "C" fn kvm_get_mp_state(s: *mut kvm_mp_state) -> c_int {
         let out = output(s)?;
         // `writing`: the kernel accepts a pending INIT or SIPI here, which resets the
         // registers.
-        *out = with_current(|v| v.writing(|fd| fd.get_mp_state().map_err(Errno::from)))?;
+        *out = with_current(|v| v.get_mp_state())?;
         Ok(0)
     })
 }
@@ -145,7 +144,7 @@ pub extern "C" fn kvm_get_mp_state(s: *mut kvm_mp_state) -> c_int {
 pub extern "C" fn kvm_set_mp_state(s: *const kvm_mp_state) -> c_int {
     c_int(|| {
         let s = *input(s)?;
-        with_current(|v| v.writing(|fd| fd.set_mp_state(s).map_err(Errno::from)))?;
+        with_current(|v| v.set_mp_state(s))?;
         Ok(0)
     })
 }
@@ -179,7 +178,7 @@ pub extern "C" fn kvm_set_fpu(fpu: *const kvm_fpu) -> c_int {
 /// kvm_get_xsave() and kvm_set_xsave(). Errors: ESRCH (no vcpu).
 #[no_mangle]
 pub extern "C" fn kvm_get_xsave_size() -> c_int {
-    c_int(|| with_current(|v| to_c_int(vcpu_state::xsave_size(v)?)))
+    c_int(|| with_current(|v| to_c_int(v.xsave_size()?)))
 }
 
 /// Reads the calling thread's vcpu's FPU, SSE, AVX and other XSAVE-managed state, in the
@@ -195,7 +194,7 @@ pub extern "C" fn kvm_get_xsave(xsave: *mut kvm_xsave, size: usize) -> c_int {
         }
         // SAFETY: non-NULL; the caller promises `size` writable bytes (no reference to a
         // whole struct kvm_xsave is formed: `size` may be smaller, for E2BIG).
-        let n = with_current(|v| unsafe { vcpu_state::get_xsave(v, xsave, size) })?;
+        let n = with_current(|v| unsafe { v.get_xsave(xsave, size) })?;
         to_c_int(n)
     })
 }
@@ -212,7 +211,7 @@ pub extern "C" fn kvm_set_xsave(xsave: *const kvm_xsave, size: usize) -> c_int {
         }
         // SAFETY: non-NULL; the caller promises `size` readable bytes (no reference to a
         // whole struct kvm_xsave is formed: `size` may be smaller, for E2BIG).
-        with_current(|v| unsafe { vcpu_state::set_xsave(v, xsave, size) })?;
+        with_current(|v| unsafe { v.set_xsave(xsave, size) })?;
         Ok(0)
     })
 }
@@ -223,7 +222,7 @@ pub extern "C" fn kvm_set_xsave(xsave: *const kvm_xsave, size: usize) -> c_int {
 pub extern "C" fn kvm_get_xcrs(xcrs: *mut kvm_xcrs) -> c_int {
     c_int(|| {
         let out = output(xcrs)?;
-        *out = with_current(|v| vcpu_state::get_xcrs(v))?;
+        *out = with_current(|v| v.get_xcrs())?;
         Ok(0)
     })
 }
@@ -235,7 +234,7 @@ pub extern "C" fn kvm_get_xcrs(xcrs: *mut kvm_xcrs) -> c_int {
 pub extern "C" fn kvm_set_xcrs(xcrs: *const kvm_xcrs) -> c_int {
     c_int(|| {
         let x = input(xcrs)?;
-        with_current(|v| vcpu_state::set_xcrs(v, x))?;
+        with_current(|v| v.set_xcrs(x))?;
         Ok(0)
     })
 }
@@ -296,7 +295,7 @@ pub extern "C" fn kvm_set_cpuid(cpuid: *const kvm_cpuid2) -> c_int {
 pub extern "C" fn kvm_get_lapic(s: *mut kvm_lapic_state) -> c_int {
     c_int(|| {
         let out = output(s)?;
-        *out = with_current(|v| v.reading(|fd| fd.get_lapic().map_err(Errno::from)))?;
+        *out = with_current(|v| v.get_lapic())?;
         Ok(0)
     })
 }
@@ -308,7 +307,7 @@ pub extern "C" fn kvm_get_lapic(s: *mut kvm_lapic_state) -> c_int {
 pub extern "C" fn kvm_set_lapic(s: *const kvm_lapic_state) -> c_int {
     c_int(|| {
         let s = input(s)?;
-        with_current(|v| v.writing(|fd| fd.set_lapic(s).map_err(Errno::from)))?;
+        with_current(|v| v.set_lapic(s))?;
         Ok(0)
     })
 }
@@ -324,7 +323,7 @@ pub extern "C" fn kvm_get_nested_state(state: *mut kvm_nested_state) -> c_int {
     c_int(|| {
         output(state)?;
         // SAFETY: non-NULL; the caller promises `size` writable bytes.
-        with_current(|v| unsafe { vcpu_state::get_nested_state(v, state) })?;
+        with_current(|v| unsafe { v.get_nested_state(state) })?;
         Ok(0)
     })
 }
@@ -338,7 +337,7 @@ pub extern "C" fn kvm_set_nested_state(state: *const kvm_nested_state) -> c_int 
     c_int(|| {
         input(state)?;
         // SAFETY: non-NULL; the caller promises `size` readable bytes.
-        with_current(|v| unsafe { vcpu_state::set_nested_state(v, state) })?;
+        with_current(|v| unsafe { v.set_nested_state(state) })?;
         Ok(0)
     })
 }
@@ -348,7 +347,7 @@ pub extern "C" fn kvm_set_nested_state(state: *const kvm_nested_state) -> c_int 
 /// frequency above INT_MAX through the vcpu's fd).
 #[no_mangle]
 pub extern "C" fn kvm_get_tsc_khz() -> c_int {
-    c_int(|| with_current(|v| to_c_int(vcpu_state::get_tsc_khz(v)?)))
+    c_int(|| with_current(|v| to_c_int(v.get_tsc_khz()?)))
 }
 
 /// Sets the TSC frequency the calling thread's vcpu's guest sees to `khz` (0: the host's).
@@ -359,7 +358,7 @@ pub extern "C" fn kvm_get_tsc_khz() -> c_int {
 #[no_mangle]
 pub extern "C" fn kvm_set_tsc_khz(khz: u32) -> c_int {
     c_int(|| {
-        with_current(|v| vcpu_state::set_tsc_khz(v, khz))?;
+        with_current(|v| v.set_tsc_khz(khz))?;
         Ok(0)
     })
 }
@@ -371,7 +370,7 @@ pub extern "C" fn kvm_set_tsc_khz(khz: u32) -> c_int {
 #[no_mangle]
 pub extern "C" fn kvm_kvmclock_ctrl() -> c_int {
     c_int(|| {
-        with_current(|v| vcpu_state::kvmclock_ctrl(v))?;
+        with_current(|v| v.kvmclock_ctrl())?;
         Ok(0)
     })
 }
@@ -385,7 +384,7 @@ pub extern "C" fn kvm_kvmclock_ctrl() -> c_int {
 pub extern "C" fn kvm_get_one_reg(reg: *const kvm_one_reg) -> c_int {
     c_int(|| {
         let r = input(reg)?;
-        with_current(|v| vcpu_state::get_one_reg(v, r))?;
+        with_current(|v| v.get_one_reg(r))?;
         Ok(0)
     })
 }
@@ -397,7 +396,7 @@ pub extern "C" fn kvm_get_one_reg(reg: *const kvm_one_reg) -> c_int {
 pub extern "C" fn kvm_set_one_reg(reg: *const kvm_one_reg) -> c_int {
     c_int(|| {
         let r = input(reg)?;
-        with_current(|v| vcpu_state::set_one_reg(v, r))?;
+        with_current(|v| v.set_one_reg(r))?;
         Ok(0)
     })
 }

@@ -5,7 +5,6 @@ use crate::capi::input;
 use crate::current::with_current;
 use crate::error::c_int;
 use crate::error::c_ptr;
-use crate::vcpu::state as vcpu_state;
 use kvm_bindings::kvm_enable_cap;
 use kvm_bindings::kvm_run;
 use libc::c_int;
@@ -36,7 +35,7 @@ pub extern "C" fn kvm_run_area() -> *mut kvm_run {
 pub extern "C" fn kvm_enable_vcpu_cap(cap: *const kvm_enable_cap) -> c_int {
     c_int(|| {
         let cap = input(cap)?;
-        with_current(|v| vcpu_state::enable_cap(v, cap))?;
+        with_current(|v| v.enable_cap(cap))?;
         Ok(0)
     })
 }

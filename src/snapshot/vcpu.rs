@@ -5,7 +5,6 @@ use super::blob::*;
 use crate::error::{nomem, try_to_vec, try_vec, Errno, Result};
 use crate::ioctl;
 use crate::system;
-use crate::vcpu::state as vcpu_state;
 use crate::vcpu::Vcpu;
 use kvm_bindings::{
     kvm_cpuid2, kvm_cpuid_entry2, kvm_debugregs, kvm_lapic_state, kvm_mp_state, kvm_msr_entry,
@@ -208,37 +207,37 @@ fn capture_vcpu(v: &Vcpu) -> Result<VcpuState> {
     complete_pending(v)?;
     // Events first, then MP state (which can move CS:RIP of a vcpu waiting for SIPI)
     // before the registers: QEMU's order. KVM_GET_MP_STATE can accept a pending INIT and
-    // reset the vcpu, so it is a `writing` ioctl (as in kvm_get_mp_state).
+    // reset the vcpu (`Vcpu::get_mp_state` is a writing call).
     let events = v.get_events()?;
-    let mp_state = v.writing(|fd| fd.get_mp_state().map_err(Errno::from))?;
+    let mp_state = v.get_mp_state()?;
     let regs = v.get_regs()?;
-    let size = vcpu_state::xsave_size(v)?;
+    let size = v.xsave_size()?;
     let mut xsave = try_vec(size.div_ceil(8), 0u64)?;
     // SAFETY: the buffer holds `size` bytes, 8-aligned.
-    unsafe { vcpu_state::get_xsave(v, xsave.as_mut_ptr().cast::<kvm_xsave>(), size) }?;
+    unsafe { v.get_xsave(xsave.as_mut_ptr().cast::<kvm_xsave>(), size) }?;
     let xsave = try_to_vec(&bytes_of_slice(&xsave)[..size])?;
     let xcrs = if v.vm_extension(kvm_bindings::KVM_CAP_XCRS).unwrap_or(0) > 0 {
-        Some(vcpu_state::get_xcrs(v)?)
+        Some(v.get_xcrs()?)
     } else {
         None
     };
     let (sregs, sregs2) = if v.vm_extension(kvm_bindings::KVM_CAP_SREGS2).unwrap_or(0) > 0 {
-        (None, Some(vcpu_state::get_sregs2(v)?))
+        (None, Some(v.get_sregs2()?))
     } else {
         (Some(v.get_sregs()?), None)
     };
     let msrs = get_msrs(v)?;
     let lapic = if v.apic.in_kernel() {
-        Some(v.reading(|fd| fd.get_lapic().map_err(Errno::from))?)
+        Some(v.get_lapic()?)
     } else {
         None
     };
     let debugregs = if v.vm_extension(kvm_bindings::KVM_CAP_DEBUGREGS).unwrap_or(0) > 0 {
-        Some(vcpu_state::get_debugregs(v)?)
+        Some(v.get_debugregs()?)
     } else {
         None
     };
-    let nested = match vcpu_state::nested_state_max(v)? {
+    let nested = match v.nested_state_max()? {
         0 => None,
         max => {
             let mut buf = try_vec(max.div_ceil(8), 0u64)?;
@@ -246,13 +245,13 @@ fn capture_vcpu(v: &Vcpu) -> Result<VcpuState> {
             // SAFETY: `st` points at `max` writable, aligned bytes; `size` says so.
             unsafe { addr_of_mut!((*st).size).write(max as u32) };
             // SAFETY: as above.
-            unsafe { vcpu_state::get_nested_state(v, st) }?;
+            unsafe { v.get_nested_state(st) }?;
             // SAFETY: the kernel wrote the size it used, at most `max`.
             let used = unsafe { addr_of!((*st).size).read() } as usize;
             Some(try_to_vec(&bytes_of_slice(&buf)[..used.min(max)])?)
         }
     };
-    let tsc_khz = vcpu_state::get_tsc_khz(v).ok();
+    let tsc_khz = v.get_tsc_khz().ok();
     let cpuid = get_cpuid(v)?;
     let pending_irqs = v.irq.pending();
     Ok(VcpuState {
@@ -323,7 +322,7 @@ fn decode_vcpu(blob: &[u8]) -> Result<VcpuState> {
         None => None,
         Some(b) => {
             // Its own `size` field must say how long it is.
-            if b.len() < vcpu_state::NESTED_HEADER || le32(b, 4) as usize != b.len() {
+            if b.len() < crate::vcpu::state::NESTED_HEADER || le32(b, 4) as usize != b.len() {
                 return Err(bad());
             }
             Some(try_to_vec(b)?)
@@ -393,13 +392,13 @@ fn sregs_from_sregs2(s2: &kvm_sregs2) -> kvm_sregs {
 
 /// Checks, before anything changes, that `s` can be loaded into `v` at all.
 fn check_vcpu_fits(v: &Vcpu, s: &VcpuState) -> Result<()> {
-    if s.nested.is_some() && vcpu_state::nested_state_max(v)? == 0 {
+    if s.nested.is_some() && v.nested_state_max()? == 0 {
         return Err(Errno(libc::EOPNOTSUPP));
     }
     if s.lapic.is_some() && !v.apic.in_kernel() {
         return Err(Errno(libc::ENXIO));
     }
-    if s.xsave.len() > vcpu_state::xsave_size(v)? {
+    if s.xsave.len() > v.xsave_size()? {
         return Err(Errno(libc::EINVAL));
     }
     if s.pending_irqs != [0; 4] && v.apic.in_kernel() {
@@ -431,7 +430,7 @@ impl Scratch {
             .filter_map(|s| s.nested.as_ref().map(|n| n.len()))
             .max()
             .unwrap_or(0);
-        let bytes = vcpu_state::xsave_size(v)?.max(nested);
+        let bytes = v.xsave_size()?.max(nested);
         let mut msrs = Vec::new();
         msrs.try_reserve_exact(nmsrs).map_err(nomem)?;
         Ok(Scratch {
@@ -467,7 +466,7 @@ fn apply_vcpu(v: &Vcpu, s: &VcpuState, b: &mut Scratch) -> Result<()> {
     }
     match (&s.sregs2, &s.sregs) {
         (Some(s2), _) if v.vm_extension(kvm_bindings::KVM_CAP_SREGS2).unwrap_or(0) > 0 => {
-            vcpu_state::set_sregs2(v, s2)?
+            v.set_sregs2(s2)?
         }
         (_, Some(s1)) => v.set_sregs(s1)?,
         (Some(s2), None) => v.set_sregs(&sregs_from_sregs2(s2))?,
@@ -478,28 +477,28 @@ fn apply_vcpu(v: &Vcpu, s: &VcpuState, b: &mut Scratch) -> Result<()> {
         let p = b.aligned(n);
         // SAFETY: a struct kvm_nested_state whose `size` field (checked on decode) is
         // the length of the copy.
-        unsafe { vcpu_state::set_nested_state(v, p.cast::<kvm_nested_state>()) }?;
+        unsafe { v.set_nested_state(p.cast::<kvm_nested_state>()) }?;
     }
     if let Some(khz) = s.tsc_khz {
         // As QEMU does, a frequency the kernel cannot give is not fatal: the guest's
         // TSC keeps the host's rate.
-        if vcpu_state::get_tsc_khz(v).ok() != Some(khz) {
-            let _ = vcpu_state::set_tsc_khz(v, khz);
+        if v.get_tsc_khz().ok() != Some(khz) {
+            let _ = v.set_tsc_khz(khz);
         }
     }
     v.set_regs(&s.regs)?;
-    let size = vcpu_state::xsave_size(v)?;
+    let size = v.xsave_size()?;
     if b.bytes.len() * 8 < size || s.xsave.len() > size {
         return Err(Errno(libc::EINVAL)); // check_vcpu_fits and Scratch::new rule it out
     }
     let p = b.aligned(&s.xsave);
     // SAFETY: the buffer holds `size` bytes, 8-aligned: the saved area, then zeros.
-    unsafe { vcpu_state::set_xsave(v, p.cast::<kvm_xsave>(), size) }?;
+    unsafe { v.set_xsave(p.cast::<kvm_xsave>(), size) }?;
     if let Some(x) = &s.xcrs {
-        vcpu_state::set_xcrs(v, x)?;
+        v.set_xcrs(x)?;
     }
     if let Some(l) = &s.lapic {
-        v.writing(|fd| fd.set_lapic(l).map_err(Errno::from))?;
+        v.set_lapic(l)?;
     }
     // The TSC before anything relative to it, the TSC deadline last, the rest in the
     // saved order (within the scratch's room: no allocation).
@@ -519,9 +518,9 @@ fn apply_vcpu(v: &Vcpu, s: &VcpuState, b: &mut Scratch) -> Result<()> {
     events.flags |= kvm_bindings::KVM_VCPUEVENT_VALID_NMI_PENDING
         | kvm_bindings::KVM_VCPUEVENT_VALID_SIPI_VECTOR;
     v.set_events(&events)?;
-    v.writing(|fd| fd.set_mp_state(s.mp_state).map_err(Errno::from))?;
+    v.set_mp_state(s.mp_state)?;
     if let Some(d) = &s.debugregs {
-        vcpu_state::set_debugregs(v, d)?;
+        v.set_debugregs(d)?;
     }
     v.irq.set_pending(s.pending_irqs);
     Ok(())

@@ -6,7 +6,9 @@ use super::irq_state::{INJECTED, OVERRIDE};
 use super::Vcpu;
 use crate::error::{Errno, Result};
 use crate::ioctl;
-use kvm_bindings::{kvm_interrupt, kvm_msi, KVM_EXIT_HLT, KVM_EXIT_IRQ_WINDOW_OPEN};
+use kvm_bindings::{
+    kvm_interrupt, kvm_lapic_state, kvm_msi, KVM_EXIT_HLT, KVM_EXIT_IRQ_WINDOW_OPEN,
+};
 use std::os::unix::io::AsRawFd;
 use std::ptr::{addr_of, addr_of_mut};
 
@@ -21,7 +23,7 @@ impl Vcpu {
     pub fn interrupt(&self, vector: u32) -> Result<()> {
         let vector = u8::try_from(vector).map_err(|_| Errno(libc::EINVAL))?;
         if self.apic.in_kernel() {
-            let lapic = self.reading(|fd| fd.get_lapic().map_err(Errno::from))?;
+            let lapic = self.get_lapic()?;
             // APIC ID register (offset 0x20).
             let reg = u32::from_le_bytes(std::array::from_fn(|i| lapic.regs[0x20 + i] as u8));
             let x2apic =
@@ -165,5 +167,20 @@ impl Vcpu {
             Ok(r) if r == KVM_EXIT_HLT as i32 => self.deliver_pending() == Ok(true),
             _ => false,
         }
+    }
+
+    /// KVM_GET_LAPIC.
+    pub fn get_lapic(&self) -> Result<kvm_lapic_state> {
+        self.reading(|fd| fd.get_lapic().map_err(Errno::from))
+    }
+
+    /// KVM_SET_LAPIC.
+    pub fn set_lapic(&self, l: &kvm_lapic_state) -> Result<()> {
+        self.writing(|fd| fd.set_lapic(l).map_err(Errno::from))
+    }
+
+    /// KVM_NMI.
+    pub fn nmi(&self) -> Result<()> {
+        self.writing(|fd| fd.nmi().map_err(Errno::from))
     }
 }

@@ -22,6 +22,7 @@
 
 pub mod apic_mode;
 mod cpu;
+mod debug;
 mod interrupt;
 mod irq_state;
 pub mod kick;
