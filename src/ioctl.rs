@@ -132,6 +132,27 @@ pub unsafe fn ioctl(fd: RawFd, request: u64, arg: libc::c_ulong) -> Result<libc:
     check(unsafe { libc::ioctl(fd, request as libc::c_ulong, arg) })
 }
 
+/// `ioctl(fd, request, arg)` for a request that reads (at most) the one `T` at `arg`.
+///
+/// # Safety
+/// `request` must take a pointer to one `T` (or less) and only read it.
+pub unsafe fn ioctl_with_ref<T>(fd: RawFd, request: u64, arg: &T) -> Result<libc::c_int> {
+    // SAFETY: the caller guarantees that `request` reads at most one `T`, which `arg` is,
+    // alive across the call.
+    unsafe { ioctl(fd, request, arg as *const T as libc::c_ulong) }
+}
+
+/// `ioctl(fd, request, arg)` for a request that reads and/or writes (at most) the one `T`
+/// at `arg`.
+///
+/// # Safety
+/// `request` must take a pointer to one `T` (or less), and any bytes it writes there must
+/// make a valid `T`.
+pub unsafe fn ioctl_with_mut<T>(fd: RawFd, request: u64, arg: &mut T) -> Result<libc::c_int> {
+    // SAFETY: as the caller guarantees; `arg` is exclusively borrowed across the call.
+    unsafe { ioctl(fd, request, arg as *mut T as libc::c_ulong) }
+}
+
 /// KVM_CHECK_EXTENSION on `fd` (/dev/kvm or a VM): the kernel's answer, or the errno.
 pub fn check_extension(fd: RawFd, cap: libc::c_long) -> Result<libc::c_int> {
     // SAFETY: KVM_CHECK_EXTENSION takes its argument by value; a wrong fd only makes the

@@ -1,8 +1,7 @@
 //! Debugging the guest on the calling thread's vcpu: guest debug controls, debug
 //! registers and address translation. All fail with ESRCH on a thread that has no vcpu.
 
-use crate::capi::input;
-use crate::capi::output;
+use crate::capi::{vcpu_get, vcpu_set};
 use crate::current::with_current;
 use crate::error::c_int;
 use crate::error::Errno;
@@ -19,33 +18,21 @@ use libc::c_int;
 /// (no vcpu), EFAULT (`dbg` NULL), EINVAL (unknown or unsupported control bits).
 #[no_mangle]
 pub extern "C" fn kvm_debug_guest(dbg: *const kvm_guest_debug) -> c_int {
-    c_int(|| {
-        let d = input(dbg)?;
-        with_current(|v| v.set_guest_debug(d))?;
-        Ok(0)
-    })
+    vcpu_set(dbg, |v, a| v.set_guest_debug(a))
 }
 
 /// Reads the debug registers DR0-DR3, DR6 and DR7 of the calling thread's vcpu. Errors:
 /// ESRCH (no vcpu), EFAULT (`regs` NULL).
 #[no_mangle]
 pub extern "C" fn kvm_get_debugregs(regs: *mut kvm_debugregs) -> c_int {
-    c_int(|| {
-        let out = output(regs)?;
-        *out = with_current(|v| v.get_debugregs())?;
-        Ok(0)
-    })
+    vcpu_get(regs, |v| v.get_debugregs())
 }
 
 /// Sets the debug registers of the calling thread's vcpu. Errors: ESRCH (no vcpu), EFAULT
 /// (`regs` NULL), EINVAL (nonzero flags, or reserved upper bits set in DR6 or DR7).
 #[no_mangle]
 pub extern "C" fn kvm_set_debugregs(regs: *const kvm_debugregs) -> c_int {
-    c_int(|| {
-        let d = input(regs)?;
-        with_current(|v| v.set_debugregs(d))?;
-        Ok(0)
-    })
+    vcpu_set(regs, |v, a| v.set_debugregs(a))
 }
 
 /// Translates the guest-virtual (linear) address `linear_address` through the calling

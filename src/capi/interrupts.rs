@@ -3,6 +3,7 @@
 
 use crate::capi::input;
 use crate::capi::output;
+use crate::capi::{vm_get, vm_set};
 use crate::current::with_current;
 use crate::error::c_int;
 use crate::registry;
@@ -73,11 +74,7 @@ pub extern "C" fn kvm_get_irqchip(vm: c_int, chip: *mut kvm_irqchip) -> c_int {
 /// irqchip), EINVAL (unknown `chip_id`).
 #[no_mangle]
 pub extern "C" fn kvm_set_irqchip(vm: c_int, chip: *const kvm_irqchip) -> c_int {
-    c_int(|| {
-        let vm = registry::vm(vm)?;
-        vm.set_irqchip(input(chip)?)?;
-        Ok(0)
-    })
+    vm_set(vm, chip, |vm, a| vm.set_irqchip(a))
 }
 
 /// Creates the in-kernel i8254 PIT of VM `vm` (after kvm_create_irqchip()): guest
@@ -97,23 +94,14 @@ pub extern "C" fn kvm_create_pit2(vm: c_int, flags: u32) -> c_int {
 /// EBADF (not a VM), EFAULT (`pit` NULL), ENXIO (no in-kernel PIT: kvm_create_pit2()).
 #[no_mangle]
 pub extern "C" fn kvm_get_pit2(vm: c_int, pit: *mut kvm_pit_state2) -> c_int {
-    c_int(|| {
-        let vm = registry::vm(vm)?;
-        let out = output(pit)?;
-        *out = vm.get_pit2()?;
-        Ok(0)
-    })
+    vm_get(vm, pit, |vm| vm.get_pit2())
 }
 
 /// Sets the state of VM `vm`'s in-kernel PIT. Errors: EBADF (not a VM), EFAULT (`pit`
 /// NULL), ENXIO (no in-kernel PIT).
 #[no_mangle]
 pub extern "C" fn kvm_set_pit2(vm: c_int, pit: *const kvm_pit_state2) -> c_int {
-    c_int(|| {
-        let vm = registry::vm(vm)?;
-        vm.set_pit2(input(pit)?)?;
-        Ok(0)
-    })
+    vm_set(vm, pit, |vm, a| vm.set_pit2(a))
 }
 
 /// Drives interrupt line (GSI) `irq` of the in-kernel irqchip to `level` (nonzero
@@ -199,9 +187,5 @@ pub extern "C" fn kvm_irqfd(vm: c_int, eventfd: c_int, gsi: u32, flags: u32) -> 
 /// ENOENT (removing one that is not registered), ENOSPC (too many on the bus).
 #[no_mangle]
 pub extern "C" fn kvm_ioeventfd(vm: c_int, ioeventfd: *const kvm_ioeventfd) -> c_int {
-    c_int(|| {
-        let vm = registry::vm(vm)?;
-        vm.ioeventfd(input(ioeventfd)?)?;
-        Ok(0)
-    })
+    vm_set(vm, ioeventfd, |vm, a| vm.ioeventfd(a))
 }

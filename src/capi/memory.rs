@@ -3,6 +3,7 @@
 
 use crate::capi::input;
 use crate::capi::output;
+use crate::capi::vm_set;
 use crate::error::c_int;
 use crate::error::c_ptr;
 use crate::error::Errno;
@@ -106,11 +107,7 @@ pub extern "C" fn kvm_get_dirty_log(vm: c_int, slot: c_uint, dirty_bitmap: *mut 
 /// slot's end, or the range outside the slot).
 #[no_mangle]
 pub extern "C" fn kvm_clear_dirty_log(vm: c_int, log: *const kvm_clear_dirty_log) -> c_int {
-    c_int(|| {
-        let vm = registry::vm(vm)?;
-        vm.clear_dirty_log(input(log)?)?;
-        Ok(0)
-    })
+    vm_set(vm, log, |vm, a| vm.clear_dirty_log(a))
 }
 
 /// Creates, replaces or deletes memory alias `alias->slot` (0 to 31, a namespace apart
@@ -126,11 +123,7 @@ pub extern "C" fn kvm_clear_dirty_log(vm: c_int, log: *const kvm_clear_dirty_log
 /// another alias), ENOENT (deleting an alias that does not exist), ENOMEM.
 #[no_mangle]
 pub extern "C" fn kvm_set_memory_alias(vm: c_int, alias: *const kvm_memory_alias) -> c_int {
-    c_int(|| {
-        let vm = registry::vm(vm)?;
-        vm.set_memory_alias(input(alias)?)?;
-        Ok(0)
-    })
+    vm_set(vm, alias, |vm, a| vm.set_memory_alias(a))
 }
 
 /// Reads memory alias `alias->slot` of VM `vm` into `*alias` (slot, flags 0, guest and

@@ -24,7 +24,12 @@ pub mod kick;
 pub mod snapshot;
 pub mod raw;
 
-use crate::error::{Errno, Result};
+use crate::current::with_current;
+use crate::error::{c_int, Errno, Result};
+use crate::registry;
+use crate::vcpu::Vcpu;
+use crate::vm::Vm;
+use std::sync::Arc;
 
 /// The object behind a caller's pointer for reading; EFAULT for NULL.
 pub(crate) fn input<'a, T>(p: *const T) -> Result<&'a T> {
@@ -37,6 +42,57 @@ pub(crate) fn input<'a, T>(p: *const T) -> Result<&'a T> {
 pub(crate) fn output<'a, T>(p: *mut T) -> Result<&'a mut T> {
     // SAFETY: as for `input`, and the caller does not touch it during the call.
     unsafe { p.as_mut() }.ok_or(Errno(libc::EFAULT))
+}
+
+// The shapes most exported functions share, in the order every one of them checks:
+// the VM fd (EBADF), then the pointer (EFAULT), then the calling thread's vcpu (ESRCH).
+
+/// A call on the calling thread's vcpu that fills `*out`.
+pub(crate) fn vcpu_get<T>(out: *mut T, f: impl FnOnce(&Arc<Vcpu>) -> Result<T>) -> libc::c_int {
+    c_int(|| {
+        let out = output(out)?;
+        *out = with_current(f)?;
+        Ok(0)
+    })
+}
+
+/// A call on the calling thread's vcpu that takes `*arg`.
+pub(crate) fn vcpu_set<T>(
+    arg: *const T,
+    f: impl FnOnce(&Arc<Vcpu>, &T) -> Result<()>,
+) -> libc::c_int {
+    c_int(|| {
+        let arg = input(arg)?;
+        with_current(|v| f(v, arg))?;
+        Ok(0)
+    })
+}
+
+/// A call on VM `vm` that fills `*out`.
+pub(crate) fn vm_get<T>(
+    vm: libc::c_int,
+    out: *mut T,
+    f: impl FnOnce(&Vm) -> Result<T>,
+) -> libc::c_int {
+    c_int(|| {
+        let vm = registry::vm(vm)?;
+        let out = output(out)?;
+        *out = f(&vm)?;
+        Ok(0)
+    })
+}
+
+/// A call on VM `vm` that takes `*arg`.
+pub(crate) fn vm_set<T>(
+    vm: libc::c_int,
+    arg: *const T,
+    f: impl FnOnce(&Vm, &T) -> Result<()>,
+) -> libc::c_int {
+    c_int(|| {
+        let vm = registry::vm(vm)?;
+        f(&vm, input(arg)?)?;
+        Ok(0)
+    })
 }
 
 #[cfg(test)]

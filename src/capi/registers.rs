@@ -4,6 +4,7 @@
 
 use crate::capi::input;
 use crate::capi::output;
+use crate::capi::{vcpu_get, vcpu_set};
 use crate::current::with_current;
 use crate::error::c_int;
 use crate::error::to_c_int;
@@ -28,11 +29,7 @@ use libc::c_int;
 /// kernel has KVM_CAP_SYNC_REGS. Errors: ESRCH (no vcpu), EFAULT (`regs` NULL).
 #[no_mangle]
 pub extern "C" fn kvm_get_regs(regs: *mut kvm_regs) -> c_int {
-    c_int(|| {
-        let out = output(regs)?;
-        *out = with_current(|v| v.get_regs())?;
-        Ok(0)
-    })
+    vcpu_get(regs, |v| v.get_regs())
 }
 
 /// Sets the general-purpose registers, RIP and RFLAGS of the calling thread's vcpu. The
@@ -40,11 +37,7 @@ pub extern "C" fn kvm_get_regs(regs: *mut kvm_regs) -> c_int {
 /// before any other call that needs them. Errors: ESRCH (no vcpu), EFAULT (`regs` NULL).
 #[no_mangle]
 pub extern "C" fn kvm_set_regs(regs: *const kvm_regs) -> c_int {
-    c_int(|| {
-        let r = input(regs)?;
-        with_current(|v| v.set_regs(r))?;
-        Ok(0)
-    })
+    vcpu_set(regs, |v, a| v.set_regs(a))
 }
 
 /// Reads the special registers (segments, descriptor tables, control registers, EFER,
@@ -52,11 +45,7 @@ pub extern "C" fn kvm_set_regs(regs: *const kvm_regs) -> c_int {
 /// NULL).
 #[no_mangle]
 pub extern "C" fn kvm_get_sregs(sregs: *mut kvm_sregs) -> c_int {
-    c_int(|| {
-        let out = output(sregs)?;
-        *out = with_current(|v| v.get_sregs())?;
-        Ok(0)
-    })
+    vcpu_get(sregs, |v| v.get_sregs())
 }
 
 /// Sets the special registers of the calling thread's vcpu. Errors: ESRCH (no vcpu),
@@ -64,11 +53,7 @@ pub extern "C" fn kvm_get_sregs(sregs: *mut kvm_sregs) -> c_int {
 /// PAE).
 #[no_mangle]
 pub extern "C" fn kvm_set_sregs(sregs: *const kvm_sregs) -> c_int {
-    c_int(|| {
-        let s = input(sregs)?;
-        with_current(|v| v.set_sregs(s))?;
-        Ok(0)
-    })
+    vcpu_set(sregs, |v, a| v.set_sregs(a))
 }
 
 /// Reads the special registers of the calling thread's vcpu in the KVM_GET_SREGS2 form:
@@ -78,11 +63,7 @@ pub extern "C" fn kvm_set_sregs(sregs: *const kvm_sregs) -> c_int {
 /// or ENOTTY (kernel without KVM_CAP_SREGS2).
 #[no_mangle]
 pub extern "C" fn kvm_get_sregs2(sregs: *mut kvm_sregs2) -> c_int {
-    c_int(|| {
-        let out = output(sregs)?;
-        *out = with_current(|v| v.get_sregs2())?;
-        Ok(0)
-    })
+    vcpu_get(sregs, |v| v.get_sregs2())
 }
 
 /// Sets the special registers of the calling thread's vcpu from the KVM_SET_SREGS2 form
@@ -91,11 +72,7 @@ pub extern "C" fn kvm_get_sregs2(sregs: *mut kvm_sregs2) -> c_int {
 /// kernel refuses).
 #[no_mangle]
 pub extern "C" fn kvm_set_sregs2(sregs: *const kvm_sregs2) -> c_int {
-    c_int(|| {
-        let s = input(sregs)?;
-        with_current(|v| v.set_sregs2(s))?;
-        Ok(0)
-    })
+    vcpu_set(sregs, |v, a| v.set_sregs2(a))
 }
 
 /// Reads the pending exception, interrupt and NMI state of the calling thread's vcpu
@@ -103,11 +80,7 @@ pub extern "C" fn kvm_set_sregs2(sregs: *const kvm_sregs2) -> c_int {
 /// ESRCH (no vcpu), EFAULT (`events` NULL).
 #[no_mangle]
 pub extern "C" fn kvm_get_vcpu_events(events: *mut kvm_vcpu_events) -> c_int {
-    c_int(|| {
-        let out = output(events)?;
-        *out = with_current(|v| v.get_events())?;
-        Ok(0)
-    })
+    vcpu_get(events, |v| v.get_events())
 }
 
 /// Sets the pending exception, interrupt and NMI state of the calling thread's vcpu; the
@@ -115,11 +88,7 @@ pub extern "C" fn kvm_get_vcpu_events(events: *mut kvm_vcpu_events) -> c_int {
 /// NULL), EINVAL (the kernel refused the values or flags).
 #[no_mangle]
 pub extern "C" fn kvm_set_vcpu_events(events: *const kvm_vcpu_events) -> c_int {
-    c_int(|| {
-        let e = input(events)?;
-        with_current(|v| v.set_events(e))?;
-        Ok(0)
-    })
+    vcpu_set(events, |v, a| v.set_events(a))
 }
 
 /// Reads the multiprocessing state of the calling thread's vcpu: KVM_MP_STATE_RUNNABLE,
@@ -154,22 +123,14 @@ pub extern "C" fn kvm_set_mp_state(s: *const kvm_mp_state) -> c_int {
 /// (no vcpu), EFAULT (`fpu` NULL).
 #[no_mangle]
 pub extern "C" fn kvm_get_fpu(fpu: *mut kvm_fpu) -> c_int {
-    c_int(|| {
-        let out = output(fpu)?;
-        *out = with_current(|v| v.get_fpu())?;
-        Ok(0)
-    })
+    vcpu_get(fpu, |v| v.get_fpu())
 }
 
 /// Sets the x87 FPU and SSE state of the calling thread's vcpu from `*fpu`. Errors: ESRCH
 /// (no vcpu), EFAULT (`fpu` NULL).
 #[no_mangle]
 pub extern "C" fn kvm_set_fpu(fpu: *const kvm_fpu) -> c_int {
-    c_int(|| {
-        let f = input(fpu)?;
-        with_current(|v| v.set_fpu(f))?;
-        Ok(0)
-    })
+    vcpu_set(fpu, |v, a| v.set_fpu(a))
 }
 
 /// Returns the size in bytes of the calling thread's vcpu's XSAVE state: at least
@@ -220,11 +181,7 @@ pub extern "C" fn kvm_set_xsave(xsave: *const kvm_xsave, size: usize) -> c_int {
 /// entries of `xcrs`. Errors: ESRCH (no vcpu), EFAULT (`xcrs` NULL).
 #[no_mangle]
 pub extern "C" fn kvm_get_xcrs(xcrs: *mut kvm_xcrs) -> c_int {
-    c_int(|| {
-        let out = output(xcrs)?;
-        *out = with_current(|v| v.get_xcrs())?;
-        Ok(0)
-    })
+    vcpu_get(xcrs, |v| v.get_xcrs())
 }
 
 /// Sets the extended control registers of the calling thread's vcpu (`nr_xcrs` entries).
@@ -232,11 +189,7 @@ pub extern "C" fn kvm_get_xcrs(xcrs: *mut kvm_xcrs) -> c_int {
 /// not allow: only components CPUID leaf 0xD offers, x87 always set, AVX only with SSE).
 #[no_mangle]
 pub extern "C" fn kvm_set_xcrs(xcrs: *const kvm_xcrs) -> c_int {
-    c_int(|| {
-        let x = input(xcrs)?;
-        with_current(|v| v.set_xcrs(x))?;
-        Ok(0)
-    })
+    vcpu_set(xcrs, |v, a| v.set_xcrs(a))
 }
 
 /// Reads MSRs of the calling thread's vcpu: for each of the first `msrs->nmsrs` entries
@@ -293,11 +246,7 @@ pub extern "C" fn kvm_set_cpuid(cpuid: *const kvm_cpuid2) -> c_int {
 /// NULL), EINVAL (the VM has no in-kernel irqchip).
 #[no_mangle]
 pub extern "C" fn kvm_get_lapic(s: *mut kvm_lapic_state) -> c_int {
-    c_int(|| {
-        let out = output(s)?;
-        *out = with_current(|v| v.get_lapic())?;
-        Ok(0)
-    })
+    vcpu_get(s, |v| v.get_lapic())
 }
 
 /// Sets the local APIC registers of the calling thread's vcpu; in-kernel irqchip only.
@@ -305,11 +254,7 @@ pub extern "C" fn kvm_get_lapic(s: *mut kvm_lapic_state) -> c_int {
 /// refused the state).
 #[no_mangle]
 pub extern "C" fn kvm_set_lapic(s: *const kvm_lapic_state) -> c_int {
-    c_int(|| {
-        let s = input(s)?;
-        with_current(|v| v.set_lapic(s))?;
-        Ok(0)
-    })
+    vcpu_set(s, |v, a| v.set_lapic(a))
 }
 
 /// Reads the nested-virtualization state of the calling thread's vcpu (its VMX or SVM
@@ -382,11 +327,7 @@ pub extern "C" fn kvm_kvmclock_ctrl() -> c_int {
 /// kernel does not know).
 #[no_mangle]
 pub extern "C" fn kvm_get_one_reg(reg: *const kvm_one_reg) -> c_int {
-    c_int(|| {
-        let r = input(reg)?;
-        with_current(|v| v.get_one_reg(r))?;
-        Ok(0)
-    })
+    vcpu_set(reg, |v, a| v.get_one_reg(a))
 }
 
 /// Sets one register of the calling thread's vcpu, named by `reg->id`, from the memory at
@@ -394,9 +335,5 @@ pub extern "C" fn kvm_get_one_reg(reg: *const kvm_one_reg) -> c_int {
 /// EINVAL or ENOENT (an id the kernel does not know, or a value it refuses).
 #[no_mangle]
 pub extern "C" fn kvm_set_one_reg(reg: *const kvm_one_reg) -> c_int {
-    c_int(|| {
-        let r = input(reg)?;
-        with_current(|v| v.set_one_reg(r))?;
-        Ok(0)
-    })
+    vcpu_set(reg, |v, a| v.set_one_reg(a))
 }

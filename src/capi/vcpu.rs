@@ -1,7 +1,7 @@
 //! Running the calling thread's vcpu. None takes a vcpu argument; all fail with ESRCH
 //! on a thread that has none. The hot path: no lock, no allocation.
 
-use crate::capi::input;
+use crate::capi::vcpu_set;
 use crate::current::with_current;
 use crate::error::c_int;
 use crate::error::c_ptr;
@@ -33,9 +33,5 @@ pub extern "C" fn kvm_run_area() -> *mut kvm_run {
 /// enabled per vcpu, nonzero flags, or arguments the kernel refuses).
 #[no_mangle]
 pub extern "C" fn kvm_enable_vcpu_cap(cap: *const kvm_enable_cap) -> c_int {
-    c_int(|| {
-        let cap = input(cap)?;
-        with_current(|v| v.enable_cap(cap))?;
-        Ok(0)
-    })
+    vcpu_set(cap, |v, a| v.enable_cap(a))
 }

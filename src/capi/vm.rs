@@ -1,8 +1,7 @@
 //! VM lifetime, vcpu creation and ownership, and VM-wide settings (capabilities, the
 //! TSS and identity-map addresses, the VM clock).
 
-use crate::capi::input;
-use crate::capi::output;
+use crate::capi::{vm_get, vm_set};
 use crate::current;
 use crate::error::c_int;
 use crate::error::Errno;
@@ -86,7 +85,6 @@ pub extern "C" fn kvm_set_identity_map_addr(vm: c_int, addr: u64) -> c_int {
     })
 }
 
-// c_ulong is u64 on x86_64 but not on every target: the casts below are not no-ops there.
 /// Enables capability `cap->cap` on VM `vm` with the arguments in `cap->args` (for
 /// example KVM_CAP_SPLIT_IRQCHIP, KVM_CAP_X86_USER_SPACE_MSR, KVM_CAP_X86_DISABLE_EXITS,
 /// KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2). Some capabilities change how other calls behave:
@@ -99,11 +97,7 @@ pub extern "C" fn kvm_set_identity_map_addr(vm: c_int, addr: u64) -> c_int {
 /// (the capability must be enabled before vcpus or an irqchip exist).
 #[no_mangle]
 pub extern "C" fn kvm_enable_cap(vm: c_int, cap: *const kvm_enable_cap) -> c_int {
-    c_int(|| {
-        let vm = registry::vm(vm)?;
-        vm.enable_cap(input(cap)?)?;
-        Ok(0)
-    })
+    vm_set(vm, cap, |vm, a| vm.enable_cap(a))
 }
 
 /// Reads VM `vm`'s kvmclock: `clock->clock` is the guest's clock in nanoseconds, `flags`
@@ -111,12 +105,7 @@ pub extern "C" fn kvm_enable_cap(vm: c_int, cap: *const kvm_enable_cap) -> c_int
 /// EFAULT (`clock` NULL).
 #[no_mangle]
 pub extern "C" fn kvm_get_clock(vm: c_int, clock: *mut kvm_clock_data) -> c_int {
-    c_int(|| {
-        let vm = registry::vm(vm)?;
-        let out = output(clock)?;
-        *out = vm.get_clock()?;
-        Ok(0)
-    })
+    vm_get(vm, clock, |vm| vm.get_clock())
 }
 
 /// Sets VM `vm`'s kvmclock to `clock->clock` nanoseconds (with KVM_CLOCK_REALTIME in
@@ -125,9 +114,5 @@ pub extern "C" fn kvm_get_clock(vm: c_int, clock: *mut kvm_clock_data) -> c_int 
 /// EINVAL (unknown flags).
 #[no_mangle]
 pub extern "C" fn kvm_set_clock(vm: c_int, clock: *const kvm_clock_data) -> c_int {
-    c_int(|| {
-        let vm = registry::vm(vm)?;
-        vm.set_clock(input(clock)?)?;
-        Ok(0)
-    })
+    vm_set(vm, clock, |vm, a| vm.set_clock(a))
 }

@@ -45,13 +45,7 @@ impl Vcpu {
             };
             // KVM_SIGNAL_MSI on the VM fd the vcpu keeps (no registry lock).
             // SAFETY: KVM_SIGNAL_MSI reads one struct kvm_msi, which lives across the call.
-            let r = unsafe {
-                ioctl::ioctl(
-                    self.vm_fd(),
-                    ioctl::KVM_SIGNAL_MSI,
-                    &msi as *const _ as libc::c_ulong,
-                )
-            };
+            let r = unsafe { ioctl::ioctl_with_ref(self.vm_fd(), ioctl::KVM_SIGNAL_MSI, &msi) };
             return match r {
                 Ok(n) if n > 0 => Ok(()),
                 // 0: refused; EPERM: no APIC accepted it (software-disabled).
@@ -91,13 +85,7 @@ impl Vcpu {
         self.writing(|fd| {
             // SAFETY: KVM_INTERRUPT reads one struct kvm_interrupt, which lives across
             // the call.
-            unsafe {
-                ioctl::ioctl(
-                    fd.as_raw_fd(),
-                    ioctl::KVM_INTERRUPT,
-                    &irq as *const _ as libc::c_ulong,
-                )
-            }
+            unsafe { ioctl::ioctl_with_ref(fd.as_raw_fd(), ioctl::KVM_INTERRUPT, &irq) }
         })?;
         self.irq.remove(vector);
         self.irq.mark_injected();

@@ -72,7 +72,7 @@ impl Vcpu {
         let mut s = kvm_sregs2::default();
         self.reading(|fd| {
             // SAFETY: KVM_GET_SREGS2 writes one struct kvm_sregs2 into `s`.
-            unsafe { ioctl::ioctl(fd.as_raw_fd(), ioctl::KVM_GET_SREGS2, &mut s as *mut _ as _) }
+            unsafe { ioctl::ioctl_with_mut(fd.as_raw_fd(), ioctl::KVM_GET_SREGS2, &mut s) }
         })?;
         Ok(s)
     }
@@ -81,7 +81,7 @@ impl Vcpu {
     pub fn set_sregs2(&self, s: &kvm_sregs2) -> Result<()> {
         self.writing(|fd| {
             // SAFETY: KVM_SET_SREGS2 reads one struct kvm_sregs2.
-            unsafe { ioctl::ioctl(fd.as_raw_fd(), ioctl::KVM_SET_SREGS2, s as *const _ as _) }
+            unsafe { ioctl::ioctl_with_ref(fd.as_raw_fd(), ioctl::KVM_SET_SREGS2, s) }
         })?;
         Ok(())
     }
@@ -198,7 +198,7 @@ impl Vcpu {
         self.reading(|fd| {
             // SAFETY: KVM_GET_ONE_REG reads one struct kvm_one_reg; the kernel writes the
             // register through `addr` with copy_to_user (EFAULT if it is not writable).
-            unsafe { ioctl::ioctl(fd.as_raw_fd(), ioctl::KVM_GET_ONE_REG, reg as *const _ as _) }
+            unsafe { ioctl::ioctl_with_ref(fd.as_raw_fd(), ioctl::KVM_GET_ONE_REG, reg) }
         })?;
         Ok(())
     }
@@ -207,7 +207,7 @@ impl Vcpu {
     pub fn set_one_reg(&self, reg: &kvm_one_reg) -> Result<()> {
         self.writing(|fd| {
             // SAFETY: as for `get_one_reg`, reading through `addr`.
-            unsafe { ioctl::ioctl(fd.as_raw_fd(), ioctl::KVM_SET_ONE_REG, reg as *const _ as _) }
+            unsafe { ioctl::ioctl_with_ref(fd.as_raw_fd(), ioctl::KVM_SET_ONE_REG, reg) }
         })?;
         Ok(())
     }

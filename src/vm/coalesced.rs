@@ -30,7 +30,7 @@ impl Vm {
             ioctl::KVM_UNREGISTER_COALESCED_MMIO
         };
         // SAFETY: both ioctls read one struct kvm_coalesced_mmio_zone.
-        unsafe { ioctl::ioctl(self.raw_fd(), req, zone as *const _ as libc::c_ulong) }?;
+        unsafe { ioctl::ioctl_with_ref(self.raw_fd(), req, zone) }?;
         Ok(())
     }
 

@@ -39,13 +39,7 @@ impl Vm {
         // SAFETY: `irq` is the union member the caller sets on input.
         check_gsi(unsafe { line.__bindgen_anon_1.irq })?;
         // SAFETY: KVM_IRQ_LINE_STATUS reads and writes one struct kvm_irq_level.
-        unsafe {
-            ioctl::ioctl(
-                self.raw_fd(),
-                ioctl::KVM_IRQ_LINE_STATUS,
-                line as *mut _ as libc::c_ulong,
-            )
-        }?;
+        unsafe { ioctl::ioctl_with_mut(self.raw_fd(), ioctl::KVM_IRQ_LINE_STATUS, line) }?;
         Ok(())
     }
 
@@ -110,13 +104,7 @@ impl Vm {
             ..Default::default()
         };
         // SAFETY: KVM_IRQFD reads one struct kvm_irqfd, which lives across the call.
-        unsafe {
-            ioctl::ioctl(
-                self.raw_fd(),
-                ioctl::KVM_IRQFD,
-                &irqfd as *const _ as libc::c_ulong,
-            )
-        }?;
+        unsafe { ioctl::ioctl_with_ref(self.raw_fd(), ioctl::KVM_IRQFD, &irqfd) }?;
         Ok(())
     }
 
@@ -124,13 +112,7 @@ impl Vm {
     pub fn ioeventfd(&self, io: &kvm_ioeventfd) -> Result<()> {
         // SAFETY: KVM_IOEVENTFD reads one struct kvm_ioeventfd, which lives across the
         // call.
-        unsafe {
-            ioctl::ioctl(
-                self.raw_fd(),
-                ioctl::KVM_IOEVENTFD,
-                io as *const _ as libc::c_ulong,
-            )
-        }?;
+        unsafe { ioctl::ioctl_with_ref(self.raw_fd(), ioctl::KVM_IOEVENTFD, io) }?;
         Ok(())
     }
 }

@@ -299,13 +299,7 @@ impl Vm {
         // SAFETY: KVM_GET_DIRTY_LOG reads one struct kvm_dirty_log, which lives across the
         // call, and writes the slot's bitmap (one bit per page, rounded up to 64 bits) to
         // `bitmap`, which the caller guarantees is that large.
-        unsafe {
-            ioctl::ioctl(
-                self.raw_fd(),
-                ioctl::KVM_GET_DIRTY_LOG,
-                &log as *const _ as libc::c_ulong,
-            )
-        }?;
+        unsafe { ioctl::ioctl_with_ref(self.raw_fd(), ioctl::KVM_GET_DIRTY_LOG, &log) }?;
         Ok(())
     }
 
@@ -354,13 +348,7 @@ impl Vm {
         }
         // SAFETY: KVM_CLEAR_DIRTY_LOG reads one struct kvm_clear_dirty_log; the bitmap it
         // points to is the caller's (EFAULT from the kernel if it is not readable).
-        unsafe {
-            ioctl::ioctl(
-                self.raw_fd(),
-                ioctl::KVM_CLEAR_DIRTY_LOG,
-                log as *const _ as libc::c_ulong,
-            )
-        }?;
+        unsafe { ioctl::ioctl_with_ref(self.raw_fd(), ioctl::KVM_CLEAR_DIRTY_LOG, log) }?;
         Ok(())
     }
 }

@@ -221,13 +221,7 @@ impl Vm {
             return Err(Errno(libc::EINVAL));
         }
         // SAFETY: KVM_ENABLE_CAP reads one struct kvm_enable_cap, alive across the call.
-        unsafe {
-            ioctl::ioctl(
-                self.raw_fd(),
-                ioctl::KVM_ENABLE_CAP,
-                cap as *const _ as libc::c_ulong,
-            )
-        }?;
+        unsafe { ioctl::ioctl_with_ref(self.raw_fd(), ioctl::KVM_ENABLE_CAP, cap) }?;
         match cap.cap {
             kvm_bindings::KVM_CAP_X2APIC_API => self.set_x2apic_api(cap.args[0]),
             kvm_bindings::KVM_CAP_SPLIT_IRQCHIP => self.set_split_irqchip(),
