@@ -1,10 +1,12 @@
 //! libkvm: a stable, syscall-style C interface to Linux KVM.
 //!
 //! The crate has two layers:
-//! - the core (`system`, `vm`, `vcpu`, `cpu_state`, `memory`, `regs`), plain Rust that
-//!   returns `Result<T, Errno>`;
+//! - the core (`snapshot`, `registry`, `current`, `vm`, `vcpu`, `system`, `ioctl`,
+//!   `error`), plain Rust that returns `Result<T, Errno>`;
 //! - the C ABI (`capi`), thin `extern "C"` functions that check arguments, call the
 //!   core and turn errors into `-1`/`errno`. Nothing else is exported.
+//!
+//! Where each piece lives and which way dependencies point: ARCHITECTURE.md.
 //!
 //! Conventions every function follows are in `man/man7/libkvm.7`.
 
