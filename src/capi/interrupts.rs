@@ -2,9 +2,7 @@
 //! in-kernel interrupt controllers, PIT, routing and the ways to raise interrupts in them.
 
 use crate::capi::input;
-use crate::capi::output;
-use crate::capi::{vm_get, vm_set};
-use crate::current::with_current;
+use crate::capi::{vcpu_do, vm_do, vm_get, vm_set, vm_update};
 use crate::error::c_int;
 use crate::registry;
 use kvm_bindings::kvm_ioeventfd;
@@ -30,10 +28,7 @@ use libc::c_int;
 /// vcpu's local APIC did not accept it, e.g. because the guest has not enabled it).
 #[no_mangle]
 pub extern "C" fn kvm_interrupt(irq: u32) -> c_int {
-    c_int(|| {
-        with_current(|v| v.interrupt(irq))?;
-        Ok(0)
-    })
+    vcpu_do(|v| v.interrupt(irq))
 }
 
 /// Queues a non-maskable interrupt on the calling thread's vcpu (KVM_NMI), delivered by
@@ -41,10 +36,7 @@ pub extern "C" fn kvm_interrupt(irq: u32) -> c_int {
 /// without an in-kernel irqchip. Errors: ESRCH (no vcpu).
 #[no_mangle]
 pub extern "C" fn kvm_nmi() -> c_int {
-    c_int(|| {
-        with_current(|v| v.nmi())?;
-        Ok(0)
-    })
+    vcpu_do(|v| v.nmi())
 }
 
 /// Creates the in-kernel interrupt controllers of VM `vm`: a PIC pair, an IOAPIC and a
@@ -62,11 +54,7 @@ pub extern "C" fn kvm_create_irqchip(vm: c_int) -> c_int {
 /// ENXIO (no in-kernel irqchip), EINVAL (unknown `chip_id`).
 #[no_mangle]
 pub extern "C" fn kvm_get_irqchip(vm: c_int, chip: *mut kvm_irqchip) -> c_int {
-    c_int(|| {
-        let vm = registry::vm(vm)?;
-        vm.get_irqchip(output(chip)?)?;
-        Ok(0)
-    })
+    vm_update(vm, chip, |vm, a| vm.get_irqchip(a))
 }
 
 /// Sets the registers of the in-kernel interrupt controller `chip->chip_id` of VM `vm`
@@ -84,10 +72,7 @@ pub extern "C" fn kvm_set_irqchip(vm: c_int, chip: *const kvm_irqchip) -> c_int 
 /// EEXIST (already created), ENOMEM.
 #[no_mangle]
 pub extern "C" fn kvm_create_pit2(vm: c_int, flags: u32) -> c_int {
-    c_int(|| {
-        registry::vm(vm)?.create_pit2(flags)?;
-        Ok(0)
-    })
+    vm_do(vm, |vm| vm.create_pit2(flags))
 }
 
 /// Reads the state of VM `vm`'s in-kernel PIT (its three channels and flags). Errors:
@@ -111,10 +96,7 @@ pub extern "C" fn kvm_set_pit2(vm: c_int, pit: *const kvm_pit_state2) -> c_int {
 /// irqchip), EINVAL (`irq` at or above the number of routable GSIs, 4096).
 #[no_mangle]
 pub extern "C" fn kvm_irq_line(vm: c_int, irq: u32, level: c_int) -> c_int {
-    c_int(|| {
-        registry::vm(vm)?.irq_line(irq, level != 0)?;
-        Ok(0)
-    })
+    vm_do(vm, |vm| vm.irq_line(irq, level != 0))
 }
 
 /// Like kvm_irq_line(), and reports what happened: set `line->irq` and `line->level`; on
@@ -125,11 +107,7 @@ pub extern "C" fn kvm_irq_line(vm: c_int, irq: u32, level: c_int) -> c_int {
 /// of routable GSIs, 4096).
 #[no_mangle]
 pub extern "C" fn kvm_irq_line_status(vm: c_int, line: *mut kvm_irq_level) -> c_int {
-    c_int(|| {
-        let vm = registry::vm(vm)?;
-        vm.irq_line_status(output(line)?)?;
-        Ok(0)
-    })
+    vm_update(vm, line, |vm, a| vm.irq_line_status(a))
 }
 
 /// Replaces VM `vm`'s whole GSI routing table with `routing` (`nr` entries after the
@@ -172,10 +150,7 @@ pub extern "C" fn kvm_signal_msi(vm: c_int, msi: *const kvm_msi) -> c_int {
 /// eventfd is already connected).
 #[no_mangle]
 pub extern "C" fn kvm_irqfd(vm: c_int, eventfd: c_int, gsi: u32, flags: u32) -> c_int {
-    c_int(|| {
-        registry::vm(vm)?.irqfd(eventfd, gsi, flags)?;
-        Ok(0)
-    })
+    vm_do(vm, |vm| vm.irqfd(eventfd, gsi, flags))
 }
 
 /// Registers (or, with KVM_IOEVENTFD_FLAG_DEASSIGN, removes) an ioeventfd: a guest write

@@ -1,9 +1,8 @@
 //! Guest memory: slots, the bounds-checked way to reach them, aliases, the dirty log
 //! and coalesced MMIO.
 
-use crate::capi::input;
 use crate::capi::output;
-use crate::capi::vm_set;
+use crate::capi::{vm_do, vm_set};
 use crate::error::c_int;
 use crate::error::c_ptr;
 use crate::error::Errno;
@@ -35,9 +34,8 @@ pub extern "C" fn kvm_set_memory_region(
     guest_phys_addr: u64,
     size: u64,
 ) -> c_int {
-    c_int(|| {
-        registry::vm(vm)?.set_memory_region(slot, flags, guest_phys_addr, size, None)?;
-        Ok(0)
+    vm_do(vm, |vm| {
+        vm.set_memory_region(slot, flags, guest_phys_addr, size, None)
     })
 }
 
@@ -150,11 +148,7 @@ pub extern "C" fn kvm_register_coalesced_mmio(
     vm: c_int,
     zone: *const kvm_coalesced_mmio_zone,
 ) -> c_int {
-    c_int(|| {
-        let vm = registry::vm(vm)?;
-        vm.coalesced_zone(input(zone)?, true)?;
-        Ok(0)
-    })
+    vm_set(vm, zone, |vm, a| vm.coalesced_zone(a, true))
 }
 
 /// Removes the coalesced zones (same `pio`) that contain all of `zone`, normally the zone
@@ -165,11 +159,7 @@ pub extern "C" fn kvm_unregister_coalesced_mmio(
     vm: c_int,
     zone: *const kvm_coalesced_mmio_zone,
 ) -> c_int {
-    c_int(|| {
-        let vm = registry::vm(vm)?;
-        vm.coalesced_zone(input(zone)?, false)?;
-        Ok(0)
-    })
+    vm_set(vm, zone, |vm, a| vm.coalesced_zone(a, false))
 }
 
 /// Takes the oldest write from VM `vm`'s coalesced MMIO/PIO ring into `*entry`

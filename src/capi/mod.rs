@@ -95,6 +95,36 @@ pub(crate) fn vm_set<T>(
     })
 }
 
+/// A call on the calling thread's vcpu that returns 0 on success.
+pub(crate) fn vcpu_do<R>(f: impl FnOnce(&Arc<Vcpu>) -> Result<R>) -> libc::c_int {
+    c_int(|| {
+        with_current(f)?;
+        Ok(0)
+    })
+}
+
+/// A call on VM `vm` that returns 0 on success.
+pub(crate) fn vm_do<R>(vm: libc::c_int, f: impl FnOnce(&Vm) -> Result<R>) -> libc::c_int {
+    c_int(|| {
+        let vm = registry::vm(vm)?;
+        f(&vm)?;
+        Ok(0)
+    })
+}
+
+/// A call on VM `vm` that reads and updates `*arg`.
+pub(crate) fn vm_update<T>(
+    vm: libc::c_int,
+    arg: *mut T,
+    f: impl FnOnce(&Vm, &mut T) -> Result<()>,
+) -> libc::c_int {
+    c_int(|| {
+        let vm = registry::vm(vm)?;
+        f(&vm, output(arg)?)?;
+        Ok(0)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

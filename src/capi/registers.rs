@@ -4,7 +4,7 @@
 
 use crate::capi::input;
 use crate::capi::output;
-use crate::capi::{vcpu_get, vcpu_set};
+use crate::capi::{vcpu_do, vcpu_get, vcpu_set};
 use crate::current::with_current;
 use crate::error::c_int;
 use crate::error::to_c_int;
@@ -302,10 +302,7 @@ pub extern "C" fn kvm_get_tsc_khz() -> c_int {
 /// INT_MAX, which kvm_get_tsc_khz() could not return).
 #[no_mangle]
 pub extern "C" fn kvm_set_tsc_khz(khz: u32) -> c_int {
-    c_int(|| {
-        with_current(|v| v.set_tsc_khz(khz))?;
-        Ok(0)
-    })
+    vcpu_do(|v| v.set_tsc_khz(khz))
 }
 
 /// Tells the calling thread's vcpu's guest that the VM was paused (sets
@@ -314,10 +311,7 @@ pub extern "C" fn kvm_set_tsc_khz(khz: u32) -> c_int {
 /// has not enabled kvmclock).
 #[no_mangle]
 pub extern "C" fn kvm_kvmclock_ctrl() -> c_int {
-    c_int(|| {
-        with_current(|v| v.kvmclock_ctrl())?;
-        Ok(0)
-    })
+    vcpu_do(|v| v.kvmclock_ctrl())
 }
 
 /// Reads one register of the calling thread's vcpu: `reg->id` names it (on x86 an MSR:
