@@ -102,6 +102,23 @@ int kvm_get_msr_index_list(struct kvm_msr_list *list);
 int kvm_get_supported_cpuid(struct kvm_cpuid2 *cpuid);
 
 /*
+ Lists the feature MSRs of the host (the read-only MSRs describing what KVM can offer a
+ guest, such as IA32_ARCH_CAPABILITIES or the VMX capability MSRs). Set `list->nmsrs` to
+ the room in `list->indices`; on return it holds the count. Errors: EFAULT (`list`
+ NULL), E2BIG (too little room: `list->nmsrs` is set to the count needed), and those of
+ opening /dev/kvm.
+ */
+int kvm_get_msr_feature_index_list(struct kvm_msr_list *list);
+
+/*
+ Reads the host's values of the feature MSRs named in `msrs->entries[i].index` (`nmsrs`
+ entries), as KVM offers them to guests. Returns how many were read: fewer than
+ `nmsrs` means entry number (return value) is not a feature MSR. Errors: EFAULT (`msrs`
+ NULL), E2BIG (`nmsrs` above the kernel's limit), and those of opening /dev/kvm.
+ */
+int kvm_get_msr_features(struct kvm_msrs *msrs);
+
+/*
  Creates a VM and returns its fd (O_CLOEXEC). Free it with kvm_destroy_vm(), not
  close(). Errors: those of opening /dev/kvm (ENOENT, EACCES), EMFILE, ENOMEM.
  */
@@ -158,6 +175,35 @@ int kvm_set_tss_addr(int vm, uint64_t addr);
 int kvm_set_identity_map_addr(int vm, uint64_t addr);
 
 /*
+ Enables capability `cap->cap` on VM `vm` with the arguments in `cap->args` (for
+ example KVM_CAP_SPLIT_IRQCHIP, KVM_CAP_X86_USER_SPACE_MSR, KVM_CAP_X86_DISABLE_EXITS,
+ KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2). Some capabilities change how other calls behave:
+ with KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2, reading the dirty log no longer clears it
+ (use kvm_clear_dirty_log()); with KVM_CAP_X2APIC_API, kvm_interrupt() addresses a vcpu
+ in x2APIC mode by its 32-bit x2APIC ID. The dirty ring (KVM_CAP_DIRTY_LOG_RING*) is
+ refused: it replaces the dirty bitmap kvm_get_dirty_log() reads. Errors: EBADF (not a
+ VM), EFAULT (`cap` NULL), EINVAL (unknown capability, nonzero flags, arguments the
+ kernel refuses, or the dirty ring), EBUSY or EEXIST
+ (the capability must be enabled before vcpus or an irqchip exist).
+ */
+int kvm_enable_cap(int vm, const struct kvm_enable_cap *cap);
+
+/*
+ Reads VM `vm`'s kvmclock: `clock->clock` is the guest's clock in nanoseconds, `flags`
+ says which other fields (host realtime, host TSC) are valid. Errors: EBADF (not a VM),
+ EFAULT (`clock` NULL).
+ */
+int kvm_get_clock(int vm, struct kvm_clock_data *clock);
+
+/*
+ Sets VM `vm`'s kvmclock to `clock->clock` nanoseconds (with KVM_CLOCK_REALTIME in
+ `flags`, also accounting for the host realtime that passed since `clock->realtime`);
+ the clock keeps running from there. Errors: EBADF (not a VM), EFAULT (`clock` NULL),
+ EINVAL (unknown flags).
+ */
+int kvm_set_clock(int vm, const struct kvm_clock_data *clock);
+
+/*
  Gives VM `vm` `size` bytes of zeroed memory, allocated and owned by libkvm, at
  guest-physical `guest_phys_addr`, as memory slot `slot`. `flags`: 0 or
  KVM_MEM_LOG_DIRTY_PAGES and/or KVM_MEM_READONLY. Size 0 deletes the slot (and frees its
@@ -211,6 +257,20 @@ void *kvm_guest_memory(int vm, uint64_t guest_phys_addr, uint64_t len);
 int kvm_get_dirty_log(int vm, unsigned int slot, void *dirty_bitmap);
 
 /*
+ Clears the dirty bits of pages `log->first_page .. + log->num_pages` of slot
+ `log->slot` that are set in `log->dirty_bitmap` (bit 0 = `first_page`) and
+ write-protects those pages again, so the next guest write marks them dirty anew. Meant
+ for KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2 (kvm_enable_cap()), with which reading the dirty
+ log no longer clears it. Pages written through a memory alias (kvm_set_memory_alias())
+ are logged in the alias's own KVM slot, which this call does not clear: with manual
+ protection they stay reported as dirty. Errors: EBADF (not a VM), EFAULT (`log` NULL or its bitmap
+ unreadable), ENOENT (unknown slot, or a slot without KVM_MEM_LOG_DIRTY_PAGES), EINVAL
+ (`first_page` not a multiple of 64, `num_pages` not a multiple of 64 short of the
+ slot's end, or the range outside the slot).
+ */
+int kvm_clear_dirty_log(int vm, const struct kvm_clear_dirty_log *log);
+
+/*
  Creates, replaces or deletes memory alias `alias->slot` (0 to 31, a namespace apart
  from memory slots) of VM `vm`: guest-physical [guest_phys_addr, guest_phys_addr +
  memory_size) then shows the same memory as [target_phys_addr, target_phys_addr +
@@ -233,6 +293,33 @@ int kvm_set_memory_alias(int vm, const struct kvm_memory_alias *alias);
 int kvm_get_memory_alias(int vm, struct kvm_memory_alias *alias);
 
 /*
+ Makes guest writes to `zone` (MMIO, or with `zone->pio` = 1 port I/O) of VM `vm` not
+ exit: the kernel appends them to a ring that kvm_coalesced_mmio_next() reads, and the
+ VMM replays them later (for write-only device registers such as a framebuffer's).
+ Reads still exit. Errors: EBADF (not a VM), EFAULT (`zone` NULL), EINVAL (bad zone),
+ ENOSPC (too many zones: the kernel's bus is full), ENOTTY or EINVAL (`pio` without
+ KVM_CAP_COALESCED_PIO).
+ */
+int kvm_register_coalesced_mmio(int vm, const struct kvm_coalesced_mmio_zone *zone);
+
+/*
+ Removes the coalesced zones (same `pio`) that contain all of `zone`, normally the zone
+ as registered (a range larger than a zone removes nothing); writes there exit again. Entries already in the ring stay there. Errors: EBADF (not a VM), EFAULT
+ (`zone` NULL).
+ */
+int kvm_unregister_coalesced_mmio(int vm,
+                                  const struct kvm_coalesced_mmio_zone *zone);
+
+/*
+ Takes the oldest write from VM `vm`'s coalesced MMIO/PIO ring into `*entry`
+ (`phys_addr`, `len`, `pio`, `data`): returns 1 if it did, 0 if the ring is empty.
+ Call it until it returns 0 before handling any exit that could depend on those writes
+ (QEMU drains the ring after every exit). Any thread may call it; callers are
+ serialized. Errors: EBADF (not a VM), EFAULT (`entry` NULL).
+ */
+int kvm_coalesced_mmio_next(int vm, struct kvm_coalesced_mmio *entry);
+
+/*
  Runs the calling thread's vcpu until it exits to userspace; returns the exit reason
  (KVM_EXIT_IO, KVM_EXIT_MMIO, KVM_EXIT_HLT, ...), whose data is in kvm_run_area().
  Errors: ESRCH (no vcpu on this thread), EINTR (a signal arrived), and those of the
@@ -247,6 +334,14 @@ int kvm_run(void);
  after a detach. Errors (NULL returned): ESRCH (no vcpu on this thread).
  */
 struct kvm_run *kvm_run_area(void);
+
+/*
+ Enables capability `cap->cap` on the calling thread's vcpu (for example
+ KVM_CAP_HYPERV_SYNIC, KVM_CAP_HYPERV_ENFORCE_CPUID, KVM_CAP_ENFORCE_PV_FEATURE_CPUID).
+ Errors: ESRCH (no vcpu), EFAULT (`cap` NULL), EINVAL (a capability that cannot be
+ enabled per vcpu, nonzero flags, or arguments the kernel refuses).
+ */
+int kvm_enable_vcpu_cap(const struct kvm_enable_cap *cap);
 
 /*
  Reads the general-purpose registers, RIP and RFLAGS of the calling thread's vcpu.
@@ -277,6 +372,23 @@ int kvm_get_sregs(struct kvm_sregs *sregs);
 int kvm_set_sregs(const struct kvm_sregs *sregs);
 
 /*
+ Reads the special registers of the calling thread's vcpu in the KVM_GET_SREGS2 form:
+ like kvm_get_sregs() without the pending-interrupt bitmap (that lives in the vcpu
+ events), plus the PAE page-directory pointers when `flags` has
+ KVM_SREGS2_FLAGS_PDPTRS_VALID. Errors: ESRCH (no vcpu), EFAULT (`sregs` NULL), EINVAL
+ or ENOTTY (kernel without KVM_CAP_SREGS2).
+ */
+int kvm_get_sregs2(struct kvm_sregs2 *sregs);
+
+/*
+ Sets the special registers of the calling thread's vcpu from the KVM_SET_SREGS2 form
+ (with `flags` KVM_SREGS2_FLAGS_PDPTRS_VALID, also the PAE PDPTRs, as a migrated vcpu
+ needs). Errors: ESRCH (no vcpu), EFAULT (`sregs` NULL), EINVAL (values or flags the
+ kernel refuses).
+ */
+int kvm_set_sregs2(const struct kvm_sregs2 *sregs);
+
+/*
  Reads the pending exception, interrupt and NMI state of the calling thread's vcpu
  (served from the run area right after an exit where the kernel syncs it). Errors:
  ESRCH (no vcpu), EFAULT (`events` NULL).
@@ -289,20 +401,6 @@ int kvm_get_vcpu_events(struct kvm_vcpu_events *events);
  NULL), EINVAL (the kernel refused the values or flags).
  */
 int kvm_set_vcpu_events(const struct kvm_vcpu_events *events);
-
-/*
- Reads the local APIC registers (the 1 KiB register page, APIC ID at offset 0x20) of the
- calling thread's vcpu; in-kernel irqchip only. Errors: ESRCH (no vcpu), EFAULT (`s`
- NULL), EINVAL (the VM has no in-kernel irqchip).
- */
-int kvm_get_lapic(struct kvm_lapic_state *s);
-
-/*
- Sets the local APIC registers of the calling thread's vcpu; in-kernel irqchip only.
- Errors: ESRCH (no vcpu), EFAULT (`s` NULL), EINVAL (no in-kernel irqchip, or the kernel
- refused the state).
- */
-int kvm_set_lapic(const struct kvm_lapic_state *s);
 
 /*
  Reads the multiprocessing state of the calling thread's vcpu: KVM_MP_STATE_RUNNABLE,
@@ -320,55 +418,55 @@ int kvm_get_mp_state(struct kvm_mp_state *s);
 int kvm_set_mp_state(const struct kvm_mp_state *s);
 
 /*
- Queues a non-maskable interrupt on the calling thread's vcpu (KVM_NMI), delivered by
- the next kvm_run() as soon as the guest is not already handling one. Works with and
- without an in-kernel irqchip. Errors: ESRCH (no vcpu).
+ Reads the x87 FPU and SSE state of the calling thread's vcpu (data registers, control,
+ status and tag words, last instruction and operand, XMM0-XMM15, MXCSR). Errors: ESRCH
+ (no vcpu), EFAULT (`fpu` NULL).
  */
-int kvm_nmi(void);
+int kvm_get_fpu(struct kvm_fpu *fpu);
 
 /*
- Translates the guest-virtual (linear) address `linear_address` through the calling
- thread's vcpu's current paging mode and page tables. `*valid` is 1 if the address is
- mapped, with its guest-physical address in `*physical_address`; `*writeable` is 1 if
- the page tables allow writes (R/W set at every level), `*usermode` 1 if they allow
- user-mode (CPL 3) access (U/S set at every level). With paging off the address is its
- own physical address, writeable and user-accessible. For an unmapped address `*valid`,
- `*writeable` and `*usermode` are 0 and `*physical_address` is unspecified. Errors:
- ESRCH (no vcpu), EFAULT (a pointer is NULL), EAGAIN (the guest's page tables changed
- during the call).
+ Sets the x87 FPU and SSE state of the calling thread's vcpu from `*fpu`. Errors: ESRCH
+ (no vcpu), EFAULT (`fpu` NULL).
  */
-int kvm_translate(uint64_t linear_address,
-                  uint64_t *physical_address,
-                  uint8_t *valid,
-                  uint8_t *writeable,
-                  uint8_t *usermode);
+int kvm_set_fpu(const struct kvm_fpu *fpu);
 
 /*
- Raises interrupt vector `irq` (0-255) on the calling thread's vcpu. Without
- in-kernel local APICs the vector is injected with KVM_INTERRUPT as soon as the guest can
- take it (interrupts enabled, no interrupt shadow): at once, or, if it cannot yet,
- libkvm keeps it pending and injects it when the guest opens an interrupt window
- during a later kvm_run(), without returning from kvm_run() for that (several pending
- vectors go highest first; raising a pending vector again has no further effect). With
- in-kernel local APICs (kvm_create_irqchip(), or a split irqchip: KVM_CAP_SPLIT_IRQCHIP
- with kvm_enable_cap()) it is sent to the vcpu's local APIC as a
- fixed-delivery message-signalled interrupt to its APIC ID (the full 32-bit x2APIC ID
- when KVM_CAP_X2APIC_API was enabled with 32-bit IDs and the guest's APIC is in x2APIC
- mode); the guest must have enabled its APIC.
- Errors: ESRCH (no vcpu), EINVAL (`irq` above 255), EAGAIN (in-kernel APICs: the
- vcpu's local APIC did not accept it, e.g. because the guest has not enabled it).
+ Returns the size in bytes of the calling thread's vcpu's XSAVE state: at least
+ sizeof(struct kvm_xsave) (4096), more where KVM_CAP_XSAVE2 reports dynamic state
+ components (such as AMX tiles) enabled for the process. Allocate that many bytes for
+ kvm_get_xsave() and kvm_set_xsave(). Errors: ESRCH (no vcpu).
  */
-int kvm_interrupt(uint32_t irq);
+int kvm_get_xsave_size(void);
 
 /*
- Sets the guest debugging state of the calling thread's vcpu (KVM_SET_GUEST_DEBUG,
- the 2007 KVM_DEBUG_GUEST): `dbg->control` is 0 (off) or KVM_GUESTDBG_ENABLE with
- KVM_GUESTDBG_SINGLESTEP, KVM_GUESTDBG_USE_SW_BP, KVM_GUESTDBG_USE_HW_BP, ...;
- `dbg->arch.debugreg` holds DR0-DR3 and DR7 for hardware breakpoints. Debug events then
- end kvm_run() with KVM_EXIT_DEBUG (details in kvm_run_area()->debug). Errors: ESRCH
- (no vcpu), EFAULT (`dbg` NULL), EINVAL (unknown or unsupported control bits).
+ Reads the calling thread's vcpu's FPU, SSE, AVX and other XSAVE-managed state, in the
+ XSAVE format, into `xsave`, a buffer of `size` bytes (KVM_GET_XSAVE2 where the kernel
+ has it). Returns the number of bytes written (kvm_get_xsave_size()). Errors: ESRCH (no
+ vcpu), EFAULT (`xsave` NULL), E2BIG (`size` below kvm_get_xsave_size(); nothing is
+ written).
  */
-int kvm_debug_guest(const struct kvm_guest_debug *dbg);
+int kvm_get_xsave(struct kvm_xsave *xsave, size_t size);
+
+/*
+ Sets the calling thread's vcpu's XSAVE-managed state from `xsave`, `size` bytes in the
+ format kvm_get_xsave() produces. Errors: ESRCH (no vcpu), EFAULT (`xsave` NULL), E2BIG
+ (`size` below kvm_get_xsave_size()), EINVAL (the kernel refused the state, e.g.
+ components the vcpu's CPUID does not allow or reserved MXCSR bits).
+ */
+int kvm_set_xsave(const struct kvm_xsave *xsave, size_t size);
+
+/*
+ Reads the extended control registers (XCR0) of the calling thread's vcpu: `nr_xcrs`
+ entries of `xcrs`. Errors: ESRCH (no vcpu), EFAULT (`xcrs` NULL).
+ */
+int kvm_get_xcrs(struct kvm_xcrs *xcrs);
+
+/*
+ Sets the extended control registers of the calling thread's vcpu (`nr_xcrs` entries).
+ Errors: ESRCH (no vcpu), EFAULT (`xcrs` NULL), EINVAL (an XCR0 the vcpu's CPUID does
+ not allow: only components CPUID leaf 0xD offers, x87 always set, AVX only with SSE).
+ */
+int kvm_set_xcrs(const struct kvm_xcrs *xcrs);
 
 /*
  Reads MSRs of the calling thread's vcpu: for each of the first `msrs->nmsrs` entries
@@ -398,351 +496,18 @@ int kvm_set_msrs(const struct kvm_msrs *msrs);
 int kvm_set_cpuid(const struct kvm_cpuid2 *cpuid);
 
 /*
- Reads the x87 FPU and SSE state of the calling thread's vcpu (data registers, control,
- status and tag words, last instruction and operand, XMM0-XMM15, MXCSR). Errors: ESRCH
- (no vcpu), EFAULT (`fpu` NULL).
+ Reads the local APIC registers (the 1 KiB register page, APIC ID at offset 0x20) of the
+ calling thread's vcpu; in-kernel irqchip only. Errors: ESRCH (no vcpu), EFAULT (`s`
+ NULL), EINVAL (the VM has no in-kernel irqchip).
  */
-int kvm_get_fpu(struct kvm_fpu *fpu);
+int kvm_get_lapic(struct kvm_lapic_state *s);
 
 /*
- Sets the x87 FPU and SSE state of the calling thread's vcpu from `*fpu`. Errors: ESRCH
- (no vcpu), EFAULT (`fpu` NULL).
+ Sets the local APIC registers of the calling thread's vcpu; in-kernel irqchip only.
+ Errors: ESRCH (no vcpu), EFAULT (`s` NULL), EINVAL (no in-kernel irqchip, or the kernel
+ refused the state).
  */
-int kvm_set_fpu(const struct kvm_fpu *fpu);
-
-/*
- Creates the in-kernel interrupt controllers of VM `vm`: a PIC pair, an IOAPIC and a
- local APIC per vcpu (vcpus created afterwards). Call it before creating vcpus. From then
- on kvm_interrupt() takes the in-kernel path. Errors: EBADF (not a VM), EEXIST (already
- created), EINVAL (vcpus exist already), ENOMEM.
- */
-int kvm_create_irqchip(int vm);
-
-/*
- Creates the in-kernel i8254 PIT of VM `vm` (after kvm_create_irqchip()): guest
- accesses to ports 0x40-0x43 are handled in the kernel, and channel 0 raises IRQ 0.
- `flags`: 0, or KVM_PIT_SPEAKER_DUMMY to have port 0x61 handled in the kernel too.
- Errors: EBADF (not a VM), EINVAL (unknown flags), ENOENT (no in-kernel irqchip yet),
- EEXIST (already created), ENOMEM.
- */
-int kvm_create_pit2(int vm, uint32_t flags);
-
-/*
- Drives interrupt line (GSI) `irq` of the in-kernel irqchip to `level` (nonzero
- asserted, 0 deasserted); an edge-triggered input takes an interrupt on 0 -> 1. With the
- default routing GSIs 0-15 reach the PIC and the IOAPIC, 16-23 the IOAPIC; a GSI with no
- route is accepted and does nothing. Errors: EBADF (not a VM), ENXIO (no in-kernel
- irqchip), EINVAL (`irq` at or above the number of routable GSIs, 4096).
- */
-int kvm_irq_line(int vm, uint32_t irq, int level);
-
-/*
- Injects the message-signalled interrupt `*msi` (address and data as a device would
- write them) into the in-kernel local APICs. Returns how many vcpus accepted it (> 0), or
- 0 if none did (no vcpu has that destination, or its local APIC is disabled). Errors:
- EBADF (not a VM), EFAULT (`msi` NULL), EINVAL (no in-kernel irqchip, or flags other
- than 0 and KVM_MSI_VALID_DEVID).
- */
-int kvm_signal_msi(int vm, const struct kvm_msi *msi);
-
-/*
- Connects eventfd `eventfd` to interrupt `gsi` of the in-kernel irqchip: each write to
- the eventfd raises an edge on that GSI in the kernel (asynchronously, soon after the
- write), with no exit to userspace. `flags`: 0 to connect, KVM_IRQFD_FLAG_DEASSIGN to
- disconnect (disconnecting a pair that is not connected succeeds and does nothing).
- Errors: EBADF (not a VM, or `eventfd` not an open fd), EINVAL (`eventfd` not an
- eventfd, other flags, `gsi` at or above 4096, or no in-kernel irqchip), EBUSY (this
- eventfd is already connected).
- */
-int kvm_irqfd(int vm, int eventfd, uint32_t gsi, uint32_t flags);
-
-/*
- Registers (or, with KVM_IOEVENTFD_FLAG_DEASSIGN, removes) an ioeventfd: a guest write
- of `len` bytes to the port (KVM_IOEVENTFD_FLAG_PIO) or MMIO address `addr` in
- `*ioeventfd` (with KVM_IOEVENTFD_FLAG_DATAMATCH only of the value `datamatch`) signals
- eventfd `fd` in the kernel instead of exiting to userspace. Errors: EBADF (not a VM, or
- `fd` not an open fd), EFAULT (`ioeventfd` NULL), EINVAL (`fd` not an eventfd, `len`
- not 0, 1, 2, 4 or 8, unknown flags, range wrapping), EEXIST (already registered),
- ENOENT (removing one that is not registered), ENOSPC (too many on the bus).
- */
-int kvm_ioeventfd(int vm, const struct kvm_ioeventfd *ioeventfd);
-
-/*
- Makes the current or next kvm_run() of vcpu `vcpu_fd` return -1 with errno EINTR, from
- any thread: at once if its owner is in the guest (through libkvm's kick signal), or on
- entry to the next kvm_run() otherwise (also after the vcpu moves to another thread, or
- its owner thread ended without detaching it).
- Kicks are never lost; several kicks before the owner's kvm_run() returns may be
- answered by one EINTR. Errors: EBADF (`vcpu_fd` is not a libkvm vcpu, e.g. a VM fd),
- EAGAIN (the signal queue is full: the kick takes effect on the next entry only).
- */
-int kvm_kick_vcpu(int vcpu_fd);
-
-/*
- Chooses the signal libkvm reserves for kvm_kick_vcpu(): SIGUSR1, SIGUSR2 or one of
- SIGRTMIN..SIGRTMAX. The default is SIGRTMAX - 3 (61 with glibc). Call it before the
- first kvm_create_vcpu() of the process; libkvm then installs a handler for the signal
- and blocks it in every thread that owns a vcpu, except inside kvm_run(). Errors:
- EINVAL (any other signal), EBUSY (a vcpu has already been created in this process).
- */
-int kvm_set_kick_signal(int signo);
-
-/*
- Sets the signal mask in force while the calling thread's vcpu runs in kvm_run()
- (KVM_SET_SIGNAL_MASK): signals in `*mask` stay blocked in the guest, the others make
- kvm_run() return -1/EINTR. NULL (the default) means the mask of the thread that owns
- the vcpu, as it is at this call and whenever a thread creates or attaches the vcpu; a
- mask given here stays with the vcpu across detach and attach. The kick signal is never
- blocked in the guest, whatever `*mask` says. Errors: ESRCH (no vcpu on this thread).
- */
-int kvm_set_signal_mask(const sigset_t *mask);
-
-/*
- Issues `ioctl(vm, request, arg)` on VM `vm` and returns what it returns. libkvm does not
- look at `arg`, except for KVM_ENABLE_CAP. Calls that change what libkvm tracks have their
- own functions and are refused here with EINVAL: KVM_SET_USER_MEMORY_REGION(2)
- (kvm_set_memory_region()), KVM_CREATE_VCPU (kvm_create_vcpu()), KVM_CREATE_IRQCHIP
- (kvm_create_irqchip()), KVM_ENABLE_CAP of KVM_CAP_SPLIT_IRQCHIP or KVM_CAP_X2APIC_API
- (kvm_enable_cap()) and of the dirty ring (KVM_CAP_DIRTY_LOG_RING*, which libkvm does not
- support); so is a request with any of bits 63:32 set (the kernel's ioctl number is 32
- bits, so such a request would reach it as another one). Errors: EBADF (not a VM), EINVAL
- (a refused request), EFAULT (KVM_ENABLE_CAP with `arg` NULL), and the ioctl's own.
- */
-int kvm_vm_ioctl(int vm, unsigned long request, void *arg);
-
-/*
- Issues `ioctl(vcpu, request, arg)` on the calling thread's vcpu and returns what it
- returns. Register state libkvm caches from the run area is written back before and
- re-read after, so libkvm's calls and raw ioctls can be mixed freely. Refused with
- EINVAL because libkvm owns what they set: KVM_RUN (use kvm_run(), which keeps the kick
- working), KVM_SET_SIGNAL_MASK (use kvm_set_signal_mask(), which keeps the kick
- signal unblocked) and KVM_INTERRUPT (use kvm_interrupt(), which holds vectors until the
- guest can take them and knows what it injected); so is a request with any of bits 63:32 set (the kernel's ioctl
- number is 32 bits). Errors: ESRCH (no vcpu), EINVAL (a refused request), and the
- ioctl's own.
- */
-int kvm_vcpu_ioctl(unsigned long request,
-                   void *arg);
-
-/*
- Enables capability `cap->cap` on VM `vm` with the arguments in `cap->args` (for
- example KVM_CAP_SPLIT_IRQCHIP, KVM_CAP_X86_USER_SPACE_MSR, KVM_CAP_X86_DISABLE_EXITS,
- KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2). Some capabilities change how other calls behave:
- with KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2, reading the dirty log no longer clears it
- (use kvm_clear_dirty_log()); with KVM_CAP_X2APIC_API, kvm_interrupt() addresses a vcpu
- in x2APIC mode by its 32-bit x2APIC ID. The dirty ring (KVM_CAP_DIRTY_LOG_RING*) is
- refused: it replaces the dirty bitmap kvm_get_dirty_log() reads. Errors: EBADF (not a
- VM), EFAULT (`cap` NULL), EINVAL (unknown capability, nonzero flags, arguments the
- kernel refuses, or the dirty ring), EBUSY or EEXIST
- (the capability must be enabled before vcpus or an irqchip exist).
- */
-int kvm_enable_cap(int vm, const struct kvm_enable_cap *cap);
-
-/*
- Reads the registers of one in-kernel interrupt controller of VM `vm`: set
- `chip->chip_id` to KVM_IRQCHIP_PIC_MASTER, KVM_IRQCHIP_PIC_SLAVE or KVM_IRQCHIP_IOAPIC
- and the function fills `chip->chip`. Errors: EBADF (not a VM), EFAULT (`chip` NULL),
- ENXIO (no in-kernel irqchip), EINVAL (unknown `chip_id`).
- */
-int kvm_get_irqchip(int vm, struct kvm_irqchip *chip);
-
-/*
- Sets the registers of the in-kernel interrupt controller `chip->chip_id` of VM `vm`
- from `chip->chip`. Errors: EBADF (not a VM), EFAULT (`chip` NULL), ENXIO (no in-kernel
- irqchip), EINVAL (unknown `chip_id`).
- */
-int kvm_set_irqchip(int vm, const struct kvm_irqchip *chip);
-
-/*
- Reads the state of VM `vm`'s in-kernel PIT (its three channels and flags). Errors:
- EBADF (not a VM), EFAULT (`pit` NULL), ENXIO (no in-kernel PIT: kvm_create_pit2()).
- */
-int kvm_get_pit2(int vm, struct kvm_pit_state2 *pit);
-
-/*
- Sets the state of VM `vm`'s in-kernel PIT. Errors: EBADF (not a VM), EFAULT (`pit`
- NULL), ENXIO (no in-kernel PIT).
- */
-int kvm_set_pit2(int vm, const struct kvm_pit_state2 *pit);
-
-/*
- Like kvm_irq_line(), and reports what happened: set `line->irq` and `line->level`; on
- return `line->status` (the same union member as `irq`) is positive when the interrupt
- was delivered (the number of vcpus it reached), 0 when it was coalesced with one still
- pending, negative when it was masked or ignored. Errors: EBADF (not a VM), EFAULT
- (`line` NULL), ENXIO (no in-kernel irqchip), EINVAL (`line->irq` at or above the number
- of routable GSIs, 4096).
- */
-int kvm_irq_line_status(int vm, struct kvm_irq_level *line);
-
-/*
- Replaces VM `vm`'s whole GSI routing table with `routing` (`nr` entries after the
- header): each entry routes a GSI to an irqchip pin, an MSI message, or another kind the
- kernel knows. kvm_irq_line(), kvm_irqfd() and kvm_signal_msi() use the table. Errors:
- EBADF (not a VM), EFAULT (`routing` NULL or its entries unreadable), EINVAL (nonzero
- flags, too many entries, a GSI out of range, an entry the kernel refuses, or no
- in-kernel irqchip).
- */
-int kvm_set_gsi_routing(int vm, const struct kvm_irq_routing *routing);
-
-/*
- Reads VM `vm`'s kvmclock: `clock->clock` is the guest's clock in nanoseconds, `flags`
- says which other fields (host realtime, host TSC) are valid. Errors: EBADF (not a VM),
- EFAULT (`clock` NULL).
- */
-int kvm_get_clock(int vm, struct kvm_clock_data *clock);
-
-/*
- Sets VM `vm`'s kvmclock to `clock->clock` nanoseconds (with KVM_CLOCK_REALTIME in
- `flags`, also accounting for the host realtime that passed since `clock->realtime`);
- the clock keeps running from there. Errors: EBADF (not a VM), EFAULT (`clock` NULL),
- EINVAL (unknown flags).
- */
-int kvm_set_clock(int vm, const struct kvm_clock_data *clock);
-
-/*
- Clears the dirty bits of pages `log->first_page .. + log->num_pages` of slot
- `log->slot` that are set in `log->dirty_bitmap` (bit 0 = `first_page`) and
- write-protects those pages again, so the next guest write marks them dirty anew. Meant
- for KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2 (kvm_enable_cap()), with which reading the dirty
- log no longer clears it. Pages written through a memory alias (kvm_set_memory_alias())
- are logged in the alias's own KVM slot, which this call does not clear: with manual
- protection they stay reported as dirty. Errors: EBADF (not a VM), EFAULT (`log` NULL or its bitmap
- unreadable), ENOENT (unknown slot, or a slot without KVM_MEM_LOG_DIRTY_PAGES), EINVAL
- (`first_page` not a multiple of 64, `num_pages` not a multiple of 64 short of the
- slot's end, or the range outside the slot).
- */
-int kvm_clear_dirty_log(int vm, const struct kvm_clear_dirty_log *log);
-
-/*
- Makes guest writes to `zone` (MMIO, or with `zone->pio` = 1 port I/O) of VM `vm` not
- exit: the kernel appends them to a ring that kvm_coalesced_mmio_next() reads, and the
- VMM replays them later (for write-only device registers such as a framebuffer's).
- Reads still exit. Errors: EBADF (not a VM), EFAULT (`zone` NULL), EINVAL (bad zone),
- ENOSPC (too many zones: the kernel's bus is full), ENOTTY or EINVAL (`pio` without
- KVM_CAP_COALESCED_PIO).
- */
-int kvm_register_coalesced_mmio(int vm, const struct kvm_coalesced_mmio_zone *zone);
-
-/*
- Removes the coalesced zones (same `pio`) that contain all of `zone`, normally the zone
- as registered (a range larger than a zone removes nothing); writes there exit again. Entries already in the ring stay there. Errors: EBADF (not a VM), EFAULT
- (`zone` NULL).
- */
-int kvm_unregister_coalesced_mmio(int vm,
-                                  const struct kvm_coalesced_mmio_zone *zone);
-
-/*
- Takes the oldest write from VM `vm`'s coalesced MMIO/PIO ring into `*entry`
- (`phys_addr`, `len`, `pio`, `data`): returns 1 if it did, 0 if the ring is empty.
- Call it until it returns 0 before handling any exit that could depend on those writes
- (QEMU drains the ring after every exit). Any thread may call it; callers are
- serialized. Errors: EBADF (not a VM), EFAULT (`entry` NULL).
- */
-int kvm_coalesced_mmio_next(int vm, struct kvm_coalesced_mmio *entry);
-
-/*
- Lists the feature MSRs of the host (the read-only MSRs describing what KVM can offer a
- guest, such as IA32_ARCH_CAPABILITIES or the VMX capability MSRs). Set `list->nmsrs` to
- the room in `list->indices`; on return it holds the count. Errors: EFAULT (`list`
- NULL), E2BIG (too little room: `list->nmsrs` is set to the count needed), and those of
- opening /dev/kvm.
- */
-int kvm_get_msr_feature_index_list(struct kvm_msr_list *list);
-
-/*
- Reads the host's values of the feature MSRs named in `msrs->entries[i].index` (`nmsrs`
- entries), as KVM offers them to guests. Returns how many were read: fewer than
- `nmsrs` means entry number (return value) is not a feature MSR. Errors: EFAULT (`msrs`
- NULL), E2BIG (`nmsrs` above the kernel's limit), and those of opening /dev/kvm.
- */
-int kvm_get_msr_features(struct kvm_msrs *msrs);
-
-/*
- Escape hatch for /dev/kvm: issues `ioctl(kvm_fd, request, arg)` on libkvm's own
- /dev/kvm handle and returns what it returns, for system ioctls libkvm does not wrap
- (KVM_X86_GET_MCE_CAP_SUPPORTED, KVM_GET_SUPPORTED_HV_CPUID, KVM_GET_DEVICE_ATTR, ...).
- KVM_CREATE_VM is refused with EINVAL (use kvm_create_vm()), and so is a request with
- any of bits 63:32 set (the kernel's ioctl number is 32 bits, so such a request would
- reach it as another one). Errors: EINVAL (KVM_CREATE_VM or bits 63:32 set), those of
- opening /dev/kvm, and the ioctl's own.
- */
-int kvm_system_ioctl(unsigned long request, void *arg);
-
-/*
- Enables capability `cap->cap` on the calling thread's vcpu (for example
- KVM_CAP_HYPERV_SYNIC, KVM_CAP_HYPERV_ENFORCE_CPUID, KVM_CAP_ENFORCE_PV_FEATURE_CPUID).
- Errors: ESRCH (no vcpu), EFAULT (`cap` NULL), EINVAL (a capability that cannot be
- enabled per vcpu, nonzero flags, or arguments the kernel refuses).
- */
-int kvm_enable_vcpu_cap(const struct kvm_enable_cap *cap);
-
-/*
- Returns the size in bytes of the calling thread's vcpu's XSAVE state: at least
- sizeof(struct kvm_xsave) (4096), more where KVM_CAP_XSAVE2 reports dynamic state
- components (such as AMX tiles) enabled for the process. Allocate that many bytes for
- kvm_get_xsave() and kvm_set_xsave(). Errors: ESRCH (no vcpu).
- */
-int kvm_get_xsave_size(void);
-
-/*
- Reads the calling thread's vcpu's FPU, SSE, AVX and other XSAVE-managed state, in the
- XSAVE format, into `xsave`, a buffer of `size` bytes (KVM_GET_XSAVE2 where the kernel
- has it). Returns the number of bytes written (kvm_get_xsave_size()). Errors: ESRCH (no
- vcpu), EFAULT (`xsave` NULL), E2BIG (`size` below kvm_get_xsave_size(); nothing is
- written).
- */
-int kvm_get_xsave(struct kvm_xsave *xsave, size_t size);
-
-/*
- Sets the calling thread's vcpu's XSAVE-managed state from `xsave`, `size` bytes in the
- format kvm_get_xsave() produces. Errors: ESRCH (no vcpu), EFAULT (`xsave` NULL), E2BIG
- (`size` below kvm_get_xsave_size()), EINVAL (the kernel refused the state, e.g.
- components the vcpu's CPUID does not allow or reserved MXCSR bits).
- */
-int kvm_set_xsave(const struct kvm_xsave *xsave, size_t size);
-
-/*
- Reads the special registers of the calling thread's vcpu in the KVM_GET_SREGS2 form:
- like kvm_get_sregs() without the pending-interrupt bitmap (that lives in the vcpu
- events), plus the PAE page-directory pointers when `flags` has
- KVM_SREGS2_FLAGS_PDPTRS_VALID. Errors: ESRCH (no vcpu), EFAULT (`sregs` NULL), EINVAL
- or ENOTTY (kernel without KVM_CAP_SREGS2).
- */
-int kvm_get_sregs2(struct kvm_sregs2 *sregs);
-
-/*
- Sets the special registers of the calling thread's vcpu from the KVM_SET_SREGS2 form
- (with `flags` KVM_SREGS2_FLAGS_PDPTRS_VALID, also the PAE PDPTRs, as a migrated vcpu
- needs). Errors: ESRCH (no vcpu), EFAULT (`sregs` NULL), EINVAL (values or flags the
- kernel refuses).
- */
-int kvm_set_sregs2(const struct kvm_sregs2 *sregs);
-
-/*
- Reads the extended control registers (XCR0) of the calling thread's vcpu: `nr_xcrs`
- entries of `xcrs`. Errors: ESRCH (no vcpu), EFAULT (`xcrs` NULL).
- */
-int kvm_get_xcrs(struct kvm_xcrs *xcrs);
-
-/*
- Sets the extended control registers of the calling thread's vcpu (`nr_xcrs` entries).
- Errors: ESRCH (no vcpu), EFAULT (`xcrs` NULL), EINVAL (an XCR0 the vcpu's CPUID does
- not allow: only components CPUID leaf 0xD offers, x87 always set, AVX only with SSE).
- */
-int kvm_set_xcrs(const struct kvm_xcrs *xcrs);
-
-/*
- Reads the debug registers DR0-DR3, DR6 and DR7 of the calling thread's vcpu. Errors:
- ESRCH (no vcpu), EFAULT (`regs` NULL).
- */
-int kvm_get_debugregs(struct kvm_debugregs *regs);
-
-/*
- Sets the debug registers of the calling thread's vcpu. Errors: ESRCH (no vcpu), EFAULT
- (`regs` NULL), EINVAL (nonzero flags, or reserved upper bits set in DR6 or DR7).
- */
-int kvm_set_debugregs(const struct kvm_debugregs *regs);
+int kvm_set_lapic(const struct kvm_lapic_state *s);
 
 /*
  Reads the nested-virtualization state of the calling thread's vcpu (its VMX or SVM
@@ -801,6 +566,203 @@ int kvm_get_one_reg(const struct kvm_one_reg *reg);
  EINVAL or ENOENT (an id the kernel does not know, or a value it refuses).
  */
 int kvm_set_one_reg(const struct kvm_one_reg *reg);
+
+/*
+ Raises interrupt vector `irq` (0-255) on the calling thread's vcpu. Without
+ in-kernel local APICs the vector is injected with KVM_INTERRUPT as soon as the guest can
+ take it (interrupts enabled, no interrupt shadow): at once, or, if it cannot yet,
+ libkvm keeps it pending and injects it when the guest opens an interrupt window
+ during a later kvm_run(), without returning from kvm_run() for that (several pending
+ vectors go highest first; raising a pending vector again has no further effect). With
+ in-kernel local APICs (kvm_create_irqchip(), or a split irqchip: KVM_CAP_SPLIT_IRQCHIP
+ with kvm_enable_cap()) it is sent to the vcpu's local APIC as a
+ fixed-delivery message-signalled interrupt to its APIC ID (the full 32-bit x2APIC ID
+ when KVM_CAP_X2APIC_API was enabled with 32-bit IDs and the guest's APIC is in x2APIC
+ mode); the guest must have enabled its APIC.
+ Errors: ESRCH (no vcpu), EINVAL (`irq` above 255), EAGAIN (in-kernel APICs: the
+ vcpu's local APIC did not accept it, e.g. because the guest has not enabled it).
+ */
+int kvm_interrupt(uint32_t irq);
+
+/*
+ Queues a non-maskable interrupt on the calling thread's vcpu (KVM_NMI), delivered by
+ the next kvm_run() as soon as the guest is not already handling one. Works with and
+ without an in-kernel irqchip. Errors: ESRCH (no vcpu).
+ */
+int kvm_nmi(void);
+
+/*
+ Creates the in-kernel interrupt controllers of VM `vm`: a PIC pair, an IOAPIC and a
+ local APIC per vcpu (vcpus created afterwards). Call it before creating vcpus. From then
+ on kvm_interrupt() takes the in-kernel path. Errors: EBADF (not a VM), EEXIST (already
+ created), EINVAL (vcpus exist already), ENOMEM.
+ */
+int kvm_create_irqchip(int vm);
+
+/*
+ Reads the registers of one in-kernel interrupt controller of VM `vm`: set
+ `chip->chip_id` to KVM_IRQCHIP_PIC_MASTER, KVM_IRQCHIP_PIC_SLAVE or KVM_IRQCHIP_IOAPIC
+ and the function fills `chip->chip`. Errors: EBADF (not a VM), EFAULT (`chip` NULL),
+ ENXIO (no in-kernel irqchip), EINVAL (unknown `chip_id`).
+ */
+int kvm_get_irqchip(int vm, struct kvm_irqchip *chip);
+
+/*
+ Sets the registers of the in-kernel interrupt controller `chip->chip_id` of VM `vm`
+ from `chip->chip`. Errors: EBADF (not a VM), EFAULT (`chip` NULL), ENXIO (no in-kernel
+ irqchip), EINVAL (unknown `chip_id`).
+ */
+int kvm_set_irqchip(int vm, const struct kvm_irqchip *chip);
+
+/*
+ Creates the in-kernel i8254 PIT of VM `vm` (after kvm_create_irqchip()): guest
+ accesses to ports 0x40-0x43 are handled in the kernel, and channel 0 raises IRQ 0.
+ `flags`: 0, or KVM_PIT_SPEAKER_DUMMY to have port 0x61 handled in the kernel too.
+ Errors: EBADF (not a VM), EINVAL (unknown flags), ENOENT (no in-kernel irqchip yet),
+ EEXIST (already created), ENOMEM.
+ */
+int kvm_create_pit2(int vm, uint32_t flags);
+
+/*
+ Reads the state of VM `vm`'s in-kernel PIT (its three channels and flags). Errors:
+ EBADF (not a VM), EFAULT (`pit` NULL), ENXIO (no in-kernel PIT: kvm_create_pit2()).
+ */
+int kvm_get_pit2(int vm, struct kvm_pit_state2 *pit);
+
+/*
+ Sets the state of VM `vm`'s in-kernel PIT. Errors: EBADF (not a VM), EFAULT (`pit`
+ NULL), ENXIO (no in-kernel PIT).
+ */
+int kvm_set_pit2(int vm, const struct kvm_pit_state2 *pit);
+
+/*
+ Drives interrupt line (GSI) `irq` of the in-kernel irqchip to `level` (nonzero
+ asserted, 0 deasserted); an edge-triggered input takes an interrupt on 0 -> 1. With the
+ default routing GSIs 0-15 reach the PIC and the IOAPIC, 16-23 the IOAPIC; a GSI with no
+ route is accepted and does nothing. Errors: EBADF (not a VM), ENXIO (no in-kernel
+ irqchip), EINVAL (`irq` at or above the number of routable GSIs, 4096).
+ */
+int kvm_irq_line(int vm, uint32_t irq, int level);
+
+/*
+ Like kvm_irq_line(), and reports what happened: set `line->irq` and `line->level`; on
+ return `line->status` (the same union member as `irq`) is positive when the interrupt
+ was delivered (the number of vcpus it reached), 0 when it was coalesced with one still
+ pending, negative when it was masked or ignored. Errors: EBADF (not a VM), EFAULT
+ (`line` NULL), ENXIO (no in-kernel irqchip), EINVAL (`line->irq` at or above the number
+ of routable GSIs, 4096).
+ */
+int kvm_irq_line_status(int vm, struct kvm_irq_level *line);
+
+/*
+ Replaces VM `vm`'s whole GSI routing table with `routing` (`nr` entries after the
+ header): each entry routes a GSI to an irqchip pin, an MSI message, or another kind the
+ kernel knows. kvm_irq_line(), kvm_irqfd() and kvm_signal_msi() use the table. Errors:
+ EBADF (not a VM), EFAULT (`routing` NULL or its entries unreadable), EINVAL (nonzero
+ flags, too many entries, a GSI out of range, an entry the kernel refuses, or no
+ in-kernel irqchip).
+ */
+int kvm_set_gsi_routing(int vm, const struct kvm_irq_routing *routing);
+
+/*
+ Injects the message-signalled interrupt `*msi` (address and data as a device would
+ write them) into the in-kernel local APICs. Returns how many vcpus accepted it (> 0), or
+ 0 if none did (no vcpu has that destination, or its local APIC is disabled). Errors:
+ EBADF (not a VM), EFAULT (`msi` NULL), EINVAL (no in-kernel irqchip, or flags other
+ than 0 and KVM_MSI_VALID_DEVID).
+ */
+int kvm_signal_msi(int vm, const struct kvm_msi *msi);
+
+/*
+ Connects eventfd `eventfd` to interrupt `gsi` of the in-kernel irqchip: each write to
+ the eventfd raises an edge on that GSI in the kernel (asynchronously, soon after the
+ write), with no exit to userspace. `flags`: 0 to connect, KVM_IRQFD_FLAG_DEASSIGN to
+ disconnect (disconnecting a pair that is not connected succeeds and does nothing).
+ Errors: EBADF (not a VM, or `eventfd` not an open fd), EINVAL (`eventfd` not an
+ eventfd, other flags, `gsi` at or above 4096, or no in-kernel irqchip), EBUSY (this
+ eventfd is already connected).
+ */
+int kvm_irqfd(int vm, int eventfd, uint32_t gsi, uint32_t flags);
+
+/*
+ Registers (or, with KVM_IOEVENTFD_FLAG_DEASSIGN, removes) an ioeventfd: a guest write
+ of `len` bytes to the port (KVM_IOEVENTFD_FLAG_PIO) or MMIO address `addr` in
+ `*ioeventfd` (with KVM_IOEVENTFD_FLAG_DATAMATCH only of the value `datamatch`) signals
+ eventfd `fd` in the kernel instead of exiting to userspace. Errors: EBADF (not a VM, or
+ `fd` not an open fd), EFAULT (`ioeventfd` NULL), EINVAL (`fd` not an eventfd, `len`
+ not 0, 1, 2, 4 or 8, unknown flags, range wrapping), EEXIST (already registered),
+ ENOENT (removing one that is not registered), ENOSPC (too many on the bus).
+ */
+int kvm_ioeventfd(int vm, const struct kvm_ioeventfd *ioeventfd);
+
+/*
+ Sets the guest debugging state of the calling thread's vcpu (KVM_SET_GUEST_DEBUG,
+ the 2007 KVM_DEBUG_GUEST): `dbg->control` is 0 (off) or KVM_GUESTDBG_ENABLE with
+ KVM_GUESTDBG_SINGLESTEP, KVM_GUESTDBG_USE_SW_BP, KVM_GUESTDBG_USE_HW_BP, ...;
+ `dbg->arch.debugreg` holds DR0-DR3 and DR7 for hardware breakpoints. Debug events then
+ end kvm_run() with KVM_EXIT_DEBUG (details in kvm_run_area()->debug). Errors: ESRCH
+ (no vcpu), EFAULT (`dbg` NULL), EINVAL (unknown or unsupported control bits).
+ */
+int kvm_debug_guest(const struct kvm_guest_debug *dbg);
+
+/*
+ Reads the debug registers DR0-DR3, DR6 and DR7 of the calling thread's vcpu. Errors:
+ ESRCH (no vcpu), EFAULT (`regs` NULL).
+ */
+int kvm_get_debugregs(struct kvm_debugregs *regs);
+
+/*
+ Sets the debug registers of the calling thread's vcpu. Errors: ESRCH (no vcpu), EFAULT
+ (`regs` NULL), EINVAL (nonzero flags, or reserved upper bits set in DR6 or DR7).
+ */
+int kvm_set_debugregs(const struct kvm_debugregs *regs);
+
+/*
+ Translates the guest-virtual (linear) address `linear_address` through the calling
+ thread's vcpu's current paging mode and page tables. `*valid` is 1 if the address is
+ mapped, with its guest-physical address in `*physical_address`; `*writeable` is 1 if
+ the page tables allow writes (R/W set at every level), `*usermode` 1 if they allow
+ user-mode (CPL 3) access (U/S set at every level). With paging off the address is its
+ own physical address, writeable and user-accessible. For an unmapped address `*valid`,
+ `*writeable` and `*usermode` are 0 and `*physical_address` is unspecified. Errors:
+ ESRCH (no vcpu), EFAULT (a pointer is NULL), EAGAIN (the guest's page tables changed
+ during the call).
+ */
+int kvm_translate(uint64_t linear_address,
+                  uint64_t *physical_address,
+                  uint8_t *valid,
+                  uint8_t *writeable,
+                  uint8_t *usermode);
+
+/*
+ Makes the current or next kvm_run() of vcpu `vcpu_fd` return -1 with errno EINTR, from
+ any thread: at once if its owner is in the guest (through libkvm's kick signal), or on
+ entry to the next kvm_run() otherwise (also after the vcpu moves to another thread, or
+ its owner thread ended without detaching it).
+ Kicks are never lost; several kicks before the owner's kvm_run() returns may be
+ answered by one EINTR. Errors: EBADF (`vcpu_fd` is not a libkvm vcpu, e.g. a VM fd),
+ EAGAIN (the signal queue is full: the kick takes effect on the next entry only).
+ */
+int kvm_kick_vcpu(int vcpu_fd);
+
+/*
+ Chooses the signal libkvm reserves for kvm_kick_vcpu(): SIGUSR1, SIGUSR2 or one of
+ SIGRTMIN..SIGRTMAX. The default is SIGRTMAX - 3 (61 with glibc). Call it before the
+ first kvm_create_vcpu() of the process; libkvm then installs a handler for the signal
+ and blocks it in every thread that owns a vcpu, except inside kvm_run(). Errors:
+ EINVAL (any other signal), EBUSY (a vcpu has already been created in this process).
+ */
+int kvm_set_kick_signal(int signo);
+
+/*
+ Sets the signal mask in force while the calling thread's vcpu runs in kvm_run()
+ (KVM_SET_SIGNAL_MASK): signals in `*mask` stay blocked in the guest, the others make
+ kvm_run() return -1/EINTR. NULL (the default) means the mask of the thread that owns
+ the vcpu, as it is at this call and whenever a thread creates or attaches the vcpu; a
+ mask given here stays with the vcpu across detach and attach. The kick signal is never
+ blocked in the guest, whatever `*mask` says. Errors: ESRCH (no vcpu on this thread).
+ */
+int kvm_set_signal_mask(const sigset_t *mask);
 
 /*
  Saves the complete state of the calling thread's vcpu (registers, special registers,
@@ -865,6 +827,44 @@ int kvm_save_vm(int vm, void *buf, size_t *len);
  VM lacks the irqchip or PIT the blob has state for), ENOMEM (nothing was changed).
  */
 int kvm_restore_vm(int vm, const void *buf, size_t len);
+
+/*
+ Issues `ioctl(vm, request, arg)` on VM `vm` and returns what it returns. libkvm does not
+ look at `arg`, except for KVM_ENABLE_CAP. Calls that change what libkvm tracks have their
+ own functions and are refused here with EINVAL: KVM_SET_USER_MEMORY_REGION(2)
+ (kvm_set_memory_region()), KVM_CREATE_VCPU (kvm_create_vcpu()), KVM_CREATE_IRQCHIP
+ (kvm_create_irqchip()), KVM_ENABLE_CAP of KVM_CAP_SPLIT_IRQCHIP or KVM_CAP_X2APIC_API
+ (kvm_enable_cap()) and of the dirty ring (KVM_CAP_DIRTY_LOG_RING*, which libkvm does not
+ support); so is a request with any of bits 63:32 set (the kernel's ioctl number is 32
+ bits, so such a request would reach it as another one). Errors: EBADF (not a VM), EINVAL
+ (a refused request), EFAULT (KVM_ENABLE_CAP with `arg` NULL), and the ioctl's own.
+ */
+int kvm_vm_ioctl(int vm, unsigned long request, void *arg);
+
+/*
+ Issues `ioctl(vcpu, request, arg)` on the calling thread's vcpu and returns what it
+ returns. Register state libkvm caches from the run area is written back before and
+ re-read after, so libkvm's calls and raw ioctls can be mixed freely. Refused with
+ EINVAL because libkvm owns what they set: KVM_RUN (use kvm_run(), which keeps the kick
+ working), KVM_SET_SIGNAL_MASK (use kvm_set_signal_mask(), which keeps the kick
+ signal unblocked) and KVM_INTERRUPT (use kvm_interrupt(), which holds vectors until the
+ guest can take them and knows what it injected); so is a request with any of bits 63:32 set (the kernel's ioctl
+ number is 32 bits). Errors: ESRCH (no vcpu), EINVAL (a refused request), and the
+ ioctl's own.
+ */
+int kvm_vcpu_ioctl(unsigned long request,
+                   void *arg);
+
+/*
+ Escape hatch for /dev/kvm: issues `ioctl(kvm_fd, request, arg)` on libkvm's own
+ /dev/kvm handle and returns what it returns, for system ioctls libkvm does not wrap
+ (KVM_X86_GET_MCE_CAP_SUPPORTED, KVM_GET_SUPPORTED_HV_CPUID, KVM_GET_DEVICE_ATTR, ...).
+ KVM_CREATE_VM is refused with EINVAL (use kvm_create_vm()), and so is a request with
+ any of bits 63:32 set (the kernel's ioctl number is 32 bits, so such a request would
+ reach it as another one). Errors: EINVAL (KVM_CREATE_VM or bits 63:32 set), those of
+ opening /dev/kvm, and the ioctl's own.
+ */
+int kvm_system_ioctl(unsigned long request, void *arg);
 
 #ifdef __cplusplus
 }  // extern "C"

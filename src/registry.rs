@@ -1,14 +1,36 @@
-//! Which fds are libkvm's VMs and vcpus. The registry is locked by creation, destruction,
-//! ownership changes and VM-wide calls; never by the run path or the register calls,
-//! which reach their vcpu through the thread-local.
+//! Which fds are libkvm's VMs and vcpus, their lifecycle (create, destroy, attach), and
+//! what fork() does to them. The registry is locked by creation, destruction, ownership
+//! changes and VM-wide calls; never by the run path or the register calls, which reach
+//! their vcpu through the thread-local (src/current.rs).
+//!
+//! ## fork()
+//!
+//! KVM serves a VM only to the process that created it (any other process gets EIO from
+//! its ioctls), and a child that shared the parent's run areas or guest memory could
+//! change the parent's vcpus behind its back. So libkvm gives a child none of it:
+//!
+//! - the run areas and the guest memory libkvm allocates are `MADV_DONTFORK`: they are
+//!   not mapped in the child at all (QEMU does the same for guest RAM);
+//! - in the child, right after fork (a `pthread_atfork` handler), libkvm forgets every VM
+//!   and vcpu it had, closes the child's copies of their fds, and clears the forking
+//!   thread's current vcpu. Calls naming an inherited VM then fail with EBADF and
+//!   per-vcpu calls with ESRCH, as for any fd that is not a libkvm VM; the child may
+//!   create VMs of its own. The parent's VMs are untouched.
+//!
+//! fork() waits (prepare handler) until no other thread is creating or destroying a VM
+//! or vcpu, and holds the registry lock across the fork: the child never inherits the
+//! registry half-changed, nor an fd that was made but not yet registered (or already
+//! unregistered but not yet closed).
 
 use crate::cancel::NoCancel;
+use crate::current;
 use crate::error::{Errno, Result};
-use crate::kick;
-use crate::vcpu::{self, Vcpu};
+use crate::vcpu::kick;
+use crate::vcpu::Vcpu;
 use crate::vm::Vm;
+use std::cell::RefCell;
 use std::os::unix::io::RawFd;
-use std::sync::{Arc, LazyLock};
+use std::sync::{Arc, LazyLock, Once, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 /// Objects by fd, in a vector sorted by fd. Not a hash table: a hash table's only pointer
 /// to its allocation points into the middle of it, which leak checkers (valgrind's
@@ -80,7 +102,7 @@ struct Registry {
 struct RegistryLock(std::sync::Mutex<Registry>);
 
 /// The registry, locked.
-pub struct RegistryGuard(std::sync::MutexGuard<'static, Registry>);
+struct RegistryGuard(std::sync::MutexGuard<'static, Registry>);
 
 impl RegistryLock {
     fn lock(&'static self) -> std::sync::MutexGuard<'static, Registry> {
@@ -133,8 +155,8 @@ pub fn any_vcpu_of(vm_fd: RawFd) -> Option<Arc<Vcpu>> {
 
 /// Creates a VM and returns its fd.
 pub fn create_vm() -> Result<RawFd> {
-    crate::fork::install();
-    let _fork = crate::fork::changing_fds();
+    install();
+    let _fork = changing_fds();
     // Fallible allocations: out of memory is ENOMEM, not an abort.
     let vm = crate::error::try_arc(Vm::create()?)?;
     let fd = vm.raw_fd();
@@ -148,7 +170,7 @@ pub fn create_vm() -> Result<RawFd> {
 pub fn destroy_vm(fd: RawFd) -> Result<()> {
     // Dropping kvm-ioctls' fds closes them through the C library (src/cancel.rs).
     let _no_cancel = NoCancel::new();
-    let _fork = crate::fork::changing_fds();
+    let _fork = changing_fds();
     let (vm, vcpus) = {
         let mut reg = REGISTRY.lock();
         if !reg.vms.contains_key(&fd) {
@@ -181,9 +203,9 @@ pub fn destroy_vm(fd: RawFd) -> Result<()> {
 pub fn create_vcpu(vm_fd: RawFd, id: u32) -> Result<RawFd> {
     // A failure drops kvm-ioctls' fds, which closes them through the C library.
     let _no_cancel = NoCancel::new();
-    let _fork = crate::fork::changing_fds();
+    let _fork = changing_fds();
     let vm = vm(vm_fd)?;
-    if vcpu::thread_has_vcpu() {
+    if current::thread_has_vcpu() {
         return Err(Errno(libc::EBUSY));
     }
     let v = Arc::new(vm.create_vcpu(id)?);
@@ -215,7 +237,7 @@ pub fn create_vcpu(vm_fd: RawFd, id: u32) -> Result<RawFd> {
             return Err(e);
         }
     }
-    if let Err(e) = vcpu::set_current(v) {
+    if let Err(e) = current::set_current(v) {
         // Not the thread's after all (set_current gave the claim up). Dropped outside the
         // lock, as destroy_vm does.
         let stale = REGISTRY.lock().vcpus.remove(&fd);
@@ -235,13 +257,13 @@ pub fn attach_vcpu(fd: RawFd) -> Result<()> {
     let v = {
         let reg = REGISTRY.lock();
         let v = reg.vcpus.get(&fd).cloned().ok_or(Errno(libc::EBADF))?;
-        if vcpu::thread_has_vcpu() {
+        if current::thread_has_vcpu() {
             return Err(Errno(libc::EBUSY));
         }
         v.claim()?;
         v
     };
-    vcpu::set_current(v)
+    current::set_current(v)
 }
 
 /// What a child process inherited at fork(): kept (never dropped, so nothing of the
@@ -249,14 +271,14 @@ pub fn attach_vcpu(fd: RawFd) -> Result<()> {
 static INHERITED: std::sync::Mutex<Vec<Registry>> = std::sync::Mutex::new(Vec::new());
 
 /// fork() prepare handler: the registry, locked across the fork (see `fork`).
-pub fn lock_for_fork() -> RegistryGuard {
+fn lock_for_fork() -> RegistryGuard {
     RegistryGuard(REGISTRY.lock())
 }
 
 /// fork() child handler: forgets the parent's VMs and vcpus and closes the child's
 /// copies of their fds. Their run areas and libkvm's guest memory are MADV_DONTFORK,
 /// so the child has no mapping to release.
-pub fn forget_inherited(reg: &mut RegistryGuard) {
+fn forget_inherited(reg: &mut RegistryGuard) {
     let old = std::mem::take(&mut *reg.0);
     let kept: Vec<RawFd> = old.vms.values().flat_map(|vm| vm.kept_fds()).collect();
     for fd in old.vms.keys().chain(old.vcpus.keys()).chain(kept.iter()) {
@@ -268,4 +290,89 @@ pub fn forget_inherited(reg: &mut RegistryGuard) {
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
         .push(old);
+}
+
+// fork() handlers.
+
+static INSTALL: Once = Once::new();
+
+/// Held shared by every call that creates or closes libkvm fds, exclusively by fork().
+/// std's lock, not parking_lot's, for the reason given at the registry's lock: the child
+/// must be able to release it.
+static FDS_CHANGING: RwLock<()> = RwLock::new(());
+
+/// Held while a call creates or closes libkvm fds, so that fork() waits until the fds
+/// and the registry agree.
+fn changing_fds() -> RwLockReadGuard<'static, ()> {
+    FDS_CHANGING.read().unwrap_or_else(PoisonError::into_inner)
+}
+
+thread_local! {
+    /// The locks `prepare` took, on the forking thread, until the parent and child
+    /// handlers release them (in the child, that thread's copy).
+    static HELD: RefCell<Option<(RwLockWriteGuard<'static, ()>, RegistryGuard)>> =
+        const { RefCell::new(None) };
+}
+
+/// Registers the fork handlers; called before the first VM exists.
+fn install() {
+    INSTALL.call_once(|| {
+        // SAFETY: the handlers are plain functions of this library that never unwind.
+        // If registration fails (ENOMEM) fork simply keeps its default behaviour.
+        unsafe { libc::pthread_atfork(Some(prepare), Some(parent), Some(child)) };
+    });
+}
+
+extern "C" fn prepare() {
+    let fds = FDS_CHANGING.write().unwrap_or_else(PoisonError::into_inner);
+    let reg = lock_for_fork();
+    let _ = HELD.try_with(|h| *h.borrow_mut() = Some((fds, reg)));
+}
+
+extern "C" fn parent() {
+    let _ = HELD.try_with(|h| h.borrow_mut().take());
+}
+
+extern "C" fn child() {
+    let _ = HELD.try_with(|h| {
+        if let Some((_fds, mut reg)) = h.borrow_mut().take() {
+            forget_inherited(&mut reg);
+        }
+    });
+    current::forget_current();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The state after an EINTR that counted a kick whose flag store came after the
+    /// owner cleared the flag: the next KVM_RUN exits at once on the leftover flag, and
+    /// that must not be a second EINTR for the same kick.
+    #[test]
+    fn a_leftover_flag_of_an_answered_kick_is_no_second_eintr() {
+        let Ok(vm_fd) = create_vm() else {
+            return; // no /dev/kvm
+        };
+        let vm = vm(vm_fd).unwrap();
+        vm.set_memory_region(0, 0, 0, 0x1000, None).unwrap();
+        // SAFETY: the slot's first byte, mapped while the VM lives.
+        unsafe { vm.guest_memory(0, 1).unwrap().write(0xf4) }; // hlt
+        create_vcpu(vm_fd, 0).unwrap();
+        current::with_current(|v| {
+            let mut s = v.get_sregs()?;
+            s.cs.base = 0;
+            s.cs.selector = 0;
+            v.set_sregs(&s)?;
+            let mut r = v.get_regs()?;
+            r.rip = 0;
+            v.set_regs(&r)?;
+            v.answered_kick_with_leftover_flag();
+            assert_eq!(v.run(), Ok(kvm_bindings::KVM_EXIT_HLT as i32));
+            Ok(())
+        })
+        .unwrap();
+        current::clear_current().unwrap();
+        destroy_vm(vm_fd).unwrap();
+    }
 }

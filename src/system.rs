@@ -1,9 +1,10 @@
 //! The process-wide `/dev/kvm` handle, opened lazily (O_CLOEXEC) on first use.
 
 use crate::error::{Errno, Result};
-use kvm_bindings::{kvm_cpuid2, kvm_msr_list};
+use crate::ioctl;
+use kvm_bindings::{kvm_cpuid2, kvm_msr_list, kvm_msrs};
 use kvm_ioctls::Kvm;
-use std::os::unix::io::{AsRawFd, FromRawFd};
+use std::os::unix::io::{AsRawFd, FromRawFd, RawFd};
 use std::sync::OnceLock;
 
 static KVM: OnceLock<Kvm> = OnceLock::new();
@@ -36,9 +37,7 @@ pub fn api_version() -> Result<i32> {
 
 /// KVM_CHECK_EXTENSION on /dev/kvm.
 pub fn check_extension(cap: libc::c_long) -> Result<i32> {
-    let k = kvm()?;
-    // SAFETY: KVM_CHECK_EXTENSION takes its argument by value.
-    unsafe { crate::ioctl::ioctl(k.as_raw_fd(), crate::ioctl::io(0x03), cap as libc::c_ulong) }
+    crate::ioctl::check_extension(kvm()?.as_raw_fd(), cap)
 }
 
 /// KVM_GET_VCPU_MMAP_SIZE.
@@ -60,7 +59,7 @@ pub unsafe fn msr_index_list(list: *mut kvm_msr_list) -> Result<()> {
     unsafe {
         crate::ioctl::ioctl(
             k.as_raw_fd(),
-            crate::ioctl::iowr::<kvm_msr_list>(0x02),
+            crate::ioctl::KVM_GET_MSR_INDEX_LIST,
             list as libc::c_ulong,
         )
     }?;
@@ -81,7 +80,7 @@ pub unsafe fn supported_cpuid(cpuid: *mut kvm_cpuid2) -> Result<()> {
     let r = unsafe {
         crate::ioctl::ioctl(
             k.as_raw_fd(),
-            crate::ioctl::iowr::<kvm_cpuid2>(0x05),
+            crate::ioctl::KVM_GET_SUPPORTED_CPUID,
             cpuid as libc::c_ulong,
         )
     };
@@ -98,4 +97,50 @@ pub unsafe fn supported_cpuid(cpuid: *mut kvm_cpuid2) -> Result<()> {
         }
         r => r.map(|_| ()),
     }
+}
+
+/// KVM_GET_MSR_FEATURE_INDEX_LIST on /dev/kvm, on the caller's list (`nmsrs` = room in,
+/// count out; E2BIG when too small, with `nmsrs` set to the count).
+///
+/// # Safety
+/// `list` must point at a struct kvm_msr_list with room for `nmsrs` indices.
+pub unsafe fn msr_feature_index_list(list: *mut kvm_msr_list) -> Result<()> {
+    let fd = kvm()?.as_raw_fd();
+    // SAFETY: the caller vouches for the buffer; the kernel writes at most `nmsrs`
+    // indices after the header.
+    unsafe {
+        ioctl::ioctl(
+            fd,
+            ioctl::KVM_GET_MSR_FEATURE_INDEX_LIST,
+            list as libc::c_ulong,
+        )
+    }?;
+    Ok(())
+}
+
+/// KVM_GET_MSRS on /dev/kvm: the host's values of feature MSRs. Returns how many entries
+/// were read.
+///
+/// # Safety
+/// `msrs` must point at a struct kvm_msrs followed by `nmsrs` entries.
+pub unsafe fn msr_features(msrs: *mut kvm_msrs) -> Result<i32> {
+    let fd = kvm()?.as_raw_fd();
+    // SAFETY: as for `msr_feature_index_list`.
+    unsafe { ioctl::ioctl(fd, ioctl::KVM_GET_MSRS, msrs as libc::c_ulong) }
+}
+
+/// Any ioctl on /dev/kvm except KVM_CREATE_VM and requests above 32 bits (a VM libkvm does not know about could not
+/// be used with libkvm's calls; kvm_create_vm() makes them).
+///
+/// # Safety
+/// `arg` must be what `request` expects.
+pub unsafe fn system_ioctl(request: u64, arg: libc::c_ulong) -> Result<i32> {
+    // The kernel takes the request as 32 bits: (1 << 32) | KVM_CREATE_VM would be
+    // KVM_CREATE_VM to it.
+    if request > u64::from(u32::MAX) || request == ioctl::KVM_CREATE_VM {
+        return Err(Errno(libc::EINVAL));
+    }
+    let fd: RawFd = kvm()?.as_raw_fd();
+    // SAFETY: the caller vouches for `arg`; the kernel validates pointers (EFAULT).
+    unsafe { ioctl::ioctl(fd, request, arg) }
 }

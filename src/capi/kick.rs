@@ -1,9 +1,10 @@
 //! Kicking a vcpu out of the guest from any thread, and the signals in force while a
 //! vcpu runs.
 
+use crate::current::with_current;
 use crate::error::c_int;
-use crate::kick;
-use crate::vcpu::with_current;
+use crate::registry;
+use crate::vcpu::kick;
 use libc::{c_int, sigset_t};
 
 /// Makes the current or next kvm_run() of vcpu `vcpu_fd` return -1 with errno EINTR, from
@@ -15,7 +16,7 @@ use libc::{c_int, sigset_t};
 /// EAGAIN (the signal queue is full: the kick takes effect on the next entry only).
 #[no_mangle]
 pub extern "C" fn kvm_kick_vcpu(vcpu_fd: c_int) -> c_int {
-    c_int(|| kick::kick(vcpu_fd).map(|()| 0))
+    c_int(|| registry::vcpu(vcpu_fd)?.kick().map(|()| 0))
 }
 
 /// Chooses the signal libkvm reserves for kvm_kick_vcpu(): SIGUSR1, SIGUSR2 or one of
@@ -39,7 +40,7 @@ pub extern "C" fn kvm_set_signal_mask(mask: *const sigset_t) -> c_int {
     c_int(|| {
         // SAFETY: a non-NULL pointer from C points at a valid sigset_t (man page).
         let mask = unsafe { mask.as_ref() };
-        with_current(|v| kick::set_signal_mask(v, mask))?;
+        with_current(|v| v.set_signal_mask(mask))?;
         Ok(0)
     })
 }

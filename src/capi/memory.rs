@@ -1,10 +1,19 @@
-//! Guest memory slots and the bounds-checked way to reach them.
+//! Guest memory: slots, the bounds-checked way to reach them, aliases, the dirty log
+//! and coalesced MMIO.
 
-use super::{input, output};
-use crate::error::{c_int, c_ptr, Errno};
+use crate::capi::output;
+use crate::capi::{vm_do, vm_set};
+use crate::error::c_int;
+use crate::error::c_ptr;
+use crate::error::Errno;
 use crate::memory::kvm_memory_alias;
 use crate::registry;
-use libc::{c_int, c_uint, c_void};
+use kvm_bindings::kvm_clear_dirty_log;
+use kvm_bindings::kvm_coalesced_mmio;
+use kvm_bindings::kvm_coalesced_mmio_zone;
+use libc::c_int;
+use libc::c_uint;
+use libc::c_void;
 
 /// Gives VM `vm` `size` bytes of zeroed memory, allocated and owned by libkvm, at
 /// guest-physical `guest_phys_addr`, as memory slot `slot`. `flags`: 0 or
@@ -25,9 +34,8 @@ pub extern "C" fn kvm_set_memory_region(
     guest_phys_addr: u64,
     size: u64,
 ) -> c_int {
-    c_int(|| {
-        registry::vm(vm)?.set_memory_region(slot, flags, guest_phys_addr, size, None)?;
-        Ok(0)
+    vm_do(vm, |vm| {
+        vm.set_memory_region(slot, flags, guest_phys_addr, size, None)
     })
 }
 
@@ -85,6 +93,21 @@ pub extern "C" fn kvm_get_dirty_log(vm: c_int, slot: c_uint, dirty_bitmap: *mut 
     })
 }
 
+/// Clears the dirty bits of pages `log->first_page .. + log->num_pages` of slot
+/// `log->slot` that are set in `log->dirty_bitmap` (bit 0 = `first_page`) and
+/// write-protects those pages again, so the next guest write marks them dirty anew. Meant
+/// for KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2 (kvm_enable_cap()), with which reading the dirty
+/// log no longer clears it. Pages written through a memory alias (kvm_set_memory_alias())
+/// are logged in the alias's own KVM slot, which this call does not clear: with manual
+/// protection they stay reported as dirty. Errors: EBADF (not a VM), EFAULT (`log` NULL or its bitmap
+/// unreadable), ENOENT (unknown slot, or a slot without KVM_MEM_LOG_DIRTY_PAGES), EINVAL
+/// (`first_page` not a multiple of 64, `num_pages` not a multiple of 64 short of the
+/// slot's end, or the range outside the slot).
+#[no_mangle]
+pub extern "C" fn kvm_clear_dirty_log(vm: c_int, log: *const kvm_clear_dirty_log) -> c_int {
+    vm_set(vm, log, |vm, a| vm.clear_dirty_log(a))
+}
+
 /// Creates, replaces or deletes memory alias `alias->slot` (0 to 31, a namespace apart
 /// from memory slots) of VM `vm`: guest-physical [guest_phys_addr, guest_phys_addr +
 /// memory_size) then shows the same memory as [target_phys_addr, target_phys_addr +
@@ -98,11 +121,7 @@ pub extern "C" fn kvm_get_dirty_log(vm: c_int, slot: c_uint, dirty_bitmap: *mut 
 /// another alias), ENOENT (deleting an alias that does not exist), ENOMEM.
 #[no_mangle]
 pub extern "C" fn kvm_set_memory_alias(vm: c_int, alias: *const kvm_memory_alias) -> c_int {
-    c_int(|| {
-        let vm = registry::vm(vm)?;
-        vm.set_memory_alias(input(alias)?)?;
-        Ok(0)
-    })
+    vm_set(vm, alias, |vm, a| vm.set_memory_alias(a))
 }
 
 /// Reads memory alias `alias->slot` of VM `vm` into `*alias` (slot, flags 0, guest and
@@ -115,5 +134,44 @@ pub extern "C" fn kvm_get_memory_alias(vm: c_int, alias: *mut kvm_memory_alias) 
         let out = output(alias)?;
         *out = vm.get_memory_alias(out.slot)?;
         Ok(0)
+    })
+}
+
+/// Makes guest writes to `zone` (MMIO, or with `zone->pio` = 1 port I/O) of VM `vm` not
+/// exit: the kernel appends them to a ring that kvm_coalesced_mmio_next() reads, and the
+/// VMM replays them later (for write-only device registers such as a framebuffer's).
+/// Reads still exit. Errors: EBADF (not a VM), EFAULT (`zone` NULL), EINVAL (bad zone),
+/// ENOSPC (too many zones: the kernel's bus is full), ENOTTY or EINVAL (`pio` without
+/// KVM_CAP_COALESCED_PIO).
+#[no_mangle]
+pub extern "C" fn kvm_register_coalesced_mmio(
+    vm: c_int,
+    zone: *const kvm_coalesced_mmio_zone,
+) -> c_int {
+    vm_set(vm, zone, |vm, a| vm.coalesced_zone(a, true))
+}
+
+/// Removes the coalesced zones (same `pio`) that contain all of `zone`, normally the zone
+/// as registered (a range larger than a zone removes nothing); writes there exit again. Entries already in the ring stay there. Errors: EBADF (not a VM), EFAULT
+/// (`zone` NULL).
+#[no_mangle]
+pub extern "C" fn kvm_unregister_coalesced_mmio(
+    vm: c_int,
+    zone: *const kvm_coalesced_mmio_zone,
+) -> c_int {
+    vm_set(vm, zone, |vm, a| vm.coalesced_zone(a, false))
+}
+
+/// Takes the oldest write from VM `vm`'s coalesced MMIO/PIO ring into `*entry`
+/// (`phys_addr`, `len`, `pio`, `data`): returns 1 if it did, 0 if the ring is empty.
+/// Call it until it returns 0 before handling any exit that could depend on those writes
+/// (QEMU drains the ring after every exit). Any thread may call it; callers are
+/// serialized. Errors: EBADF (not a VM), EFAULT (`entry` NULL).
+#[no_mangle]
+pub extern "C" fn kvm_coalesced_mmio_next(vm: c_int, entry: *mut kvm_coalesced_mmio) -> c_int {
+    c_int(|| {
+        let vm = registry::vm(vm)?;
+        let out = output(entry)?;
+        Ok(vm.coalesced_mmio_next(registry::any_vcpu_of(vm.raw_fd()), out)? as c_int)
     })
 }

@@ -11,21 +11,25 @@
 // `unsafe` would change nothing for C and hide the real unsafe blocks.
 #![allow(clippy::not_unsafe_ptr_arg_deref)]
 
-// Declaration order is the order of the header.
+// One file per area of the public API. Declaration order is the order of the header.
 pub mod version;
 pub mod system;
 pub mod vm;
 pub mod memory;
 pub mod vcpu;
-pub mod cpu;
-pub mod irq;
+pub mod registers;
+pub mod interrupts;
+pub mod debug;
 pub mod kick;
-pub mod raw;
-pub mod vm_state;
-pub mod vcpu_state;
 pub mod snapshot;
+pub mod raw;
 
-use crate::error::{Errno, Result};
+use crate::current::with_current;
+use crate::error::{c_int, Errno, Result};
+use crate::registry;
+use crate::vcpu::Vcpu;
+use crate::vm::Vm;
+use std::sync::Arc;
 
 /// The object behind a caller's pointer for reading; EFAULT for NULL.
 pub(crate) fn input<'a, T>(p: *const T) -> Result<&'a T> {
@@ -38,4 +42,112 @@ pub(crate) fn input<'a, T>(p: *const T) -> Result<&'a T> {
 pub(crate) fn output<'a, T>(p: *mut T) -> Result<&'a mut T> {
     // SAFETY: as for `input`, and the caller does not touch it during the call.
     unsafe { p.as_mut() }.ok_or(Errno(libc::EFAULT))
+}
+
+// The shapes most exported functions share, in the order every one of them checks:
+// the VM fd (EBADF), then the pointer (EFAULT), then the calling thread's vcpu (ESRCH).
+
+/// A call on the calling thread's vcpu that fills `*out`.
+pub(crate) fn vcpu_get<T>(out: *mut T, f: impl FnOnce(&Arc<Vcpu>) -> Result<T>) -> libc::c_int {
+    c_int(|| {
+        let out = output(out)?;
+        *out = with_current(f)?;
+        Ok(0)
+    })
+}
+
+/// A call on the calling thread's vcpu that takes `*arg`.
+pub(crate) fn vcpu_set<T>(
+    arg: *const T,
+    f: impl FnOnce(&Arc<Vcpu>, &T) -> Result<()>,
+) -> libc::c_int {
+    c_int(|| {
+        let arg = input(arg)?;
+        with_current(|v| f(v, arg))?;
+        Ok(0)
+    })
+}
+
+/// A call on VM `vm` that fills `*out`.
+pub(crate) fn vm_get<T>(
+    vm: libc::c_int,
+    out: *mut T,
+    f: impl FnOnce(&Vm) -> Result<T>,
+) -> libc::c_int {
+    c_int(|| {
+        let vm = registry::vm(vm)?;
+        let out = output(out)?;
+        *out = f(&vm)?;
+        Ok(0)
+    })
+}
+
+/// A call on VM `vm` that takes `*arg`.
+pub(crate) fn vm_set<T>(
+    vm: libc::c_int,
+    arg: *const T,
+    f: impl FnOnce(&Vm, &T) -> Result<()>,
+) -> libc::c_int {
+    c_int(|| {
+        let vm = registry::vm(vm)?;
+        f(&vm, input(arg)?)?;
+        Ok(0)
+    })
+}
+
+/// A call on the calling thread's vcpu that returns 0 on success.
+pub(crate) fn vcpu_do<R>(f: impl FnOnce(&Arc<Vcpu>) -> Result<R>) -> libc::c_int {
+    c_int(|| {
+        with_current(f)?;
+        Ok(0)
+    })
+}
+
+/// A call on VM `vm` that returns 0 on success.
+pub(crate) fn vm_do<R>(vm: libc::c_int, f: impl FnOnce(&Vm) -> Result<R>) -> libc::c_int {
+    c_int(|| {
+        let vm = registry::vm(vm)?;
+        f(&vm)?;
+        Ok(0)
+    })
+}
+
+/// A call on VM `vm` that reads and updates `*arg`.
+pub(crate) fn vm_update<T>(
+    vm: libc::c_int,
+    arg: *mut T,
+    f: impl FnOnce(&Vm, &mut T) -> Result<()>,
+) -> libc::c_int {
+    c_int(|| {
+        let vm = registry::vm(vm)?;
+        f(&vm, output(arg)?)?;
+        Ok(0)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Errno;
+
+    #[test]
+    fn bad_vm_is_ebadf_and_null_is_efault() {
+        assert_eq!(vm::kvm_get_clock(-1, std::ptr::null_mut()), -1);
+        assert_eq!(Errno::last(), Errno(libc::EBADF));
+        assert_eq!(
+            system::kvm_get_msr_feature_index_list(std::ptr::null_mut()),
+            -1
+        );
+        assert_eq!(Errno::last(), Errno(libc::EFAULT));
+    }
+
+    #[test]
+    fn no_vcpu_is_esrch() {
+        assert_eq!(registers::kvm_get_xsave_size(), -1);
+        assert_eq!(Errno::last(), Errno(libc::ESRCH));
+        assert_eq!(registers::kvm_kvmclock_ctrl(), -1);
+        assert_eq!(Errno::last(), Errno(libc::ESRCH));
+        assert_eq!(registers::kvm_get_xcrs(std::ptr::null_mut()), -1);
+        assert_eq!(Errno::last(), Errno(libc::EFAULT));
+    }
 }

@@ -1,16 +1,19 @@
-//! Escape hatches: any KVM ioctl on a libkvm VM or on the calling thread's vcpu, for what
-//! libkvm does not wrap (seed 001: "userspace should work with both").
+//! Escape hatches: any KVM ioctl on /dev/kvm, on a libkvm VM or on the calling thread's
+//! vcpu, for what libkvm does not wrap (seed 001: "userspace should work with both").
 
 // c_ulong is u64 on x86_64 but not on every target: the casts below are not no-ops there.
 #![allow(clippy::unnecessary_cast)]
 
-use crate::error::{c_int, Errno};
+use crate::current::with_current;
+use crate::error::c_int;
+use crate::error::Errno;
 use crate::ioctl;
 use crate::registry;
-use crate::vcpu::with_current;
-use crate::vm_state;
+use crate::system;
 use kvm_bindings::kvm_enable_cap;
-use libc::{c_int, c_ulong, c_void};
+use libc::c_int;
+use libc::c_ulong;
+use libc::c_void;
 
 /// Issues `ioctl(vm, request, arg)` on VM `vm` and returns what it returns. libkvm does not
 /// look at `arg`, except for KVM_ENABLE_CAP. Calls that change what libkvm tracks have their
@@ -29,7 +32,7 @@ pub extern "C" fn kvm_vm_ioctl(vm: c_int, request: c_ulong, arg: *mut c_void) ->
         if request > u64::from(u32::MAX) || RESERVED_VM.contains(&request) {
             return Err(Errno(libc::EINVAL));
         }
-        if request == KVM_ENABLE_CAP {
+        if request == ioctl::KVM_ENABLE_CAP {
             // The kernel is given libkvm's own copy of what was checked, so another thread
             // cannot change `cap` in between.
             if arg.is_null() {
@@ -38,7 +41,7 @@ pub extern "C" fn kvm_vm_ioctl(vm: c_int, request: c_ulong, arg: *mut c_void) ->
             // SAFETY: non-NULL: the caller promises a struct kvm_enable_cap, as for the
             // raw ioctl (which does not need it aligned, hence the unaligned read).
             let cap = unsafe { arg.cast::<kvm_enable_cap>().read_unaligned() };
-            if vm_state::hatch_refuses_cap(cap.cap) {
+            if crate::vm::hatch_refuses_cap(cap.cap) {
                 return Err(Errno(libc::EINVAL));
             }
             // SAFETY: KVM_ENABLE_CAP reads one struct kvm_enable_cap, alive across the call.
@@ -74,31 +77,32 @@ pub extern "C" fn kvm_vcpu_ioctl(request: c_ulong, arg: *mut c_void) -> c_int {
     })
 }
 
+/// Escape hatch for /dev/kvm: issues `ioctl(kvm_fd, request, arg)` on libkvm's own
+/// /dev/kvm handle and returns what it returns, for system ioctls libkvm does not wrap
+/// (KVM_X86_GET_MCE_CAP_SUPPORTED, KVM_GET_SUPPORTED_HV_CPUID, KVM_GET_DEVICE_ATTR, ...).
+/// KVM_CREATE_VM is refused with EINVAL (use kvm_create_vm()), and so is a request with
+/// any of bits 63:32 set (the kernel's ioctl number is 32 bits, so such a request would
+/// reach it as another one). Errors: EINVAL (KVM_CREATE_VM or bits 63:32 set), those of
+/// opening /dev/kvm, and the ioctl's own.
+#[no_mangle]
+pub extern "C" fn kvm_system_ioctl(request: c_ulong, arg: *mut c_void) -> c_int {
+    c_int(|| {
+        // SAFETY: `arg` is the caller's, passed through as the raw ioctl would take it.
+        unsafe { system::system_ioctl(request as u64, arg as c_ulong) }
+    })
+}
+
 /// vcpu ioctls libkvm must issue itself, refused by kvm_vcpu_ioctl().
 const RESERVED_VCPU: [u64; 3] = [
     ioctl::KVM_RUN,
     ioctl::KVM_SET_SIGNAL_MASK,
-    ioctl::iow::<kvm_bindings::kvm_interrupt>(0x86), // KVM_INTERRUPT
+    ioctl::KVM_INTERRUPT,
 ];
-
-/// KVM_ENABLE_CAP, which kvm_vm_ioctl() checks for the capabilities libkvm tracks.
-const KVM_ENABLE_CAP: u64 = ioctl::iow::<kvm_enable_cap>(0xa3);
 
 /// VM ioctls whose effect libkvm must know about, refused by kvm_vm_ioctl().
 const RESERVED_VM: [u64; 4] = [
-    ioctl::iow::<kvm_bindings::kvm_userspace_memory_region>(0x46),
-    ioctl::iow::<kvm_bindings::kvm_userspace_memory_region2>(0x49),
-    ioctl::io(0x41), // KVM_CREATE_VCPU
-    ioctl::io(0x60), // KVM_CREATE_IRQCHIP
+    ioctl::KVM_SET_USER_MEMORY_REGION,
+    ioctl::KVM_SET_USER_MEMORY_REGION2,
+    ioctl::KVM_CREATE_VCPU,
+    ioctl::KVM_CREATE_IRQCHIP,
 ];
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn numbers_match_the_kernel_headers() {
-        assert_eq!(RESERVED_VCPU[2], 0x4004_ae86); // KVM_INTERRUPT
-        assert_eq!(KVM_ENABLE_CAP, 0x4068_aea3);
-    }
-}

@@ -2,10 +2,10 @@
 //! versioned, checksummed blobs, and back.
 
 use super::output;
+use crate::current::with_current;
 use crate::error::{c_int, Errno, Result};
 use crate::registry;
 use crate::snapshot;
-use crate::vcpu::with_current;
 use libc::{c_int, c_void};
 
 /// Copies `blob` to the caller's buffer under the size protocol of the save calls.

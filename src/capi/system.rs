@@ -1,10 +1,16 @@
-//! Calls on /dev/kvm itself.
+//! Calls on /dev/kvm itself: the API version, capabilities, and what the host offers
+//! (MSR lists, supported CPUID, feature MSRs).
 
-use crate::error::{c_int, Errno};
+use crate::capi::output;
+use crate::error::c_int;
+use crate::error::Errno;
 use crate::registry;
 use crate::system;
-use kvm_bindings::{kvm_cpuid2, kvm_msr_list};
-use libc::{c_int, c_long};
+use kvm_bindings::kvm_cpuid2;
+use kvm_bindings::kvm_msr_list;
+use kvm_bindings::kvm_msrs;
+use libc::c_int;
+use libc::c_long;
 
 /// Returns the KVM API version (12 on every kernel since 2.6.22), or -1 with errno set if
 /// /dev/kvm cannot be opened (ENOENT, EACCES, ...).
@@ -66,5 +72,33 @@ pub extern "C" fn kvm_get_supported_cpuid(cpuid: *mut kvm_cpuid2) -> c_int {
         // SAFETY: the caller provides room for `nent` entries, as documented.
         unsafe { system::supported_cpuid(cpuid) }?;
         Ok(0)
+    })
+}
+
+/// Lists the feature MSRs of the host (the read-only MSRs describing what KVM can offer a
+/// guest, such as IA32_ARCH_CAPABILITIES or the VMX capability MSRs). Set `list->nmsrs` to
+/// the room in `list->indices`; on return it holds the count. Errors: EFAULT (`list`
+/// NULL), E2BIG (too little room: `list->nmsrs` is set to the count needed), and those of
+/// opening /dev/kvm.
+#[no_mangle]
+pub extern "C" fn kvm_get_msr_feature_index_list(list: *mut kvm_msr_list) -> c_int {
+    c_int(|| {
+        output(list)?;
+        // SAFETY: non-NULL; the caller promises `nmsrs` indices of room, as for the ioctl.
+        unsafe { system::msr_feature_index_list(list) }?;
+        Ok(0)
+    })
+}
+
+/// Reads the host's values of the feature MSRs named in `msrs->entries[i].index` (`nmsrs`
+/// entries), as KVM offers them to guests. Returns how many were read: fewer than
+/// `nmsrs` means entry number (return value) is not a feature MSR. Errors: EFAULT (`msrs`
+/// NULL), E2BIG (`nmsrs` above the kernel's limit), and those of opening /dev/kvm.
+#[no_mangle]
+pub extern "C" fn kvm_get_msr_features(msrs: *mut kvm_msrs) -> c_int {
+    c_int(|| {
+        output(msrs)?;
+        // SAFETY: non-NULL; the caller promises `nmsrs` entries, as for the ioctl.
+        unsafe { system::msr_features(msrs) }
     })
 }

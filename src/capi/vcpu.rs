@@ -1,10 +1,12 @@
-//! Calls on the calling thread's vcpu. None takes a vcpu argument; all fail with ESRCH
-//! on a thread that has none. These are the hot path: no lock, no allocation.
+//! Running the calling thread's vcpu. None takes a vcpu argument; all fail with ESRCH
+//! on a thread that has none. The hot path: no lock, no allocation.
 
-use super::{input, output};
-use crate::error::{c_int, c_ptr, Errno};
-use crate::vcpu::with_current;
-use kvm_bindings::{kvm_lapic_state, kvm_mp_state, kvm_regs, kvm_run, kvm_sregs, kvm_vcpu_events};
+use crate::capi::vcpu_set;
+use crate::current::with_current;
+use crate::error::c_int;
+use crate::error::c_ptr;
+use kvm_bindings::kvm_enable_cap;
+use kvm_bindings::kvm_run;
 use libc::c_int;
 
 /// Runs the calling thread's vcpu until it exits to userspace; returns the exit reason
@@ -25,136 +27,11 @@ pub extern "C" fn kvm_run_area() -> *mut kvm_run {
     c_ptr(|| with_current(|v| Ok(v.run_area())))
 }
 
-/// Reads the general-purpose registers, RIP and RFLAGS of the calling thread's vcpu.
-/// Right after an exit this is a copy from the run area, with no system call, where the
-/// kernel has KVM_CAP_SYNC_REGS. Errors: ESRCH (no vcpu), EFAULT (`regs` NULL).
+/// Enables capability `cap->cap` on the calling thread's vcpu (for example
+/// KVM_CAP_HYPERV_SYNIC, KVM_CAP_HYPERV_ENFORCE_CPUID, KVM_CAP_ENFORCE_PV_FEATURE_CPUID).
+/// Errors: ESRCH (no vcpu), EFAULT (`cap` NULL), EINVAL (a capability that cannot be
+/// enabled per vcpu, nonzero flags, or arguments the kernel refuses).
 #[no_mangle]
-pub extern "C" fn kvm_get_regs(regs: *mut kvm_regs) -> c_int {
-    c_int(|| {
-        let out = output(regs)?;
-        *out = with_current(|v| v.get_regs())?;
-        Ok(0)
-    })
-}
-
-/// Sets the general-purpose registers, RIP and RFLAGS of the calling thread's vcpu. The
-/// kernel loads them on the next kvm_run() (through the run area where it can), and
-/// before any other call that needs them. Errors: ESRCH (no vcpu), EFAULT (`regs` NULL).
-#[no_mangle]
-pub extern "C" fn kvm_set_regs(regs: *const kvm_regs) -> c_int {
-    c_int(|| {
-        let r = input(regs)?;
-        with_current(|v| v.set_regs(r))?;
-        Ok(0)
-    })
-}
-
-/// Reads the special registers (segments, descriptor tables, control registers, EFER,
-/// APIC base) of the calling thread's vcpu. Errors: ESRCH (no vcpu), EFAULT (`sregs`
-/// NULL).
-#[no_mangle]
-pub extern "C" fn kvm_get_sregs(sregs: *mut kvm_sregs) -> c_int {
-    c_int(|| {
-        let out = output(sregs)?;
-        *out = with_current(|v| v.get_sregs())?;
-        Ok(0)
-    })
-}
-
-/// Sets the special registers of the calling thread's vcpu. Errors: ESRCH (no vcpu),
-/// EFAULT (`sregs` NULL), EINVAL (the kernel refused the values, e.g. long mode without
-/// PAE).
-#[no_mangle]
-pub extern "C" fn kvm_set_sregs(sregs: *const kvm_sregs) -> c_int {
-    c_int(|| {
-        let s = input(sregs)?;
-        with_current(|v| v.set_sregs(s))?;
-        Ok(0)
-    })
-}
-
-/// Reads the pending exception, interrupt and NMI state of the calling thread's vcpu
-/// (served from the run area right after an exit where the kernel syncs it). Errors:
-/// ESRCH (no vcpu), EFAULT (`events` NULL).
-#[no_mangle]
-pub extern "C" fn kvm_get_vcpu_events(events: *mut kvm_vcpu_events) -> c_int {
-    c_int(|| {
-        let out = output(events)?;
-        *out = with_current(|v| v.get_events())?;
-        Ok(0)
-    })
-}
-
-/// Sets the pending exception, interrupt and NMI state of the calling thread's vcpu; the
-/// `flags` field says which parts are valid. Errors: ESRCH (no vcpu), EFAULT (`events`
-/// NULL), EINVAL (the kernel refused the values or flags).
-#[no_mangle]
-pub extern "C" fn kvm_set_vcpu_events(events: *const kvm_vcpu_events) -> c_int {
-    c_int(|| {
-        let e = input(events)?;
-        with_current(|v| v.set_events(e))?;
-        Ok(0)
-    })
-}
-
-/// Reads the local APIC registers (the 1 KiB register page, APIC ID at offset 0x20) of the
-/// calling thread's vcpu; in-kernel irqchip only. Errors: ESRCH (no vcpu), EFAULT (`s`
-/// NULL), EINVAL (the VM has no in-kernel irqchip).
-#[no_mangle]
-pub extern "C" fn kvm_get_lapic(s: *mut kvm_lapic_state) -> c_int {
-    c_int(|| {
-        let out = output(s)?;
-        *out = with_current(|v| v.reading(|fd| fd.get_lapic().map_err(Errno::from)))?;
-        Ok(0)
-    })
-}
-
-/// Sets the local APIC registers of the calling thread's vcpu; in-kernel irqchip only.
-/// Errors: ESRCH (no vcpu), EFAULT (`s` NULL), EINVAL (no in-kernel irqchip, or the kernel
-/// refused the state).
-#[no_mangle]
-pub extern "C" fn kvm_set_lapic(s: *const kvm_lapic_state) -> c_int {
-    c_int(|| {
-        let s = input(s)?;
-        with_current(|v| v.writing(|fd| fd.set_lapic(s).map_err(Errno::from)))?;
-        Ok(0)
-    })
-}
-
-/// Reads the multiprocessing state of the calling thread's vcpu: KVM_MP_STATE_RUNNABLE,
-/// _UNINITIALIZED (an application processor before INIT), _INIT_RECEIVED (waiting for a
-/// SIPI), _HALTED (in HLT, in-kernel irqchip), ... Errors: ESRCH (no vcpu), EFAULT (`s`
-/// NULL).
-#[no_mangle]
-pub extern "C" fn kvm_get_mp_state(s: *mut kvm_mp_state) -> c_int {
-    c_int(|| {
-        let out = output(s)?;
-        // `writing`: the kernel accepts a pending INIT or SIPI here, which resets the
-        // registers.
-        *out = with_current(|v| v.writing(|fd| fd.get_mp_state().map_err(Errno::from)))?;
-        Ok(0)
-    })
-}
-
-/// Sets the multiprocessing state of the calling thread's vcpu. Errors: ESRCH (no vcpu),
-/// EFAULT (`s` NULL), EINVAL (an unknown state, or any state but KVM_MP_STATE_RUNNABLE
-/// without an in-kernel irqchip).
-#[no_mangle]
-pub extern "C" fn kvm_set_mp_state(s: *const kvm_mp_state) -> c_int {
-    c_int(|| {
-        let s = *input(s)?;
-        with_current(|v| v.writing(|fd| fd.set_mp_state(s).map_err(Errno::from)))?;
-        Ok(0)
-    })
-}
-
-/// Queues a non-maskable interrupt on the calling thread's vcpu (KVM_NMI), delivered by
-/// the next kvm_run() as soon as the guest is not already handling one. Works with and
-/// without an in-kernel irqchip. Errors: ESRCH (no vcpu).
-#[no_mangle]
-pub extern "C" fn kvm_nmi() -> c_int {
-    c_int(|| {
-        with_current(|v| v.writing(|fd| fd.nmi().map_err(Errno::from)))?;
-        Ok(0)
-    })
+pub extern "C" fn kvm_enable_vcpu_cap(cap: *const kvm_enable_cap) -> c_int {
+    vcpu_set(cap, |v, a| v.enable_cap(a))
 }

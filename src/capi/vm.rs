@@ -1,9 +1,15 @@
-//! VM lifetime and vcpu creation/ownership.
+//! VM lifetime, vcpu creation and ownership, and VM-wide settings (capabilities, the
+//! TSS and identity-map addresses, the VM clock).
 
-use crate::error::{c_int, Errno};
+use crate::capi::{vm_get, vm_set};
+use crate::current;
+use crate::error::c_int;
+use crate::error::Errno;
 use crate::registry;
-use crate::vcpu;
-use libc::{c_int, c_uint};
+use kvm_bindings::kvm_clock_data;
+use kvm_bindings::kvm_enable_cap;
+use libc::c_int;
+use libc::c_uint;
 
 /// Creates a VM and returns its fd (O_CLOEXEC). Free it with kvm_destroy_vm(), not
 /// close(). Errors: those of opening /dev/kvm (ENOENT, EACCES), EMFILE, ENOMEM.
@@ -37,7 +43,7 @@ pub extern "C" fn kvm_create_vcpu(vm: c_int, id: c_uint) -> c_int {
 /// siglongjmp() from a signal handler. Errors: ESRCH if the thread has no vcpu.
 #[no_mangle]
 pub extern "C" fn kvm_detach_vcpu() -> c_int {
-    c_int(|| vcpu::clear_current().map(|()| 0))
+    c_int(|| current::clear_current().map(|()| 0))
 }
 
 /// Makes the detached vcpu `vcpu_fd` the calling thread's vcpu; a vcpu whose owner thread
@@ -77,4 +83,36 @@ pub extern "C" fn kvm_set_identity_map_addr(vm: c_int, addr: u64) -> c_int {
             .map_err(Errno::from)?;
         Ok(0)
     })
+}
+
+/// Enables capability `cap->cap` on VM `vm` with the arguments in `cap->args` (for
+/// example KVM_CAP_SPLIT_IRQCHIP, KVM_CAP_X86_USER_SPACE_MSR, KVM_CAP_X86_DISABLE_EXITS,
+/// KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2). Some capabilities change how other calls behave:
+/// with KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2, reading the dirty log no longer clears it
+/// (use kvm_clear_dirty_log()); with KVM_CAP_X2APIC_API, kvm_interrupt() addresses a vcpu
+/// in x2APIC mode by its 32-bit x2APIC ID. The dirty ring (KVM_CAP_DIRTY_LOG_RING*) is
+/// refused: it replaces the dirty bitmap kvm_get_dirty_log() reads. Errors: EBADF (not a
+/// VM), EFAULT (`cap` NULL), EINVAL (unknown capability, nonzero flags, arguments the
+/// kernel refuses, or the dirty ring), EBUSY or EEXIST
+/// (the capability must be enabled before vcpus or an irqchip exist).
+#[no_mangle]
+pub extern "C" fn kvm_enable_cap(vm: c_int, cap: *const kvm_enable_cap) -> c_int {
+    vm_set(vm, cap, |vm, a| vm.enable_cap(a))
+}
+
+/// Reads VM `vm`'s kvmclock: `clock->clock` is the guest's clock in nanoseconds, `flags`
+/// says which other fields (host realtime, host TSC) are valid. Errors: EBADF (not a VM),
+/// EFAULT (`clock` NULL).
+#[no_mangle]
+pub extern "C" fn kvm_get_clock(vm: c_int, clock: *mut kvm_clock_data) -> c_int {
+    vm_get(vm, clock, |vm| vm.get_clock())
+}
+
+/// Sets VM `vm`'s kvmclock to `clock->clock` nanoseconds (with KVM_CLOCK_REALTIME in
+/// `flags`, also accounting for the host realtime that passed since `clock->realtime`);
+/// the clock keeps running from there. Errors: EBADF (not a VM), EFAULT (`clock` NULL),
+/// EINVAL (unknown flags).
+#[no_mangle]
+pub extern "C" fn kvm_set_clock(vm: c_int, clock: *const kvm_clock_data) -> c_int {
+    vm_set(vm, clock, |vm, a| vm.set_clock(a))
 }

@@ -41,16 +41,16 @@
 //! - KVM_RUN failing with EAGAIN (a vcpu waiting for INIT/SIPI has received one) is
 //!   retried: it is not an exit, and the caller could do nothing but call again.
 //!
+//! This file knows nothing of the vcpu that holds a `KickState`: the vcpu hands it its
+//! fd, its `immediate_exit` byte and its owner (src/vcpu/run.rs).
+//!
 //! The run path takes no lock and makes no system call but KVM_RUN; the EINTR path adds
 //! the drain and four atomic operations.
 
 use crate::error::{Errno, Result};
 use crate::ioctl;
-use crate::registry;
-use crate::vcpu::Vcpu;
 use parking_lot::Mutex;
-use std::os::unix::io::{AsRawFd, RawFd};
-use std::ptr::addr_of_mut;
+use std::os::unix::io::RawFd;
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release, SeqCst};
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicU8};
 
@@ -150,30 +150,22 @@ pub struct KickState {
     own_mask: AtomicBool,
 }
 
-/// `immediate_exit` of the vcpu's run area, as the atomic byte it is shared as.
-fn exit_flag(v: &Vcpu) -> &AtomicU8 {
-    // SAFETY: the run area lives as long as `v`; immediate_exit is a byte (any alignment
-    // will do) that libkvm only ever accesses atomically, from any thread, and the kernel
-    // only reads (READ_ONCE) on entry to KVM_RUN.
-    unsafe { AtomicU8::from_ptr(addr_of_mut!((*v.run_area()).immediate_exit)) }
-}
-
-/// `kvm_kick_vcpu`: EBADF if `fd` is not a libkvm vcpu; EAGAIN (flag set, signal not
-/// sent) if the signal queue is full.
-pub fn kick(fd: RawFd) -> Result<()> {
-    let v = registry::vcpu(fd)?;
-    let k = v.kick();
-    v.with_owner(|tid| {
-        k.seq.fetch_add(1, SeqCst);
-        exit_flag(&v).store(1, SeqCst);
-        if tid != 0 && !k.armed.swap(true, SeqCst) {
+impl KickState {
+    /// The kick itself, under the vcpu's owner lock: `flag` is the vcpu's
+    /// `immediate_exit`, `tid` its owner (0: none). EAGAIN (flag set, signal not sent)
+    /// if the signal queue is full.
+    pub fn send(&self, flag: &AtomicU8, tid: libc::pid_t) -> Result<()> {
+        self.seq.fetch_add(1, SeqCst);
+        flag.store(1, SeqCst);
+        if tid != 0 && !self.armed.swap(true, SeqCst) {
             // SAFETY: plain system calls; `tid` is the owner's, which cannot give the vcpu
-            // up while we hold the owner lock (it does so under the same lock), and was
-            // alive just now (`with_owner` checked), so the id is not another thread's.
+            // up while the caller holds the owner lock (it does so under the same lock),
+            // and was alive just now (the caller checked), so the id is not another
+            // thread's.
             let r = unsafe { libc::tgkill(libc::getpid(), tid, signal()) };
             if r != 0 {
                 let e = Errno::last();
-                k.armed.store(false, SeqCst);
+                self.armed.store(false, SeqCst);
                 // ESRCH: the owner ended just now without giving the vcpu up; the flag
                 // alone reaches the next owner, as for a detached vcpu.
                 if e != Errno(libc::ESRCH) {
@@ -182,72 +174,104 @@ pub fn kick(fd: RawFd) -> Result<()> {
             }
         }
         Ok(())
-    })
-}
-
-/// KVM_RUN with `immediate_exit` set, for `kvm_save_vcpu`: the kernel completes an I/O,
-/// MMIO or MSR exit still pending and returns EINTR before any guest instruction runs.
-/// Unlike `run`, it never enters again without the flag, and it answers no kick: a kick
-/// that arrived meanwhile finds the flag set again afterwards, so the caller's next
-/// `kvm_run` returns EINTR for it.
-pub fn run_immediate(v: &Vcpu) -> Result<libc::c_int> {
-    let k = v.kick();
-    let r = loop {
-        exit_flag(v).store(1, SeqCst);
-        // SAFETY: KVM_RUN takes no argument.
-        match unsafe { ioctl::ioctl(v.raw_fd(), ioctl::KVM_RUN, 0) } {
-            Err(Errno(libc::EAGAIN)) => {}
-            r => break r,
-        }
-    };
-    exit_flag(v).store(0, SeqCst);
-    if r == Err(Errno(libc::EINTR)) {
-        // As after any EINTR: no kick signal left pending, none armed.
-        drain();
-        k.armed.store(false, SeqCst);
     }
-    // A kick counted after the last EINTR that answered one is still owed to the caller.
-    if k.seq.load(SeqCst) != k.seen.load(Relaxed) {
-        exit_flag(v).store(1, SeqCst);
-    }
-    r
-}
 
-/// KVM_RUN with the kick handled: EAGAIN is retried, EINTR reported once per batch of
-/// kicks (or for an application signal), a late signal of an answered kick swallowed.
-pub fn run(v: &Vcpu) -> Result<libc::c_int> {
-    loop {
-        // SAFETY: KVM_RUN takes no argument.
-        match unsafe { ioctl::ioctl(v.raw_fd(), ioctl::KVM_RUN, 0) } {
-            Err(Errno(libc::EINTR)) => {
-                if after_eintr(v) {
-                    return Err(Errno(libc::EINTR));
-                }
+    /// KVM_RUN on vcpu `fd` with `immediate_exit` (`flag`) set, for `kvm_save_vcpu`: the
+    /// kernel completes an I/O, MMIO or MSR exit still pending and returns EINTR before
+    /// any guest instruction runs. Unlike `run`, it never enters again without the flag,
+    /// and it answers no kick: a kick that arrived meanwhile finds the flag set again
+    /// afterwards, so the caller's next `kvm_run` returns EINTR for it.
+    pub fn run_immediate(&self, fd: RawFd, flag: &AtomicU8) -> Result<libc::c_int> {
+        let r = loop {
+            flag.store(1, SeqCst);
+            // SAFETY: KVM_RUN takes no argument.
+            match unsafe { ioctl::ioctl(fd, ioctl::KVM_RUN, 0) } {
+                Err(Errno(libc::EAGAIN)) => {}
+                r => break r,
             }
-            Err(Errno(libc::EAGAIN)) => {}
-            r => return r,
+        };
+        flag.store(0, SeqCst);
+        if r == Err(Errno(libc::EINTR)) {
+            // As after any EINTR: no kick signal left pending, none armed.
+            drain();
+            self.armed.store(false, SeqCst);
+        }
+        // A kick counted after the last EINTR that answered one is still owed to the caller.
+        if self.seq.load(SeqCst) != self.seen.load(Relaxed) {
+            flag.store(1, SeqCst);
+        }
+        r
+    }
+
+    /// KVM_RUN on vcpu `fd` with the kick handled: EAGAIN is retried, EINTR reported once
+    /// per batch of kicks (or for an application signal), a late signal of an answered
+    /// kick swallowed.
+    #[inline]
+    pub fn run(&self, fd: RawFd, flag: &AtomicU8) -> Result<libc::c_int> {
+        loop {
+            // SAFETY: KVM_RUN takes no argument.
+            match unsafe { ioctl::ioctl(fd, ioctl::KVM_RUN, 0) } {
+                Err(Errno(libc::EINTR)) => {
+                    if self.after_eintr(flag) {
+                        return Err(Errno(libc::EINTR));
+                    }
+                }
+                Err(Errno(libc::EAGAIN)) => {}
+                r => return r,
+            }
         }
     }
-}
 
-/// The EINTR path of `run`: whether to report EINTR.
-#[cold]
-fn after_eintr(v: &Vcpu) -> bool {
-    let k = v.kick();
-    let flagged = exit_flag(v).swap(0, SeqCst) != 0;
-    let drained = drain();
-    k.armed.store(false, SeqCst);
-    let seq = k.seq.load(SeqCst);
-    if seq != k.seen.load(Relaxed) {
-        k.seen.store(seq, Relaxed);
-        return true;
+    /// The EINTR path of `run`: whether to report EINTR.
+    #[cold]
+    fn after_eintr(&self, flag: &AtomicU8) -> bool {
+        let flagged = flag.swap(0, SeqCst) != 0;
+        let drained = drain();
+        self.armed.store(false, SeqCst);
+        let seq = self.seq.load(SeqCst);
+        if seq != self.seen.load(Relaxed) {
+            self.seen.store(seq, Relaxed);
+            return true;
+        }
+        if drained || flagged {
+            // A late signal, or the flag left set, of a kick an earlier EINTR answered (a
+            // kick counted by that EINTR can set the flag after it was cleared).
+            return false;
+        }
+        true
     }
-    if drained || flagged {
-        // A late signal, or the flag left set, of a kick an earlier EINTR answered (a
-        // kick counted by that EINTR can set the flag after it was cleared).
-        return false;
+
+    /// Under the owner lock, after the owner was cleared, on the thread that gave the
+    /// vcpu up: no kick signal is left pending on it, and none is in flight.
+    pub fn on_release(&self) {
+        drain();
+        self.armed.store(false, SeqCst);
     }
-    true
+
+    /// Under the owner lock, for a vcpu whose owner thread ended without giving it up:
+    /// its kick signal, if one was on its way, ended with the thread.
+    pub fn on_orphaned(&self) {
+        self.armed.store(false, SeqCst);
+    }
+
+    /// Whether `kvm_set_signal_mask` gave the vcpu a mask of its own.
+    pub fn own_mask(&self) -> bool {
+        self.own_mask.load(Relaxed)
+    }
+
+    /// Records whether the vcpu's run mask is its own (`kvm_set_signal_mask`).
+    pub fn set_own_mask(&self, own: bool) {
+        self.own_mask.store(own, Relaxed);
+    }
+
+    /// For tests: the state after an EINTR that counted a kick whose flag store came
+    /// after the owner cleared the flag.
+    #[cfg(test)]
+    pub fn answered_with_leftover_flag(&self, flag: &AtomicU8) {
+        self.seq.fetch_add(1, SeqCst);
+        self.seen.store(self.seq.load(SeqCst), Relaxed);
+        flag.store(1, SeqCst);
+    }
 }
 
 /// The calling thread's state of the kick signal before it took its vcpu, restored when
@@ -257,9 +281,9 @@ pub struct ThreadSignals {
     was_blocked: bool,
 }
 
-/// On the thread that has just claimed `v`: blocks the kick signal and, unless the vcpu
-/// has a mask of its own, makes the thread's mask (minus the kick signal) its run mask.
-pub fn on_claim(v: &Vcpu) -> Result<ThreadSignals> {
+/// On a thread that has just claimed a vcpu: blocks the kick signal; returns what to
+/// restore later and the thread's mask from before.
+pub fn block_on_thread() -> (ThreadSignals, libc::sigset_t) {
     let set = kick_set();
     // SAFETY: a zeroed sigset_t is valid storage for the old mask.
     let mut old: libc::sigset_t = unsafe { std::mem::zeroed() };
@@ -267,27 +291,7 @@ pub fn on_claim(v: &Vcpu) -> Result<ThreadSignals> {
     unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, &mut old) };
     // SAFETY: `old` was filled by pthread_sigmask.
     let was_blocked = unsafe { libc::sigismember(&old, signal()) } == 1;
-    let ts = ThreadSignals { was_blocked };
-    if !v.kick().own_mask.load(Relaxed) {
-        if let Err(e) = set_run_mask(v, &old) {
-            restore(&ts);
-            return Err(e);
-        }
-    }
-    Ok(ts)
-}
-
-/// Under the owner lock, after the owner was cleared, on the thread that gave `v` up:
-/// no kick signal is left pending on it, and none is in flight.
-pub fn on_release(v: &Vcpu) {
-    drain();
-    v.kick().armed.store(false, SeqCst);
-}
-
-/// Under the owner lock, for a vcpu whose owner thread ended without giving it up: its
-/// kick signal, if one was on its way, ended with the thread.
-pub fn on_orphaned(v: &Vcpu) {
-    v.kick().armed.store(false, SeqCst);
+    (ThreadSignals { was_blocked }, old)
 }
 
 /// Restores the thread's kick-signal state from before it claimed a vcpu.
@@ -299,18 +303,27 @@ pub fn restore(ts: &ThreadSignals) {
     }
 }
 
+/// The calling thread's signal mask.
+pub fn thread_mask() -> libc::sigset_t {
+    // SAFETY: a zeroed sigset_t is valid storage for the current mask.
+    let mut cur: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: with a NULL set, pthread_sigmask only reads the mask; cannot fail.
+    unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, std::ptr::null(), &mut cur) };
+    cur
+}
+
 /// Size of the kernel's sigset on x86-64 (`_NSIG / 8`), what KVM_SET_SIGNAL_MASK takes.
 const KERNEL_SIGSET: usize = 8;
 
 /// `struct kvm_signal_mask` with the kernel's sigset in place.
 #[repr(C)]
-struct SignalMask {
+pub struct SignalMask {
     len: u32,
     sigset: [u8; KERNEL_SIGSET],
 }
 
-/// KVM_SET_SIGNAL_MASK with `mask` minus the kick signal.
-fn set_run_mask(v: &Vcpu, mask: &libc::sigset_t) -> Result<()> {
+/// The argument of KVM_SET_SIGNAL_MASK for `mask` minus the kick signal.
+pub fn run_mask(mask: &libc::sigset_t) -> SignalMask {
     let mut m = *mask;
     // SAFETY: `m` is a valid sigset; cannot fail for a valid signal.
     unsafe { libc::sigdelset(&mut m, signal()) };
@@ -327,38 +340,7 @@ fn set_run_mask(v: &Vcpu, mask: &libc::sigset_t) -> Result<()> {
             KERNEL_SIGSET,
         )
     };
-    v.reading(|fd| {
-        // SAFETY: KVM_SET_SIGNAL_MASK reads a struct kvm_signal_mask of `len` sigset
-        // bytes, which `arg` is, alive across the call.
-        unsafe {
-            ioctl::ioctl(
-                fd.as_raw_fd(),
-                ioctl::KVM_SET_SIGNAL_MASK,
-                &arg as *const SignalMask as libc::c_ulong,
-            )
-        }
-        .map(|_| ())
-    })
-}
-
-/// `kvm_set_signal_mask` on the calling thread's vcpu `v`: `mask` while it runs, or
-/// (None) the thread's own mask; the kick signal unblocked either way.
-pub fn set_signal_mask(v: &Vcpu, mask: Option<&libc::sigset_t>) -> Result<()> {
-    match mask {
-        Some(m) => {
-            set_run_mask(v, m)?;
-            v.kick().own_mask.store(true, Relaxed);
-        }
-        None => {
-            // SAFETY: a zeroed sigset_t is valid storage for the current mask.
-            let mut cur: libc::sigset_t = unsafe { std::mem::zeroed() };
-            // SAFETY: with a NULL set, pthread_sigmask only reads the mask; cannot fail.
-            unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, std::ptr::null(), &mut cur) };
-            set_run_mask(v, &cur)?;
-            v.kick().own_mask.store(false, Relaxed);
-        }
-    }
-    Ok(())
+    arg
 }
 
 #[cfg(test)]
@@ -385,43 +367,9 @@ mod tests {
         }
     }
 
-    /// The state after an EINTR that counted a kick whose flag store came after the
-    /// owner cleared the flag: the next KVM_RUN exits at once on the leftover flag, and
-    /// that must not be a second EINTR for the same kick.
-    #[test]
-    fn a_leftover_flag_of_an_answered_kick_is_no_second_eintr() {
-        let Ok(vm_fd) = registry::create_vm() else {
-            return; // no /dev/kvm
-        };
-        let vm = registry::vm(vm_fd).unwrap();
-        vm.set_memory_region(0, 0, 0, 0x1000, None).unwrap();
-        // SAFETY: the slot's first byte, mapped while the VM lives.
-        unsafe { vm.guest_memory(0, 1).unwrap().write(0xf4) }; // hlt
-        registry::create_vcpu(vm_fd, 0).unwrap();
-        crate::vcpu::with_current(|v| {
-            let mut s = v.get_sregs()?;
-            s.cs.base = 0;
-            s.cs.selector = 0;
-            v.set_sregs(&s)?;
-            let mut r = v.get_regs()?;
-            r.rip = 0;
-            v.set_regs(&r)?;
-            let k = v.kick();
-            k.seq.fetch_add(1, SeqCst);
-            k.seen.store(k.seq.load(SeqCst), Relaxed);
-            exit_flag(v).store(1, SeqCst);
-            assert_eq!(v.run(), Ok(kvm_bindings::KVM_EXIT_HLT as i32));
-            Ok(())
-        })
-        .unwrap();
-        crate::vcpu::clear_current().unwrap();
-        registry::destroy_vm(vm_fd).unwrap();
-    }
-
     #[test]
     fn signal_mask_layout() {
         assert_eq!(std::mem::size_of::<SignalMask>(), 12);
         assert_eq!(std::mem::offset_of!(SignalMask, sigset), 4);
-        assert_eq!(ioctl::KVM_SET_SIGNAL_MASK, 0x4004_AE8B);
     }
 }

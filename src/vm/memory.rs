@@ -1,216 +1,17 @@
-//! A VM: its fd, its memory slots and the limits KVM reported for it.
+//! The VM's guest memory: slots (libkvm's or the caller's memory), aliases, the dirty
+//! log, and reads of guest memory for libkvm's own use. The slot table itself is
+//! src/vm/slots.rs.
 
+use super::slots::{self, Backing, Mapping, MemoryMap, Slot};
+use super::{Vm, ALIAS_SLOTS};
 use crate::error::{Errno, Result};
 use crate::ioctl;
-use crate::memory::{self, kvm_memory_alias, Backing, Mapping, MemoryMap, Slot};
-use crate::system;
-use crate::vcpu::Vcpu;
-use kvm_bindings::{kvm_dirty_log, kvm_userspace_memory_region, KVM_MEM_LOG_DIRTY_PAGES};
-use kvm_ioctls::{Cap, VmFd};
-use parking_lot::Mutex;
-use std::os::unix::io::{AsRawFd, RawFd};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
-
-/// KVM slot numbers reserved at the top of the kernel's range for memory aliases, which
-/// have their own namespace (`kvm_set_memory_alias`).
-pub(crate) const ALIAS_SLOTS: u32 = 32;
-
-/// One VM.
-#[derive(Debug)]
-pub struct Vm {
-    // Field order is drop order: the VM fd is closed before the memory it mapped is
-    // unmapped (vcpus are dropped earlier still, by the registry).
-    fd: VmFd,
-    memory: Mutex<MemoryMap>,
-    /// Memory slot numbers the caller may use: `0..user_slots`.
-    user_slots: u32,
-    /// What KVM_CAP_SYNC_REGS reported for this VM.
-    sync_caps: u64,
-    /// Whether kvm_create_irqchip() made an in-kernel irqchip (interrupts then take the
-    /// in-kernel path instead of KVM_INTERRUPT).
-    irqchip: AtomicBool,
-    /// How the local APICs work, shared with the vcpus.
-    apic: Arc<ApicMode>,
-    /// Kernel vcpus that a failed `create_vcpu` left behind, by id (see there).
-    kept: Mutex<Vec<(u32, KernelVcpu)>>,
-}
-
-/// The fd of a kernel vcpu that has no run area (yet); closed on drop.
-#[derive(Debug)]
-struct KernelVcpu(RawFd);
-
-impl Drop for KernelVcpu {
-    fn drop(&mut self) {
-        // SAFETY: the fd is this object's alone.
-        unsafe { crate::cancel::close(self.0) };
-    }
-}
-
-/// A close-on-exec duplicate of `fd` (fcntl F_DUPFD_CLOEXEC, no cancellation point).
-fn dup_cloexec(fd: RawFd) -> Result<RawFd> {
-    // SAFETY: F_DUPFD_CLOEXEC on an fd the caller owns makes a new one, owned by the caller.
-    crate::error::check(unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) })
-}
-
-/// How a VM's local APICs work, shared by the VM and its vcpus so that `kvm_interrupt`
-/// reads it without the registry lock.
-#[derive(Debug, Default)]
-pub struct ApicMode {
-    /// The local APICs are in the kernel.
-    in_kernel: AtomicBool,
-    /// The flags KVM_CAP_X2APIC_API was enabled with, over all enables (0: none).
-    x2apic_api: AtomicU64,
-}
-
-impl ApicMode {
-    /// Whether the local APICs are in the kernel.
-    pub fn in_kernel(&self) -> bool {
-        self.in_kernel.load(Ordering::Acquire)
-    }
-
-    /// Whether KVM_GET_LAPIC and MSI destinations use 32-bit x2APIC IDs
-    /// (KVM_CAP_X2APIC_API with KVM_X2APIC_API_USE_32BIT_IDS).
-    pub fn x2apic_32bit_ids(&self) -> bool {
-        self.x2apic_api.load(Ordering::Acquire)
-            & u64::from(kvm_bindings::KVM_X2APIC_API_USE_32BIT_IDS)
-            != 0
-    }
-}
+use crate::memory::kvm_memory_alias;
+use kvm_bindings::{
+    kvm_clear_dirty_log, kvm_dirty_log, kvm_userspace_memory_region, KVM_MEM_LOG_DIRTY_PAGES,
+};
 
 impl Vm {
-    /// KVM_CREATE_VM (type 0).
-    pub fn create() -> Result<Vm> {
-        let fd = system::kvm()?.create_vm().map_err(Errno::from)?;
-        let nr_slots = fd.check_extension_int(Cap::NrMemslots).max(0) as u32;
-        let sync_caps = fd.check_extension_int(Cap::SyncRegs).max(0) as u64;
-        Ok(Vm {
-            fd,
-            memory: Mutex::new(MemoryMap::default()),
-            user_slots: nr_slots
-                .saturating_sub(ALIAS_SLOTS)
-                .min(u16::MAX as u32 + 1),
-            sync_caps,
-            irqchip: AtomicBool::new(false),
-            apic: crate::error::try_arc(ApicMode::default())?,
-            kept: Mutex::new(Vec::new()),
-        })
-    }
-
-    /// The kvm-ioctls handle, for VM ioctls that take the kernel's struct as it is.
-    pub fn fd(&self) -> &VmFd {
-        &self.fd
-    }
-
-    /// KVM_CREATE_IRQCHIP, remembered for the calls whose path depends on it.
-    pub fn create_irqchip(&self) -> Result<()> {
-        self.fd.create_irq_chip().map_err(Errno::from)?;
-        self.irqchip.store(true, Ordering::Release);
-        self.apic.in_kernel.store(true, Ordering::Release);
-        Ok(())
-    }
-
-    /// Remembers that KVM_CAP_SPLIT_IRQCHIP put the local APICs in the kernel.
-    pub(crate) fn set_split_irqchip(&self) {
-        self.apic.in_kernel.store(true, Ordering::Release);
-    }
-
-    /// Remembers that KVM_CAP_X2APIC_API was enabled with `flags` (the kernel never turns
-    /// a flag off again, so neither does this).
-    pub(crate) fn set_x2apic_api(&self, flags: u64) {
-        self.apic.x2apic_api.fetch_or(flags, Ordering::AcqRel);
-    }
-
-    /// Whether the VM has the full in-kernel irqchip (PIC and IOAPIC too).
-    pub fn has_irqchip(&self) -> bool {
-        self.irqchip.load(Ordering::Acquire)
-    }
-
-    /// Memory slot numbers the caller may use: `0..user_slots()`.
-    pub fn user_slots(&self) -> u32 {
-        self.user_slots
-    }
-
-    /// The VM fd.
-    pub fn raw_fd(&self) -> RawFd {
-        self.fd.as_raw_fd()
-    }
-
-    /// KVM_CHECK_EXTENSION on the VM fd.
-    pub fn check_extension(&self, cap: libc::c_long) -> Result<i32> {
-        // SAFETY: KVM_CHECK_EXTENSION takes its argument by value.
-        unsafe { ioctl::ioctl(self.raw_fd(), ioctl::io(0x03), cap as libc::c_ulong) }
-    }
-
-    /// KVM_CREATE_VCPU plus the run-area mapping (not inherited by fork(): see `fork`).
-    ///
-    /// The kernel cannot remove a vcpu again, and answers a second KVM_CREATE_VCPU of an
-    /// id with EEXIST. So a kernel vcpu whose completion fails (the run area cannot be
-    /// mapped, no fd is left for it, or the caller gives it back with `keep_for_retry`)
-    /// is kept, and the next call with its id completes it instead of creating it.
-    pub fn create_vcpu(&self, id: u32) -> Result<Vcpu> {
-        let mut kept = self.kept.lock();
-        let kernel = match kept.iter().position(|(i, _)| *i == id) {
-            Some(k) => kept.swap_remove(k).1,
-            None => {
-                // Room to keep it, reserved before the kernel vcpu exists.
-                kept.try_reserve(1).map_err(|_| Errno(libc::ENOMEM))?;
-                // SAFETY: KVM_CREATE_VCPU takes the id by value; the kernel returns a new
-                // vcpu fd (O_CLOEXEC), which KernelVcpu owns from here.
-                KernelVcpu(unsafe {
-                    ioctl::ioctl(
-                        self.raw_fd(),
-                        ioctl::KVM_CREATE_VCPU,
-                        libc::c_ulong::from(id),
-                    )
-                }?)
-            }
-        };
-        match self.complete_vcpu(&kernel) {
-            Ok(v) => Ok(v), // `kernel`'s fd is closed; the vcpu lives on in `v`'s.
-            Err(e) => {
-                // Cannot allocate: the room was reserved, or freed by swap_remove.
-                kept.push((id, kernel));
-                Err(e)
-            }
-        }
-    }
-
-    /// A vcpu object for kernel vcpu `kernel`: its own fd (a duplicate) and run area.
-    fn complete_vcpu(&self, kernel: &KernelVcpu) -> Result<Vcpu> {
-        let fd = dup_cloexec(kernel.0)?;
-        // SAFETY: `fd` is a vcpu fd of this VM that nothing else owns; kvm-ioctls takes it
-        // over (and closes it if mapping the run area fails).
-        let fd = unsafe { self.fd.create_vcpu_from_rawfd(fd) }.map_err(Errno::from)?;
-        let v = Vcpu::new(fd, self.raw_fd(), self.sync_caps, self.apic.clone());
-        // SAFETY: advising the run area kvm-ioctls mapped with exactly this size; on
-        // failure `v` is dropped, which unmaps it and closes its fd.
-        crate::error::check(unsafe {
-            libc::madvise(v.run_area().cast(), self.fd.run_size(), libc::MADV_DONTFORK)
-        })?;
-        Ok(v)
-    }
-
-    /// Keeps the kernel vcpu behind `v`, vcpu `id` of this VM that the caller is about to
-    /// drop without handing it out, for the next `create_vcpu` with that id. Best effort:
-    /// without memory or an fd for it, the id stays taken in the kernel (EEXIST).
-    pub fn keep_for_retry(&self, id: u32, v: &Vcpu) {
-        let mut kept = self.kept.lock();
-        if kept.try_reserve(1).is_ok() {
-            if let Ok(fd) = dup_cloexec(v.raw_fd()) {
-                kept.push((id, KernelVcpu(fd)));
-            }
-        }
-    }
-
-    /// The fds of kernel vcpus kept for a retry (for a fork child, which closes its copies).
-    pub fn kept_fds(&self) -> Vec<RawFd> {
-        self.kept
-            .try_lock()
-            .map(|k| k.iter().map(|(_, f)| f.0).collect())
-            .unwrap_or_default()
-    }
-
     fn kvm_set_slot(
         &self,
         slot: u32,
@@ -243,7 +44,7 @@ impl Vm {
         size: u64,
         host: Option<*mut u8>,
     ) -> Result<()> {
-        if slot >= self.user_slots || flags & !memory::VALID_FLAGS != 0 {
+        if slot >= self.user_slots || flags & !slots::VALID_FLAGS != 0 {
             return Err(Errno(libc::EINVAL));
         }
         let mut mem = self.memory.lock();
@@ -285,9 +86,9 @@ impl Vm {
             drop(m);
             return Ok(());
         }
-        memory::check_range(gpa, size)?;
+        slots::check_range(gpa, size)?;
         if let Some(h) = host {
-            if h as usize % memory::PAGE_SIZE as usize != 0 {
+            if h as usize % slots::PAGE_SIZE as usize != 0 {
                 return Err(Errno(libc::EINVAL));
             }
             (h as u64).checked_add(size).ok_or(Errno(libc::EINVAL))?;
@@ -420,8 +221,8 @@ impl Vm {
             return Ok(());
         }
         let (gpa, size, target) = (a.guest_phys_addr, a.memory_size, a.target_phys_addr);
-        memory::check_range(gpa, size)?;
-        memory::check_range(target, size)?;
+        slots::check_range(gpa, size)?;
+        slots::check_range(target, size)?;
         let (tslot, t) = mem.containing(target, size)?;
         if tslot >= self.user_slots {
             // Inside another alias: only memory slots can be targets.
@@ -498,13 +299,7 @@ impl Vm {
         // SAFETY: KVM_GET_DIRTY_LOG reads one struct kvm_dirty_log, which lives across the
         // call, and writes the slot's bitmap (one bit per page, rounded up to 64 bits) to
         // `bitmap`, which the caller guarantees is that large.
-        unsafe {
-            ioctl::ioctl(
-                self.raw_fd(),
-                ioctl::iow::<kvm_dirty_log>(0x42),
-                &log as *const _ as libc::c_ulong,
-            )
-        }?;
+        unsafe { ioctl::ioctl_with_ref(self.raw_fd(), ioctl::KVM_GET_DIRTY_LOG, &log) }?;
         Ok(())
     }
 
@@ -527,10 +322,10 @@ impl Vm {
         self.kvm_dirty_log(slot, bitmap.cast())?;
         for (n, target) in mem.aliases_of(slot)? {
             let a = mem.get(n).expect("aliases_of returns existing slots");
-            let pages = a.size / memory::PAGE_SIZE;
+            let pages = a.size / slots::PAGE_SIZE;
             let mut words = crate::error::try_vec(pages.div_ceil(64) as usize, 0u64)?;
             self.kvm_dirty_log(n, words.as_mut_ptr().cast())?;
-            let first = (target - base) / memory::PAGE_SIZE;
+            let first = (target - base) / slots::PAGE_SIZE;
             for (w, &word) in words.iter().enumerate() {
                 let mut bits = word;
                 while bits != 0 {
@@ -542,6 +337,18 @@ impl Vm {
                 }
             }
         }
+        Ok(())
+    }
+
+    /// KVM_CLEAR_DIRTY_LOG. Only the caller's slots (`0..user_slots`, address space 0) are
+    /// accepted: slots above are libkvm's own (memory aliases).
+    pub fn clear_dirty_log(&self, log: &kvm_clear_dirty_log) -> Result<()> {
+        if log.slot >= self.user_slots() {
+            return Err(Errno(libc::ENOENT));
+        }
+        // SAFETY: KVM_CLEAR_DIRTY_LOG reads one struct kvm_clear_dirty_log; the bitmap it
+        // points to is the caller's (EFAULT from the kernel if it is not readable).
+        unsafe { ioctl::ioctl_with_ref(self.raw_fd(), ioctl::KVM_CLEAR_DIRTY_LOG, log) }?;
         Ok(())
     }
 }
