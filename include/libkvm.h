@@ -183,8 +183,8 @@ int kvm_set_identity_map_addr(int vm, uint64_t addr);
  in x2APIC mode by its 32-bit x2APIC ID. The dirty ring (KVM_CAP_DIRTY_LOG_RING*) is
  refused: it replaces the dirty bitmap kvm_get_dirty_log() reads. Errors: EBADF (not a
  VM), EFAULT (`cap` NULL), EINVAL (unknown capability, nonzero flags, arguments the
- kernel refuses, or the dirty ring), EBUSY or EEXIST
- (the capability must be enabled before vcpus or an irqchip exist).
+ kernel refuses, or the dirty ring), EEXIST (KVM_CAP_SPLIT_IRQCHIP once the VM has an
+ irqchip or a vcpu).
  */
 int kvm_enable_cap(int vm, const struct kvm_enable_cap *cap);
 
@@ -323,7 +323,8 @@ int kvm_coalesced_mmio_next(int vm, struct kvm_coalesced_mmio *entry);
  Runs the calling thread's vcpu until it exits to userspace; returns the exit reason
  (KVM_EXIT_IO, KVM_EXIT_MMIO, KVM_EXIT_HLT, ...), whose data is in kvm_run_area().
  Errors: ESRCH (no vcpu on this thread), EINTR (a signal arrived), and those of the
- KVM_RUN ioctl (EFAULT, EINVAL, ENOEXEC, ...).
+ KVM_RUN ioctl (EFAULT: guest memory the kernel cannot reach; EINVAL: a vcpu state the
+ kernel refuses to run).
  */
 int kvm_run(void);
 

@@ -12,7 +12,8 @@ use libc::c_int;
 /// Runs the calling thread's vcpu until it exits to userspace; returns the exit reason
 /// (KVM_EXIT_IO, KVM_EXIT_MMIO, KVM_EXIT_HLT, ...), whose data is in kvm_run_area().
 /// Errors: ESRCH (no vcpu on this thread), EINTR (a signal arrived), and those of the
-/// KVM_RUN ioctl (EFAULT, EINVAL, ENOEXEC, ...).
+/// KVM_RUN ioctl (EFAULT: guest memory the kernel cannot reach; EINVAL: a vcpu state the
+/// kernel refuses to run).
 #[no_mangle]
 pub extern "C" fn kvm_run() -> c_int {
     c_int(|| with_current(|v| v.run()))

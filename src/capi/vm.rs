@@ -93,8 +93,8 @@ pub extern "C" fn kvm_set_identity_map_addr(vm: c_int, addr: u64) -> c_int {
 /// in x2APIC mode by its 32-bit x2APIC ID. The dirty ring (KVM_CAP_DIRTY_LOG_RING*) is
 /// refused: it replaces the dirty bitmap kvm_get_dirty_log() reads. Errors: EBADF (not a
 /// VM), EFAULT (`cap` NULL), EINVAL (unknown capability, nonzero flags, arguments the
-/// kernel refuses, or the dirty ring), EBUSY or EEXIST
-/// (the capability must be enabled before vcpus or an irqchip exist).
+/// kernel refuses, or the dirty ring), EEXIST (KVM_CAP_SPLIT_IRQCHIP once the VM has an
+/// irqchip or a vcpu).
 #[no_mangle]
 pub extern "C" fn kvm_enable_cap(vm: c_int, cap: *const kvm_enable_cap) -> c_int {
     vm_set(vm, cap, |vm, a| vm.enable_cap(a))
