@@ -122,6 +122,18 @@ int main(void)
 	WITHOUT_MEMORY(kvm_get_dirty_log(vm, 1, bitmap));
 	OK(kvm_get_dirty_log(vm, 1, bitmap));
 
+	/* A GSI routing table: libkvm keeps a copy of it (for kvm_save_vm). */
+	static struct { struct kvm_irq_routing h; struct kvm_irq_routing_entry e[24]; } rt;
+	rt.h.nr = 24;
+	for (unsigned i = 0; i < 24; i++) {
+		rt.e[i].gsi = i;
+		rt.e[i].type = KVM_IRQ_ROUTING_IRQCHIP;
+		rt.e[i].u.irqchip.irqchip = KVM_IRQCHIP_IOAPIC;
+		rt.e[i].u.irqchip.pin = i;
+	}
+	WITHOUT_MEMORY(kvm_set_gsi_routing(vm, &rt.h));
+	OK(kvm_set_gsi_routing(vm, &rt.h));
+
 	/* What needs no memory of libkvm's works with memory exhausted: a new alias (the
 	 * target's host memory in another KVM slot, its table entry reserved beforehand) and
 	 * the supported CPUID (the kernel's own table, copied to the caller's). Their pages'

@@ -659,9 +659,9 @@ int kvm_irq_line_status(int vm, struct kvm_irq_level *line);
  Replaces VM `vm`'s whole GSI routing table with `routing` (`nr` entries after the
  header): each entry routes a GSI to an irqchip pin, an MSI message, or another kind the
  kernel knows. kvm_irq_line(), kvm_irqfd() and kvm_signal_msi() use the table. Errors:
- EBADF (not a VM), EFAULT (`routing` NULL or its entries unreadable), EINVAL (nonzero
- flags, too many entries, a GSI out of range, an entry the kernel refuses, or no
- in-kernel irqchip).
+ EBADF (not a VM), EFAULT (`routing` NULL or its entries unreadable), ENOMEM (no memory
+ for libkvm's copy, which kvm_save_vm() saves), EINVAL (nonzero flags, too many entries,
+ a GSI out of range, an entry the kernel refuses, or no in-kernel irqchip).
  */
 int kvm_set_gsi_routing(int vm, const struct kvm_irq_routing *routing);
 
@@ -834,7 +834,8 @@ int kvm_restore_vm(int vm, const void *buf, size_t len);
  look at `arg`, except for KVM_ENABLE_CAP. Calls that change what libkvm tracks have their
  own functions and are refused here with EINVAL: KVM_SET_USER_MEMORY_REGION(2)
  (kvm_set_memory_region()), KVM_CREATE_VCPU (kvm_create_vcpu()), KVM_CREATE_IRQCHIP
- (kvm_create_irqchip()), KVM_ENABLE_CAP of KVM_CAP_SPLIT_IRQCHIP or KVM_CAP_X2APIC_API
+ (kvm_create_irqchip()), KVM_SET_GSI_ROUTING (kvm_set_gsi_routing(), which keeps the
+ table for kvm_save_vm()), KVM_ENABLE_CAP of KVM_CAP_SPLIT_IRQCHIP or KVM_CAP_X2APIC_API
  (kvm_enable_cap()) and of the dirty ring (KVM_CAP_DIRTY_LOG_RING*, which libkvm does not
  support); so is a request with any of bits 63:32 set (the kernel's ioctl number is 32
  bits, so such a request would reach it as another one). Errors: EBADF (not a VM), EINVAL

@@ -113,17 +113,15 @@ pub extern "C" fn kvm_irq_line_status(vm: c_int, line: *mut kvm_irq_level) -> c_
 /// Replaces VM `vm`'s whole GSI routing table with `routing` (`nr` entries after the
 /// header): each entry routes a GSI to an irqchip pin, an MSI message, or another kind the
 /// kernel knows. kvm_irq_line(), kvm_irqfd() and kvm_signal_msi() use the table. Errors:
-/// EBADF (not a VM), EFAULT (`routing` NULL or its entries unreadable), EINVAL (nonzero
-/// flags, too many entries, a GSI out of range, an entry the kernel refuses, or no
-/// in-kernel irqchip).
+/// EBADF (not a VM), EFAULT (`routing` NULL or its entries unreadable), ENOMEM (no memory
+/// for libkvm's copy, which kvm_save_vm() saves), EINVAL (nonzero flags, too many entries,
+/// a GSI out of range, an entry the kernel refuses, or no in-kernel irqchip).
 #[no_mangle]
 pub extern "C" fn kvm_set_gsi_routing(vm: c_int, routing: *const kvm_irq_routing) -> c_int {
     c_int(|| {
         let vm = registry::vm(vm)?;
         input(routing)?;
-        // SAFETY: `routing` is the caller's non-NULL table; the kernel reads `nr` entries
-        // after the header with copy_from_user.
-        unsafe { vm.set_gsi_routing(routing) }?;
+        vm.set_gsi_routing(routing)?;
         Ok(0)
     })
 }

@@ -19,7 +19,8 @@ use libc::c_void;
 /// look at `arg`, except for KVM_ENABLE_CAP. Calls that change what libkvm tracks have their
 /// own functions and are refused here with EINVAL: KVM_SET_USER_MEMORY_REGION(2)
 /// (kvm_set_memory_region()), KVM_CREATE_VCPU (kvm_create_vcpu()), KVM_CREATE_IRQCHIP
-/// (kvm_create_irqchip()), KVM_ENABLE_CAP of KVM_CAP_SPLIT_IRQCHIP or KVM_CAP_X2APIC_API
+/// (kvm_create_irqchip()), KVM_SET_GSI_ROUTING (kvm_set_gsi_routing(), which keeps the
+/// table for kvm_save_vm()), KVM_ENABLE_CAP of KVM_CAP_SPLIT_IRQCHIP or KVM_CAP_X2APIC_API
 /// (kvm_enable_cap()) and of the dirty ring (KVM_CAP_DIRTY_LOG_RING*, which libkvm does not
 /// support); so is a request with any of bits 63:32 set (the kernel's ioctl number is 32
 /// bits, so such a request would reach it as another one). Errors: EBADF (not a VM), EINVAL
@@ -100,9 +101,10 @@ const RESERVED_VCPU: [u64; 3] = [
 ];
 
 /// VM ioctls whose effect libkvm must know about, refused by kvm_vm_ioctl().
-const RESERVED_VM: [u64; 4] = [
+const RESERVED_VM: [u64; 5] = [
     ioctl::KVM_SET_USER_MEMORY_REGION,
     ioctl::KVM_SET_USER_MEMORY_REGION2,
     ioctl::KVM_CREATE_VCPU,
     ioctl::KVM_CREATE_IRQCHIP,
+    ioctl::KVM_SET_GSI_ROUTING,
 ];

@@ -43,6 +43,8 @@ pub(super) const T_PIC_SLAVE: u32 = 0x0103;
 pub(super) const T_IOAPIC: u32 = 0x0104;
 pub(super) const T_PIT2: u32 = 0x0105;
 pub(super) const T_CLOCK: u32 = 0x0106;
+/// The GSI routing table last set with kvm_set_gsi_routing (absent: the kernel's default).
+pub(super) const T_GSI_ROUTING: u32 = 0x0107;
 
 pub(super) fn bad() -> Errno {
     Errno(libc::EBADMSG)

@@ -4,6 +4,7 @@
 use super::blob::*;
 use crate::error::{nomem, Errno, Result};
 use crate::registry;
+use crate::vm::irq::{routing_len, MAX_ROUTES};
 use crate::vm::Vm;
 use kvm_bindings::{kvm_clock_data, kvm_irqchip, kvm_pit_state2};
 
@@ -15,6 +16,8 @@ struct VmState {
     pic: Option<(kvm_irqchip, kvm_irqchip, kvm_irqchip)>,
     pit: Option<kvm_pit_state2>,
     clock: kvm_clock_data,
+    /// The GSI routing table as kvm_set_gsi_routing last set it (None: the default).
+    routing: Option<Vec<u8>>,
 }
 
 fn chip(vm: &Vm, id: u32) -> Result<kvm_irqchip> {
@@ -47,6 +50,7 @@ fn capture_vm(vm: &Vm) -> Result<VmState> {
         pic,
         pit,
         clock: vm.get_clock()?,
+        routing: vm.gsi_routing()?,
     })
 }
 
@@ -74,6 +78,9 @@ fn encode_vm(s: &VmState) -> Result<Vec<u8>> {
         w.section(T_PIT2, bytes_of(p))?;
     }
     w.section(T_CLOCK, bytes_of(&s.clock))?;
+    if let Some(r) = &s.routing {
+        w.section(T_GSI_ROUTING, r)?;
+    }
     Ok(w.finish())
 }
 
@@ -112,12 +119,26 @@ fn decode_vm(blob: &[u8]) -> Result<VmState> {
     if !chips_ok {
         return Err(bad());
     }
+    let routing = match s.get(T_GSI_ROUTING) {
+        None => None,
+        Some(r) => {
+            // A whole struct kvm_irq_routing: its header's `nr` says how long it is.
+            if r.len() < 8 || le32(r, 0) > MAX_ROUTES || r.len() != routing_len(le32(r, 0)) {
+                return Err(bad());
+            }
+            let mut table = Vec::new();
+            table.try_reserve_exact(r.len()).map_err(nomem)?;
+            table.extend_from_slice(r);
+            Some(table)
+        }
+    };
     Ok(VmState {
         nr_vcpus: le32(info, 0),
         layout,
         pic,
         pit: s.opt(T_PIT2)?,
         clock: pod(s.need(T_CLOCK)?)?,
+        routing,
     })
 }
 
@@ -130,6 +151,9 @@ fn check_vm_fits(vm: &Vm, s: &VmState) -> Result<()> {
     }
     if s.pit.is_some() {
         vm.get_pit2()?; // ENXIO without a PIT
+    }
+    if s.routing.is_some() && !vm.has_in_kernel_apics() {
+        return Err(Errno(libc::ENXIO)); // no in-kernel irqchip to route to
     }
     Ok(())
 }
@@ -149,7 +173,19 @@ fn apply_vm(vm: &Vm, s: &VmState) -> Result<()> {
         clock: s.clock.clock,
         ..Default::default()
     };
-    vm.set_clock(&clock)
+    vm.set_clock(&clock)?;
+    // Last: the kernel cannot give back the table it replaces, so a refusal of anything
+    // above must not have changed it. A VM saved with the default table keeps the table
+    // it has (the kernel's default, unless its program set one).
+    match &s.routing {
+        Some(r) => {
+            let mut table = Vec::new();
+            table.try_reserve_exact(r.len()).map_err(nomem)?;
+            table.extend_from_slice(r);
+            vm.load_gsi_routing(table)
+        }
+        None => Ok(()),
+    }
 }
 
 /// `kvm_save_vm`: the blob of VM `vm`'s device state.

@@ -6,10 +6,42 @@ use crate::error::{Errno, Result};
 use crate::ioctl;
 use crate::system;
 use kvm_bindings::{
-    kvm_ioeventfd, kvm_irq_level, kvm_irq_routing, kvm_irqchip, kvm_irqfd, kvm_msi, kvm_pit_config,
-    kvm_pit_state2, KVM_CAP_IRQ_ROUTING, KVM_IRQFD_FLAG_DEASSIGN, KVM_PIT_SPEAKER_DUMMY,
+    kvm_ioeventfd, kvm_irq_level, kvm_irq_routing, kvm_irq_routing_entry, kvm_irqchip, kvm_irqfd,
+    kvm_msi, kvm_pit_config, kvm_pit_state2, KVM_CAP_IRQ_ROUTING, KVM_IRQFD_FLAG_DEASSIGN,
+    KVM_PIT_SPEAKER_DUMMY,
 };
 use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
+
+/// `struct kvm_irq_routing`'s header (nr, flags) before its entries.
+const ROUTING_HEADER: usize = std::mem::size_of::<kvm_irq_routing>();
+/// The most entries KVM_SET_GSI_ROUTING takes (the kernel's KVM_MAX_IRQ_ROUTES).
+pub(crate) const MAX_ROUTES: u32 = 4096;
+
+/// The size of a struct kvm_irq_routing with `nr` entries.
+pub(crate) fn routing_len(nr: u32) -> usize {
+    ROUTING_HEADER + nr as usize * std::mem::size_of::<kvm_irq_routing_entry>()
+}
+
+/// Copies `dst.len()` bytes from this process's address `src` with process_vm_readv:
+/// EFAULT where any of them is not readable, instead of a fault.
+fn read_own(src: *const u8, dst: &mut [u8]) -> Result<()> {
+    let local = libc::iovec {
+        iov_base: dst.as_mut_ptr().cast(),
+        iov_len: dst.len(),
+    };
+    let remote = libc::iovec {
+        iov_base: src as *mut libc::c_void,
+        iov_len: dst.len(),
+    };
+    // SAFETY: `local` describes `dst`, writable for its length; the remote range is only
+    // read, by the kernel, which checks it. Reading one's own memory needs no privilege.
+    let n = unsafe { libc::process_vm_readv(libc::getpid(), &local, 1, &remote, 1, 0) };
+    match n {
+        n if n >= 0 && n as usize == dst.len() => Ok(()),
+        n if n >= 0 => Err(Errno(libc::EFAULT)), // a partial read: the rest is unreadable
+        _ => Err(Errno::last()),
+    }
+}
 
 impl Vm {
     /// KVM_GET_IRQCHIP: `chip.chip_id` selects the PIC master (0), slave (1) or IOAPIC (2).
@@ -43,21 +75,62 @@ impl Vm {
         Ok(())
     }
 
-    /// KVM_SET_GSI_ROUTING on the caller's table (header plus `nr` entries).
-    ///
-    /// # Safety
-    /// `routing` must point at a readable struct kvm_irq_routing followed by `nr` entries.
-    pub unsafe fn set_gsi_routing(&self, routing: *const kvm_irq_routing) -> Result<()> {
-        // SAFETY: the caller vouches for the table; the kernel reads the header, checks `nr`
-        // against its limit and copies exactly `nr` entries (EFAULT if they are not there).
+    /// KVM_SET_GSI_ROUTING on the caller's table (header plus `nr` entries), kept as the
+    /// VM's routing for kvm_save_vm. The table is read with process_vm_readv, so memory
+    /// the caller cannot read is EFAULT (as the kernel would say), never a crash; the
+    /// kernel is given libkvm's copy, so what is kept is exactly what it took.
+    pub fn set_gsi_routing(&self, routing: *const kvm_irq_routing) -> Result<()> {
+        let mut header = [0u8; ROUTING_HEADER];
+        read_own(routing.cast(), &mut header)?;
+        let nr = u32::from_le_bytes([header[0], header[1], header[2], header[3]]);
+        if nr > MAX_ROUTES {
+            return Err(Errno(libc::EINVAL)); // the kernel's answer, without the allocation
+        }
+        let mut table = Vec::new();
+        table
+            .try_reserve_exact(routing_len(nr))
+            .map_err(crate::error::nomem)?;
+        table.resize(routing_len(nr), 0);
+        read_own(routing.cast(), &mut table)?;
+        self.load_gsi_routing(table)
+    }
+
+    /// Issues KVM_SET_GSI_ROUTING with `table` (a whole struct kvm_irq_routing: its length
+    /// checked against its `nr`) and keeps it. Under the routing lock, so the table kept
+    /// is the one in force whichever of two racing callers won.
+    pub(crate) fn load_gsi_routing(&self, table: Vec<u8>) -> Result<()> {
+        if table.len() < ROUTING_HEADER
+            || table.len()
+                != routing_len(u32::from_le_bytes([table[0], table[1], table[2], table[3]]))
+        {
+            return Err(Errno(libc::EINVAL));
+        }
+        let mut kept = self.routes.lock();
+        // SAFETY: `table` is a struct kvm_irq_routing header followed by its `nr` entries
+        // (length checked above), alive across the call; the kernel only reads it.
         unsafe {
             ioctl::ioctl(
                 self.raw_fd(),
                 ioctl::KVM_SET_GSI_ROUTING,
-                routing as libc::c_ulong,
+                table.as_ptr() as libc::c_ulong,
             )
         }?;
+        *kept = table;
         Ok(())
+    }
+
+    /// A copy of the GSI routing table last set, None while the kernel's default is in
+    /// force (kvm_save_vm).
+    pub(crate) fn gsi_routing(&self) -> Result<Option<Vec<u8>>> {
+        let kept = self.routes.lock();
+        if kept.is_empty() {
+            return Ok(None);
+        }
+        let mut copy = Vec::new();
+        copy.try_reserve_exact(kept.len())
+            .map_err(crate::error::nomem)?;
+        copy.extend_from_slice(&kept);
+        Ok(Some(copy))
     }
 
     /// KVM_CREATE_PIT2 with `flags` (0 or KVM_PIT_SPEAKER_DUMMY; EINVAL for others, which

@@ -1,7 +1,7 @@
 //! A VM: its fd, its memory slots and the limits KVM reported for it.
 
 mod coalesced;
-mod irq;
+pub(crate) mod irq;
 mod memory;
 pub mod slots;
 
@@ -40,6 +40,10 @@ pub struct Vm {
     apic: Arc<ApicMode>,
     /// Kernel vcpus that a failed `create_vcpu` left behind, by id (see there).
     kept: Mutex<Vec<(u32, KernelVcpu)>>,
+    /// The GSI routing table last set (header and entries, as the kernel took it), empty
+    /// while the kernel's default is in force: the kernel has no call that reads it back,
+    /// and kvm_save_vm needs it (vm/irq.rs).
+    routes: Mutex<Vec<u8>>,
 }
 
 /// The fd of a kernel vcpu that has no run area (yet); closed on drop.
@@ -96,6 +100,7 @@ impl Vm {
             irqchip: AtomicBool::new(false),
             apic: crate::error::try_arc(ApicMode::default())?,
             kept: Mutex::new(Vec::new()),
+            routes: Mutex::new(Vec::new()),
         })
     }
 
@@ -126,6 +131,12 @@ impl Vm {
     /// Whether the VM has the full in-kernel irqchip (PIC and IOAPIC too).
     pub fn has_irqchip(&self) -> bool {
         self.irqchip.load(Ordering::Acquire)
+    }
+
+    /// Whether the local APICs are in the kernel (a full or a split irqchip): what GSI
+    /// routing needs.
+    pub fn has_in_kernel_apics(&self) -> bool {
+        self.apic.in_kernel()
     }
 
     /// Memory slot numbers the caller may use: `0..user_slots()`.
