@@ -40,7 +40,7 @@ WARN_CFLAGS := -Wall -Wextra $(WERROR) -std=gnu11
 HOST_CFLAGS = $(CPPFLAGS) $(WARN_CFLAGS) $(CFLAGS)
 
 # What the Rust staticlib needs from the system: `rustc --print native-static-libs`
-# (c-tests/static-archive.sh checks this list against it) without its -lgcc_s. The
+# (c-tests/invariants/static-archive.sh checks this list against it) without its -lgcc_s. The
 # unwinder is the C compiler driver's business: a dynamic link gets libgcc_s (as needed),
 # a -static link libgcc_eh; a -lgcc_s here made every -static link fail. The shared
 # object links them, and libkvm.pc lists them in Libs.private for static users.

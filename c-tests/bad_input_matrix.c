@@ -39,7 +39,7 @@ static void count_class(const char *class)
 }
 
 /* With MATRIX_ERRNOS set, every (function, errno) pair checked is printed, once, for
- * c-tests/matrix-man.sh to look up in the function's man page. */
+ * c-tests/invariants/matrix-man.sh to look up in the function's man page. */
 static int list_pairs;
 static struct { char fn[48]; int err; } pairs[512];
 static int n_pairs;

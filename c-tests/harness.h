@@ -36,7 +36,7 @@
 	note_errno(#call, e_); } while (0)
 
 /* Records that a test saw `call`'s function fail with `err` (CHECK_ERR does), for
- * c-tests/matrix-man.sh, which checks that every errno a man page lists is produced by
+ * c-tests/invariants/matrix-man.sh, which checks that every errno a man page lists is produced by
  * some test. Appends "function ERRNAME" to $LIBKVM_TEST_ERRNOS when the runner sets it. */
 void note_errno(const char *call, int err);
 

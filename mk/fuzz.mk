@@ -4,7 +4,7 @@
 # built as a staticlib with SanitizerCoverage (stable rustc: -Cpasses=sancov-module), so
 # that libFuzzer's coverage (cov/ft) counts libkvm's own branches. --target keeps the
 # instrumentation off build scripts. `make fuzz` runs it FUZZ_SECONDS; `make check` runs
-# it briefly (c-tests/fuzz.sh). The corpus grows in build/fuzz/corpus.
+# it briefly (c-tests/integration/fuzz.sh). The corpus grows in build/fuzz/corpus.
 FUZZ_SECONDS ?= 60
 FUZZ_CC ?= clang
 FUZZ_TARGET := x86_64-unknown-linux-gnu

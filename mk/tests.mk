@@ -2,7 +2,10 @@
 # ways `make check`, `make check-valgrind` and `make check-asan` run them (c-tests/README.md).
 
 TEST_SRCS := $(filter-out c-tests/harness.c,$(wildcard c-tests/*.c))
-TEST_SCRIPTS := $(wildcard c-tests/*.sh)
+# Behaviour scripts, then the integration runs (kvmrun, fuzzer, benchmarks), then the
+# invariant checks (surface, header, ABI, man pages, layouts, packaging): matrix-man.sh
+# reads the errnos that the C tests before it saw.
+TEST_SCRIPTS := $(wildcard c-tests/*.sh) $(wildcard c-tests/integration/*.sh) $(wildcard c-tests/invariants/*.sh)
 GUEST_OBJS := $(patsubst c-tests/guests/%.S,$(B)/c-tests/guests/%.o,$(wildcard c-tests/guests/*.S))
 
 # ---- guest kernels: freestanding 32-bit multiboot ELF, built by the host gcc ---------
@@ -78,7 +81,7 @@ check-cargo:
 # ---- the three runs -----------------------------------------------------------------
 
 # Everything `make check` runs ends in one summary line from the runner. `tests` builds
-# what the tests run, the benchmarks too (c-tests/bench.sh only runs them): no test calls
+# what the tests run, the benchmarks too (c-tests/integration/bench.sh only runs them): no test calls
 # make to build something for itself (the install tests call make to test its install
 # targets).
 check: deps deps-valgrind tools all tests check-cargo fuzz-build
