@@ -544,9 +544,7 @@ static void *thread_detached(void *arg)
 
 static void run_in_thread(void *(*fn)(void *))
 {
-	pthread_t t;
-	CHECK(pthread_create(&t, NULL, fn, NULL) == 0);
-	CHECK(pthread_join(t, NULL) == 0);
+	on_thread(fn, NULL);
 }
 
 /* ---- value classes, one function per area ---------------------------------------- */
