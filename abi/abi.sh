@@ -3,7 +3,7 @@
 # library (every exported function with its symbol version, parameter and return types,
 # and the full layout of every struct they reach).
 #
-#   abi/abi.sh check    (make check, through c-tests/abi.sh) compares the built library
+#   abi/abi.sh check    (make check, through c-tests/invariants/abi.sh) compares the built library
 #                       with the baseline: any difference fails.
 #   abi/abi.sh record   (make abi-baseline) rewrites the baseline from the built library,
 #                       but refuses a change that a released version node forbids.
@@ -18,7 +18,7 @@
 # The types come from the DWARF of the crate's own code (Cargo.toml gives the libkvm
 # package full debug info in the release profile; with line tables only, libabigail sees
 # no parameters at all). The header is generated from the same Rust signatures by cbindgen,
-# so this is also the ABI of include/libkvm.h; c-tests/surface.sh checks that both name
+# so this is also the ABI of include/libkvm.h; c-tests/invariants/surface.sh checks that both name
 # the same functions.
 set -euo pipefail
 cd "$(dirname "$0")/.."

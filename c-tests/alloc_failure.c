@@ -76,14 +76,8 @@ int main(void)
 	struct kvm_memory_alias alias = { .slot = 0, .guest_phys_addr = 0x200000,
 		.memory_size = 0x1000, .target_phys_addr = 0x100000 };
 	OK(kvm_set_memory_alias(vm, &alias));
-	load_blob(vm, 0x1000, BLOB(rm_report));
-	OK(kvm_create_vcpu(vm, 0));
-	setup_real_mode(0x1000);
-	struct kvm_regs r;
-	OK(kvm_get_regs(&r));
-	r.rsi = 0x1234;
-	r.rbx = 0x40;
-	OK(kvm_set_regs(&r));
+	real_mode_vcpu(vm, 0, 0x1000, BLOB(rm_report));
+	EDIT_REGS(r, r.rsi = 0x1234; r.rbx = 0x40);
 	CHECK_EQ(run_until_out(0x10), 0x2468);
 	size_t vlen = sizeof(vcpu_blob), mlen = sizeof(vm_blob);
 	OK(kvm_save_vcpu(vcpu_blob, &vlen));
@@ -100,6 +94,7 @@ int main(void)
 	CHECK_EQ(len, vlen);
 
 	/* A failed restore changes nothing: the registers are those of the running vcpu. */
+	struct kvm_regs r;
 	struct kvm_regs changed = r;
 	OK(kvm_get_regs(&changed));
 	changed.rbx = 0x50;

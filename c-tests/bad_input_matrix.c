@@ -39,7 +39,7 @@ static void count_class(const char *class)
 }
 
 /* With MATRIX_ERRNOS set, every (function, errno) pair checked is printed, once, for
- * c-tests/matrix-man.sh to look up in the function's man page. */
+ * c-tests/invariants/matrix-man.sh to look up in the function's man page. */
 static int list_pairs;
 static struct { char fn[48]; int err; } pairs[512];
 static int n_pairs;
@@ -544,9 +544,7 @@ static void *thread_detached(void *arg)
 
 static void run_in_thread(void *(*fn)(void *))
 {
-	pthread_t t;
-	CHECK(pthread_create(&t, NULL, fn, NULL) == 0);
-	CHECK(pthread_join(t, NULL) == 0);
+	on_thread(fn, NULL);
 }
 
 /* ---- value classes, one function per area ---------------------------------------- */

@@ -202,10 +202,7 @@ int main(int argc, char **argv)
 	CHECK(counter);
 	vcpu_fd = OK(kvm_create_vcpu(vm, 0));
 	setup_user_long_mode(vm, 0x10000, 0x4000);
-	struct kvm_regs regs;
-	OK(kvm_get_regs(&regs));
-	regs.rdi = 0x3000;
-	OK(kvm_set_regs(&regs));
+	EDIT_REGS(regs, regs.rdi = 0x3000);
 	OK(kvm_detach_vcpu());
 
 	if (!only || !strcmp(only, "run")) {

@@ -20,9 +20,7 @@ int main(void)
 	int vm = vm_with_memory(0x10000);
 	struct kvm_coalesced_mmio e;
 	CHECK_EQ(OK(kvm_coalesced_mmio_next(vm, &e)), 0);      /* no vcpu: nothing yet */
-	load_blob(vm, 0x2000, BLOB(pm_coalesced));
-	OK(kvm_create_vcpu(vm, 0));
-	setup_protected_mode(0x2000);
+	protected_mode_vcpu(vm, 0, 0x2000, BLOB(pm_coalesced));
 
 	struct kvm_coalesced_mmio_zone mmio = { .addr = 0xd0000000, .size = 0x1000 };
 	OK(kvm_register_coalesced_mmio(vm, &mmio));

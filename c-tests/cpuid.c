@@ -2,14 +2,6 @@
 #include "harness.h"
 #include <pthread.h>
 
-static struct kvm_cpuid2 *cpuid_alloc(unsigned n)
-{
-	struct kvm_cpuid2 *c = calloc(1, sizeof(*c) + n * sizeof(c->entries[0]));
-	CHECK(c != NULL);
-	c->nent = n;
-	return c;
-}
-
 static uint32_t sig(const char *s)
 {
 	uint32_t v;
@@ -70,9 +62,7 @@ int main(void)
 	hv->edx = sig("st!!");
 
 	int vm = vm_with_memory(0x10000);
-	load_blob(vm, 0x1000, BLOB(rm_cpuid));
-	OK(kvm_create_vcpu(vm, 0));
-	setup_real_mode(0x1000);
+	real_mode_vcpu(vm, 0, 0x1000, BLOB(rm_cpuid));
 	OK(kvm_set_cpuid(c));
 	CHECK_EQ(run_until_out(0x10), 0x40000001);
 	CHECK_EQ(run_until_out(0x11), sig("libk"));
@@ -101,9 +91,7 @@ int main(void)
 	CHECK_ERR(kvm_set_cpuid(NULL), EFAULT);
 	struct kvm_cpuid2 *big = cpuid_alloc(257);
 	CHECK_ERR(kvm_set_cpuid(big), E2BIG);
-	pthread_t t;
-	CHECK(pthread_create(&t, NULL, no_vcpu, c) == 0);
-	CHECK(pthread_join(t, NULL) == 0);
+	on_thread(no_vcpu, c);
 
 	free(big);
 	free(c);

@@ -49,11 +49,7 @@ int main(void)
 		FAIL("kvm_create_vcpu retry with the same id: %s", strerror(errno));
 	CHECK_EQ(count_kvm_fds(), fds + 1);
 	setup_real_mode(0x1000);
-	struct kvm_regs regs;
-	OK(kvm_get_regs(&regs));
-	regs.rsi = 21;
-	regs.rbx = 6;
-	OK(kvm_set_regs(&regs));
+	EDIT_REGS(regs, regs.rsi = 21; regs.rbx = 6);
 	CHECK_EQ(run_until_out(0x10), 42);
 	CHECK_EQ(run_until_out(0x11), 7);
 	run_expect(KVM_EXIT_HLT);

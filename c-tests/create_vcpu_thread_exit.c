@@ -33,9 +33,7 @@ int main(void)
 	OK(kvm_detach_vcpu());
 	CHECK(pthread_key_create(&key, at_exit) == 0);
 	int before = count_kvm_fds();
-	pthread_t t;
-	CHECK(pthread_create(&t, NULL, thread, NULL) == 0);
-	CHECK(pthread_join(t, NULL) == 0);
+	on_thread(thread, NULL);
 	if (result != -1) {
 		/* The C library ran the key destructor first: nothing to test here. */
 		OK(kvm_destroy_vm(vm));

@@ -37,10 +37,7 @@ static void wait_guest_runs(void)
 static void setup_spin(void)
 {
 	setup_user_long_mode(vm, 0x10000, 0x4000);
-	struct kvm_regs regs;
-	OK(kvm_get_regs(&regs));
-	regs.rdi = 0x3000;
-	OK(kvm_set_regs(&regs));
+	EDIT_REGS(regs, regs.rdi = 0x3000);
 }
 
 /* Runs the vcpu on the calling thread until a SIGALRM ends kvm_run; the guest must

@@ -79,9 +79,7 @@ int main(void)
 
 	/* Bad input. */
 	CHECK_ERR(kvm_debug_guest(NULL), EFAULT);
-	pthread_t t;
-	CHECK(pthread_create(&t, NULL, no_vcpu, NULL) == 0);
-	CHECK(pthread_join(t, NULL) == 0);
+	on_thread(no_vcpu, NULL);
 
 	OK(kvm_detach_vcpu());
 	OK(kvm_destroy_vm(vm));

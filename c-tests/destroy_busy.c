@@ -16,10 +16,7 @@ static void *vcpu_thread(void *arg)
 	/* Page tables of its own: another thread's setup must not rewrite the tables
 	 * this vcpu is running on. */
 	setup_user_long_mode(vm, 0x10000 + 0x3000 * id, 0x4000);
-	struct kvm_regs r;
-	OK(kvm_get_regs(&r));
-	r.rdi = 0x3000 + 8 * id;
-	OK(kvm_set_regs(&r));
+	EDIT_REGS(r, r.rdi = 0x3000 + 8 * id);
 	atomic_store(&fds[id], fd);
 	errno = 0;
 	CHECK_EQ(kvm_run(), -1); /* an endless loop, until kicked */

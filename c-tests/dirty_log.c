@@ -39,10 +39,7 @@ int main(void)
 
 	OK(kvm_create_vcpu(vm, 0));
 	setup_protected_mode(0x2000);
-	struct kvm_regs r;
-	OK(kvm_get_regs(&r));
-	r.rsi = 0x3000;
-	OK(kvm_set_regs(&r));
+	EDIT_REGS(r, r.rsi = 0x3000);
 
 	/* Nothing written yet; the host's own writes are not logged. */
 	*(uint32_t *)kvm_guest_memory(vm, SLOT_GPA + 0x2000, 4) = 1;

@@ -33,9 +33,7 @@ int main(void)
 	struct kvm_pit_config pit = { 0 };
 	CHECK_ERR(kvm_vm_ioctl(vm, KVM_CREATE_PIT2, &pit), ENOENT);
 
-	pthread_t t;
-	CHECK(pthread_create(&t, NULL, no_vcpu, NULL) == 0);
-	CHECK(pthread_join(t, NULL) == 0);
+	on_thread(no_vcpu, NULL);
 
 	OK(kvm_create_vcpu(vm, 0));
 	setup_real_mode(0x1000);

@@ -15,32 +15,21 @@ static int vm, vcpu_fd;
 static struct kvm_run *run_area;
 static uint8_t *guest_ram;
 
+/* /dev/kvm or a VM/vcpu fd: not a path that merely has "kvm" in it (the test's own log in
+ * a checkout such as .../libkvm/build/). */
+static void flag_kvm_fd(const char *fd, const char *target, void *bad)
+{
+	if (strcmp(target, "/dev/kvm") == 0 || strncmp(target, "anon_inode:kvm", 14) == 0) {
+		fprintf(stderr, "fd %s -> %s survived exec\n", fd, target);
+		*(int *)bad = 1;
+	}
+}
+
 /* --list-fds: run after exec; fails if any KVM fd was inherited. */
 static int list_fds(void)
 {
-	DIR *d = opendir("/proc/self/fd");
-	if (!d)
-		return 2;
-	int bad = 0, n = 0;
-	struct dirent *e;
-	while ((e = readdir(d))) {
-		char path[300], target[256];
-		if (e->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), "/proc/self/fd/%s", e->d_name);
-		ssize_t len = readlink(path, target, sizeof(target) - 1);
-		if (len < 0)
-			continue;
-		target[len] = 0;
-		n++;
-		/* /dev/kvm or a VM/vcpu fd: not a path that merely has "kvm" in it (the
-		 * test's own log in a checkout such as .../libkvm/build/). */
-		if (strcmp(target, "/dev/kvm") == 0 || strncmp(target, "anon_inode:kvm", 14) == 0) {
-			fprintf(stderr, "fd %s -> %s survived exec\n", e->d_name, target);
-			bad = 1;
-		}
-	}
-	closedir(d);
+	int bad = 0;
+	int n = each_fd(flag_kvm_fd, &bad);
 	printf("after exec: %d fds, none of KVM\n", n);
 	return bad;
 }
@@ -200,9 +189,7 @@ static void child_checks(void)
 	/* The child can have VMs of its own. */
 	CHECK(kvm_get_api_version() == 12);
 	int own = vm_with_memory(0x10000);
-	load_blob(own, 0x1000, BLOB(rm_report));
-	OK(kvm_create_vcpu(own, 0));
-	setup_real_mode(0x1000);
+	real_mode_vcpu(own, 0, 0x1000, BLOB(rm_report));
 	OK(kvm_get_regs(&r));
 	r.rsi = 21;
 	OK(kvm_set_regs(&r));
@@ -261,11 +248,7 @@ int main(int argc, char **argv)
 	vcpu_fd = OK(kvm_create_vcpu(vm, 0));
 	run_area = kvm_run_area();
 	setup_real_mode(0x1000);
-	struct kvm_regs r;
-	OK(kvm_get_regs(&r));
-	r.rsi = 50;
-	r.rbx = 6;
-	OK(kvm_set_regs(&r));
+	EDIT_REGS(r, r.rsi = 50; r.rbx = 6);
 	CHECK_EQ(run_until_out(0x10), 100);
 	guest_ram[0x8000] = 0x5a;
 
@@ -281,6 +264,7 @@ int main(int argc, char **argv)
 	 * memory. */
 	CHECK_EQ(run_until_out(0x11), 7);
 	run_expect(KVM_EXIT_HLT);
+	struct kvm_regs r;
 	OK(kvm_get_regs(&r));
 	CHECK_EQ(r.rsi, 50);
 	CHECK_EQ(guest_ram[0x8000], 0x5a);

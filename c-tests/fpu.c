@@ -52,9 +52,7 @@ int main(void)
 	/* Bad input. */
 	CHECK_ERR(kvm_get_fpu(NULL), EFAULT);
 	CHECK_ERR(kvm_set_fpu(NULL), EFAULT);
-	pthread_t t;
-	CHECK(pthread_create(&t, NULL, no_vcpu, &f) == 0);
-	CHECK(pthread_join(t, NULL) == 0);
+	on_thread(no_vcpu, &f);
 
 	OK(kvm_detach_vcpu());
 	OK(kvm_destroy_vm(vm));

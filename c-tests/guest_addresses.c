@@ -80,20 +80,8 @@ static void string_io(void)
 		src[i] = (uint8_t)(i * 7 + 3);
 	load_blob(vm, 0x1000, BLOB(mb_string_io));
 	setup_real_mode(0x1000);
-	struct kvm_sregs s;
-	OK(kvm_get_sregs(&s));
-	s.ds.selector = 0x2000;
-	s.ds.base = 0x20000;
-	s.es.selector = 0x3000;
-	s.es.base = 0x30000;
-	OK(kvm_set_sregs(&s));
-	struct kvm_regs r;
-	OK(kvm_get_regs(&r));
-	r.rcx = 0x2345;
-	r.rsi = 0;
-	r.rdx = 0x3000;
-	r.rdi = 0;
-	OK(kvm_set_regs(&r));
+	EDIT_SREGS(s, s.ds.selector = 0x2000; s.ds.base = 0x20000; s.es.selector = 0x3000; s.es.base = 0x30000);
+	EDIT_REGS(r, r.rcx = 0x2345; r.rsi = 0; r.rdx = 0x3000; r.rdi = 0);
 
 	struct kvm_run *run = kvm_run_area();
 	uint32_t out_bytes = 0, in_words = 0, exits = 0, max_count = 0;
@@ -240,10 +228,7 @@ static void page_table_walk(void)
 	pml4[511] = 0xe000 | 3;
 	pdpt[511] = 0xd000 | 3;
 	pd[511] = 0x83;
-	struct kvm_sregs s;
-	OK(kvm_get_sregs(&s));
-	s.cr3 = 0xf000;
-	OK(kvm_set_sregs(&s));
+	EDIT_SREGS(s, s.cr3 = 0xf000);
 	uint64_t phys;
 	uint8_t valid, wr, user;
 	OK(kvm_translate(0xffffffffffe01234ULL, &phys, &valid, &wr, &user));
@@ -258,6 +243,7 @@ static void page_table_walk(void)
 	pdpt[511] = 0x10000 | 3; /* one past the slot's end */
 	OK(kvm_translate(0xffffffffffe01234ULL, &phys, &valid, &wr, &user));
 	CHECK_EQ(valid, 0);
+	struct kvm_sregs s;
 	s.cr3 = 0x7ffff000;
 	OK(kvm_set_sregs(&s));
 	OK(kvm_translate(0x1000, &phys, &valid, &wr, &user));

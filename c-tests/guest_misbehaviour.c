@@ -36,11 +36,7 @@ static void protected_mode_guest_without_idt(struct blob b)
 	load_blob(vm, 0x1000, b);
 	reset_vcpu(0x1000);
 	setup_protected_mode(0x1000);
-	struct kvm_sregs s;
-	OK(kvm_get_sregs(&s));
-	s.idt.base = 0;
-	s.idt.limit = 0;
-	OK(kvm_set_sregs(&s));
+	EDIT_SREGS(s, s.idt.base = 0; s.idt.limit = 0);
 }
 
 /* After any misbehaviour the same vcpu runs a well-behaved guest again. */

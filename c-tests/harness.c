@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/wait.h>
 
 /* on_exit handler: a test that passes must leave no KVM fd or mapping behind. */
 static void leak_check_at_exit(int status, void *arg)
@@ -184,22 +185,14 @@ static void set_ip(uint64_t ip)
 
 void setup_real_mode(uint16_t ip)
 {
-	struct kvm_sregs s;
-	OK(kvm_get_sregs(&s));
-	s.cs.selector = 0;
-	s.cs.base = 0;
-	OK(kvm_set_sregs(&s));
+	EDIT_SREGS(s, s.cs.selector = 0; s.cs.base = 0);
 	set_ip(ip);
 }
 
 void setup_unreal_mode(uint16_t ip)
 {
 	setup_real_mode(ip);
-	struct kvm_sregs s;
-	OK(kvm_get_sregs(&s));
-	s.ds.limit = 0xffffffff;
-	s.ds.g = 1;
-	OK(kvm_set_sregs(&s));
+	EDIT_SREGS(s, s.ds.limit = 0xffffffff; s.ds.g = 1);
 }
 
 void setup_protected_mode(uint32_t eip)
@@ -246,14 +239,7 @@ void setup_user_long_mode(int vm, uint64_t pt_base, uint64_t rip)
 	for (int i = 0; i < 3 * 512; i++)
 		if (pt[i] & 1)
 			pt[i] |= 4;                /* user-accessible */
-	struct kvm_sregs s;
-	OK(kvm_get_sregs(&s));
-	s.cs.selector = 0x1b;
-	s.cs.dpl = 3;
-	s.ds.selector = 0x23;
-	s.ds.dpl = 3;
-	s.es = s.fs = s.gs = s.ss = s.ds;
-	OK(kvm_set_sregs(&s));
+	EDIT_SREGS(s, s.cs.selector = 0x1b; s.cs.dpl = 3; s.ds.selector = 0x23; s.ds.dpl = 3; s.es = s.fs = s.gs = s.ss = s.ds);
 	struct kvm_regs r;
 	OK(kvm_get_regs(&r));
 	r.rflags = 0x3002;                         /* IOPL 3 */
@@ -277,13 +263,7 @@ void setup_descriptor_tables(int vm, uint64_t gdt, uint64_t idt)
 	void *i = kvm_guest_memory(vm, idt, 256 * 8);
 	CHECK(i != NULL);
 	memset(i, 0, 256 * 8);
-	struct kvm_sregs s;
-	OK(kvm_get_sregs(&s));
-	s.gdt.base = gdt;
-	s.gdt.limit = glimit;
-	s.idt.base = idt;
-	s.idt.limit = ilimit;
-	OK(kvm_set_sregs(&s));
+	EDIT_SREGS(s, s.gdt.base = gdt; s.gdt.limit = glimit; s.idt.base = idt; s.idt.limit = ilimit);
 }
 
 void set_interrupt_gate(int vm, uint64_t idt, unsigned vector, uint32_t handler)
@@ -388,7 +368,7 @@ void watchdog_stop(void)
 	watchdog_armed = 0;
 }
 
-static int count_fd_links(const char *prefix)
+int each_fd(void (*fn)(const char *fd, const char *target, void *arg), void *arg)
 {
 	DIR *d = opendir("/proc/self/fd");
 	CHECK(d != NULL);
@@ -403,11 +383,27 @@ static int count_fd_links(const char *prefix)
 		if (len < 0)
 			continue;
 		target[len] = 0;
-		if (strncmp(target, prefix, strlen(prefix)) == 0)
-			n++;
+		n++;
+		if (fn)
+			fn(e->d_name, target, arg);
 	}
 	closedir(d);
 	return n;
+}
+
+static void count_prefixed(const char *fd, const char *target, void *arg)
+{
+	(void)fd;
+	struct { const char *prefix; int n; } *c = arg;
+	if (strncmp(target, c->prefix, strlen(c->prefix)) == 0)
+		c->n++;
+}
+
+static int count_fd_links(const char *prefix)
+{
+	struct { const char *prefix; int n; } c = { prefix, 0 };
+	each_fd(count_prefixed, &c);
+	return c.n;
 }
 
 int count_kvm_fds(void)
@@ -486,4 +482,219 @@ int count_mappings(void)
 		n++;
 	fclose(f);
 	return n;
+}
+
+/* ---- preambles many tests share ---------------------------------------------------- */
+
+int real_mode_vcpu(int vm, unsigned id, uint64_t gpa, struct blob b)
+{
+	load_blob(vm, gpa, b);
+	int fd = OK(kvm_create_vcpu(vm, id));
+	setup_real_mode((uint16_t)gpa);
+	return fd;
+}
+
+int protected_mode_vcpu(int vm, unsigned id, uint64_t gpa, struct blob b)
+{
+	load_blob(vm, gpa, b);
+	int fd = OK(kvm_create_vcpu(vm, id));
+	setup_protected_mode((uint32_t)gpa);
+	return fd;
+}
+
+uint32_t run_until_out_within(uint16_t port, unsigned secs)
+{
+	struct timespec t0, t;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	watchdog_start(100);
+	for (;;) {
+		errno = 0;
+		int r = kvm_run();
+		if (r == -1 && errno == EINTR) {
+			clock_gettime(CLOCK_MONOTONIC, &t);
+			if (t.tv_sec - t0.tv_sec > (time_t)secs)
+				FAIL("no out to port 0x%x within %u s", port, secs);
+			continue;
+		}
+		if (r != KVM_EXIT_IO)
+			FAIL("waiting for port 0x%x: kvm_run %d (%s), errno %d", port, r, exit_name(r), errno);
+		struct kvm_run *run = kvm_run_area();
+		if (run->io.direction != KVM_EXIT_IO_OUT || run->io.port != port)
+			FAIL("expected an out to port 0x%x, got I/O on port 0x%x", port, run->io.port);
+		uint32_t v = 0;
+		memcpy(&v, (uint8_t *)run + run->io.data_offset, run->io.size);
+		watchdog_stop();
+		return v;
+	}
+}
+
+#define APIC_LOAD 0x1000
+#define APIC_HANDLER(sym) ({ extern const uint8_t sym[], rm_apic_start[]; \
+	(uint16_t)(sym - rm_apic_start + APIC_LOAD); })
+
+uint16_t *real_mode_ivt(int vm)
+{
+	uint16_t *ivt = kvm_guest_memory(vm, 0, 0x400);
+	CHECK(ivt != NULL);
+	return ivt;
+}
+
+void apic_guest_vcpu(int vm)
+{
+	load_blob(vm, APIC_LOAD, BLOB(rm_apic));
+	uint16_t *ivt = real_mode_ivt(vm);
+	ivt[0x40 * 2] = APIC_HANDLER(rm_apic_h40);
+	ivt[0x41 * 2] = APIC_HANDLER(rm_apic_h41);
+	OK(kvm_create_vcpu(vm, 0));
+	setup_unreal_mode(APIC_LOAD);
+	EDIT_REGS(r, r.rsp = 0x8000);
+}
+
+void apic_guest_first_interrupt(void)
+{
+	run_until_out(0x0f);
+	CHECK_ERR(kvm_interrupt(0x40), EAGAIN);
+	run_until_out(0x10);
+	OK(kvm_interrupt(0x40));
+	CHECK_EQ(run_until_out(0x30) & 0xff, 0x40);
+	run_until_out(0x11);
+}
+
+void apic_guest_held_interrupt(int vm)
+{
+	run_until_out(0x12);
+	OK(kvm_interrupt(0x41));
+	run_until_out(0x13);
+	CHECK_EQ(run_until_out(0x30) & 0xff, 0x41);
+	run_until_out(0x14);
+	CHECK_EQ(*(uint8_t *)kvm_guest_memory(vm, 0x500, 1), 2);
+	CHECK_EQ(kvm_run_area()->request_interrupt_window, 0);
+}
+
+void on_thread(void *(*fn)(void *), void *arg)
+{
+	pthread_t t;
+	CHECK(pthread_create(&t, NULL, fn, arg) == 0);
+	CHECK(pthread_join(t, NULL) == 0);
+}
+
+void run_interrupted_by(void *(*fn)(void *), void *arg)
+{
+	pthread_t t;
+	CHECK(pthread_create(&t, NULL, fn, arg) == 0);
+	errno = 0;
+	CHECK_EQ(kvm_run(), -1);
+	CHECK_EQ(errno, EINTR);
+	CHECK(pthread_join(t, NULL) == 0);
+}
+
+struct kvm_cpuid2 *cpuid_alloc(unsigned n)
+{
+	struct kvm_cpuid2 *c = calloc(1, sizeof(*c) + n * sizeof(c->entries[0]));
+	CHECK(c != NULL);
+	c->nent = n;
+	return c;
+}
+
+struct kvm_cpuid2 *supported_cpuid(void)
+{
+	struct kvm_cpuid2 *c = cpuid_alloc(256);
+	OK(kvm_get_supported_cpuid(c));
+	return c;
+}
+
+void set_supported_cpuid(void)
+{
+	struct kvm_cpuid2 *c = supported_cpuid();
+	OK(kvm_set_cpuid(c));
+	free(c);
+}
+
+struct kvm_cpuid_entry2 *cpuid_leaf(struct kvm_cpuid2 *c, uint32_t fn, uint32_t idx)
+{
+	for (uint32_t i = 0; i < c->nent; i++)
+		if (c->entries[i].function == fn && c->entries[i].index == idx)
+			return &c->entries[i];
+	return NULL;
+}
+
+/* ---- snapshots across processes ------------------------------------------------------ */
+
+uint8_t *save_vcpu_blob(size_t *len)
+{
+	size_t n = 0;
+	CHECK_ERR(kvm_save_vcpu(NULL, &n), E2BIG);
+	uint8_t *b = malloc(n);
+	CHECK(b != NULL);
+	OK(kvm_save_vcpu(b, &n));
+	*len = n;
+	return b;
+}
+
+uint8_t *save_vm_blob(int vm, size_t *len)
+{
+	size_t n = 0;
+	CHECK_ERR(kvm_save_vm(vm, NULL, &n), E2BIG);
+	uint8_t *b = malloc(n);
+	CHECK(b != NULL);
+	OK(kvm_save_vm(vm, b, &n));
+	*len = n;
+	return b;
+}
+
+void put_record(FILE *f, const void *p, uint64_t n)
+{
+	CHECK(fwrite(&n, 8, 1, f) == 1);
+	CHECK(fwrite(p, 1, n, f) == n);
+}
+
+FILE *record_file(char *path)
+{
+	int fd = mkstemp(path);
+	CHECK(fd >= 0);
+	FILE *f = fdopen(fd, "wb");
+	CHECK(f != NULL);
+	return f;
+}
+
+void *get_record(FILE *f, size_t *n)
+{
+	uint64_t len;
+	CHECK(fread(&len, 8, 1, f) == 1);
+	void *p = malloc(len ? len : 1);
+	CHECK(p != NULL);
+	CHECK(fread(p, 1, len, f) == len);
+	if (n)
+		*n = len;
+	return p;
+}
+
+uint32_t blob_crc32(const uint8_t *p, size_t n, uint32_t c)
+{
+	c = ~c;
+	while (n--) {
+		c ^= *p++;
+		for (int k = 0; k < 8; k++)
+			c = c & 1 ? 0xedb88320 ^ (c >> 1) : c >> 1;
+	}
+	return ~c;
+}
+
+int run_self(const char *argv0, const char *arg, const char *path, pid_t *pid)
+{
+	char self[4096];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	CHECK(n > 0);
+	self[n] = 0;
+	pid_t p = fork();
+	CHECK(p >= 0);
+	if (p == 0) {
+		execl(self, argv0, arg, path, (char *)NULL);
+		_exit(127);
+	}
+	int status;
+	CHECK(waitpid(p, &status, 0) == p);
+	if (pid)
+		*pid = p;
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
 #include <libkvm.h>
 
 #define SKIP 77
@@ -36,7 +37,7 @@
 	note_errno(#call, e_); } while (0)
 
 /* Records that a test saw `call`'s function fail with `err` (CHECK_ERR does), for
- * c-tests/matrix-man.sh, which checks that every errno a man page lists is produced by
+ * c-tests/invariants/matrix-man.sh, which checks that every errno a man page lists is produced by
  * some test. Appends "function ERRNAME" to $LIBKVM_TEST_ERRNOS when the runner sets it. */
 void note_errno(const char *call, int err);
 
@@ -123,10 +124,81 @@ int count_kvm_fds(void);
 int count_kvm_mappings(void);
 int is_mapped(const void *addr);
 int count_fds(void);
+/* Calls fn (unless NULL) with the name and link target of each open fd of this process;
+ * returns how many there are. */
+int each_fd(void (*fn)(const char *fd, const char *target, void *arg), void *arg);
 /* Fails the test if any KVM fd (VM or vcpu) or KVM mapping (run area) of this process
  * remains. Every test that exits 0 is checked like this at exit; `where` names the
  * scenario in the message. */
 void check_no_kvm_leaks(const char *where);
+/* ---- preambles many tests share ---------------------------------------------------- */
+
+/* Loads `b` at `gpa`, creates vcpu `id` of `vm` on the calling thread and sets it to start
+ * there in real mode (setup_real_mode) or protected mode (setup_protected_mode). Returns
+ * the vcpu's fd. */
+int real_mode_vcpu(int vm, unsigned id, uint64_t gpa, struct blob b);
+int protected_mode_vcpu(int vm, unsigned id, uint64_t gpa, struct blob b);
+/* Reads the calling thread's vcpu registers into `r`, runs the statements (which edit
+ * r), writes them back: EDIT_REGS(r, r.rsi = 21; r.rbx = 6). */
+#define EDIT_REGS(r, ...) do { struct kvm_regs r; OK(kvm_get_regs(&r)); __VA_ARGS__; \
+	OK(kvm_set_regs(&r)); } while (0)
+/* The same for the special registers: EDIT_SREGS(s, s.cr4 |= 1 << 5). */
+#define EDIT_SREGS(s, ...) do { struct kvm_sregs s; OK(kvm_get_sregs(&s)); __VA_ARGS__; \
+	OK(kvm_set_sregs(&s)); } while (0)
+/* Like run_until_out, but fails after `secs` without that exit: a lost interrupt, NMI or
+ * breakpoint leaves the guest spinning (a periodic watchdog makes kvm_run return to look
+ * at the time). */
+uint32_t run_until_out_within(uint16_t port, unsigned secs);
+
+/* The rm_apic guest (guests/interrupt.S) at 0x1000, its handlers of vectors 0x40 and 0x41 in
+ * the IVT, on vcpu 0 of `vm` (the calling thread's) in unreal mode, so that it reaches
+ * the local APIC at 0xfee00000. For a VM whose local APICs are the kernel's. */
+void apic_guest_vcpu(int vm);
+/* Its first steps: kvm_interrupt(0x40) is refused (EAGAIN) before the guest enables its
+ * APIC; once it has, with interrupts on, the handler runs. */
+void apic_guest_first_interrupt(void);
+/* Its next steps: with interrupts off the APIC holds kvm_interrupt(0x41) until the
+ * guest's sti, then the handler runs; two handler runs in all (the refused one never
+ * arrived), and the in-kernel path never asked for an interrupt window. */
+void apic_guest_held_interrupt(int vm);
+
+/* Runs fn(arg) on a new thread (one without a vcpu) and waits for it. */
+void on_thread(void *(*fn)(void *), void *arg);
+/* A zeroed CPUID buffer for n entries (nent = n). */
+struct kvm_cpuid2 *cpuid_alloc(unsigned n);
+/* KVM_GET_SUPPORTED_CPUID into a buffer of 256 entries (malloc'd). */
+struct kvm_cpuid2 *supported_cpuid(void);
+/* The calling thread's vcpu gets the host's supported CPUID. */
+void set_supported_cpuid(void);
+/* Starts fn(arg) on a new thread (which kicks, signals or otherwise interrupts the
+ * caller), checks that the calling thread's kvm_run returns -1 with EINTR, and joins it. */
+void run_interrupted_by(void *(*fn)(void *), void *arg);
+/* The entry of function `fn`, index `idx` in `c`, or NULL. */
+struct kvm_cpuid_entry2 *cpuid_leaf(struct kvm_cpuid2 *c, uint32_t fn, uint32_t idx);
+
+/* The real-mode interrupt vector table at guest-physical 0 of `vm`: entry v is
+ * ivt[2 * v] (offset), ivt[2 * v + 1] (segment). */
+uint16_t *real_mode_ivt(int vm);
+
+/* ---- snapshots across processes ------------------------------------------------------ */
+
+/* The calling thread's vcpu, or `vm`, saved into a malloc'd blob of the size the E2BIG
+ * probe reports; its length in *len. */
+uint8_t *save_vcpu_blob(size_t *len);
+uint8_t *save_vm_blob(int vm, size_t *len);
+/* A length-prefixed record written to / read back from `f` (get_record mallocs it; its
+ * length in *n unless n is NULL). */
+void put_record(FILE *f, const void *p, uint64_t n);
+/* A new file for records, at the mkstemp(3) template `path` (which it completes). */
+FILE *record_file(char *path);
+void *get_record(FILE *f, size_t *n);
+/* The CRC-32 (IEEE, reflected) of n bytes continuing from c: the blob format's. */
+uint32_t blob_crc32(const uint8_t *p, size_t n, uint32_t c);
+/* Runs this program again in a child as `argv0 arg path` (its own path, not
+ * /proc/self/exe, which under valgrind names valgrind) and waits for it. Returns its exit
+ * status (-1 if it did not exit), its pid in *pid unless pid is NULL. */
+int run_self(const char *argv0, const char *arg, const char *path, pid_t *pid);
+
 /* A field of /proc/self/status in kB (VmRSS, VmSize, ...). */
 long proc_status_kb(const char *field);
 /* Number of mappings in /proc/self/maps. */

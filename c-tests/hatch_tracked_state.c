@@ -63,11 +63,7 @@ int main(void)
 	OK(kvm_restore_vcpu(blob, len));
 	CHECK_EQ(kvm_get_lapic(&lapic) == 0, split);
 
-	struct kvm_regs r;
-	OK(kvm_get_regs(&r));
-	r.rsi = 0x1234;
-	r.rbx = 0x40;
-	OK(kvm_set_regs(&r));
+	EDIT_REGS(r, r.rsi = 0x1234; r.rbx = 0x40);
 	CHECK_EQ(run_until_out(0x10), 0x2468);
 	CHECK_EQ(run_until_out(0x11), 0x41);
 	OK(kvm_detach_vcpu());

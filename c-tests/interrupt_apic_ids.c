@@ -64,22 +64,14 @@ static void *vcpu_thread(void *arg)
 	unsigned id = t.ids[k];
 	OK(kvm_create_vcpu(t.vm, id));
 	/* The guest's CPUID must offer x2APIC for it to be enabled. */
-	struct kvm_cpuid2 *c = calloc(1, sizeof(*c) + 256 * sizeof(c->entries[0]));
-	CHECK(c != NULL);
-	c->nent = 256;
-	OK(kvm_get_supported_cpuid(c));
-	OK(kvm_set_cpuid(c));
-	free(c);
+	set_supported_cpuid();
 	if (id != 0) {
 		/* With the in-kernel irqchip an AP waits for INIT/SIPI: make it run. */
 		struct kvm_mp_state mp = { KVM_MP_STATE_RUNNABLE };
 		OK(kvm_set_mp_state(&mp));
 	}
 	setup_unreal_mode(LOAD);
-	struct kvm_regs r;
-	OK(kvm_get_regs(&r));
-	r.rsp = 0x8000 - 0x400 * (unsigned)k;
-	OK(kvm_set_regs(&r));
+	EDIT_REGS(r, r.rsp = 0x8000 - 0x400 * (unsigned)k);
 	uint32_t seen = run_until_out(0x10);
 	if (seen != id)
 		FAIL("%s: vcpu %u reports APIC ID 0x%x", mode_names[t.mode], id, seen);

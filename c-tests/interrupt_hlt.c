@@ -14,8 +14,7 @@ static int new_vm(void)
 {
 	int vm = vm_with_memory(0x10000);
 	load_blob(vm, LOAD, BLOB(rm_hlt));
-	uint16_t *ivt = kvm_guest_memory(vm, 0, 0x400);
-	CHECK(ivt != NULL);
+	uint16_t *ivt = real_mode_ivt(vm);
 	ivt[0x20 * 2] = GA(rm_hlt_h20);
 	ivt[0x21 * 2] = GA(rm_hlt_h21);
 	return vm;
@@ -31,10 +30,7 @@ static int start(uint16_t entry, uint8_t handlers)
 	*wait = handlers;
 	OK(kvm_create_vcpu(vm, 0));
 	setup_real_mode(entry);
-	struct kvm_regs r;
-	OK(kvm_get_regs(&r));
-	r.rsp = 0x8000;
-	OK(kvm_set_regs(&r));
+	EDIT_REGS(r, r.rsp = 0x8000);
 	return vm;
 }
 

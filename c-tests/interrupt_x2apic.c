@@ -15,8 +15,7 @@ int main(void)
 	struct kvm_enable_cap cap = {.cap = KVM_CAP_X2APIC_API, .args = {KVM_X2APIC_API_USE_32BIT_IDS}};
 	OK(kvm_enable_cap(vm, &cap));
 	load_blob(vm, LOAD, BLOB(rm_x2apic));
-	uint16_t *ivt = kvm_guest_memory(vm, 0, 0x400);
-	CHECK(ivt != NULL);
+	uint16_t *ivt = real_mode_ivt(vm);
 	ivt[0x40 * 2] = (uint16_t)(rm_x2apic_h40 - rm_x2apic_start + LOAD);
 
 	/* Vcpu 0 exists (APIC ID 0, its APIC never enabled); the guest runs on vcpu 1. */
@@ -24,21 +23,12 @@ int main(void)
 	OK(kvm_detach_vcpu());
 	OK(kvm_create_vcpu(vm, 1));
 	/* The guest's CPUID must offer x2APIC for it to be enabled. */
-	unsigned n = 256;
-	struct kvm_cpuid2 *c = calloc(1, sizeof(*c) + n * sizeof(c->entries[0]));
-	CHECK(c != NULL);
-	c->nent = n;
-	OK(kvm_get_supported_cpuid(c));
-	OK(kvm_set_cpuid(c));
-	free(c);
+	set_supported_cpuid();
 	/* With the in-kernel irqchip vcpu 1 waits for INIT/SIPI: make it run. */
 	struct kvm_mp_state mp = {KVM_MP_STATE_RUNNABLE};
 	OK(kvm_set_mp_state(&mp));
 	setup_real_mode(LOAD);
-	struct kvm_regs r;
-	OK(kvm_get_regs(&r));
-	r.rsp = 0x8000;
-	OK(kvm_set_regs(&r));
+	EDIT_REGS(r, r.rsp = 0x8000);
 
 	run_until_out(0x10);
 	struct kvm_sregs s;

@@ -25,9 +25,7 @@ static void pic(void)
 	struct kvm_irqchip chip = { .chip_id = KVM_IRQCHIP_PIC_MASTER };
 	CHECK_ERR(kvm_get_irqchip(vm, &chip), ENXIO);    /* no irqchip yet */
 	OK(kvm_create_irqchip(vm));
-	load_blob(vm, 0x1000, BLOB(rm_pic_read));
-	OK(kvm_create_vcpu(vm, 0));
-	setup_real_mode(0x1000);
+	real_mode_vcpu(vm, 0, 0x1000, BLOB(rm_pic_read));
 
 	OK(kvm_get_irqchip(vm, &chip));
 	CHECK_EQ(chip.chip.pic.irr & 0x08, 0);
@@ -157,9 +155,7 @@ static void pit(void)
 	CHECK_ERR(kvm_get_pit2(vm, &p), ENXIO);
 	CHECK_ERR(kvm_set_pit2(vm, &p), ENXIO);
 	OK(kvm_create_pit2(vm, 0));
-	load_blob(vm, 0x1000, BLOB(rm_pit));
-	OK(kvm_create_vcpu(vm, 0));
-	setup_real_mode(0x1000);
+	real_mode_vcpu(vm, 0, 0x1000, BLOB(rm_pit));
 
 	OK(kvm_get_pit2(vm, &p));
 	p.channels[1].mode = 3;

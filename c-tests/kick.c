@@ -43,10 +43,7 @@ static void load_spinners(void)
 static void start_user_spin(void)
 {
 	setup_user_long_mode(vm, 0x10000, 0x4000);
-	struct kvm_regs r;
-	OK(kvm_get_regs(&r));
-	r.rdi = 0x3000;
-	OK(kvm_set_regs(&r));
+	EDIT_REGS(r, r.rdi = 0x3000);
 }
 
 static void expect_eintr(void)
@@ -216,10 +213,7 @@ int main(void)
 	 * thread. */
 	watchdog_phase("a kick of a real-mode loop", 30);
 	setup_real_mode(0x1000);
-	struct kvm_regs r;
-	OK(kvm_get_regs(&r));
-	r.rdi = 0x3008;
-	OK(kvm_set_regs(&r));
+	EDIT_REGS(r, r.rdi = 0x3008);
 	struct kicker rk = { rm_count, 0, 10 };
 	run_until_kicked(&rk);
 	CHECK(*rm_count > 10);
@@ -253,9 +247,7 @@ int main(void)
 	CHECK_EQ(kick_blocked(), 0); /* restored */
 	for (intptr_t pre_block = 0; pre_block < 2; pre_block++) {
 		OK(kvm_kick_vcpu(vcpu_fd));
-		pthread_t t;
-		CHECK(pthread_create(&t, NULL, new_owner, (void *)pre_block) == 0);
-		CHECK(pthread_join(t, NULL) == 0);
+		on_thread(new_owner, (void *)pre_block);
 	}
 
 	/* A kick lands on the vcpu it names: another vcpu of the VM is not disturbed. */
@@ -263,6 +255,7 @@ int main(void)
 	int fd1 = OK(kvm_create_vcpu(vm, 1));
 	setup_real_mode(0x1000);
 	load_blob(vm, 0x2000, BLOB(rm_store_halt));
+	struct kvm_regs r;
 	OK(kvm_get_regs(&r));
 	r.rip = 0x2000;
 	r.rdi = 0x3010;

@@ -51,17 +51,9 @@ int main(void)
 	CHECK_ERR(kvm_set_kick_signal(SIGUSR2), EBUSY);
 
 	setup_user_long_mode(vm, 0x10000, 0x4000);
-	struct kvm_regs r;
-	OK(kvm_get_regs(&r));
-	r.rdi = 0x3000;
-	OK(kvm_set_regs(&r));
+	EDIT_REGS(r, r.rdi = 0x3000);
 	watchdog_phase("a kick through the chosen signal", 30);
-	pthread_t t;
-	CHECK(pthread_create(&t, NULL, kick_later, NULL) == 0);
-	errno = 0;
-	CHECK_EQ(kvm_run(), -1);
-	CHECK_EQ(errno, EINTR);
-	CHECK(pthread_join(t, NULL) == 0);
+	run_interrupted_by(kick_later, NULL);
 	CHECK(*spin >= 1000);
 
 	watchdog_phase("teardown", 30);

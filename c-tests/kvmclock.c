@@ -19,9 +19,7 @@ static void sleep_ms(int ms)
 static void clock_and_ctrl(void)
 {
 	int vm = vm_with_memory(0x10000);
-	load_blob(vm, 0x2000, BLOB(pm_kvmclock));
-	OK(kvm_create_vcpu(vm, 0));
-	setup_protected_mode(0x2000);
+	protected_mode_vcpu(vm, 0, 0x2000, BLOB(pm_kvmclock));
 
 	/* The guest has not enabled kvmclock yet. */
 	CHECK_ERR(kvm_kvmclock_ctrl(), EINVAL);
@@ -76,9 +74,7 @@ static void enforce_pv_cpuid(void)
 		OK(kvm_destroy_vm(vm));
 		return;
 	}
-	load_blob(vm, 0x2000, BLOB(pm_kvmclock));
-	OK(kvm_create_vcpu(vm, 0));
-	setup_protected_mode(0x2000);
+	protected_mode_vcpu(vm, 0, 0x2000, BLOB(pm_kvmclock));
 	struct kvm_enable_cap cap = { .cap = KVM_CAP_ENFORCE_PV_FEATURE_CPUID, .args = { 1 } };
 	OK(kvm_enable_vcpu_cap(&cap));
 	run_expect(KVM_EXIT_SHUTDOWN);

@@ -28,9 +28,7 @@ static void cycle(int i, void *user)
 	OK(kvm_create_vcpu(vm, 1));
 	OK(kvm_detach_vcpu());
 	if (i % 500 == 0) {
-		pthread_t t;
-		CHECK(pthread_create(&t, NULL, exits_owning_a_vcpu, NULL) == 0);
-		CHECK(pthread_join(t, NULL) == 0);
+		on_thread(exits_owning_a_vcpu, NULL);
 	}
 	OK(kvm_destroy_vm(vm));
 }

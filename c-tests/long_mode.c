@@ -8,14 +8,12 @@ int main(void)
 	load_blob(vm, 0x4000, BLOB(lm_compute));
 	OK(kvm_create_vcpu(vm, 0));
 	setup_long_mode(vm, 0x10000, 0x4000);
-	struct kvm_regs r;
-	OK(kvm_get_regs(&r));
-	r.r8 = 0x1111111111111111ULL;
-	OK(kvm_set_regs(&r));
+	EDIT_REGS(r, r.r8 = 0x1111111111111111ULL);
 
 	const uint64_t want = 0x123456789abcdef0ULL + 0x1111111111111111ULL;
 	CHECK_EQ(run_until_out(0x30), (uint32_t)want);
 	run_expect(KVM_EXIT_HLT);
+	struct kvm_regs r;
 	OK(kvm_get_regs(&r));
 	CHECK_EQ(r.rax, want);
 	uint64_t *mem = kvm_guest_memory(vm, 0x200008, 8);

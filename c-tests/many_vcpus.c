@@ -12,11 +12,7 @@ static void *vcpu_thread(void *arg)
 	unsigned id = (unsigned)(uintptr_t)arg;
 	OK(kvm_create_vcpu(vm, id));
 	setup_real_mode(0x1000);
-	struct kvm_regs r;
-	OK(kvm_get_regs(&r));
-	r.rdi = 0x4000 + 4 * id;
-	r.rax = 0xc0de0000 | id;
-	OK(kvm_set_regs(&r));
+	EDIT_REGS(r, r.rdi = 0x4000 + 4 * id; r.rax = 0xc0de0000 | id);
 	run_expect(KVM_EXIT_HLT);
 	pthread_barrier_wait(&all_ran); /* all N vcpus exist, owned, at once */
 	if (id % 2)

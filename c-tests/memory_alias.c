@@ -24,12 +24,7 @@ static int set_alias(unsigned slot, uint64_t gpa, uint64_t size, uint64_t target
 static uint32_t guest_write_read(uint32_t write_gpa, uint32_t value, uint32_t read_gpa)
 {
 	setup_protected_mode(0x2000);
-	struct kvm_regs r;
-	OK(kvm_get_regs(&r));
-	r.rdi = write_gpa;
-	r.rbx = value;
-	r.rsi = read_gpa;
-	OK(kvm_set_regs(&r));
+	EDIT_REGS(r, r.rdi = write_gpa; r.rbx = value; r.rsi = read_gpa);
 	run_until_out(0x10);
 	uint32_t v = run_until_out(0x11);
 	run_expect(KVM_EXIT_HLT);

@@ -31,20 +31,14 @@ int main(void)
 {
 	require_kvm();
 	vm = vm_with_memory(0x10000);
-	load_blob(vm, 0x1000, BLOB(rm_report));
-	vcpu_fd = OK(kvm_create_vcpu(vm, 0));
-	setup_real_mode(0x1000);
-	struct kvm_regs r;
-	OK(kvm_get_regs(&r));
-	r.rsi = 7;
-	OK(kvm_set_regs(&r));
+	vcpu_fd = real_mode_vcpu(vm, 0, 0x1000, BLOB(rm_report));
+	EDIT_REGS(r, r.rsi = 7);
 	CHECK_EQ(run_until_out(0x10), 14);
 
 	/* Owned here: another thread cannot take it. */
-	pthread_t t;
-	CHECK(pthread_create(&t, NULL, intruder, NULL) == 0);
-	CHECK(pthread_join(t, NULL) == 0);
+	on_thread(intruder, NULL);
 
+	struct kvm_regs r;
 	OK(kvm_get_regs(&r));
 	r.rbx = 0xabcd;
 	OK(kvm_set_regs(&r));
@@ -52,8 +46,7 @@ int main(void)
 	CHECK_ERR(kvm_detach_vcpu(), ESRCH);
 	CHECK_ERR(kvm_get_regs(&r), ESRCH);
 
-	CHECK(pthread_create(&t, NULL, second_owner, NULL) == 0);
-	CHECK(pthread_join(t, NULL) == 0);
+	on_thread(second_owner, NULL);
 
 	/* Back on the first thread: the state the second thread left is there. */
 	OK(kvm_attach_vcpu(vcpu_fd));

@@ -49,9 +49,7 @@ int main(void)
 	CHECK_ERR(kvm_get_msr_index_list(NULL), EFAULT);
 
 	int vm = vm_with_memory(0x10000);
-	load_blob(vm, 0x1000, BLOB(rm_msrs));
-	OK(kvm_create_vcpu(vm, 0));
-	setup_real_mode(0x1000);
+	real_mode_vcpu(vm, 0, 0x1000, BLOB(rm_msrs));
 
 	/* Set two MSRs for the guest to read. */
 	struct kvm_msrs *m = msrs(2);
@@ -116,9 +114,7 @@ int main(void)
 		big->entries[i].index = SYSENTER_CS;
 	CHECK_ERR(kvm_get_msrs(big), E2BIG);
 	CHECK_ERR(kvm_set_msrs(big), E2BIG);
-	pthread_t t;
-	CHECK(pthread_create(&t, NULL, no_vcpu, m3) == 0);
-	CHECK(pthread_join(t, NULL) == 0);
+	on_thread(no_vcpu, m3);
 
 	free(big);
 	free(m3);

@@ -28,9 +28,7 @@ int main(void)
 		CHECK(owned != NULL);
 		CHECK(is_mapped(owned));
 
-		pthread_t t;
-		CHECK(pthread_create(&t, NULL, exits_owning, NULL) == 0);
-		CHECK(pthread_join(t, NULL) == 0);
+		on_thread(exits_owning, NULL);
 
 		OK(kvm_create_vcpu(vm, 0));
 		CHECK_EQ(count_kvm_fds(), kvm0 + 3);      /* VM + two vcpus */

@@ -20,9 +20,7 @@ enum { N = 300, MAX_NAMES = 64 };
 static int loop(long n)
 {
 	int vm = vm_with_memory(0x10000);
-	load_blob(vm, 0x1000, BLOB(sr_mix));
-	OK(kvm_create_vcpu(vm, 0));
-	setup_real_mode(0x1000);
+	real_mode_vcpu(vm, 0, 0x1000, BLOB(sr_mix));
 	uint32_t wrote = 0;
 	/* Warm-up: the first read is an ioctl; from then on the kernel copies the
 	 * registers out on every exit. */

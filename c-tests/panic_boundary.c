@@ -57,13 +57,8 @@ int main(void)
 	OK(kvm_set_memory_region(healthy, 0, 0, 0, 0x10000));
 	pthread_t t;
 	CHECK(pthread_create(&t, NULL, panics_too, NULL) == 0);
-	load_blob(healthy, 0x1000, BLOB(rm_report));
-	OK(kvm_create_vcpu(healthy, 0));
-	setup_real_mode(0x1000);
-	struct kvm_regs r;
-	OK(kvm_get_regs(&r));
-	r.rsi = 0x1234;
-	OK(kvm_set_regs(&r));
+	real_mode_vcpu(healthy, 0, 0x1000, BLOB(rm_report));
+	EDIT_REGS(r, r.rsi = 0x1234);
 	CHECK_EQ(run_until_out(0x10), 0x2468);
 	CHECK(pthread_join(t, NULL) == 0);
 

@@ -35,8 +35,7 @@ static void debug_guest_ebusy(void)
 {
 	int vm = real_mode_vm(BLOB(rm_report42));
 	load_blob(vm, 0x1100, BLOB(rm_report_handler));
-	uint16_t *ivt = kvm_guest_memory(vm, 0, 0x400);
-	CHECK(ivt != NULL);
+	uint16_t *ivt = real_mode_ivt(vm);
 	ivt[3 * 2] = 0x1100; /* vector 3: offset, segment 0 */
 	ivt[3 * 2 + 1] = 0;
 	struct kvm_guest_debug inject = { .control = KVM_GUESTDBG_ENABLE | KVM_GUESTDBG_INJECT_BP };

@@ -5,15 +5,9 @@ int main(void)
 {
 	require_kvm();
 	int vm = vm_with_memory(0x10000);
-	load_blob(vm, 0x1000, BLOB(rm_arith));
-	OK(kvm_create_vcpu(vm, 0));
-	setup_real_mode(0x1000);
+	real_mode_vcpu(vm, 0, 0x1000, BLOB(rm_arith));
 
-	struct kvm_regs r;
-	OK(kvm_get_regs(&r));
-	r.rbx = 1234;
-	r.rcx = 5;
-	OK(kvm_set_regs(&r));
+	EDIT_REGS(r, r.rbx = 1234; r.rcx = 5);
 
 	CHECK_EQ(run_until_out(0x10), 0x1335);
 	CHECK_EQ(run_until_out(0x11), 0x266a);
@@ -29,6 +23,7 @@ int main(void)
 
 	CHECK_EQ(run_until_out(0x14), 1234 * 5);
 	run_expect(KVM_EXIT_HLT);
+	struct kvm_regs r;
 	OK(kvm_get_regs(&r));
 	CHECK_EQ(r.rax & 0xffff, 1234 * 5);
 	CHECK_EQ(r.rip, 0x1000 + (BLOB(rm_arith).end - BLOB(rm_arith).start));

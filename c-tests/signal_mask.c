@@ -47,12 +47,7 @@ static int run_with(enum action a)
 {
 	*started = *go = 0;
 	atomic_store(&kicked, 0);
-	struct kvm_regs r;
-	OK(kvm_get_regs(&r));
-	r.rip = 0x4000;
-	r.rsi = 0x3000;
-	r.rdi = 0x3008;
-	OK(kvm_set_regs(&r));
+	EDIT_REGS(r, r.rip = 0x4000; r.rsi = 0x3000; r.rdi = 0x3008);
 	pthread_t t;
 	CHECK(pthread_create(&t, NULL, meddler, (void *)(intptr_t)a) == 0);
 	errno = 0;
@@ -134,9 +129,7 @@ int main(void)
 	watchdog_phase("the mask on another thread", 30);
 	OK(kvm_set_signal_mask(&usr1));
 	OK(kvm_detach_vcpu());
-	pthread_t t;
-	CHECK(pthread_create(&t, NULL, attach_and_run, NULL) == 0);
-	CHECK(pthread_join(t, NULL) == 0);
+	on_thread(attach_and_run, NULL);
 	CHECK_EQ(atomic_load(&handled), 5);
 
 	CHECK_ERR(kvm_set_signal_mask(NULL), ESRCH);

@@ -17,15 +17,12 @@ static void *ap_thread(void *arg)
 	/* Registers set before the start are the vcpu's, also across a kick that ends the
 	 * wait, and INIT then resets them (as with the plain ioctls): the AP does not start
 	 * at this rip. */
-	struct kvm_regs r;
-	OK(kvm_get_regs(&r));
-	r.rbx = 0x5151;
-	r.rip = 0xdead;
-	OK(kvm_set_regs(&r));
+	EDIT_REGS(r, r.rbx = 0x5151; r.rip = 0xdead);
 	OK(kvm_kick_vcpu(fd));
 	errno = 0;
 	CHECK_EQ(kvm_run(), -1);
 	CHECK_EQ(errno, EINTR);
+	struct kvm_regs r;
 	OK(kvm_get_regs(&r));
 	CHECK_EQ(r.rbx, 0x5151);
 	CHECK_EQ(r.rip, 0xdead);
@@ -55,10 +52,7 @@ static void *ap_started_by_host(void *arg)
 	OK(kvm_get_mp_state(&mp));
 	CHECK_EQ(mp.mp_state, KVM_MP_STATE_UNINITIALIZED);
 	setup_real_mode(0x3000);
-	struct kvm_regs r;
-	OK(kvm_get_regs(&r));
-	r.rsi = 0x123;
-	OK(kvm_set_regs(&r));
+	EDIT_REGS(r, r.rsi = 0x123);
 	mp.mp_state = KVM_MP_STATE_RUNNABLE;
 	OK(kvm_set_mp_state(&mp));
 	CHECK_EQ(run_until_out(0x10), 0x246);

@@ -23,16 +23,11 @@ static double now(void)
  * at `counter`. */
 static void add(int p, unsigned id, uint64_t meet, uint64_t counter)
 {
-	struct kvm_regs r;
-	OK(kvm_get_regs(&r));
-	r.rsi = meet;
-	r.rdi = counter;
-	r.rdx = VCPUS;
-	r.rcx = ADDS;
-	OK(kvm_set_regs(&r));
+	EDIT_REGS(r, r.rsi = meet; r.rdi = counter; r.rdx = VCPUS; r.rcx = ADDS);
 	pthread_barrier_wait(&phase);
 	double t0 = now();
 	run_until_out(0x10);
+	struct kvm_regs r;
 	OK(kvm_get_regs(&r));
 	CHECK_EQ(r.rcx & 0xffffffff, 0);
 	first[p][id] = (uint32_t)r.rbp;

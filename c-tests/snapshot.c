@@ -43,11 +43,7 @@ static int guest_vm = -1;       /* the VM run_guest's guest lives in */
 
 static struct kvm_cpuid2 *guest_cpuid(void)
 {
-	int n = 256;
-	struct kvm_cpuid2 *c = calloc(1, sizeof(*c) + n * sizeof(c->entries[0]));
-	CHECK(c != NULL);
-	c->nent = n;
-	OK(kvm_get_supported_cpuid(c));
+	struct kvm_cpuid2 *c = supported_cpuid();
 	for (uint32_t i = 0; i < c->nent; i++)
 		if (c->entries[i].function == 1)
 			c->entries[i].ecx |= 1u << 24 | 1u << 21;   /* TSC deadline, x2APIC */
@@ -158,22 +154,11 @@ static const struct outcome fresh = { .last_step = -1, .answered = 1, .first_out
 
 /* ---- blobs ------------------------------------------------------------------------ */
 
-static uint32_t crc32(const uint8_t *p, size_t n, uint32_t c)
-{
-	c = ~c;
-	while (n--) {
-		c ^= *p++;
-		for (int k = 0; k < 8; k++)
-			c = c & 1 ? 0xedb88320 ^ (c >> 1) : c >> 1;
-	}
-	return ~c;
-}
-
 /* Re-seals a blob after an edit: CRC-32 of bytes 0..24 and 28..end. */
 static void reseal(uint8_t *b, size_t len)
 {
-	uint32_t c = crc32(b, 24, 0);
-	c = crc32(b + 28, len - 28, c);
+	uint32_t c = blob_crc32(b, 24, 0);
+	c = blob_crc32(b + 28, len - 28, c);
 	memcpy(b + 24, &c, 4);
 }
 
@@ -216,23 +201,6 @@ static uint8_t *save(int vm, size_t *len)
 	}
 	*len = n;
 	return b;
-}
-
-static void write_all(FILE *f, const void *p, uint64_t n)
-{
-	CHECK(fwrite(&n, 8, 1, f) == 1);
-	CHECK(fwrite(p, 1, n, f) == n);
-}
-
-static uint8_t *read_all(FILE *f, size_t *n)
-{
-	uint64_t len;
-	CHECK(fread(&len, 8, 1, f) == 1);
-	uint8_t *p = malloc(len);
-	CHECK(p != NULL);
-	CHECK(fread(p, 1, len, f) == len);
-	*n = len;
-	return p;
 }
 
 /* ---- "changes nothing" --------------------------------------------------------------- */
@@ -434,10 +402,10 @@ static int restore_and_finish(const char *path, int checks)
 	FILE *f = fopen(path, "rb");
 	CHECK(f != NULL);
 	size_t vm_len, vcpu_len, mem_len, o_len;
-	uint8_t *vm_blob = read_all(f, &vm_len);
-	uint8_t *vcpu_blob = read_all(f, &vcpu_len);
-	uint8_t *mem = read_all(f, &mem_len);
-	struct outcome *saved = (struct outcome *)read_all(f, &o_len);
+	uint8_t *vm_blob = (uint8_t *)get_record(f, &vm_len);
+	uint8_t *vcpu_blob = (uint8_t *)get_record(f, &vcpu_len);
+	uint8_t *mem = (uint8_t *)get_record(f, &mem_len);
+	struct outcome *saved = (struct outcome *)get_record(f, &o_len);
 	fclose(f);
 	CHECK_EQ(mem_len, MEM);
 	CHECK_EQ(o_len, sizeof(struct outcome));
@@ -494,34 +462,17 @@ static void stop_save_finish(int stop, const struct outcome *ref, int checks)
 	uint8_t *vcpu_blob = save(-1, &vcpu_len);
 	uint8_t *vm_blob = save(vm, &vm_len);
 	char path[] = "/tmp/libkvm-snapshot-XXXXXX";
-	int fd = mkstemp(path);
-	CHECK(fd >= 0);
-	FILE *f = fdopen(fd, "wb");
-	CHECK(f != NULL);
-	write_all(f, vm_blob, vm_len);
-	write_all(f, vcpu_blob, vcpu_len);
-	write_all(f, kvm_guest_memory(vm, 0, MEM), MEM);
-	write_all(f, &part, sizeof(part));
+	FILE *f = record_file(path);
+	put_record(f, vm_blob, vm_len);
+	put_record(f, vcpu_blob, vcpu_len);
+	put_record(f, kvm_guest_memory(vm, 0, MEM), MEM);
+	put_record(f, &part, sizeof(part));
 	CHECK(fclose(f) == 0);
 	OK(kvm_detach_vcpu());
 	OK(kvm_destroy_vm(vm));
 
-	/* The program's own path, not "/proc/self/exe": under valgrind that names
-	 * valgrind, which is then asked to run itself (make check-valgrind). */
-	char self[4096];
-	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-	CHECK(n > 0);
-	self[n] = 0;
-	pid_t pid = fork();
-	CHECK(pid >= 0);
-	if (pid == 0) {
-		execl(self, "snapshot", checks ? "--restore-checked" : "--restore", path,
-		      (char *)NULL);
-		_exit(127);
-	}
-	int status;
-	CHECK(waitpid(pid, &status, 0) == pid);
-	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	pid_t pid;
+	CHECK_EQ(run_self("snapshot", checks ? "--restore-checked" : "--restore", path, &pid), 0);
 	char out[4096];
 	snprintf(out, sizeof(out), "%s.out", path);
 	f = fopen(out, "rb");

@@ -15,24 +15,13 @@
 #define T_XSAVE 0x0005
 #define T_NESTED 0x000c
 
-static uint32_t crc32(const uint8_t *p, size_t n, uint32_t c)
-{
-	c = ~c;
-	while (n--) {
-		c ^= *p++;
-		for (int k = 0; k < 8; k++)
-			c = c & 1 ? 0xedb88320 ^ (c >> 1) : c >> 1;
-	}
-	return ~c;
-}
-
 /* Body length and CRC-32 (bytes 0..24 and 28..end) for a blob of `len` bytes. */
 static void reseal(uint8_t *b, size_t len)
 {
 	uint64_t body = len - 32;
 	memcpy(b + 16, &body, 8);
-	uint32_t c = crc32(b, 24, 0);
-	c = crc32(b + 28, len - 28, c);
+	uint32_t c = blob_crc32(b, 24, 0);
+	c = blob_crc32(b + 28, len - 28, c);
 	memcpy(b + 24, &c, 4);
 }
 
@@ -68,28 +57,6 @@ static uint8_t *rebuild(const uint8_t *b, size_t len, uint32_t grow, uint32_t ex
 	reseal(o, w);
 	*out_len = w;
 	return o;
-}
-
-static uint8_t *save_vcpu(size_t *len)
-{
-	size_t n = 0;
-	CHECK_ERR(kvm_save_vcpu(NULL, &n), E2BIG);
-	uint8_t *b = malloc(n);
-	CHECK(b != NULL);
-	OK(kvm_save_vcpu(b, &n));
-	*len = n;
-	return b;
-}
-
-static uint8_t *save_vm(int vm, size_t *len)
-{
-	size_t n = 0;
-	CHECK_ERR(kvm_save_vm(vm, NULL, &n), E2BIG);
-	uint8_t *b = malloc(n);
-	CHECK(b != NULL);
-	OK(kvm_save_vm(vm, b, &n));
-	*len = n;
-	return b;
 }
 
 /* A VM with `mem` bytes in slot `slot` at `gpa`, and the guest at LOAD. */
@@ -174,15 +141,15 @@ int main(void)
 	OK(kvm_create_vcpu(src, 0));
 	run_guest(src);
 	size_t lapic_len, vm_len, held_len;
-	uint8_t *lapic_blob = save_vcpu(&lapic_len);
-	uint8_t *vm_blob = save_vm(src, &vm_len);
+	uint8_t *lapic_blob = save_vcpu_blob(&lapic_len);
+	uint8_t *vm_blob = save_vm_blob(src, &vm_len);
 	OK(kvm_detach_vcpu());
 	OK(kvm_destroy_vm(src));
 	src = vm_with_memory(MEM);
 	OK(kvm_create_vcpu(src, 0));
 	run_guest(src);
 	OK(kvm_interrupt(0x50));                  /* held: interrupts are off */
-	uint8_t *held_blob = save_vcpu(&held_len);
+	uint8_t *held_blob = save_vcpu_blob(&held_len);
 	OK(kvm_detach_vcpu());
 	OK(kvm_destroy_vm(src));
 
@@ -308,10 +275,7 @@ int main(void)
 	/* EINVAL: another CPUID than that of a vcpu that has run; the same one is fine. */
 	vm = vm_with_memory(MEM);
 	OK(kvm_create_vcpu(vm, 0));
-	struct kvm_cpuid2 *c = calloc(1, sizeof(*c) + 256 * sizeof(c->entries[0]));
-	CHECK(c != NULL);
-	c->nent = 256;
-	OK(kvm_get_supported_cpuid(c));
+	struct kvm_cpuid2 *c = supported_cpuid();
 	OK(kvm_set_cpuid(c));                     /* the held blob's vcpu had none */
 	free(c);
 	run_guest(vm);

@@ -85,22 +85,6 @@ struct dump {
 	uint8_t xsave[XS_MAX];
 };
 
-static struct kvm_cpuid2 *cpuid_alloc(void)
-{
-	struct kvm_cpuid2 *c = calloc(1, sizeof(*c) + 256 * sizeof(c->entries[0]));
-	CHECK(c != NULL);
-	c->nent = 256;
-	return c;
-}
-
-static struct kvm_cpuid_entry2 *leaf(struct kvm_cpuid2 *c, uint32_t fn, uint32_t idx)
-{
-	for (uint32_t i = 0; i < c->nent; i++)
-		if (c->entries[i].function == fn && c->entries[i].index == idx)
-			return &c->entries[i];
-	return NULL;
-}
-
 static uint64_t msr_get(uint32_t index, int *ok)
 {
 	struct { struct kvm_msrs h; struct kvm_msr_entry e; } m = { .h.nmsrs = 1, .e.index = index };
@@ -135,7 +119,7 @@ static void take_dump(int vm, struct dump *d)
 	d->xsave_size = (uint32_t)OK(kvm_get_xsave_size());
 	CHECK(d->xsave_size <= XS_MAX);
 	CHECK_EQ(kvm_get_xsave((struct kvm_xsave *)d->xsave, d->xsave_size), d->xsave_size);
-	struct kvm_cpuid2 *c = cpuid_alloc();
+	struct kvm_cpuid2 *c = cpuid_alloc(256);
 	OK(kvm_vcpu_ioctl(KVM_GET_CPUID2, c));
 	d->ncpuid = c->nent;
 	memcpy(d->cpuid, c->entries, c->nent * sizeof(c->entries[0]));
@@ -237,36 +221,7 @@ static int machine(int irqchip)
 	return vm;
 }
 
-/* Runs until the guest's out to `port` and returns its value (as run_until_out), but
- * fails after 5 s without an exit: a lost interrupt, NMI or breakpoint leaves the guest
- * spinning (a periodic watchdog makes kvm_run return to look at the time). */
-static uint32_t out(uint16_t port)
-{
-	struct timespec t0, t;
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	watchdog_start(100);
-	for (;;) {
-		errno = 0;
-		int r = kvm_run();
-		if (r == -1 && errno == EINTR) {
-			clock_gettime(CLOCK_MONOTONIC, &t);
-			if (t.tv_sec - t0.tv_sec > 5)
-				FAIL("no out to port 0x%x within 5 s", port);
-			continue;
-		}
-		if (r != KVM_EXIT_IO)
-			FAIL("waiting for port 0x%x: kvm_run %d (%s), errno %d", port, r, exit_name(r), errno);
-		struct kvm_run *run = kvm_run_area();
-		if (run->io.direction != KVM_EXIT_IO_OUT || run->io.port != port)
-			FAIL("expected an out to port 0x%x, got I/O on port 0x%x", port, run->io.port);
-		uint32_t v = 0;
-		memcpy(&v, (uint8_t *)run + run->io.data_offset, run->io.size);
-		watchdog_stop();
-		return v;
-	}
-}
-
-#define EXPECT(port, value) do { uint32_t v_ = out(port); if (v_ != (uint32_t)(value)) \
+#define EXPECT(port, value) do { uint32_t v_ = run_until_out_within(port, 5); if (v_ != (uint32_t)(value)) \
 	FAIL("the guest reported 0x%x on port 0x%x, expected 0x%x (%s)", v_, port, \
 	     (uint32_t)(value), #value); } while (0)
 
@@ -290,7 +245,7 @@ static void guest_observes(int vm)
 	EXPECT(0x31, (uint32_t)DR2);
 	EXPECT(0x32, (uint32_t)DR3);
 	EXPECT(0x33, (uint32_t)DR7);
-	out(0x34);
+	run_until_out_within(0x34, 5);
 	CHECK(memcmp(kvm_guest_memory(vm, 0x3100, 16), xmm3, 16) == 0);
 	CHECK(memcmp(kvm_guest_memory(vm, 0x3110, 16), xmm5, 16) == 0);
 	CHECK_EQ(*(uint16_t *)kvm_guest_memory(vm, 0x3120, 2), FCW);
@@ -301,7 +256,7 @@ static void guest_observes(int vm)
 	EXPECT(0xc4, (uint32_t)(msr_values[7].value >> 32));
 	EXPECT(0xc5, (uint32_t)msr_values[8].value);
 	EXPECT(0xc6, (uint32_t)(msr_values[8].value >> 32));
-	uint32_t tsc_hi = out(0xc7);              /* the TSC went on from the saved value */
+	uint32_t tsc_hi = run_until_out_within(0xc7, 5);              /* the TSC went on from the saved value */
 	if (tsc_set && (tsc_hi < (TSC >> 32) || tsc_hi >= (TSC >> 32) + 0x100))
 		FAIL("the guest read TSC 0x%08x........, set to 0x%08x........", tsc_hi,
 		     (uint32_t)(TSC >> 32));
@@ -311,7 +266,7 @@ static void guest_observes(int vm)
 	EXPECT(0x51, b[1]);
 	EXPECT(0x52, b[2]);
 	EXPECT(0x53, b[3]);
-	uint32_t xs = out(0x54);
+	uint32_t xs = run_until_out_within(0x54, 5);
 	if (avx)
 		CHECK_EQ(xs, xsave_size_avx);     /* XCR0 = x87|SSE|AVX */
 	EXPECT(0xd0, 0x10);                       /* TPR, set by the guest */
@@ -320,23 +275,23 @@ static void guest_observes(int vm)
 	EXPECT(0xd3, LVTT);
 	EXPECT(0xd4, TDCR);
 	/* The breakpoint in DR0 fires: DR6.B0. */
-	uint32_t dr6 = out(0xe2);
+	uint32_t dr6 = run_until_out_within(0xe2, 5);
 	CHECK_EQ(dr6 & 0xf, 1);
-	out(0xd5);
+	run_until_out_within(0xd5, 5);
 	/* An interrupt through the restored local APIC (TPR 0x10 lets 0x80 through). */
-	out(0xd6);
+	run_until_out_within(0xd6, 5);
 	OK(kvm_interrupt(0x80));
 	EXPECT(0xe0, 0x80);
-	out(0xd7);
+	run_until_out_within(0xd7, 5);
 }
 
 /* The guest's CPUID: the host's, with a brand string of this test's. Set before the
  * first run (the kernel takes another CPUID only then). */
 static void set_cpuid_fields(void)
 {
-	struct kvm_cpuid2 *c = cpuid_alloc();
+	struct kvm_cpuid2 *c = cpuid_alloc(256);
 	OK(kvm_get_supported_cpuid(c));
-	struct kvm_cpuid_entry2 *e = leaf(c, 0x80000002, 0);
+	struct kvm_cpuid_entry2 *e = cpuid_leaf(c, 0x80000002, 0);
 	if (!e) {
 		CHECK(c->nent < 256);
 		e = &c->entries[c->nent++];
@@ -355,7 +310,7 @@ static void set_cpuid_fields(void)
  * 0x10. */
 static void set_fields(void)
 {
-	struct kvm_cpuid2 *c = cpuid_alloc();
+	struct kvm_cpuid2 *c = cpuid_alloc(256);
 	OK(kvm_get_supported_cpuid(c));
 
 	struct kvm_regs r;
@@ -397,7 +352,7 @@ static void set_fields(void)
 	memcpy(&bv, xs + 512, 8);
 	bv |= 3;
 	if (avx) {
-		struct kvm_cpuid_entry2 *y = leaf(c, 0xd, 2);
+		struct kvm_cpuid_entry2 *y = cpuid_leaf(c, 0xd, 2);
 		CHECK(y != NULL && y->ebx + y->eax <= (uint32_t)size);
 		memcpy(xs + y->ebx + 3 * 16, ymm3_hi, 16);
 		bv |= 4;
@@ -500,46 +455,6 @@ static void load_ivt(int vm)
 
 /* ---- blobs across processes ---------------------------------------------------------- */
 
-static uint8_t *save_vcpu(size_t *len)
-{
-	size_t n = 0;
-	CHECK_ERR(kvm_save_vcpu(NULL, &n), E2BIG);
-	uint8_t *b = malloc(n);
-	CHECK(b != NULL);
-	OK(kvm_save_vcpu(b, &n));
-	*len = n;
-	return b;
-}
-
-static uint8_t *save_vm(int vm, size_t *len)
-{
-	size_t n = 0;
-	CHECK_ERR(kvm_save_vm(vm, NULL, &n), E2BIG);
-	uint8_t *b = malloc(n);
-	CHECK(b != NULL);
-	OK(kvm_save_vm(vm, b, &n));
-	*len = n;
-	return b;
-}
-
-static void put(FILE *f, const void *p, uint64_t n)
-{
-	CHECK(fwrite(&n, 8, 1, f) == 1);
-	CHECK(fwrite(p, 1, n, f) == n);
-}
-
-static void *get(FILE *f, size_t *n)
-{
-	uint64_t len;
-	CHECK(fread(&len, 8, 1, f) == 1);
-	void *p = malloc(len ? len : 1);
-	CHECK(p != NULL);
-	CHECK(fread(p, 1, len, f) == len);
-	if (n)
-		*n = len;
-	return p;
-}
-
 /* Runs until `port`; kvm_run must return -1/EINTR (the watchdog) while the vcpu halts,
  * never an exit: the vcpu stays halted until the interrupt. */
 static void stays_halted(void)
@@ -563,15 +478,15 @@ static int restore(const char *path)
 	FILE *f = fopen(path, "rb");
 	CHECK(f != NULL);
 	size_t vm_len, vcpu_len, halt_len, held_len, n;
-	uint8_t *vm_blob = get(f, &vm_len), *vcpu_blob = get(f, &vcpu_len);
-	uint8_t *mem = get(f, &n);
+	uint8_t *vm_blob = get_record(f, &vm_len), *vcpu_blob = get_record(f, &vcpu_len);
+	uint8_t *mem = get_record(f, &n);
 	CHECK_EQ(n, MEM);
-	struct dump *before = get(f, &n), now;
+	struct dump *before = get_record(f, &n), now;
 	CHECK_EQ(n, sizeof(*before));
-	uint8_t *halt_blob = get(f, &halt_len), *halt_mem = get(f, NULL);
-	struct dump *halt_before = get(f, NULL);
-	uint8_t *held_blob = get(f, &held_len), *held_mem = get(f, NULL);
-	int *flags = get(f, NULL);
+	uint8_t *halt_blob = get_record(f, &halt_len), *halt_mem = get_record(f, NULL);
+	struct dump *halt_before = get_record(f, NULL);
+	uint8_t *held_blob = get_record(f, &held_len), *held_mem = get_record(f, NULL);
+	int *flags = get_record(f, NULL);
 	fclose(f);
 	avx = flags[0];
 	xsave_size_avx = (uint32_t)flags[1];
@@ -599,8 +514,8 @@ static int restore(const char *path)
 	stays_halted();
 	OK(kvm_interrupt(0x81));
 	EXPECT(0xe0, 0x81);
-	out(0xd8);
-	out(0x3f);
+	run_until_out_within(0xd8, 5);
+	run_until_out_within(0x3f, 5);
 	OK(kvm_detach_vcpu());
 	OK(kvm_destroy_vm(vm));
 
@@ -609,8 +524,8 @@ static int restore(const char *path)
 	vm = machine(0);
 	memcpy(kvm_guest_memory(vm, 0, MEM), held_mem, MEM);
 	OK(kvm_restore_vcpu(held_blob, held_len));
-	CHECK_EQ(out(0x31), 0x50);
-	out(0x32);
+	CHECK_EQ(run_until_out_within(0x31, 5), 0x50);
+	run_until_out_within(0x32, 5);
 	OK(kvm_detach_vcpu());
 	OK(kvm_destroy_vm(vm));
 
@@ -628,9 +543,9 @@ int main(int argc, char **argv)
 	patterns();
 
 	/* The host's XSAVE features: AVX in XCR0 where offered. */
-	struct kvm_cpuid2 *c = cpuid_alloc();
+	struct kvm_cpuid2 *c = cpuid_alloc(256);
 	OK(kvm_get_supported_cpuid(c));
-	struct kvm_cpuid_entry2 *x = leaf(c, 0xd, 0), *y = leaf(c, 0xd, 2);
+	struct kvm_cpuid_entry2 *x = cpuid_leaf(c, 0xd, 0), *y = cpuid_leaf(c, 0xd, 2);
 	avx = x && y && (x->eax & 7) == 7;
 	if (avx)
 		xsave_size_avx = y->ebx + y->eax > 576 ? y->ebx + y->eax : 576;
@@ -661,7 +576,7 @@ int main(int argc, char **argv)
 	s.cr4 |= 0x200;                           /* OSFXSR, for the guest's MOVDQU */
 	s.idt.base = IVT;
 	OK(kvm_set_sregs(&s));
-	out(0x10);
+	run_until_out_within(0x10, 5);
 	set_fields();
 
 	size_t vm_len, vcpu_len, halt_len, held_len;
@@ -669,8 +584,8 @@ int main(int argc, char **argv)
 	CHECK(before && halt_before);
 	take_dump(vm, before);
 	check_dump_has_fields(before);
-	uint8_t *vcpu_blob = save_vcpu(&vcpu_len);
-	uint8_t *vm_blob = save_vm(vm, &vm_len);
+	uint8_t *vcpu_blob = save_vcpu_blob(&vcpu_len);
+	uint8_t *vm_blob = save_vm_blob(vm, &vm_len);
 	uint8_t *mem = malloc(MEM), *halt_mem = malloc(MEM), *held_mem = malloc(MEM);
 	CHECK(mem && halt_mem && held_mem);
 	memcpy(mem, kvm_guest_memory(vm, 0, MEM), MEM);
@@ -680,11 +595,11 @@ int main(int argc, char **argv)
 	stays_halted();
 	take_dump(vm, halt_before);
 	CHECK_EQ(halt_before->mp.mp_state, KVM_MP_STATE_HALTED);
-	uint8_t *halt_blob = save_vcpu(&halt_len);
+	uint8_t *halt_blob = save_vcpu_blob(&halt_len);
 	memcpy(halt_mem, kvm_guest_memory(vm, 0, MEM), MEM);
 	OK(kvm_interrupt(0x81));
 	EXPECT(0xe0, 0x81);
-	out(0xd8);
+	run_until_out_within(0xd8, 5);
 	OK(kvm_detach_vcpu());
 	OK(kvm_destroy_vm(vm));
 
@@ -700,44 +615,30 @@ int main(int argc, char **argv)
 	setup_real_mode(LOAD);
 	run_until_out(0x30);
 	OK(kvm_interrupt(0x50));                  /* held: IF is clear */
-	uint8_t *held_blob = save_vcpu(&held_len);
+	uint8_t *held_blob = save_vcpu_blob(&held_len);
 	memcpy(held_mem, kvm_guest_memory(vm, 0, MEM), MEM);
 	OK(kvm_detach_vcpu());
 	OK(kvm_destroy_vm(vm));
 
 	char path[] = "/tmp/libkvm-vcpu-fields-XXXXXX";
-	int fd = mkstemp(path);
-	CHECK(fd >= 0);
-	FILE *f = fdopen(fd, "wb");
-	CHECK(f != NULL);
-	put(f, vm_blob, vm_len);
-	put(f, vcpu_blob, vcpu_len);
-	put(f, mem, MEM);
-	put(f, before, sizeof(*before));
-	put(f, halt_blob, halt_len);
-	put(f, halt_mem, MEM);
-	put(f, halt_before, sizeof(*halt_before));
-	put(f, held_blob, held_len);
-	put(f, held_mem, MEM);
+	FILE *f = record_file(path);
+	put_record(f, vm_blob, vm_len);
+	put_record(f, vcpu_blob, vcpu_len);
+	put_record(f, mem, MEM);
+	put_record(f, before, sizeof(*before));
+	put_record(f, halt_blob, halt_len);
+	put_record(f, halt_mem, MEM);
+	put_record(f, halt_before, sizeof(*halt_before));
+	put_record(f, held_blob, held_len);
+	put_record(f, held_mem, MEM);
 	int flags[3] = { avx, (int)xsave_size_avx, tsc_set };
-	put(f, flags, sizeof(flags));
+	put_record(f, flags, sizeof(flags));
 	CHECK(fclose(f) == 0);
 
-	/* The program's own path, not "/proc/self/exe" (under valgrind that is valgrind). */
-	char self[4096];
-	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-	CHECK(n > 0);
-	self[n] = 0;
-	pid_t pid = fork();
-	CHECK(pid >= 0);
-	if (pid == 0) {
-		execl(self, "snapshot_vcpu_fields", "--restore", path, (char *)NULL);
-		_exit(127);
-	}
-	int status;
-	CHECK(waitpid(pid, &status, 0) == pid);
+	pid_t pid;
+	int status = run_self("snapshot_vcpu_fields", "--restore", path, &pid);
 	unlink(path);
-	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	CHECK_EQ(status, 0);
 	printf("vcpu blob %zu bytes, %u MSRs, %u CPUID leaves, XSAVE %u bytes%s: restored in pid %d, "
 	       "every field read back and observed by the guest\n", vcpu_len, before->nmsrs,
 	       before->ncpuid, before->xsave_size, avx ? " (AVX)" : "", (int)pid);

@@ -107,36 +107,7 @@ static int machine(void)
 	return vm;
 }
 
-/* Runs until the guest's out to `port` and returns its value (as run_until_out), but
- * fails after 5 s without an exit: a lost interrupt, NMI or breakpoint leaves the guest
- * spinning (a periodic watchdog makes kvm_run return to look at the time). */
-static uint32_t out(uint16_t port)
-{
-	struct timespec t0, t;
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	watchdog_start(100);
-	for (;;) {
-		errno = 0;
-		int r = kvm_run();
-		if (r == -1 && errno == EINTR) {
-			clock_gettime(CLOCK_MONOTONIC, &t);
-			if (t.tv_sec - t0.tv_sec > 5)
-				FAIL("no out to port 0x%x within 5 s", port);
-			continue;
-		}
-		if (r != KVM_EXIT_IO)
-			FAIL("waiting for port 0x%x: kvm_run %d (%s), errno %d", port, r, exit_name(r), errno);
-		struct kvm_run *run = kvm_run_area();
-		if (run->io.direction != KVM_EXIT_IO_OUT || run->io.port != port)
-			FAIL("expected an out to port 0x%x, got I/O on port 0x%x", port, run->io.port);
-		uint32_t v = 0;
-		memcpy(&v, (uint8_t *)run + run->io.data_offset, run->io.size);
-		watchdog_stop();
-		return v;
-	}
-}
-
-#define EXPECT(port, value) do { uint32_t v_ = out(port); \
+#define EXPECT(port, value) do { uint32_t v_ = run_until_out_within(port, 5); \
 	if (v_ != (uint32_t)(value)) FAIL("the guest reported 0x%x on port 0x%x, expected " \
 	"0x%x (%s)", v_, port, (uint32_t)(value), #value); } while (0)
 
@@ -151,25 +122,25 @@ static void guest_observes(int vm, uint64_t clock)
 	EXPECT(0xb3, SLAVE_ELCR);
 	/* Read-back status of channel 0: output (bit 7, any), null count 0, lo/hi (3),
 	 * mode 2, binary. */
-	CHECK_EQ(out(0xb4) & 0x7f, 0x34);
-	CHECK_EQ(out(0xb5) & 1, 1);     /* port 0x61: channel 2's gate */
-	CHECK_EQ(out(0xb6) >> 24 & 0xf, IOAPIC_ID);
-	uint64_t t = out(0xb7);
-	t |= (uint64_t)out(0xb8) << 32;
+	CHECK_EQ(run_until_out_within(0xb4, 5) & 0x7f, 0x34);
+	CHECK_EQ(run_until_out_within(0xb5, 5) & 1, 1);     /* port 0x61: channel 2's gate */
+	CHECK_EQ(run_until_out_within(0xb6, 5) >> 24 & 0xf, IOAPIC_ID);
+	uint64_t t = run_until_out_within(0xb7, 5);
+	t |= (uint64_t)run_until_out_within(0xb8, 5) << 32;
 	if (t < CLOCK || t > clock + 10 * 1000000000ULL)
 		FAIL("the guest's kvmclock reads %llu ns, the VM's clock was %llu ns",
 		     (unsigned long long)t, (unsigned long long)clock);
 	/* The IOAPIC's redirection of pin 5 reaches the guest's handler for 0x61. */
-	out(0x30);
+	run_until_out_within(0x30, 5);
 	OK(kvm_irq_line(vm, PIN, 1));
 	OK(kvm_irq_line(vm, PIN, 0));
 	EXPECT(0xe0, 0x61);
 	/* IRQ 3 through the PIC, at the master's base vector + 3. */
-	out(0x31);
+	run_until_out_within(0x31, 5);
 	OK(kvm_irq_line(vm, 3, 1));
 	OK(kvm_irq_line(vm, 3, 0));
 	EXPECT(0xe0, MASTER_BASE + 3);
-	out(0x3f);
+	run_until_out_within(0x3f, 5);
 }
 
 /* Sets the distinctive values; the guest is at its port 0x10. */
@@ -207,56 +178,21 @@ static void set_fields(int vm)
 static void load_guest(int vm)
 {
 	load_blob(vm, LOAD, BLOB(rm_vm_fields));
-	uint16_t *ivt = kvm_guest_memory(vm, 0, 0x400);
-	CHECK(ivt != NULL);
+	uint16_t *ivt = real_mode_ivt(vm);
 	ivt[0x61 * 2] = ADDR(vm_h61);
 	ivt[(MASTER_BASE + 3) * 2] = ADDR(vm_h6b);
 }
 
 /* ---- blobs across processes ---------------------------------------------------------- */
 
-static uint8_t *save(int vm, size_t *len)
-{
-	size_t n = 0;
-	if (vm >= 0)
-		CHECK_ERR(kvm_save_vm(vm, NULL, &n), E2BIG);
-	else
-		CHECK_ERR(kvm_save_vcpu(NULL, &n), E2BIG);
-	uint8_t *b = malloc(n);
-	CHECK(b != NULL);
-	if (vm >= 0)
-		OK(kvm_save_vm(vm, b, &n));
-	else
-		OK(kvm_save_vcpu(b, &n));
-	*len = n;
-	return b;
-}
-
-static void put(FILE *f, const void *p, uint64_t n)
-{
-	CHECK(fwrite(&n, 8, 1, f) == 1);
-	CHECK(fwrite(p, 1, n, f) == n);
-}
-
-static void *get(FILE *f, size_t *n)
-{
-	uint64_t len;
-	CHECK(fread(&len, 8, 1, f) == 1);
-	void *p = malloc(len ? len : 1);
-	CHECK(p != NULL);
-	CHECK(fread(p, 1, len, f) == len);
-	*n = len;
-	return p;
-}
-
 static int restore(const char *path)
 {
 	FILE *f = fopen(path, "rb");
 	CHECK(f != NULL);
 	size_t vm_len, vcpu_len, n;
-	uint8_t *vm_blob = get(f, &vm_len), *vcpu_blob = get(f, &vcpu_len), *mem = get(f, &n);
+	uint8_t *vm_blob = get_record(f, &vm_len), *vcpu_blob = get_record(f, &vcpu_len), *mem = get_record(f, &n);
 	CHECK_EQ(n, MEM);
-	struct dump *before = get(f, &n), now;
+	struct dump *before = get_record(f, &n), now;
 	CHECK_EQ(n, sizeof(*before));
 	fclose(f);
 
@@ -285,12 +221,7 @@ int main(int argc, char **argv)
 
 	int vm = machine();
 	/* The guest's CPUID offers kvmclock. */
-	struct kvm_cpuid2 *c = calloc(1, sizeof(*c) + 256 * sizeof(c->entries[0]));
-	CHECK(c != NULL);
-	c->nent = 256;
-	OK(kvm_get_supported_cpuid(c));
-	OK(kvm_set_cpuid(c));
-	free(c);
+	set_supported_cpuid();
 	load_guest(vm);
 	setup_unreal_mode(LOAD);
 	run_until_out(0x10);
@@ -300,7 +231,7 @@ int main(int argc, char **argv)
 	take_dump(vm, &before);
 	check_dump_has_fields(&before);
 	size_t vm_len, vcpu_len;
-	uint8_t *vm_blob = save(vm, &vm_len), *vcpu_blob = save(-1, &vcpu_len);
+	uint8_t *vm_blob = save_vm_blob(vm, &vm_len), *vcpu_blob = save_vcpu_blob(&vcpu_len);
 	uint8_t *mem = malloc(MEM);
 	CHECK(mem != NULL);
 	memcpy(mem, kvm_guest_memory(vm, 0, MEM), MEM);
@@ -310,31 +241,17 @@ int main(int argc, char **argv)
 	OK(kvm_destroy_vm(vm));
 
 	char path[] = "/tmp/libkvm-vm-fields-XXXXXX";
-	int fd = mkstemp(path);
-	CHECK(fd >= 0);
-	FILE *f = fdopen(fd, "wb");
-	CHECK(f != NULL);
-	put(f, vm_blob, vm_len);
-	put(f, vcpu_blob, vcpu_len);
-	put(f, mem, MEM);
-	put(f, &before, sizeof(before));
+	FILE *f = record_file(path);
+	put_record(f, vm_blob, vm_len);
+	put_record(f, vcpu_blob, vcpu_len);
+	put_record(f, mem, MEM);
+	put_record(f, &before, sizeof(before));
 	CHECK(fclose(f) == 0);
 
-	/* The program's own path, not "/proc/self/exe" (under valgrind that is valgrind). */
-	char self[4096];
-	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-	CHECK(n > 0);
-	self[n] = 0;
-	pid_t pid = fork();
-	CHECK(pid >= 0);
-	if (pid == 0) {
-		execl(self, "snapshot_vm_fields", "--restore", path, (char *)NULL);
-		_exit(127);
-	}
-	int status;
-	CHECK(waitpid(pid, &status, 0) == pid);
+	pid_t pid;
+	int status = run_self("snapshot_vm_fields", "--restore", path, &pid);
 	unlink(path);
-	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	CHECK_EQ(status, 0);
 	printf("VM blob %zu bytes: PICs, IOAPIC, PIT and kvmclock restored in pid %d, read back and "
 	       "observed by the guest\n", vm_len, (int)pid);
 	free(vm_blob);

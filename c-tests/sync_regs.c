@@ -355,12 +355,7 @@ static void run_all(int steps)
 	m.vcpu_fd = OK(kvm_create_vcpu(m.vm, 0));
 	setup_real_mode(0x1000);
 	/* Start from a known state: the model's. */
-	struct kvm_sregs s;
-	OK(kvm_get_sregs(&s));
-	s.es.selector = 0;
-	s.es.base = 0;
-	s.cr2 = 0;
-	OK(kvm_set_sregs(&s));
+	EDIT_SREGS(s, s.es.selector = 0; s.es.base = 0; s.cr2 = 0);
 	m.at = MAIN;
 	for (int i = 0; i < steps; i++)
 		step(1);

@@ -10,9 +10,7 @@ static void init_accepted_by_get_mp_state(void)
 {
 	int vm = vm_with_memory(0x10000);
 	OK(kvm_create_irqchip(vm));
-	load_blob(vm, 0x1000, BLOB(rm_report));
-	OK(kvm_create_vcpu(vm, 0));
-	setup_real_mode(0x1000);
+	real_mode_vcpu(vm, 0, 0x1000, BLOB(rm_report));
 	/* The local APIC accepts the INIT below only when software-enabled. */
 	struct kvm_lapic_state lapic;
 	OK(kvm_get_lapic(&lapic));
@@ -70,10 +68,7 @@ static void run_interrupted_while_waiting_for_init(void)
 	struct kvm_mp_state mp;
 	OK(kvm_get_mp_state(&mp));
 	CHECK_EQ(mp.mp_state, KVM_MP_STATE_UNINITIALIZED);
-	struct kvm_regs r;
-	OK(kvm_get_regs(&r));
-	r.rbx = 0x5a5a;
-	OK(kvm_set_regs(&r));
+	EDIT_REGS(r, r.rbx = 0x5a5a);
 
 	struct sigaction sa = { .sa_handler = on_alarm };
 	CHECK(sigaction(SIGALRM, &sa, NULL) == 0);
@@ -90,6 +85,7 @@ static void run_interrupted_while_waiting_for_init(void)
 	CHECK_EQ(ret, -1);
 	CHECK_EQ(errno, EINTR);
 
+	struct kvm_regs r;
 	OK(kvm_get_regs(&r));
 	CHECK_EQ(r.rbx, 0x5a5a);
 	OK(kvm_vcpu_ioctl(KVM_GET_REGS, &r));
@@ -98,11 +94,7 @@ static void run_interrupted_while_waiting_for_init(void)
 	/* Let it run: the guest sees the value. */
 	mp.mp_state = KVM_MP_STATE_RUNNABLE;
 	OK(kvm_set_mp_state(&mp));
-	struct kvm_sregs s;
-	OK(kvm_get_sregs(&s));
-	s.cs.selector = 0;
-	s.cs.base = 0;
-	OK(kvm_set_sregs(&s));
+	EDIT_SREGS(s, s.cs.selector = 0; s.cs.base = 0);
 	OK(kvm_get_regs(&r));
 	CHECK_EQ(r.rbx, 0x5a5a);
 	r.rip = 0x1000;

@@ -90,10 +90,7 @@ static void four_level(void)
 	load_blob(vm, 0x2000, BLOB(lm_paging));
 	OK(kvm_create_vcpu(vm, 0));
 	/* The host's CPUID, for 1 GiB pages where it has them. */
-	struct kvm_cpuid2 *c = calloc(1, sizeof(*c) + 256 * sizeof(c->entries[0]));
-	CHECK(c != NULL);
-	c->nent = 256;
-	OK(kvm_get_supported_cpuid(c));
+	struct kvm_cpuid2 *c = supported_cpuid();
 	OK(kvm_set_cpuid(c));
 	int gbpages = 0;
 	for (unsigned i = 0; i < c->nent; i++)
@@ -144,9 +141,7 @@ static void four_level(void)
 	v = 0xff;
 	OK(kvm_translate(0x80000000, &pa, &v, &v, &v));
 	CHECK_EQ(v, 0);
-	pthread_t t;
-	CHECK(pthread_create(&t, NULL, no_vcpu, NULL) == 0);
-	CHECK(pthread_join(t, NULL) == 0);
+	on_thread(no_vcpu, NULL);
 
 	OK(kvm_detach_vcpu());
 	OK(kvm_destroy_vm(vm));

@@ -22,16 +22,13 @@ static void *vcpu_thread(void *arg)
 	/* A second vcpu on the same thread is refused. */
 	CHECK_ERR(kvm_create_vcpu(vm, id + 10), EBUSY);
 	setup_real_mode(0x1000);
-	struct kvm_regs r;
-	OK(kvm_get_regs(&r));
-	r.rsi = 100 * (id + 1);
-	r.rbx = id;
-	OK(kvm_set_regs(&r));
+	EDIT_REGS(r, r.rsi = 100 * (id + 1); r.rbx = id);
 	for (int i = 0; i < 50; i++) {
 		/* Each pass re-runs the guest from the start with this thread's values. */
 		CHECK_EQ(run_until_out(0x10), 200 * (id + 1));
 		CHECK_EQ(run_until_out(0x11), id + 1);
 		run_expect(KVM_EXIT_HLT);
+		struct kvm_regs r;
 		OK(kvm_get_regs(&r));
 		CHECK_EQ(r.rsi, 100 * (id + 1));
 		r.rip = 0x1000;
@@ -39,6 +36,7 @@ static void *vcpu_thread(void *arg)
 		OK(kvm_set_regs(&r));
 	}
 	/* The rendezvous: this vcpu's flag set, the other's awaited, inside the guest. */
+	struct kvm_regs r;
 	OK(kvm_get_regs(&r));
 	r.rip = 0x2000;
 	r.rbx = id;

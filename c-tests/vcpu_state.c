@@ -4,31 +4,13 @@
 #define MSR_IA32_SYSENTER_CS 0x174
 #define X86_MSR_REG(i) (KVM_REG_X86 | KVM_REG_SIZE_U64 | 2ULL << 32 | (i))
 
-static struct kvm_cpuid2 *supported_cpuid(void)
-{
-	int n = 256;
-	struct kvm_cpuid2 *c = calloc(1, sizeof(*c) + n * sizeof(c->entries[0]));
-	CHECK(c != NULL);
-	c->nent = n;
-	OK(kvm_get_supported_cpuid(c));
-	return c;
-}
-
-static struct kvm_cpuid_entry2 *leaf(struct kvm_cpuid2 *c, uint32_t fn, uint32_t idx)
-{
-	for (uint32_t i = 0; i < c->nent; i++)
-		if (c->entries[i].function == fn && c->entries[i].index == idx)
-			return &c->entries[i];
-	return NULL;
-}
-
 /* CPUID 0xD.0 EBX for `xcr0`: the end of the furthest enabled component, at least the
  * legacy area plus header (576). */
 static uint32_t xsave_size_for(struct kvm_cpuid2 *c, uint64_t xcr0)
 {
 	uint32_t size = 576;
 	for (int i = 2; i < 63; i++) {
-		struct kvm_cpuid_entry2 *e = leaf(c, 0xd, i);
+		struct kvm_cpuid_entry2 *e = cpuid_leaf(c, 0xd, i);
 		if ((xcr0 >> i & 1) && e && e->ebx + e->eax > size)
 			size = e->ebx + e->eax;
 	}
@@ -39,9 +21,7 @@ int main(void)
 {
 	require_kvm();
 	int vm = vm_with_memory(0x10000);
-	load_blob(vm, 0x2000, BLOB(pm_vcpu_state));
-	OK(kvm_create_vcpu(vm, 0));
-	setup_protected_mode(0x2000);
+	protected_mode_vcpu(vm, 0, 0x2000, BLOB(pm_vcpu_state));
 	struct kvm_cpuid2 *cpuid = supported_cpuid();
 	OK(kvm_set_cpuid(cpuid));
 
@@ -122,7 +102,7 @@ int main(void)
 	CHECK_EQ(x.nr_xcrs, 1);
 	CHECK_EQ(x.xcrs[0].xcr, 0);
 	CHECK_EQ(x.xcrs[0].value, 1);             /* x87 only after reset */
-	struct kvm_cpuid_entry2 *d0 = leaf(cpuid, 0xd, 0);
+	struct kvm_cpuid_entry2 *d0 = cpuid_leaf(cpuid, 0xd, 0);
 	CHECK(d0 != NULL);
 	uint64_t xcr0 = (d0->eax & 4) ? 7 : 3;    /* with AVX where the host has it */
 	x.xcrs[0].value = xcr0;

@@ -27,18 +27,14 @@ int main(void)
 	require_kvm();
 	int vm = vm_with_memory(0x10000);
 	load_blob(vm, LOAD, BLOB(rm_irq));
-	uint16_t *ivt = kvm_guest_memory(vm, 0, 0x400);
-	CHECK(ivt != NULL);
+	uint16_t *ivt = real_mode_ivt(vm);
 	ivt[0x20 * 2] = HANDLER(rm_irq_h20);
 	ivt[0x21 * 2] = HANDLER(rm_irq_h21);
 	ivt[0x22 * 2] = HANDLER(rm_irq_h22);
 	ivt[0x80 * 2] = HANDLER(rm_irq_h80);
 	OK(kvm_create_vcpu(vm, 0));
 	setup_real_mode(LOAD);
-	struct kvm_regs r;
-	OK(kvm_get_regs(&r));
-	r.rsp = 0x8000;
-	OK(kvm_set_regs(&r));
+	EDIT_REGS(r, r.rsp = 0x8000);
 	struct kvm_run *run = kvm_run_area();
 
 	/* Interrupts on: the handler runs right away, before the next instruction. */
@@ -94,9 +90,7 @@ int main(void)
 	/* Bad input. */
 	CHECK_ERR(kvm_interrupt(256), EINVAL);
 	CHECK_ERR(kvm_interrupt(-1u), EINVAL);
-	pthread_t t;
-	CHECK(pthread_create(&t, NULL, no_vcpu, NULL) == 0);
-	CHECK(pthread_join(t, NULL) == 0);
+	on_thread(no_vcpu, NULL);
 
 	OK(kvm_detach_vcpu());
 	OK(kvm_destroy_vm(vm));

@@ -79,10 +79,7 @@ static void without_irqchip(void)
 	CHECK_ERR(kvm_set_mp_state(&mp), EINVAL);
 	/* The guest runs with the TSS and identity-map addresses set. */
 	setup_real_mode(0x1000);
-	struct kvm_regs r;
-	OK(kvm_get_regs(&r));
-	r.rsi = 21;
-	OK(kvm_set_regs(&r));
+	EDIT_REGS(r, r.rsi = 21);
 	CHECK_EQ(run_until_out(0x10), 42);
 	OK(kvm_detach_vcpu());
 	OK(kvm_destroy_vm(plain));
@@ -110,9 +107,7 @@ static void pit_speaker(void)
 		int v = vm_with_memory(0x10000);
 		OK(kvm_create_irqchip(v));
 		OK(kvm_create_pit2(v, dummy ? KVM_PIT_SPEAKER_DUMMY : 0));
-		load_blob(v, 0x1000, BLOB(rm_speaker));
-		OK(kvm_create_vcpu(v, 0));
-		setup_real_mode(0x1000);
+		real_mode_vcpu(v, 0, 0x1000, BLOB(rm_speaker));
 		if (!dummy) {
 			run_expect(KVM_EXIT_IO);
 			struct kvm_run *run = kvm_run_area();
@@ -148,10 +143,7 @@ int main(void)
 	set_vector(0x23, G(rm_intr_irq3));
 	set_vector(0x25, G(rm_intr_irq5));
 	set_vector(0x50, G(rm_intr_msi));
-	struct kvm_regs r;
-	OK(kvm_get_regs(&r));
-	r.rsp = 0x9000;
-	OK(kvm_set_regs(&r));
+	EDIT_REGS(r, r.rsp = 0x9000);
 
 	/* LAPIC: the guest reads the LVT timer the host set, the host reads the SVR the
 	 * guest wrote. */
@@ -227,16 +219,12 @@ int main(void)
 	struct kvm_mp_state mp;
 	OK(kvm_get_mp_state(&mp));
 	CHECK_EQ(mp.mp_state, KVM_MP_STATE_RUNNABLE);
+	struct kvm_regs r;
 	OK(kvm_get_regs(&r));
 	uint64_t ip = r.rip;
 	mp.mp_state = KVM_MP_STATE_HALTED;
 	OK(kvm_set_mp_state(&mp));
-	pthread_t t;
-	CHECK(pthread_create(&t, NULL, kick_soon, NULL) == 0);
-	errno = 0;
-	CHECK_EQ(kvm_run(), -1);
-	CHECK_EQ(errno, EINTR);
-	CHECK(pthread_join(t, NULL) == 0);
+	run_interrupted_by(kick_soon, NULL);
 	OK(kvm_get_regs(&r));
 	CHECK_EQ(r.rip, ip);
 	OK(kvm_get_mp_state(&mp));

@@ -1,5 +1,5 @@
 #!/usr/bin/perl
-# Helper of c-tests/rust-c-structs.sh. Reads an abidw XML file and prints, for every named
+# Helper of c-tests/invariants/rust-c-structs.sh. Reads an abidw XML file and prints, for every named
 # struct or union whose name matches the pattern given, its size and the absolute bit
 # offset of every member path, one fact per line:
 #   kvm_run <TAB> sizeof <TAB> 18816

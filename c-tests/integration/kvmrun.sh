@@ -3,7 +3,7 @@
 # image, each way a guest can end) and the demo kernel, and refuses bad command lines and
 # bad kernels with a message and its documented status.
 set -u
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 if ! [ -r /dev/kvm ] || ! [ -w /dev/kvm ]; then echo "SKIP: /dev/kvm is not usable here"; exit 77; fi
 K=build/c-tests/kernels
 KVMRUN=build/kvmrun

@@ -48,7 +48,7 @@ perl -ne 'print "$1 $2\n" while /\b(struct|union) ([A-Za-z_]\w*)/g' "$tmp/protos
 { echo '#include <libkvm.h>'; awk '{ printf "%s %s libkvm_probe_%d;\n", $1, $2, NR }' "$tmp/roots"; } > "$tmp/probe.c"
 $cc -m64 -g -O0 -fno-eliminate-unused-debug-types -shared -fPIC -Iinclude -o "$tmp/probe64.so" "$tmp/probe.c"
 abidw --load-all-types --no-corpus-path --no-comp-dir-path "$tmp/probe64.so" > "$tmp/probe64.abi"
-perl c-tests/layout.pl "$tmp/probe64.abi" "$tmp/protos64" "$tmp/exceptions" > "$tmp/printer.c"
+perl c-tests/invariants/layout.pl "$tmp/probe64.abi" "$tmp/protos64" "$tmp/exceptions" > "$tmp/printer.c"
 $cc -m64 -std=gnu11 -Wall -Werror -Iinclude -o "$tmp/printer64" "$tmp/printer.c"
 "$tmp/printer64" > "$tmp/asserts.c"
 "$tmp/printer64" values > "$tmp/values64"

@@ -5,7 +5,7 @@
 # each of its functions, SEE ALSO. libkvm.7: NAME, SYNOPSIS, DESCRIPTION, VERSIONS, SEE
 # ALSO. Redirect pages hold only `.so man3/<page>.3`. Every page and redirect renders
 # without a warning through `groff -ww -z -man` and, where man-db is installed, `man -l`.
-# (c-tests/surface.sh checks that the pages and the functions match one to one.)
+# (c-tests/invariants/surface.sh checks that the pages and the functions match one to one.)
 set -eu
 version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
 IFS=. read -r major minor _ <<< "$version"

@@ -16,8 +16,8 @@ grep -E '^/\* [^ ]*include/libkvm\.h:' "$tmp/aux" | perl -ne 'print "$1 $2\n" wh
 ${CC:-cc} -g -O0 -shared -fPIC -Iinclude -o "$tmp/probe.so" "$tmp/probe.c"
 abidw --no-corpus-path --no-comp-dir-path "$tmp/probe.so" > "$tmp/c.abi"
 abidw --no-corpus-path --no-comp-dir-path --no-show-locs "$so" > "$tmp/rust.abi"
-perl c-tests/struct-paths.pl "$tmp/c.abi" '^kvm_' | sort > "$tmp/c"
-perl c-tests/struct-paths.pl "$tmp/rust.abi" '^kvm_' | sort > "$tmp/rust"
+perl c-tests/invariants/struct-paths.pl "$tmp/c.abi" '^kvm_' | sort > "$tmp/c"
+perl c-tests/invariants/struct-paths.pl "$tmp/rust.abi" '^kvm_' | sort > "$tmp/rust"
 
 # Facts both sides have ("struct<TAB>path" keys), with differing values.
 join -t$'\t' <(awk -F'\t' '{ print $1 ":" $2 "\t" $3 }' "$tmp/c" | sort) \
