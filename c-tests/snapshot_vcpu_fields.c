@@ -60,7 +60,10 @@ static const struct { uint32_t index; uint64_t value; } msr_values[] = {
 	{ 0x277, 0x0105040601050406ULL },          /* PAT */
 };
 #define MSR_TSC 0x10
-#define TSC 0x0000100000000000ULL
+/* Far above any TSC a host can have counted since boot (2^62 cycles is a century at
+ * 1 GHz), so that reading it back tells a written TSC from a host's that ignored the
+ * write whatever the host's uptime (2^44 was within reach of a day-old host's TSC). */
+#define TSC 0x4000000000000000ULL
 #define MSR_TSC_AUX 0xc0000103
 
 static const char brand[16] = "libkvm-fidelity";
