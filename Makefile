@@ -16,12 +16,39 @@ DESTDIR ?=
 CC ?= cc
 CXX ?= c++
 CARGO ?= cargo
+RUSTC ?= rustc
+# Tools, GNU style: each can be given on the command line (make's defaults give AR and LD).
+INSTALL ?= install
+INSTALL_PROGRAM ?= $(INSTALL)
+INSTALL_DATA ?= $(INSTALL) -m 644
+STRIP ?= strip
+OBJCOPY ?= objcopy
+LDCONFIG ?= ldconfig
+# CFLAGS, CPPFLAGS and LDFLAGS are the user's (dpkg-buildflags gives them in a Debian
+# build): they reach every host program built here (library link, kvmrun, tests,
+# examples, benchmarks), last so that they win. The project's warnings are separate so
+# that a CFLAGS given on the command line does not drop them; WERROR= turns the errors
+# back into warnings (a distribution build with a newer compiler).
 CFLAGS ?= -O2 -g
-CFLAGS += -Wall -Wextra -Werror -std=gnu11
+WERROR ?= -Werror
+WARN_CFLAGS := -Wall -Wextra $(WERROR) -std=gnu11
+HOST_CFLAGS = $(CPPFLAGS) $(WARN_CFLAGS) $(CFLAGS)
 
-# What the Rust staticlib needs from the system (rustc --print native-static-libs); the
-# shared object links them, and libkvm.pc lists them in Libs.private for static users.
-LIBS_PRIVATE := -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
+# What the Rust staticlib needs from the system: `rustc --print native-static-libs`
+# (c-tests/static-archive.sh checks this list against it) without its -lgcc_s. The
+# unwinder is the C compiler driver's business: a dynamic link gets libgcc_s (as needed),
+# a -static link libgcc_eh; a -lgcc_s here made every -static link fail. The shared
+# object links them, and libkvm.pc lists them in Libs.private for static users.
+LIBS_PRIVATE := -lutil -lrt -lpthread -lm -ldl -lc
+
+# Build paths are not recorded in the binaries (two builds in different directories are
+# byte-identical; .ci/check-package.sh compares them): the source tree becomes
+# /usr/src/libkvm-VERSION and the cargo home (registry sources) /cargo in file names
+# and debug info. Every cargo call of this Makefile but the fuzzer's passes the same
+# RUSTFLAGS, so that they share one build of the dependencies.
+CARGO_HOME_DIR := $(or $(CARGO_HOME),$(HOME)/.cargo)
+CARGO_ENV = RUSTFLAGS="$(strip $(RUSTFLAGS) --remap-path-prefix=$(CURDIR)=/usr/src/libkvm-$(VERSION) \
+	--remap-path-prefix=$(CARGO_HOME_DIR)=/cargo)"
 
 B := build
 RUST_A := target/release/libkvm.a
@@ -49,26 +76,29 @@ TEST_BINS := $(patsubst c-tests/%.c,$(B)/c-tests/%,$(TEST_SRCS))
 TEST_SCRIPTS := $(wildcard c-tests/*.sh)
 GUEST_OBJS := $(patsubst c-tests/guests/%.S,$(B)/c-tests/guests/%.o,$(wildcard c-tests/guests/*.S))
 
-.PHONY: all cargo-build header check check-cargo tests install uninstall demo clean deps tools \
-	abi-baseline check-valgrind check-asan fuzz fuzz-build fuzz-rust deps-valgrind deps-fuzz bench
+.PHONY: all cargo-build header check check-cargo tests install install-strip uninstall demo clean \
+	deps tools abi-baseline check-valgrind check-asan fuzz fuzz-build fuzz-rust deps-valgrind \
+	deps-fuzz deps-package check-package bench FORCE
 
-all: $(SO) $(B)/$(SONAME) $(B)/libkvm.so $(B)/libkvm.a $(B)/libkvm.pc $(B)/kvmrun
+all: $(SO) $(B)/$(SONAME) $(B)/libkvm.so $(B)/libkvm.a $(B)/libkvm.pc $(B)/kvmrun $(B)/inst/kvmrun
 
 # Cargo decides what to rebuild; the phony prerequisite makes sure it is asked, and the
 # empty recipe makes make look at the archive's time again afterwards (without one, the
 # shared object was relinked only by the next make).
 cargo-build:
-	$(CARGO) build --release --locked --lib
+	$(CARGO_ENV) $(CARGO) build --release --locked --lib
 
 $(RUST_A): cargo-build ;
 
 # A version script given to a Rust cdylib is ignored (lld) or refused (GNU ld), so the
-# shared object is linked from the staticlib by the C toolchain.
+# shared object is linked from the staticlib by the C toolchain. -z nodelete: the library
+# installs a signal handler (the kick) that dlclose cannot take back, so once loaded it
+# stays mapped; a later dlopen finds it again.
 $(SO): $(RUST_A) src/libkvm.map
 	@mkdir -p $(B)
-	$(CC) -shared -o $@ -Wl,--whole-archive $(RUST_A) -Wl,--no-whole-archive \
+	$(CC) $(CFLAGS) $(LDFLAGS) -shared -o $@ -Wl,--whole-archive $(RUST_A) -Wl,--no-whole-archive \
 		-Wl,--version-script=src/libkvm.map -Wl,-soname,$(SONAME) \
-		-Wl,-z,defs -Wl,-z,relro -Wl,-z,now -Wl,--gc-sections $(LIBS_PRIVATE)
+		-Wl,-z,defs -Wl,-z,relro -Wl,-z,now -Wl,-z,nodelete -Wl,--gc-sections $(LIBS_PRIVATE)
 
 $(B)/$(SONAME): $(SO)
 	ln -sf libkvm.so.$(VERSION) $@
@@ -76,9 +106,33 @@ $(B)/$(SONAME): $(SO)
 $(B)/libkvm.so: $(B)/$(SONAME)
 	ln -sf $(SONAME) $@
 
-$(B)/libkvm.a: $(RUST_A)
+# The exported functions, one a line, from the version script.
+$(B)/exports: src/libkvm.map
 	@mkdir -p $(B)
-	cp $(RUST_A) $@
+	sed -n 's/^[[:space:]]*\(kvm_[A-Za-z0-9_]*\);.*/\1/p' $< > $@
+
+# The static archive: one relocatable object in which only the exports are global. Cargo's
+# staticlib holds the whole Rust standard library (332 members, 32 MB, 2,500 global
+# symbols, LLVM bitcode that other LLVM versions cannot read), so it is linked with
+# ld -r from the exports down (--gc-sections), every other symbol made local, the
+# bitcode sections and the symbols nothing refers to dropped; debug info only with
+# STATIC_DEBUG=yes. What remains needs the C library and the unwinder.
+STATIC_DEBUG ?= no
+$(B)/libkvm.o: $(RUST_A) $(B)/exports $(B)/static-debug
+	$(LD) -r --gc-sections --force-group-allocation $$(sed 's/^/--require-defined=/' $(B)/exports) \
+		-o $@.tmp --whole-archive $(RUST_A) --no-whole-archive
+	$(OBJCOPY) --remove-section=.llvmbc --remove-section=.llvmcmd --keep-global-symbols=$(B)/exports \
+		$(if $(filter yes,$(STATIC_DEBUG)),--keep-section='.debug_*') --strip-unneeded $@.tmp $@
+	rm -f $@.tmp
+
+# Changes (and so remakes the archive) only when STATIC_DEBUG does.
+$(B)/static-debug: FORCE
+	@mkdir -p $(B)
+	@echo '$(STATIC_DEBUG)' | cmp -s - $@ || echo '$(STATIC_DEBUG)' > $@
+
+$(B)/libkvm.a: $(B)/libkvm.o
+	rm -f $@
+	$(AR) rcsD $@ $<
 
 # libkvm.pc for the paths given now; `make install` writes its own for the install paths.
 PC_SED = sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' \
@@ -102,10 +156,19 @@ KVMRUN_HDRS := $(wildcard examples/kvmrun/*.h)
 # libkvm's flags from pkg-config (the uninstalled .pc), or the same by hand without it.
 KVM_FLAGS = $$(PKG_CONFIG_PATH=$(CURDIR)/$(B) pkg-config --cflags --libs libkvm 2>/dev/null || \
 	echo -I$(CURDIR)/include -L$(CURDIR)/$(B) -lkvm)
-KVMRUN_LINK = $(CC) $(CFLAGS) $(KVMRUN_SRCS) $(KVM_FLAGS) -pthread -lm
+KVMRUN_LINK = $(CC) $(HOST_CFLAGS) $(LDFLAGS) $(KVMRUN_SRCS) $(KVM_FLAGS) -pthread -lm
+KVMRUN_DEPS := $(KVMRUN_SRCS) $(KVMRUN_HDRS) include/libkvm.h $(SO) $(B)/$(SONAME) $(B)/libkvm.so \
+	$(B)/libkvm-uninstalled.pc
 
-$(B)/kvmrun: $(KVMRUN_SRCS) $(KVMRUN_HDRS) include/libkvm.h $(SO) $(B)/$(SONAME) $(B)/libkvm.so $(B)/libkvm-uninstalled.pc
+# The build tree's kvmrun finds the build tree's library (RUNPATH); the one `make install`
+# installs has no RUNPATH: it finds libkvm where the dynamic linker looks, as any
+# program of the system does (a RUNPATH to a system directory is a packaging error).
+$(B)/kvmrun: $(KVMRUN_DEPS)
 	$(KVMRUN_LINK) -o $@ -Wl,-rpath,$(CURDIR)/$(B)
+
+$(B)/inst/kvmrun: $(KVMRUN_DEPS)
+	@mkdir -p $(dir $@)
+	$(KVMRUN_LINK) -o $@
 
 # ---- guest kernels: freestanding 32-bit multiboot ELF, built by the host gcc ---------
 # Only gcc's own freestanding headers (-nostdinc) and no libraries: no 32-bit libc needed.
@@ -197,8 +260,8 @@ abi-baseline: deps all
 
 # ---- tests --------------------------------------------------------------------------
 
-TEST_CFLAGS := $(CFLAGS) -Iinclude -Ic-tests -pthread
-TEST_LDFLAGS := -L$(B) -lkvm -Wl,-rpath,$(CURDIR)/$(B) -pthread
+TEST_CFLAGS = $(HOST_CFLAGS) -Iinclude -Ic-tests -pthread
+TEST_LDFLAGS = $(LDFLAGS) -L$(B) -lkvm -Wl,-rpath,$(CURDIR)/$(B) -pthread
 
 $(B)/c-tests/guests/%.o: c-tests/guests/%.S c-tests/guest.h
 	@mkdir -p $(dir $@)
@@ -219,22 +282,38 @@ $(B)/c-tests/%: c-tests/%.c $(B)/c-tests/harness.o $(B)/c-tests/libguests.a c-te
 tests: all $(TEST_BINS) $(KTESTS) $(DEMO_KERNEL) $(HELLO)
 
 check-cargo:
-	$(CARGO) test --release --locked --quiet
+	$(CARGO_ENV) $(CARGO) test --release --locked --quiet
 
 # Everything `make check` runs ends in one summary line from the runner.
-check: deps tools all tests check-cargo fuzz-build
+check: deps deps-valgrind tools all tests check-cargo fuzz-build
 	@MAKE="$(MAKE)" CBINDGEN="$(CBINDGEN)" CC="$(CC)" CXX="$(CXX)" \
 	  c-tests/run-tests $(TEST_BINS) $(TEST_SCRIPTS)
 
+# ---- distribution packages ----------------------------------------------------------
+
+# The Debian packages (debian/) built twice in two directories, lintian, the symbols
+# check, what the packages hold, the reproducibility of the build and a default install:
+# .ci/check-package.sh says what each step checks. Builds from copies of this tree, so it
+# takes a few minutes; make check covers the rest of packaging (c-tests/static-archive.sh,
+# install-conventions.sh, install-consumer.sh, debian-symbols.sh).
+PACKAGE_PACKAGES := debhelper dpkg-dev lintian pkg-config
+
+deps-package:
+	$(call apt_install,$(PACKAGE_PACKAGES))
+
+check-package: deps-package
+	.ci/check-package.sh
+
 # ---- sanitizers ---------------------------------------------------------------------
 
-# Every C test under valgrind's memcheck: any error, or any byte definitely lost, fails
-# the test. ("Possibly lost" is not an error: Rust's hash tables keep interior pointers
-# to their allocations.) c-tests/valgrind.supp says why each suppression is sound.
+# Every C test under valgrind's memcheck: any error, or any byte definitely or possibly
+# lost, fails the test (libkvm's users run valgrind with its defaults, which count
+# possibly lost blocks: the registry keeps no interior-only pointers for that reason).
+# c-tests/valgrind.supp says why each suppression is sound.
 # strace (no_syscalls.c) is not run under valgrind: the program it traces must be the
 # plain one, whose system calls it counts.
-VALGRIND_FLAGS := --quiet --error-exitcode=99 --leak-check=full --show-leak-kinds=definite \
-	--errors-for-leak-kinds=definite --trace-children=yes --trace-children-skip=*/strace \
+VALGRIND_FLAGS := --quiet --error-exitcode=99 --leak-check=full --show-leak-kinds=definite,possible \
+	--errors-for-leak-kinds=definite,possible --trace-children=yes --trace-children-skip=*/strace \
 	--suppressions=$(CURDIR)/c-tests/valgrind.supp
 
 check-valgrind: deps-valgrind all tests
@@ -302,7 +381,7 @@ BENCH_BINS := $(patsubst %,$(B)/bench/%,$(BENCHES))
 # Benchmarks of functions that may not be in this build yet are compiled in only when the
 # header declares them.
 BENCH_HAVE := $(foreach f,kvm_kick_vcpu kvm_get_dirty_log,$(if $(shell grep -sw '$(f)' include/libkvm.h),-DHAVE_$(shell echo $(f) | tr a-z A-Z)))
-BENCH_CFLAGS := $(CFLAGS) -Iinclude -Ibench -Ic-tests -pthread $(BENCH_HAVE)
+BENCH_CFLAGS = $(HOST_CFLAGS) -Iinclude -Ibench -Ic-tests -pthread $(BENCH_HAVE)
 
 $(B)/bench/common.o: bench/common.c bench/bench.h include/libkvm.h
 	@mkdir -p $(dir $@)
@@ -322,22 +401,32 @@ bench: all $(BENCH_BINS)
 
 # ---- install ------------------------------------------------------------------------
 
-# kvmrun is linked again for installing: it finds libkvm in LIBDIR, not in the build tree.
+# GNU conventions: `install` installs the binaries as built (debug info kept, for a
+# distribution's debug-symbol packages), `install-strip` strips them with $(STRIP). The
+# static archive is never stripped by them: it holds no debug info unless STATIC_DEBUG=yes
+# asked for it. Installing into the running system (DESTDIR empty) ends, as libtool's
+# --finish does, by refreshing the dynamic linker's cache (ldconfig), so that a program
+# linked against the new libkvm starts; only root can, and DESTDIR installs leave it to the
+# package manager.
+INSTALL_STRIP_FLAG ?=
+
 install: all
-	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(PKGCONFIGDIR) \
+	$(INSTALL) -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(PKGCONFIGDIR) \
 		$(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man3 $(DESTDIR)$(MANDIR)/man7 $(DESTDIR)$(BINDIR)
-	install -m 755 $(SO) $(DESTDIR)$(LIBDIR)/libkvm.so.$(VERSION)
-	strip --strip-unneeded $(DESTDIR)$(LIBDIR)/libkvm.so.$(VERSION)
+	$(INSTALL_PROGRAM) $(INSTALL_STRIP_FLAG) -m 755 $(SO) $(DESTDIR)$(LIBDIR)/libkvm.so.$(VERSION)
 	ln -sf libkvm.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
 	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libkvm.so
-	install -m 644 $(B)/libkvm.a $(DESTDIR)$(LIBDIR)/libkvm.a
-	install -m 644 include/libkvm.h $(DESTDIR)$(INCLUDEDIR)/libkvm.h
+	$(INSTALL_DATA) $(B)/libkvm.a $(DESTDIR)$(LIBDIR)/libkvm.a
+	$(INSTALL_DATA) include/libkvm.h $(DESTDIR)$(INCLUDEDIR)/libkvm.h
 	$(PC_SED) > $(DESTDIR)$(PKGCONFIGDIR)/libkvm.pc
-	$(KVMRUN_LINK) -o $(B)/kvmrun.install -Wl,-rpath,$(LIBDIR)
-	install -m 755 $(B)/kvmrun.install $(DESTDIR)$(BINDIR)/kvmrun
-	$(if $(MAN1),install -m 644 $(MAN1) $(DESTDIR)$(MANDIR)/man1/)
-	$(if $(MAN3),install -m 644 $(MAN3) $(DESTDIR)$(MANDIR)/man3/)
-	$(if $(MAN7),install -m 644 $(MAN7) $(DESTDIR)$(MANDIR)/man7/)
+	$(INSTALL_PROGRAM) $(INSTALL_STRIP_FLAG) -m 755 $(B)/inst/kvmrun $(DESTDIR)$(BINDIR)/kvmrun
+	$(if $(MAN1),$(INSTALL_DATA) $(MAN1) $(DESTDIR)$(MANDIR)/man1/)
+	$(if $(MAN3),$(INSTALL_DATA) $(MAN3) $(DESTDIR)$(MANDIR)/man3/)
+	$(if $(MAN7),$(INSTALL_DATA) $(MAN7) $(DESTDIR)$(MANDIR)/man7/)
+	$(POST_INSTALL_LDCONFIG)
+
+install-strip:
+	$(MAKE) INSTALL_STRIP_FLAG='-s --strip-program=$(STRIP)' install
 
 uninstall:
 	rm -f $(DESTDIR)$(LIBDIR)/libkvm.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME) \
@@ -345,6 +434,10 @@ uninstall:
 	      $(DESTDIR)$(INCLUDEDIR)/libkvm.h $(DESTDIR)$(PKGCONFIGDIR)/libkvm.pc \
 	      $(DESTDIR)$(BINDIR)/kvmrun \
 	      $(patsubst man/%,$(DESTDIR)$(MANDIR)/%,$(MAN1) $(MAN3) $(MAN7))
+	$(POST_INSTALL_LDCONFIG)
+
+POST_INSTALL_LDCONFIG = $(if $(DESTDIR),,@if [ "$$(id -u)" = 0 ]; then echo $(LDCONFIG); $(LDCONFIG); \
+	else echo "not root: run ldconfig as root, or set LD_LIBRARY_PATH=$(LIBDIR)"; fi)
 
 # ---- demonstration ------------------------------------------------------------------
 
@@ -364,7 +457,7 @@ $(HELLO_GUEST): examples/hello-guest.S
 
 $(HELLO): examples/hello.c $(HELLO_GUEST) include/libkvm.h $(SO)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Iinclude -o $@ $< $(HELLO_GUEST) -L$(B) -lkvm -Wl,-rpath,$(CURDIR)/$(B)
+	$(CC) $(HOST_CFLAGS) $(LDFLAGS) -Iinclude -o $@ $< $(HELLO_GUEST) -L$(B) -lkvm -Wl,-rpath,$(CURDIR)/$(B)
 
 clean:
 	rm -rf $(B)

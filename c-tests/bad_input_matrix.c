@@ -725,6 +725,16 @@ static void vcpu_values(void)
 	BAD(c, kvm_vm_ioctl(vm, KVM_CREATE_VCPU, (void *)3), EINVAL);
 	BAD(c, kvm_vm_ioctl(vm, KVM_CREATE_IRQCHIP, NULL), EINVAL);
 	BAD(c, kvm_vm_ioctl(vm, _IOW(KVMIO, 0x49, char[32 + 8 + 8 + 14 * 8]) /* REGION2 */, none), EINVAL);
+	struct kvm_enable_cap tracked = { .cap = KVM_CAP_SPLIT_IRQCHIP, .args = { 24 } };
+	BAD(c, kvm_vm_ioctl(vm, KVM_ENABLE_CAP, &tracked), EINVAL);
+	tracked = (struct kvm_enable_cap){ .cap = KVM_CAP_X2APIC_API };
+	BAD(c, kvm_vm_ioctl(vm, KVM_ENABLE_CAP, &tracked), EINVAL);
+	tracked = (struct kvm_enable_cap){ .cap = KVM_CAP_DIRTY_LOG_RING, .args = { 65536 } };
+	BAD(c, kvm_vm_ioctl(vm, KVM_ENABLE_CAP, &tracked), EINVAL);
+	BAD(c, kvm_enable_cap(vm, &tracked), EINVAL);
+	struct kvm_interrupt vector = { .irq = 0x20 };
+	BAD(c, kvm_vcpu_ioctl(KVM_INTERRUPT, &vector), EINVAL);
+	BAD("NULL where the escape hatch reads the argument", kvm_vm_ioctl(vm, KVM_ENABLE_CAP, NULL), EFAULT);
 
 	munmap(none, 4096);
 	OK(kvm_detach_vcpu());
@@ -921,8 +931,18 @@ static void qemu_calls_values(void)
 	BAD(c, kvm_restore_vcpu(blob, 0), ENODATA);
 	BAD(c, kvm_restore_vm(vm, vm_blob, vm_blob_len - 1), ENODATA);
 	BAD(c, kvm_restore_vm(vm, vm_blob, 0), ENODATA);
-	c = "corrupt snapshot";
 	static char bad[1 << 16];
+	c = "snapshot whose header claims a longer body (up to 2^64 - 1 bytes)";
+	static const uint64_t claims[] = { UINT64_MAX, UINT64_MAX - 31, 1ULL << 63, 1ULL << 32 };
+	for (size_t i = 0; i < sizeof(claims) / sizeof(claims[0]); i++) {
+		memcpy(bad, blob, blob_len);
+		memcpy(bad + 16, &claims[i], 8); /* header: body length at byte 16 */
+		BAD(c, kvm_restore_vcpu(bad, blob_len), ENODATA);
+		memcpy(bad, vm_blob, vm_blob_len);
+		memcpy(bad + 16, &claims[i], 8);
+		BAD(c, kvm_restore_vm(vm, bad, vm_blob_len), ENODATA);
+	}
+	c = "corrupt snapshot";
 	for (size_t at = 0; at < blob_len; at += blob_len / 7 + 1) {
 		memcpy(bad, blob, blob_len);
 		bad[at] ^= 0x10;
@@ -1001,6 +1021,21 @@ static void qemu_calls_values(void)
 	struct kvm_coalesced_mmio_zone z = zone;
 	z.pio = 5;
 	BAD(c, kvm_register_coalesced_mmio(vm, &z), EINVAL);
+	/* The kernel's MMIO bus holds 1000 devices: zones up to that, then one more. */
+	struct kvm_coalesced_mmio_zone many = { .addr = 0x40000000, .size = 0x1000 };
+	int zones = 0;
+	while (zones < 2000 && kvm_register_coalesced_mmio(vm, &many) == 0) {
+		zones++;
+		many.addr += 0x1000;
+	}
+	CHECK(zones > 0 && zones < 2000);
+	BAD("too many coalesced zones", kvm_register_coalesced_mmio(vm, &many), ENOSPC);
+	/* Unregistering removes the zones that contain the range given: one by one. */
+	struct kvm_coalesced_mmio_zone one = { .addr = 0x40000000, .size = 0x1000 };
+	OK(kvm_unregister_coalesced_mmio(vm, &one));
+	OK(kvm_register_coalesced_mmio(vm, &many)); /* room again */
+	for (int i = 0; i <= zones; i++, one.addr += 0x1000)
+		OK(kvm_unregister_coalesced_mmio(vm, &one));
 
 	/* Manual dirty-log clearing: slot 6 logs, slot 0 does not. */
 	OK(kvm_set_memory_region(vm, 6, KVM_MEM_LOG_DIRTY_PAGES, 0x300000, 0x100000));

@@ -1,6 +1,5 @@
 /* kvm_destroy_vm fails with EBUSY while vcpus of the VM run in other threads, and succeeds, leaving nothing behind, once those threads have detached or exited. */
 #include "harness.h"
-#include "watchdog.h"
 #include <pthread.h>
 #include <stdatomic.h>
 #include <unistd.h>

@@ -2,6 +2,8 @@
 #define _GNU_SOURCE
 #include "harness.h"
 #include <dirent.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <time.h>
@@ -60,6 +62,78 @@ void note_errno(const char *call, int err)
 	int n = (int)strspn(k, "abcdefghijklmnopqrstuvwxyz0123456789_");
 	fprintf(f, "%.*s %s\n", n, k, strerrorname_np(err));
 	fclose(f);
+}
+
+static const char *_Atomic phase_name;
+static _Atomic long phase_deadline;   /* CLOCK_MONOTONIC seconds */
+static _Atomic unsigned phase_seconds;
+static atomic_int phase_stop;
+static pthread_t phase_thread;
+static pid_t phase_pid;               /* the process whose watchdog thread runs */
+
+static long now_s(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return t.tv_sec;
+}
+
+static void *watchdog_thread(void *arg)
+{
+	(void)arg;
+	while (!atomic_load(&phase_stop)) {
+		struct timespec tick = { 0, 100 * 1000 * 1000 };
+		nanosleep(&tick, NULL);
+		if (now_s() <= atomic_load(&phase_deadline))
+			continue;
+		/* No stdio: a hung thread may hold the lock of stderr. */
+		char msg[256];
+		int n = snprintf(msg, sizeof(msg), "watchdog: phase \"%s\" hung: no progress in %u s\n",
+				 atomic_load(&phase_name), atomic_load(&phase_seconds));
+		if (write(2, msg, n > 0 && (size_t)n < sizeof(msg) ? (size_t)n : strlen(msg)) < 0)
+			_exit(1);
+		_exit(1);
+	}
+	return NULL;
+}
+
+/* atexit: stops and joins the watchdog, in the process that started it. */
+static void watchdog_end(void)
+{
+	if (phase_pid != getpid())
+		return;
+	atomic_store(&phase_stop, 1);
+	pthread_join(phase_thread, NULL);
+	phase_pid = 0;
+}
+
+void watchdog_phase(const char *name, unsigned seconds)
+{
+	if (getenv("LIBKVM_TEST_INSTRUMENTED"))
+		seconds *= 4;
+	atomic_store(&phase_name, name);
+	atomic_store(&phase_seconds, seconds);
+	atomic_store(&phase_deadline, now_s() + (long)seconds);
+	if (phase_pid == getpid())
+		return;
+	/* First phase of this process (a fork child has no watchdog thread of its parent). */
+	static int registered;
+	sigset_t all, old;
+	sigfillset(&all);
+	CHECK(pthread_sigmask(SIG_SETMASK, &all, &old) == 0);
+	atomic_store(&phase_stop, 0);
+	int e = pthread_create(&phase_thread, NULL, watchdog_thread, NULL);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (e != 0)
+		FAIL("watchdog: pthread_create: %s", strerror(e));
+	phase_pid = getpid();
+	if (!registered++)
+		CHECK(atexit(watchdog_end) == 0);
+}
+
+void deadline(unsigned secs)
+{
+	watchdog_phase("the whole test", secs);
 }
 
 void skip_test(const char *why)

@@ -105,6 +105,18 @@ const char *exit_name(int reason);
 void watchdog_start(int ms);
 void watchdog_stop(void);
 
+/* Watchdogs for the tests where a bug would hang (a lost kick, a lost interrupt, a vcpu
+ * that never starts), instead of waiting for the runner's 300 s timeout: the test names
+ * each phase as it enters it, with the seconds it may take; if a phase takes longer, the
+ * process prints "watchdog: phase NAME hung" and exits 1. The watchdog is a thread of its
+ * own that blocks every signal (so no run mask or handler of the test can stop it, and no
+ * signal meant for a test thread lands on it), started by the first call in a process and
+ * stopped and joined at exit (so a leak checker finds nothing of it). Under valgrind or
+ * ASan (LIBKVM_TEST_INSTRUMENTED) every phase may take 4 times as long. */
+void watchdog_phase(const char *name, unsigned seconds);
+/* One phase for the whole test. */
+void deadline(unsigned secs);
+
 /* Leak checks: counts of this process's KVM fds and KVM run-area mappings, and whether
  * an address is mapped at all. */
 int count_kvm_fds(void);

@@ -1,7 +1,6 @@
 /* kvm_kick_vcpu ends an endless guest loop with EINTR, before or during kvm_run, on any owner; a storm of 100 000 kicks is answered kick by kick. */
 #define _GNU_SOURCE
 #include "harness.h"
-#include "watchdog.h"
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>

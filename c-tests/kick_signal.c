@@ -1,7 +1,6 @@
 /* kvm_set_kick_signal before the first vcpu: the chosen signal carries the kicks and the default one is left alone; bad signals are refused, and any change once a vcpu exists. */
 #define _GNU_SOURCE
 #include "harness.h"
-#include "watchdog.h"
 #include <pthread.h>
 #include <signal.h>
 #include <unistd.h>

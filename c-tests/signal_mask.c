@@ -1,7 +1,6 @@
 /* kvm_set_signal_mask: a signal it blocks does not interrupt the guest, one it leaves unblocked makes kvm_run return -1/EINTR, and the kick works whatever the mask. */
 #define _GNU_SOURCE
 #include "harness.h"
-#include "watchdog.h"
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>

@@ -1,6 +1,5 @@
 /* With the in-kernel irqchip, the boot vcpu starts an application processor by INIT-SIPI-SIPI at a real-mode trampoline, reads its marker, and runs its handler with a fixed IPI; another AP is started with kvm_set_mp_state. */
 #include "harness.h"
-#include "watchdog.h"
 #include <pthread.h>
 #include <stdatomic.h>
 #include <unistd.h>

@@ -1,6 +1,5 @@
 /* 4 vcpus in 4 threads each add 1 to one guest counter 100 000 times with lock-prefixed instructions, in real mode (emulated) and in ring 3 (native): the totals are exact, and the vcpus' adds interleaved. */
 #include "harness.h"
-#include "watchdog.h"
 #include <pthread.h>
 #include <time.h>
 

@@ -119,20 +119,23 @@ int kvm_destroy_vm(int vm);
  Creates vcpu `id` in VM `vm`, maps its run area and makes it the calling thread's
  vcpu. Returns the vcpu fd, which other threads use to name it (kvm_attach_vcpu()).
  Errors: EBADF (`vm` not a libkvm VM), EBUSY (this thread already has a vcpu), EEXIST
- (`id` already exists in the VM), EINVAL (`id` out of range), ENOMEM, EMFILE.
+ (`id` already exists in the VM), EINVAL (`id` out of range), ENOMEM, EMFILE. A kernel
+ vcpu that a failed call left behind is kept, and the next call with its `id` completes
+ it.
  */
 int kvm_create_vcpu(int vm, unsigned int id);
 
 /*
  Gives up the calling thread's vcpu, so that another thread can kvm_attach_vcpu() it.
- Its registers and state are kept. Errors: ESRCH if the thread has no vcpu.
+ Its registers and state are kept. Also works on a thread that left kvm_run() with
+ siglongjmp() from a signal handler. Errors: ESRCH if the thread has no vcpu.
  */
 int kvm_detach_vcpu(void);
 
 /*
- Makes the detached vcpu `vcpu_fd` the calling thread's vcpu. Errors: EBADF (`vcpu_fd`
- is not a libkvm vcpu), EBUSY (this thread already has a vcpu, or another thread owns
- this one).
+ Makes the detached vcpu `vcpu_fd` the calling thread's vcpu; a vcpu whose owner thread
+ ended without detaching it counts as detached. Errors: EBADF (`vcpu_fd` is not a
+ libkvm vcpu), EBUSY (this thread already has a vcpu, or another thread owns this one).
  */
 int kvm_attach_vcpu(int vcpu_fd);
 
@@ -163,7 +166,9 @@ int kvm_set_identity_map_addr(int vm, uint64_t addr);
  not a multiple of 4096, range wrapping past 2^64, unknown flags, slot out of range, a
  different size for an existing slot), EEXIST (overlaps another slot or a memory
  alias), ENOENT (deleting a slot that does not exist), EBUSY (deleting or moving a slot
- that a memory alias points into: delete the alias first), ENOMEM.
+ that a memory alias points into: delete the alias first), ENOMEM (also when deleting:
+ the memory could not be unmapped at vm.max_map_count; the slot is then unchanged but
+ for a dirty log that starts again empty).
  */
 int kvm_set_memory_region(int vm,
                           unsigned int slot,
@@ -465,7 +470,8 @@ int kvm_ioeventfd(int vm, const struct kvm_ioeventfd *ioeventfd);
 /*
  Makes the current or next kvm_run() of vcpu `vcpu_fd` return -1 with errno EINTR, from
  any thread: at once if its owner is in the guest (through libkvm's kick signal), or on
- entry to the next kvm_run() otherwise (also after the vcpu moves to another thread).
+ entry to the next kvm_run() otherwise (also after the vcpu moves to another thread, or
+ its owner thread ended without detaching it).
  Kicks are never lost; several kicks before the owner's kvm_run() returns may be
  answered by one EINTR. Errors: EBADF (`vcpu_fd` is not a libkvm vcpu, e.g. a VM fd),
  EAGAIN (the signal queue is full: the kick takes effect on the next entry only).
@@ -493,12 +499,14 @@ int kvm_set_signal_mask(const sigset_t *mask);
 
 /*
  Issues `ioctl(vm, request, arg)` on VM `vm` and returns what it returns. libkvm does not
- look at `arg`. Calls that change what libkvm tracks have their own functions and are
- refused here with EINVAL: KVM_SET_USER_MEMORY_REGION(2) (kvm_set_memory_region()),
- KVM_CREATE_VCPU (kvm_create_vcpu()), KVM_CREATE_IRQCHIP (kvm_create_irqchip()); so is a
- request with any of bits 63:32 set (the kernel's ioctl number is 32 bits, so such a
- request would reach it as another one). Errors: EBADF (not a VM), EINVAL (a refused
- request), and the ioctl's own.
+ look at `arg`, except for KVM_ENABLE_CAP. Calls that change what libkvm tracks have their
+ own functions and are refused here with EINVAL: KVM_SET_USER_MEMORY_REGION(2)
+ (kvm_set_memory_region()), KVM_CREATE_VCPU (kvm_create_vcpu()), KVM_CREATE_IRQCHIP
+ (kvm_create_irqchip()), KVM_ENABLE_CAP of KVM_CAP_SPLIT_IRQCHIP or KVM_CAP_X2APIC_API
+ (kvm_enable_cap()) and of the dirty ring (KVM_CAP_DIRTY_LOG_RING*, which libkvm does not
+ support); so is a request with any of bits 63:32 set (the kernel's ioctl number is 32
+ bits, so such a request would reach it as another one). Errors: EBADF (not a VM), EINVAL
+ (a refused request), EFAULT (KVM_ENABLE_CAP with `arg` NULL), and the ioctl's own.
  */
 int kvm_vm_ioctl(int vm, unsigned long request, void *arg);
 
@@ -507,12 +515,14 @@ int kvm_vm_ioctl(int vm, unsigned long request, void *arg);
  returns. Register state libkvm caches from the run area is written back before and
  re-read after, so libkvm's calls and raw ioctls can be mixed freely. Refused with
  EINVAL because libkvm owns what they set: KVM_RUN (use kvm_run(), which keeps the kick
- working) and KVM_SET_SIGNAL_MASK (use kvm_set_signal_mask(), which keeps the kick
- signal unblocked); so is a request with any of bits 63:32 set (the kernel's ioctl
+ working), KVM_SET_SIGNAL_MASK (use kvm_set_signal_mask(), which keeps the kick
+ signal unblocked) and KVM_INTERRUPT (use kvm_interrupt(), which holds vectors until the
+ guest can take them and knows what it injected); so is a request with any of bits 63:32 set (the kernel's ioctl
  number is 32 bits). Errors: ESRCH (no vcpu), EINVAL (a refused request), and the
  ioctl's own.
  */
-int kvm_vcpu_ioctl(unsigned long request, void *arg);
+int kvm_vcpu_ioctl(unsigned long request,
+                   void *arg);
 
 /*
  Enables capability `cap->cap` on VM `vm` with the arguments in `cap->args` (for
@@ -520,8 +530,10 @@ int kvm_vcpu_ioctl(unsigned long request, void *arg);
  KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2). Some capabilities change how other calls behave:
  with KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2, reading the dirty log no longer clears it
  (use kvm_clear_dirty_log()); with KVM_CAP_X2APIC_API, kvm_interrupt() addresses a vcpu
- in x2APIC mode by its 32-bit x2APIC ID. Errors: EBADF (not a VM), EFAULT (`cap` NULL), EINVAL
- (unknown capability, nonzero flags, or arguments the kernel refuses), EBUSY or EEXIST
+ in x2APIC mode by its 32-bit x2APIC ID. The dirty ring (KVM_CAP_DIRTY_LOG_RING*) is
+ refused: it replaces the dirty bitmap kvm_get_dirty_log() reads. Errors: EBADF (not a
+ VM), EFAULT (`cap` NULL), EINVAL (unknown capability, nonzero flags, arguments the
+ kernel refuses, or the dirty ring), EBUSY or EEXIST
  (the capability must be enabled before vcpus or an irqchip exist).
  */
 int kvm_enable_cap(int vm, const struct kvm_enable_cap *cap);
@@ -607,16 +619,18 @@ int kvm_clear_dirty_log(int vm, const struct kvm_clear_dirty_log *log);
  exit: the kernel appends them to a ring that kvm_coalesced_mmio_next() reads, and the
  VMM replays them later (for write-only device registers such as a framebuffer's).
  Reads still exit. Errors: EBADF (not a VM), EFAULT (`zone` NULL), EINVAL (bad zone),
- ENOBUFS (too many zones), ENOTTY or EINVAL (`pio` without KVM_CAP_COALESCED_PIO).
+ ENOSPC (too many zones: the kernel's bus is full), ENOTTY or EINVAL (`pio` without
+ KVM_CAP_COALESCED_PIO).
  */
 int kvm_register_coalesced_mmio(int vm, const struct kvm_coalesced_mmio_zone *zone);
 
 /*
- Removes the coalesced zones that lie inside `zone` (same `pio`); writes there exit
- again. Entries already in the ring stay there. Errors: EBADF (not a VM), EFAULT
+ Removes the coalesced zones (same `pio`) that contain all of `zone`, normally the zone
+ as registered (a range larger than a zone removes nothing); writes there exit again. Entries already in the ring stay there. Errors: EBADF (not a VM), EFAULT
  (`zone` NULL).
  */
-int kvm_unregister_coalesced_mmio(int vm, const struct kvm_coalesced_mmio_zone *zone);
+int kvm_unregister_coalesced_mmio(int vm,
+                                  const struct kvm_coalesced_mmio_zone *zone);
 
 /*
  Takes the oldest write from VM `vm`'s coalesced MMIO/PIO ring into `*entry`
@@ -800,7 +814,7 @@ int kvm_set_one_reg(const struct kvm_one_reg *reg);
  the call). `buf` may be NULL when `*len` is 0, to learn the size. Errors: ESRCH
  (no vcpu), EFAULT (`len` NULL, or `buf` NULL with room), E2BIG (too little room:
  `*len` is set to the size needed), EAGAIN (completing the pending exit produced a new
- exit, now in the run area: handle it with kvm_run() and call again).
+ exit, now in the run area: handle it with kvm_run() and call again), ENOMEM.
  */
 int kvm_save_vcpu(void *buf, size_t *len);
 
@@ -815,13 +829,15 @@ int kvm_save_vcpu(void *buf, size_t *len);
  Errors: ESRCH (no vcpu), EFAULT (`buf` NULL), ENODATA (truncated: shorter than its
  header says), EBADMSG (not a libkvm snapshot, or corrupt: checksum mismatch, malformed
  or missing section, more than 256 CPUID entries or 255 MSRs), ENOEXEC (made on another
- architecture), ENOTSUP (a newer format version), EINVAL (a VM blob, state the kernel
+ architecture), ENOTSUP, the same number as EOPNOTSUPP (a newer format version, or
+ nested state on a kernel without KVM_CAP_NESTED_STATE), EINVAL (a VM blob, state the kernel
  refuses, a different CPUID on a vcpu that has run, or vectors held by kvm_interrupt()
  for a VM that now has in-kernel local APICs), ENXIO (the blob has LAPIC state and the
  VM no in-kernel local APICs: neither kvm_create_irqchip() nor KVM_CAP_SPLIT_IRQCHIP),
- EOPNOTSUPP (nested state on a kernel without KVM_CAP_NESTED_STATE), EAGAIN (an I/O,
+ EAGAIN (an I/O,
  MMIO or MSR exit was still pending and completing it, as kvm_save_vcpu() does first,
- produced a new exit: handle it with kvm_run() and call again).
+ produced a new exit: handle it with kvm_run() and call again), ENOMEM (nothing was
+ changed).
  */
 int kvm_restore_vcpu(const void *buf, size_t len);
 
@@ -833,7 +849,7 @@ int kvm_restore_vcpu(const void *buf, size_t len);
  is saved by its own thread with kvm_save_vcpu(). `*len` is the room in `buf` on entry
  and the blob's size on return; `buf` may be NULL when `*len` is 0. Errors: EBADF (not
  a VM), EFAULT (`len` NULL, or `buf` NULL with room), E2BIG (too little room: `*len` is
- set to the size needed).
+ set to the size needed), ENOMEM.
  */
 int kvm_save_vm(int vm, void *buf, size_t *len);
 
@@ -846,7 +862,7 @@ int kvm_save_vm(int vm, void *buf, size_t *len);
  EFAULT (`buf` NULL), ENODATA (truncated), EBADMSG (not a libkvm snapshot, or corrupt),
  ENOEXEC (another architecture), ENOTSUP (a newer format version), EINVAL (a vcpu blob,
  a different number of vcpus or memory layout, or state the kernel refuses), ENXIO (the
- VM lacks the irqchip or PIT the blob has state for).
+ VM lacks the irqchip or PIT the blob has state for), ENOMEM (nothing was changed).
  */
 int kvm_restore_vm(int vm, const void *buf, size_t len);
 

@@ -111,6 +111,59 @@ pub(crate) fn test_panic_point(fd: libc::c_int) {
     }
 }
 
+/// ENOMEM, for an allocation that failed (`map_err(nomem)`).
+pub(crate) fn nomem<E>(_: E) -> Errno {
+    Errno(libc::ENOMEM)
+}
+
+/// `vec![v; n]` that fails with ENOMEM instead of aborting the process.
+pub(crate) fn try_vec<T: Clone>(n: usize, v: T) -> Result<Vec<T>> {
+    let mut out = Vec::new();
+    out.try_reserve_exact(n).map_err(nomem)?;
+    out.resize(n, v);
+    Ok(out)
+}
+
+/// `s.to_vec()` that fails with ENOMEM instead of aborting the process.
+pub(crate) fn try_to_vec<T: Clone>(s: &[T]) -> Result<Vec<T>> {
+    let mut out = Vec::new();
+    out.try_reserve_exact(s.len()).map_err(nomem)?;
+    out.extend_from_slice(s);
+    Ok(out)
+}
+
+/// The layout of `Arc<T>`'s allocation: std's `ArcInner` is `#[repr(C)]` with the two
+/// counts before the value.
+#[repr(C)]
+struct ArcInner<T> {
+    _strong: std::sync::atomic::AtomicUsize,
+    _weak: std::sync::atomic::AtomicUsize,
+    _data: T,
+}
+
+/// `Arc::new(v)` that fails with ENOMEM instead of aborting the process.
+///
+/// Stable Rust has no fallible `Arc` constructor, so this asks the allocator for a block
+/// of exactly the size `Arc::new` requests and gives it back just before `Arc::new` asks:
+/// an allocator hands the same thread the block it just freed for a request of the same
+/// size (glibc's per-thread cache does, deterministically), so when memory is exhausted the
+/// failure is seen here, as ENOMEM, and `Arc::new` finds the block. Were that ever not so,
+/// the result would be the abort this avoids, never unsoundness.
+pub(crate) fn try_arc<T>(v: T) -> Result<std::sync::Arc<T>> {
+    let layout = std::alloc::Layout::new::<ArcInner<T>>();
+    // SAFETY: the layout has a non-zero size (two counters at least).
+    let p = unsafe { std::alloc::alloc(layout) };
+    if p.is_null() {
+        return Err(Errno(libc::ENOMEM));
+    }
+    // The block escapes, so that the compiler cannot pair the alloc with the dealloc and
+    // remove both (which it may do with an allocation nothing uses).
+    let p = std::hint::black_box(p);
+    // SAFETY: `p` was allocated just above with this layout and is not used.
+    unsafe { std::alloc::dealloc(p, layout) };
+    Ok(std::sync::Arc::new(v))
+}
+
 /// Converts a count or fd the kernel returned as `usize`/`u32`/`i64` into the `int` the C
 /// ABI returns, refusing values that do not fit.
 pub fn to_c_int<T: TryInto<libc::c_int>>(v: T) -> Result<libc::c_int> {
@@ -145,6 +198,17 @@ mod tests {
         );
         assert_eq!(Errno::from(kvm_ioctls::Error::new(-1)), Errno(libc::EIO));
         assert_eq!(Errno::from(kvm_ioctls::Error::new(0)), Errno(libc::EIO));
+    }
+
+    #[test]
+    fn fallible_allocations_give_what_the_infallible_ones_do() {
+        assert_eq!(try_vec(3, 7u8), Ok(vec![7u8; 3]));
+        assert_eq!(try_to_vec(&[1u32, 2]), Ok(vec![1u32, 2]));
+        assert_eq!(*try_arc(5u64).unwrap(), 5);
+        assert_eq!(
+            try_vec(usize::MAX / 2, 0u64).map(|v| v.len()),
+            Err(Errno(libc::ENOMEM))
+        );
     }
 
     #[test]

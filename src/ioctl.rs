@@ -35,6 +35,9 @@ pub const fn iowr<T>(nr: u64) -> u64 {
 
 /// KVM_RUN: issued directly so the run path holds no Rust reference to `kvm_run`.
 pub(crate) const KVM_RUN: u64 = io(0x80);
+/// KVM_CREATE_VCPU: issued directly so that a vcpu whose run area cannot be mapped is
+/// kept (src/vm.rs).
+pub(crate) const KVM_CREATE_VCPU: u64 = io(0x41);
 /// KVM_SET_SIGNAL_MASK (`struct kvm_signal_mask` is a 4-byte header before the sigset).
 pub(crate) const KVM_SET_SIGNAL_MASK: u64 = iow::<u32>(0x8b);
 
@@ -58,6 +61,7 @@ mod tests {
     fn numbers_match_the_kernel_headers() {
         assert_eq!(KVM_RUN, 0xAE80);
         assert_eq!(io(0x01), 0xAE01); // KVM_CREATE_VM
+        assert_eq!(KVM_CREATE_VCPU, 0xAE41);
         assert_eq!(ior::<kvm_regs>(0x81), 0x8090_AE81); // KVM_GET_REGS
         assert_eq!(iow::<kvm_regs>(0x82), 0x4090_AE82); // KVM_SET_REGS
         assert_eq!(iow::<kvm_userspace_memory_region>(0x46), 0x4020_AE46);

@@ -35,7 +35,9 @@
 //! - A vcpu given up (detach, thread exit) drains a kick signal pending on the old thread
 //!   and disarms, under the owner lock, so no kick signal is left behind on a thread
 //!   without a vcpu and `armed` never claims a signal that no thread will see. The flag
-//!   stays, so the next owner's first `kvm_run` answers the kick.
+//!   stays, so the next owner's first `kvm_run` answers the kick. A vcpu whose owner
+//!   ended without giving it up (src/vcpu.rs) is disarmed when that is noticed, and is
+//!   kicked as a detached one: the flag alone.
 //! - KVM_RUN failing with EAGAIN (a vcpu waiting for INIT/SIPI has received one) is
 //!   retried: it is not an exit, and the caller could do nothing but call again.
 //!
@@ -129,15 +131,9 @@ fn kick_set() -> libc::sigset_t {
 }
 
 /// Takes a pending kick signal of the calling thread, if there is one; says whether there
-/// was.
+/// was. Raw rt_sigtimedwait: libkvm is no cancellation point (src/cancel.rs).
 fn drain() -> bool {
-    let set = kick_set();
-    let zero = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: valid set and timeout; no siginfo is asked for.
-    unsafe { libc::sigtimedwait(&set, std::ptr::null_mut(), &zero) == signal() }
+    crate::cancel::take_pending(&kick_set()) == Some(signal())
 }
 
 /// The kick bookkeeping of one vcpu (see the module documentation).
@@ -171,13 +167,18 @@ pub fn kick(fd: RawFd) -> Result<()> {
         k.seq.fetch_add(1, SeqCst);
         exit_flag(&v).store(1, SeqCst);
         if tid != 0 && !k.armed.swap(true, SeqCst) {
-            // SAFETY: plain system calls; `tid` is the owner's, which cannot exit while
-            // we hold the owner lock (it gives the vcpu up under the same lock first).
+            // SAFETY: plain system calls; `tid` is the owner's, which cannot give the vcpu
+            // up while we hold the owner lock (it does so under the same lock), and was
+            // alive just now (`with_owner` checked), so the id is not another thread's.
             let r = unsafe { libc::tgkill(libc::getpid(), tid, signal()) };
             if r != 0 {
                 let e = Errno::last();
                 k.armed.store(false, SeqCst);
-                return Err(e);
+                // ESRCH: the owner ended just now without giving the vcpu up; the flag
+                // alone reaches the next owner, as for a detached vcpu.
+                if e != Errno(libc::ESRCH) {
+                    return Err(e);
+                }
             }
         }
         Ok(())
@@ -280,6 +281,12 @@ pub fn on_claim(v: &Vcpu) -> Result<ThreadSignals> {
 /// no kick signal is left pending on it, and none is in flight.
 pub fn on_release(v: &Vcpu) {
     drain();
+    v.kick().armed.store(false, SeqCst);
+}
+
+/// Under the owner lock, for a vcpu whose owner thread ended without giving it up: its
+/// kick signal, if one was on its way, ended with the thread.
+pub fn on_orphaned(v: &Vcpu) {
     v.kick().armed.store(false, SeqCst);
 }
 

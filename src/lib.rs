@@ -12,6 +12,7 @@
 #![deny(missing_docs)]
 
 pub mod capi;
+mod cancel;
 mod cpu_state;
 mod error;
 mod fork;

@@ -3,7 +3,7 @@
 //! the only way from a guest-physical address to a host pointer.
 
 use crate::error::{Errno, Result};
-use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Guest pages are 4 KiB: addresses and sizes of slots must be multiples of this.
 pub(crate) const PAGE_SIZE: u64 = 4096;
@@ -13,6 +13,17 @@ pub(crate) const VALID_FLAGS: u32 =
     kvm_bindings::KVM_MEM_LOG_DIRTY_PAGES | kvm_bindings::KVM_MEM_READONLY;
 
 /// Anonymous, zeroed, page-aligned memory libkvm owns; unmapped on drop.
+///
+/// Unmapping part of a kernel VMA (a mapping's entry in /proc/self/maps) splits it, which
+/// needs a new VMA, and fails with ENOMEM once the process is at `vm.max_map_count`.
+/// Adjacent anonymous mappings with the same flags merge into one VMA, so without care
+/// the guest memory of many slots would be one VMA and deleting a slot in its middle
+/// could fail. Each mapping is therefore made one page longer and that top page given
+/// back at once: the free page above it keeps the next mapping (placed below it, or in
+/// any gap: a libkvm mapping never fits in one page) from touching it. The gap costs
+/// address space, not a VMA. Where a mapping still cannot be unmapped, the failure is
+/// reported ([`Mapping::unmap`]) or the mapping is remembered and unmapped later
+/// (`ORPHANS`): libkvm never loses track of memory it mapped.
 #[derive(Debug)]
 pub struct Mapping {
     ptr: *mut u8,
@@ -25,16 +36,48 @@ unsafe impl Send for Mapping {}
 // SAFETY: as above; `Mapping` itself is never mutated after creation.
 unsafe impl Sync for Mapping {}
 
+/// Mappings (address, length) whose munmap failed when they were dropped: their pages
+/// were given back with MADV_DONTNEED, and they are unmapped at the next chance (every
+/// mapping made or unmapped, every VM destroyed), once the process has VMAs to spare.
+static ORPHANS: parking_lot::Mutex<Vec<(usize, usize)>> = parking_lot::Mutex::new(Vec::new());
+/// How many `ORPHANS` there are: without any, nobody takes the lock.
+static NR_ORPHANS: AtomicUsize = AtomicUsize::new(0);
+
+/// munmap(2) of `[ptr, ptr + len)`.
+fn munmap(ptr: *mut u8, len: usize) -> Result<()> {
+    // SAFETY: callers pass only ranges libkvm mapped itself and no longer uses.
+    crate::error::check(unsafe { libc::munmap(ptr.cast(), len) }).map(|_| ())
+}
+
+/// Retries the munmap of every orphaned mapping; those that fail again stay listed. Never
+/// waits for the lock: a busy list (or, in a fork() child, one the parent held) is retried
+/// next time.
+pub(crate) fn retry_orphans() {
+    if NR_ORPHANS.load(Ordering::Acquire) == 0 {
+        return;
+    }
+    let Some(mut orphans) = ORPHANS.try_lock() else {
+        return;
+    };
+    orphans.retain(|&(p, len)| munmap(p as *mut u8, len).is_err());
+    NR_ORPHANS.store(orphans.len(), Ordering::Release);
+}
+
 impl Mapping {
     /// Maps `len` bytes of zeroed anonymous memory (MAP_NORESERVE: pages are only
-    /// committed when touched, as guest RAM should be), not inherited by fork().
+    /// committed when touched, as guest RAM should be), not inherited by fork(), with a
+    /// free page above it (see [`Mapping`]).
     pub fn new(len: u64) -> Result<Mapping> {
         let len = usize::try_from(len).map_err(|_| Errno(libc::ENOMEM))?;
+        let with_gap = len
+            .checked_add(PAGE_SIZE as usize)
+            .ok_or(Errno(libc::ENOMEM))?;
+        retry_orphans();
         // SAFETY: a fresh anonymous mapping touches no existing memory.
         let p = unsafe {
             libc::mmap(
                 std::ptr::null_mut(),
-                len,
+                with_gap,
                 libc::PROT_READ | libc::PROT_WRITE,
                 libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
                 -1,
@@ -46,11 +89,21 @@ impl Mapping {
             // hold), for the caller it is memory that could not be had: ENOMEM.
             return Err(Errno(libc::ENOMEM));
         }
-        let m = Mapping { ptr: p.cast(), len };
+        let p = p.cast::<u8>();
+        // Give back the top page: the end of a mapping never needs a new VMA.
+        if munmap(p.wrapping_add(len), PAGE_SIZE as usize).is_err() {
+            // No VMA to spare for the split: give it all back (dropping unmaps it whole).
+            drop(Mapping {
+                ptr: p,
+                len: with_gap,
+            });
+            return Err(Errno(libc::ENOMEM));
+        }
+        let m = Mapping { ptr: p, len };
         // Guest RAM is not inherited by fork() children (see `fork`). On failure `m` is
         // dropped, unmapping it.
         // SAFETY: advising our own fresh mapping.
-        crate::error::check(unsafe { libc::madvise(p, len, libc::MADV_DONTFORK) })?;
+        crate::error::check(unsafe { libc::madvise(p.cast(), len, libc::MADV_DONTFORK) })?;
         Ok(m)
     }
 
@@ -58,13 +111,39 @@ impl Mapping {
     pub fn as_ptr(&self) -> *mut u8 {
         self.ptr
     }
+
+    /// Unmaps the memory now; if the kernel refuses (ENOMEM: no VMA to spare for
+    /// splitting a merged mapping), the mapping is given back, still mapped and intact.
+    pub fn unmap(self) -> std::result::Result<(), (Mapping, Errno)> {
+        match munmap(self.ptr, self.len) {
+            Ok(()) => {
+                std::mem::forget(self);
+                retry_orphans();
+                Ok(())
+            }
+            Err(e) => Err((self, e)),
+        }
+    }
 }
 
 impl Drop for Mapping {
     fn drop(&mut self) {
-        // SAFETY: ptr/len are exactly what mmap returned, and the slot that used them was
-        // removed from KVM before the mapping is dropped.
-        unsafe { libc::munmap(self.ptr.cast(), self.len) };
+        // ptr/len are exactly what mmap returned (less the gap page), and the slot that
+        // used them was removed from KVM before the mapping is dropped.
+        if munmap(self.ptr, self.len).is_ok() {
+            return;
+        }
+        // The memory goes back to the system now (MADV_DONTNEED never splits a VMA); the
+        // address range is unmapped later.
+        // SAFETY: our own mapping, no longer used by anyone.
+        unsafe { libc::madvise(self.ptr.cast(), self.len, libc::MADV_DONTNEED) };
+        let mut orphans = ORPHANS.lock();
+        if orphans.try_reserve(1).is_ok() {
+            orphans.push((self.ptr as usize, self.len));
+            NR_ORPHANS.store(orphans.len(), Ordering::Release);
+        }
+        // Without even the memory to remember it, the range stays mapped (its pages were
+        // given back): nothing better is possible.
     }
 }
 
@@ -138,21 +217,42 @@ pub fn check_range(gpa: u64, size: u64) -> Result<()> {
     Ok(())
 }
 
-/// The slots of one VM, keyed by KVM slot number.
+/// The slots of one VM, keyed by KVM slot number: a vector sorted by slot number rather
+/// than a map, so that every allocation is fallible (`reserve` before a change that adds
+/// a slot; out of memory is ENOMEM, not an abort).
 #[derive(Debug, Default)]
 pub struct MemoryMap {
-    slots: BTreeMap<u32, Slot>,
+    slots: Vec<(u32, Slot)>,
+}
+
+impl Drop for MemoryMap {
+    fn drop(&mut self) {
+        // The VM's own mappings first, then any that could not be unmapped before: a VM
+        // destroyed frees VMAs, which may be what they were waiting for.
+        drop(std::mem::take(&mut self.slots));
+        retry_orphans();
+    }
 }
 
 impl MemoryMap {
+    fn index(&self, slot: u32) -> std::result::Result<usize, usize> {
+        self.slots.binary_search_by_key(&slot, |&(n, _)| n)
+    }
+
     /// The slot with this KVM slot number.
     pub fn get(&self, slot: u32) -> Option<&Slot> {
-        self.slots.get(&slot)
+        self.index(slot).ok().map(|i| &self.slots[i].1)
     }
 
     /// The slot with this KVM slot number, to change it in place.
     pub fn get_mut(&mut self, slot: u32) -> Option<&mut Slot> {
-        self.slots.get_mut(&slot)
+        self.index(slot).ok().map(|i| &mut self.slots[i].1)
+    }
+
+    /// Makes room for one more slot, so that the next `insert` cannot fail: call it before
+    /// asking KVM for a change that adds one.
+    pub fn reserve(&mut self) -> Result<()> {
+        self.slots.try_reserve(1).map_err(crate::error::nomem)
     }
 
     /// A slot other than `except` whose guest range overlaps `[gpa, gpa + size)`.
@@ -160,38 +260,57 @@ impl MemoryMap {
         let end = gpa + size;
         self.slots
             .iter()
-            .find(|(&n, s)| n != except && s.gpa < end && gpa < s.end())
-            .map(|(&n, _)| n)
+            .find(|(n, s)| *n != except && s.gpa < end && gpa < s.end())
+            .map(|&(n, _)| n)
+    }
+
+    fn aliases(&self, slot: u32) -> impl Iterator<Item = (u32, u64)> + '_ {
+        self.slots.iter().filter_map(move |(n, s)| match s.backing {
+            Backing::Alias { slot: t, target } if t == slot => Some((*n, target)),
+            _ => None,
+        })
+    }
+
+    /// Whether any alias points into slot `slot`.
+    pub fn has_aliases(&self, slot: u32) -> bool {
+        self.aliases(slot).next().is_some()
     }
 
     /// The KVM slot numbers and targets of the aliases that point into slot `slot`.
-    pub fn aliases_of(&self, slot: u32) -> Vec<(u32, u64)> {
-        self.slots
-            .iter()
-            .filter_map(|(&n, s)| match s.backing {
-                Backing::Alias { slot: t, target } if t == slot => Some((n, target)),
-                _ => None,
-            })
-            .collect()
+    pub fn aliases_of(&self, slot: u32) -> Result<Vec<(u32, u64)>> {
+        let mut out = Vec::new();
+        out.try_reserve_exact(self.aliases(slot).count())
+            .map_err(crate::error::nomem)?;
+        out.extend(self.aliases(slot));
+        Ok(out)
     }
 
-    /// Records a slot (after KVM accepted it); returns the slot it replaced.
+    /// Records a slot (after KVM accepted it); returns the slot it replaced. Allocates
+    /// only for a new slot number without a `reserve` before.
     pub fn insert(&mut self, slot: u32, s: Slot) -> Option<Slot> {
-        self.slots.insert(slot, s)
+        match self.index(slot) {
+            Ok(i) => Some(std::mem::replace(&mut self.slots[i].1, s)),
+            Err(i) => {
+                self.slots.insert(i, (slot, s));
+                None
+            }
+        }
     }
 
     /// Forgets a slot (after KVM removed it); its owned memory is unmapped when the
     /// returned value is dropped.
     pub fn remove(&mut self, slot: u32) -> Option<Slot> {
-        self.slots.remove(&slot)
+        self.index(slot).ok().map(|i| self.slots.remove(i).1)
     }
 
-    /// (slot number, guest-physical start, size) of every slot, by slot number.
-    pub fn layout(&self) -> Vec<(u32, u64, u64)> {
-        self.slots
-            .iter()
-            .map(|(&n, s)| (n, s.gpa, s.size))
-            .collect()
+    /// (slot number, guest-physical start, size) of every slot below `limit`, by slot
+    /// number.
+    pub fn layout(&self, limit: u32) -> Result<Vec<(u32, u64, u64)>> {
+        let mut out = Vec::new();
+        let n = self.slots.iter().take_while(|(n, _)| *n < limit).count();
+        out.try_reserve_exact(n).map_err(crate::error::nomem)?;
+        out.extend(self.slots[..n].iter().map(|(n, s)| (*n, s.gpa, s.size)));
+        Ok(out)
     }
 
     /// The slot (number and entry) that holds all of `[gpa, gpa + len)`; EFAULT if none
@@ -204,7 +323,7 @@ impl MemoryMap {
         self.slots
             .iter()
             .find(|(_, s)| s.gpa <= gpa && end <= s.end())
-            .map(|(&n, s)| (n, s))
+            .map(|(n, s)| (*n, s))
             .ok_or(Errno(libc::EFAULT))
     }
 
@@ -255,6 +374,25 @@ mod tests {
     }
 
     #[test]
+    fn the_table_stays_sorted_by_slot_number() {
+        let mut m = MemoryMap::default();
+        for n in [5, 1, 9, 3] {
+            m.reserve().unwrap();
+            assert!(m.insert(n, slot(u64::from(n) << 20, 0x1000)).is_none());
+        }
+        assert!(m.insert(3, slot(0x7000_0000, 0x2000)).is_some());
+        assert_eq!(m.get(3).map(|s| s.size), Some(0x2000));
+        assert!(m.remove(1).is_some());
+        assert!(m.remove(1).is_none());
+        assert!(m.get(4).is_none());
+        assert_eq!(
+            m.layout(9).unwrap(),
+            vec![(3, 0x7000_0000, 0x2000), (5, 5 << 20, 0x1000)]
+        );
+        assert_eq!(m.layout(10).unwrap().len(), 3);
+    }
+
+    #[test]
     fn lookups_stay_inside_one_slot() {
         let mut m = MemoryMap::default();
         m.insert(0, slot(0x10000, 0x2000));
@@ -268,6 +406,21 @@ mod tests {
         assert_eq!(m.host_address(0x10000, 0), Err(Errno(libc::EFAULT)));
         assert_eq!(m.host_address(u64::MAX, 2), Err(Errno(libc::EFAULT)));
         assert_eq!(m.host_address(0xFFFF, 1), Err(Errno(libc::EFAULT)));
+    }
+
+    #[test]
+    fn owned_memory_has_a_free_page_above_it() {
+        let map = Mapping::new(PAGE_SIZE).unwrap();
+        let above = map.as_ptr().wrapping_add(PAGE_SIZE as usize);
+        let mut v = 0u8;
+        // SAFETY: mincore only inspects the range; ENOMEM means it is not mapped.
+        let r = unsafe { libc::mincore(above.cast(), PAGE_SIZE as usize, &mut v) };
+        assert_eq!((r, Errno::last()), (-1, Errno(libc::ENOMEM)));
+        let p = map.as_ptr();
+        assert_eq!(map.unmap().map_err(|(_, e)| e), Ok(()));
+        // SAFETY: as above.
+        let r = unsafe { libc::mincore(p.cast(), PAGE_SIZE as usize, &mut v) };
+        assert_eq!((r, Errno::last()), (-1, Errno(libc::ENOMEM)));
     }
 
     #[test]

@@ -2,18 +2,73 @@
 //! ownership changes and VM-wide calls; never by the run path or the register calls,
 //! which reach their vcpu through the thread-local.
 
+use crate::cancel::NoCancel;
 use crate::error::{Errno, Result};
 use crate::kick;
 use crate::vcpu::{self, Vcpu};
 use crate::vm::Vm;
-use std::collections::HashMap;
 use std::os::unix::io::RawFd;
 use std::sync::{Arc, LazyLock};
 
+/// Objects by fd, in a vector sorted by fd. Not a hash table: a hash table's only pointer
+/// to its allocation points into the middle of it, which leak checkers (valgrind's
+/// default settings) report as "possibly lost" at exit. Not a B-tree: its node
+/// allocations cannot fail with an error. A vector's can (`try_insert`), and a binary
+/// search over a few fds is as cheap as either.
+struct FdMap<T>(Vec<(RawFd, Arc<T>)>);
+
+impl<T> Default for FdMap<T> {
+    fn default() -> Self {
+        FdMap(Vec::new())
+    }
+}
+
+impl<T> FdMap<T> {
+    fn find(&self, fd: RawFd) -> std::result::Result<usize, usize> {
+        self.0.binary_search_by_key(&fd, |&(k, _)| k)
+    }
+
+    fn get(&self, fd: &RawFd) -> Option<&Arc<T>> {
+        self.find(*fd).ok().map(|i| &self.0[i].1)
+    }
+
+    fn contains_key(&self, fd: &RawFd) -> bool {
+        self.find(*fd).is_ok()
+    }
+
+    /// Inserts or replaces; ENOMEM (and no change) if the vector cannot grow.
+    fn try_insert(&mut self, fd: RawFd, v: Arc<T>) -> Result<()> {
+        match self.find(fd) {
+            Ok(i) => self.0[i].1 = v,
+            Err(i) => {
+                self.0.try_reserve(1).map_err(crate::error::nomem)?;
+                self.0.insert(i, (fd, v));
+            }
+        }
+        Ok(())
+    }
+
+    fn remove(&mut self, fd: &RawFd) -> Option<Arc<T>> {
+        self.find(*fd).ok().map(|i| self.0.remove(i).1)
+    }
+
+    fn keys(&self) -> impl Iterator<Item = &RawFd> {
+        self.0.iter().map(|(k, _)| k)
+    }
+
+    fn values(&self) -> impl Iterator<Item = &Arc<T>> {
+        self.0.iter().map(|(_, v)| v)
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&RawFd, &Arc<T>)> {
+        self.0.iter().map(|(k, v)| (k, v))
+    }
+}
+
 #[derive(Default)]
 struct Registry {
-    vms: HashMap<RawFd, Arc<Vm>>,
-    vcpus: HashMap<RawFd, Arc<Vcpu>>,
+    vms: FdMap<Vm>,
+    vcpus: FdMap<Vcpu>,
 }
 
 /// The registry's lock is std's futex mutex rather than parking_lot's: fork() holds it
@@ -56,24 +111,34 @@ pub fn vcpu(fd: RawFd) -> Result<Arc<Vcpu>> {
         .ok_or(Errno(libc::EBADF))
 }
 
-/// The vcpus of VM `vm_fd`, in no particular order.
-pub fn vcpus_of(vm_fd: RawFd) -> Vec<Arc<Vcpu>> {
+/// How many vcpus VM `vm_fd` has (without allocating).
+pub fn nr_vcpus_of(vm_fd: RawFd) -> usize {
     REGISTRY
         .lock()
         .vcpus
         .values()
         .filter(|v| v.vm_fd() == vm_fd)
+        .count()
+}
+
+/// One vcpu of VM `vm_fd`, if it has any (without allocating).
+pub fn any_vcpu_of(vm_fd: RawFd) -> Option<Arc<Vcpu>> {
+    REGISTRY
+        .lock()
+        .vcpus
+        .values()
+        .find(|v| v.vm_fd() == vm_fd)
         .cloned()
-        .collect()
 }
 
 /// Creates a VM and returns its fd.
 pub fn create_vm() -> Result<RawFd> {
     crate::fork::install();
     let _fork = crate::fork::changing_fds();
-    let vm = Vm::create()?;
+    // Fallible allocations: out of memory is ENOMEM, not an abort.
+    let vm = crate::error::try_arc(Vm::create()?)?;
     let fd = vm.raw_fd();
-    REGISTRY.lock().vms.insert(fd, Arc::new(vm));
+    REGISTRY.lock().vms.try_insert(fd, vm)?;
     Ok(fd)
 }
 
@@ -81,6 +146,8 @@ pub fn create_vm() -> Result<RawFd> {
 /// areas), memory libkvm allocated and the VM fd are released before this returns, unless
 /// another thread is in the middle of a call on them (then when that call returns).
 pub fn destroy_vm(fd: RawFd) -> Result<()> {
+    // Dropping kvm-ioctls' fds closes them through the C library (src/cancel.rs).
+    let _no_cancel = NoCancel::new();
     let _fork = crate::fork::changing_fds();
     let (vm, vcpus) = {
         let mut reg = REGISTRY.lock();
@@ -93,7 +160,10 @@ pub fn destroy_vm(fd: RawFd) -> Result<()> {
             .filter(|(_, v)| v.vm_fd() == fd)
             .map(|(&k, _)| k)
             .collect();
-        if mine.iter().any(|k| reg.vcpus[k].is_owned()) {
+        if mine
+            .iter()
+            .any(|k| reg.vcpus.get(k).is_some_and(|v| v.is_owned()))
+        {
             return Err(Errno(libc::EBUSY));
         }
         let vcpus: Vec<Arc<Vcpu>> = mine.iter().filter_map(|k| reg.vcpus.remove(k)).collect();
@@ -105,30 +175,53 @@ pub fn destroy_vm(fd: RawFd) -> Result<()> {
     Ok(())
 }
 
-/// Creates vcpu `id` of VM `vm_fd`, owned by the calling thread; returns its fd.
+/// Creates vcpu `id` of VM `vm_fd`, owned by the calling thread; returns its fd. If it
+/// fails once the kernel vcpu exists, the VM keeps that for the next call with `id`
+/// (`Vm::create_vcpu`).
 pub fn create_vcpu(vm_fd: RawFd, id: u32) -> Result<RawFd> {
+    // A failure drops kvm-ioctls' fds, which closes them through the C library.
+    let _no_cancel = NoCancel::new();
     let _fork = crate::fork::changing_fds();
     let vm = vm(vm_fd)?;
     if vcpu::thread_has_vcpu() {
         return Err(Errno(libc::EBUSY));
     }
     let v = Arc::new(vm.create_vcpu(id)?);
-    kick::freeze()?;
-    v.claim()?;
+    let keep = |v: Arc<Vcpu>| {
+        // The caller gets no fd, so this vcpu object goes; the kernel vcpu stays for
+        // a retry with the same id.
+        vm.keep_for_retry(id, &v);
+        drop(v);
+    };
+    if let Err(e) = kick::freeze().and_then(|()| v.claim()) {
+        keep(v);
+        return Err(e);
+    }
     let fd = v.raw_fd();
     {
         let mut reg = REGISTRY.lock();
         if !reg.vms.get(&vm_fd).is_some_and(|x| Arc::ptr_eq(x, &vm)) {
-            // The VM was destroyed while we created the vcpu: drop it again.
+            // The VM was destroyed while we created the vcpu: drop it again (the kept
+            // kernel vcpu goes with the VM, with our reference to it, below).
+            drop(reg);
+            v.release();
+            drop(v);
             return Err(Errno(libc::EBADF));
         }
-        reg.vcpus.insert(fd, v.clone());
+        if let Err(e) = reg.vcpus.try_insert(fd, v.clone()) {
+            drop(reg);
+            v.release();
+            keep(v);
+            return Err(e);
+        }
     }
     if let Err(e) = vcpu::set_current(v) {
-        // Not the thread's after all: the caller gets no fd, so no vcpu may stay behind
-        // (dropped outside the lock, as destroy_vm does).
+        // Not the thread's after all (set_current gave the claim up). Dropped outside the
+        // lock, as destroy_vm does.
         let stale = REGISTRY.lock().vcpus.remove(&fd);
-        drop(stale);
+        if let Some(v) = stale {
+            keep(v);
+        }
         return Err(e);
     }
     Ok(fd)
@@ -165,10 +258,11 @@ pub fn lock_for_fork() -> RegistryGuard {
 /// so the child has no mapping to release.
 pub fn forget_inherited(reg: &mut RegistryGuard) {
     let old = std::mem::take(&mut *reg.0);
-    for fd in old.vms.keys().chain(old.vcpus.keys()) {
+    let kept: Vec<RawFd> = old.vms.values().flat_map(|vm| vm.kept_fds()).collect();
+    for fd in old.vms.keys().chain(old.vcpus.keys()).chain(kept.iter()) {
         // SAFETY: these fds are the child's copies of libkvm's own fds; nothing in the
         // child refers to them any more (the objects are kept in INHERITED, never dropped).
-        unsafe { libc::close(*fd) };
+        unsafe { crate::cancel::close(*fd) };
     }
     INHERITED
         .lock()

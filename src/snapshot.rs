@@ -21,7 +21,7 @@
 //! anything is changed, and a restore that the kernel refuses part-way is undone by
 //! putting back the state read just before it.
 
-use crate::error::{Errno, Result};
+use crate::error::{nomem, try_to_vec, try_vec, Errno, Result};
 use crate::ioctl;
 use crate::registry;
 use crate::system;
@@ -148,9 +148,13 @@ fn pods<T: Pod>(b: &[u8]) -> Result<Vec<T>> {
     if b.len() % size_of::<T>() != 0 {
         return Err(bad());
     }
-    b.chunks_exact(size_of::<T>())
-        .map(|c| pod::<T>(c))
-        .collect()
+    let mut out = Vec::new();
+    out.try_reserve_exact(b.len() / size_of::<T>())
+        .map_err(nomem)?;
+    for c in b.chunks_exact(size_of::<T>()) {
+        out.push(pod::<T>(c)?);
+    }
+    Ok(out)
 }
 
 fn le16(b: &[u8], at: usize) -> u16 {
@@ -195,27 +199,30 @@ pub fn crc32(parts: &[&[u8]]) -> u32 {
     !c
 }
 
-/// Builds a blob section by section.
+/// Builds a blob section by section; out of memory is ENOMEM.
 struct Writer {
     buf: Vec<u8>,
     kind: u16,
 }
 
 impl Writer {
-    fn new(kind: u16) -> Writer {
-        Writer {
-            buf: vec![0; HEADER_LEN],
+    fn new(kind: u16) -> Result<Writer> {
+        Ok(Writer {
+            buf: try_vec(HEADER_LEN, 0)?,
             kind,
-        }
+        })
     }
 
-    fn section(&mut self, tag: u32, data: &[u8]) {
+    fn section(&mut self, tag: u32, data: &[u8]) -> Result<()> {
+        let pad = (8 - data.len() % 8) % 8;
+        // With the room reserved, the extends below do not allocate.
+        self.buf.try_reserve(8 + data.len() + pad).map_err(nomem)?;
         self.buf.extend_from_slice(&tag.to_le_bytes());
         self.buf
             .extend_from_slice(&(data.len() as u32).to_le_bytes());
         self.buf.extend_from_slice(data);
-        let pad = (8 - data.len() % 8) % 8;
         self.buf.extend(std::iter::repeat_n(0u8, pad));
+        Ok(())
     }
 
     fn finish(mut self) -> Vec<u8> {
@@ -253,10 +260,12 @@ impl<'a> Sections<'a> {
         if header_len < HEADER_LEN || header_len % 8 != 0 {
             return Err(bad());
         }
-        let total = (header_len as u64).checked_add(body_len).ok_or_else(bad)?;
-        if (blob.len() as u64) < total {
-            return Err(Errno(libc::ENODATA));
-        }
+        // A body longer than the bytes given (up to 2^64 - 1 claimed) is a truncated
+        // blob, as the pages say, whether or not header + body would wrap.
+        let total = match (header_len as u64).checked_add(body_len) {
+            Some(t) if t <= blob.len() as u64 => t,
+            _ => return Err(Errno(libc::ENODATA)),
+        };
         let body = &blob[header_len..total as usize];
         // The checksum covers the header up to itself, any header extension and the body.
         if crc32(&[&blob[..24], &blob[28..header_len], body]) != le32(blob, 24) {
@@ -284,6 +293,7 @@ impl<'a> Sections<'a> {
             if body.len() - start < padded {
                 return Err(bad());
             }
+            out.try_reserve(1).map_err(nomem)?;
             out.push((tag, &body[start..start + len]));
             at = start + padded;
         }
@@ -341,13 +351,14 @@ fn msr_index_list() -> Result<&'static [u32]> {
     let mut n: u32 = 0;
     loop {
         // Header (nmsrs) followed by `n` indices.
-        let mut buf = vec![0u32; 1 + n as usize];
+        let mut buf = try_vec(1 + n as usize, 0u32)?;
         buf[0] = n;
         // SAFETY: the buffer holds the header and `n` indices, as `nmsrs` says.
         match unsafe { system::msr_index_list(buf.as_mut_ptr().cast::<kvm_msr_list>()) } {
             Ok(()) => {
                 let count = (buf[0] as usize).min(n as usize);
-                return Ok(LIST.get_or_init(|| buf[1..1 + count].to_vec()));
+                let list = try_to_vec(&buf[1..1 + count])?;
+                return Ok(LIST.get_or_init(|| list));
             }
             Err(Errno(libc::E2BIG)) if buf[0] > n => n = buf[0],
             Err(e) => return Err(e),
@@ -356,12 +367,21 @@ fn msr_index_list() -> Result<&'static [u32]> {
 }
 
 /// KVM_GET_MSRS / KVM_SET_MSRS on `entries`; returns how many the kernel processed.
-fn msrs_ioctl(v: &Vcpu, entries: &mut [kvm_msr_entry], set: bool) -> Result<usize> {
+/// `buf` is the room for the struct kvm_msrs: it allocates only if it has too little.
+fn msrs_ioctl(
+    v: &Vcpu,
+    entries: &mut [kvm_msr_entry],
+    set: bool,
+    buf: &mut Vec<u64>,
+) -> Result<usize> {
     if entries.is_empty() {
         return Ok(0);
     }
     // struct kvm_msrs: nmsrs, pad, then the entries (16 bytes each, 8-aligned).
-    let mut buf = vec![0u64; 1 + 2 * entries.len()];
+    let need = 1 + 2 * entries.len();
+    buf.clear();
+    buf.try_reserve_exact(need).map_err(nomem)?;
+    buf.resize(need, 0);
     buf[0] = entries.len() as u64;
     let ent = buf[1..].as_mut_ptr().cast::<kvm_msr_entry>();
     // SAFETY: `buf` holds the header and room for every entry, properly aligned.
@@ -382,37 +402,37 @@ fn msrs_ioctl(v: &Vcpu, entries: &mut [kvm_msr_entry], set: bool) -> Result<usiz
 
 /// Every MSR of the index list that this vcpu lets the host read.
 fn get_msrs(v: &Vcpu) -> Result<Vec<kvm_msr_entry>> {
-    let mut all: Vec<kvm_msr_entry> = msr_index_list()?
-        .iter()
-        .map(|&index| kvm_msr_entry {
-            index,
-            ..Default::default()
-        })
-        .collect();
-    let mut out = Vec::with_capacity(all.len());
+    let list = msr_index_list()?;
+    let mut all = try_vec(list.len(), kvm_msr_entry::default())?;
+    for (e, &index) in all.iter_mut().zip(list) {
+        e.index = index;
+    }
+    let mut out = Vec::new();
+    out.try_reserve_exact(all.len()).map_err(nomem)?;
+    let mut buf = Vec::new();
     let mut at = 0;
     while at < all.len() {
-        let n = msrs_ioctl(v, &mut all[at..], false)?;
+        let n = msrs_ioctl(v, &mut all[at..], false, &mut buf)?;
         out.extend_from_slice(&all[at..at + n]);
         at += n + 1; // skip the MSR the vcpu refused
     }
     Ok(out)
 }
 
-/// Sets `msrs` (in order). An MSR the kernel refuses is an error (EINVAL) unless the
+/// Sets the MSRs in `all` (in order; the kernel's answers may overwrite them), with `buf`
+/// as the room for the ioctl. An MSR the kernel refuses is an error (EINVAL) unless the
 /// vcpu already holds the saved value.
-fn set_msrs(v: &Vcpu, msrs: &[kvm_msr_entry]) -> Result<()> {
-    let mut all = msrs.to_vec();
+fn set_msrs(v: &Vcpu, all: &mut [kvm_msr_entry], buf: &mut Vec<u64>) -> Result<()> {
     let mut at = 0;
     while at < all.len() {
-        let n = msrs_ioctl(v, &mut all[at..], true)?;
+        let n = msrs_ioctl(v, &mut all[at..], true, buf)?;
         at += n;
         if at < all.len() {
             let mut cur = [kvm_msr_entry {
                 index: all[at].index,
                 ..Default::default()
             }];
-            if msrs_ioctl(v, &mut cur, false)? != 1 || cur[0].data != all[at].data {
+            if msrs_ioctl(v, &mut cur, false, buf)? != 1 || cur[0].data != all[at].data {
                 return Err(Errno(libc::EINVAL));
             }
             at += 1;
@@ -427,33 +447,41 @@ const CPUID_MAX: usize = 256;
 /// cannot save more.
 const MSRS_MAX: usize = 255;
 
-fn get_cpuid(v: &Vcpu) -> Result<Vec<kvm_cpuid_entry2>> {
-    let entry_words = size_of::<kvm_cpuid_entry2>() / 4;
-    let mut room = 64usize;
-    loop {
-        let mut buf = vec![0u32; 2 + room * entry_words];
-        buf[0] = room as u32;
-        let r = v.reading(|fd| {
-            // SAFETY: a struct kvm_cpuid2 with room for `nent` entries.
-            unsafe { ioctl::ioctl(fd.as_raw_fd(), KVM_GET_CPUID2, buf.as_mut_ptr() as _) }
-        });
-        match r {
-            Ok(_) => {
-                let n = (buf[0] as usize).min(room);
-                let bytes = bytes_of_slice(&buf[2..2 + n * entry_words]);
-                return pods::<kvm_cpuid_entry2>(bytes);
-            }
-            Err(Errno(libc::E2BIG)) if room < CPUID_MAX => room *= 2,
-            Err(e) => return Err(e),
-        }
-    }
+/// u32 words of one struct kvm_cpuid_entry2.
+const ENTRY_WORDS: usize = size_of::<kvm_cpuid_entry2>() / 4;
+
+/// Room for a struct kvm_cpuid2 with `CPUID_MAX` entries (10 KiB).
+fn cpuid_room() -> Result<Vec<u32>> {
+    try_vec(2 + CPUID_MAX * ENTRY_WORDS, 0)
 }
 
-fn set_cpuid(v: &Vcpu, entries: &[kvm_cpuid_entry2]) -> Result<()> {
-    let entry_words = size_of::<kvm_cpuid_entry2>() / 4;
-    let mut buf = vec![0u32; 2 + entries.len() * entry_words];
+/// KVM_GET_CPUID2 into `buf` (from `cpuid_room`); returns the entries' bytes.
+fn get_cpuid_into<'b>(v: &Vcpu, buf: &'b mut [u32]) -> Result<&'b [u8]> {
+    let room = (buf.len() - 2) / ENTRY_WORDS;
+    buf[0] = room as u32;
+    let p = buf.as_mut_ptr();
+    v.reading(|fd| {
+        // SAFETY: a struct kvm_cpuid2 with room for `nent` entries.
+        unsafe { ioctl::ioctl(fd.as_raw_fd(), KVM_GET_CPUID2, p as _) }
+    })?;
+    let n = (buf[0] as usize).min(room);
+    Ok(bytes_of_slice(&buf[2..2 + n * ENTRY_WORDS]))
+}
+
+fn get_cpuid(v: &Vcpu) -> Result<Vec<kvm_cpuid_entry2>> {
+    let mut buf = cpuid_room()?;
+    pods::<kvm_cpuid_entry2>(get_cpuid_into(v, &mut buf)?)
+}
+
+/// KVM_SET_CPUID2 of `entries`, built in `buf` (from `cpuid_room`).
+fn set_cpuid(v: &Vcpu, entries: &[kvm_cpuid_entry2], buf: &mut [u32]) -> Result<()> {
+    if 2 + entries.len() * ENTRY_WORDS > buf.len() {
+        return Err(Errno(libc::EINVAL));
+    }
     buf[0] = entries.len() as u32;
-    // SAFETY: the buffer holds the header and every entry; u32 alignment suffices.
+    buf[1] = 0;
+    // SAFETY: the buffer holds the header and every entry (checked); u32 alignment
+    // suffices.
     unsafe {
         std::ptr::copy_nonoverlapping(
             entries.as_ptr(),
@@ -463,11 +491,6 @@ fn set_cpuid(v: &Vcpu, entries: &[kvm_cpuid_entry2]) -> Result<()> {
     };
     // SAFETY: a struct kvm_cpuid2 with `nent` entries.
     unsafe { v.set_cpuid(buf.as_ptr().cast::<kvm_cpuid2>()) }
-}
-
-// The CPUID entries are compared as bytes: they are plain old data.
-fn cpuid_eq(a: &[kvm_cpuid_entry2], b: &[kvm_cpuid_entry2]) -> bool {
-    bytes_of_slice(a) == bytes_of_slice(b)
 }
 
 /// Completes an I/O, MMIO or MSR exit still pending in the kernel before state is read
@@ -489,10 +512,10 @@ fn capture_vcpu(v: &Vcpu) -> Result<VcpuState> {
     let mp_state = v.writing(|fd| fd.get_mp_state().map_err(Errno::from))?;
     let regs = v.get_regs()?;
     let size = vcpu_state::xsave_size(v)?;
-    let mut xsave = vec![0u64; size.div_ceil(8)];
+    let mut xsave = try_vec(size.div_ceil(8), 0u64)?;
     // SAFETY: the buffer holds `size` bytes, 8-aligned.
     unsafe { vcpu_state::get_xsave(v, xsave.as_mut_ptr().cast::<kvm_xsave>(), size) }?;
-    let xsave = bytes_of_slice(&xsave)[..size].to_vec();
+    let xsave = try_to_vec(&bytes_of_slice(&xsave)[..size])?;
     let xcrs = if vm_extension(v, kvm_bindings::KVM_CAP_XCRS) > 0 {
         Some(vcpu_state::get_xcrs(v)?)
     } else {
@@ -517,7 +540,7 @@ fn capture_vcpu(v: &Vcpu) -> Result<VcpuState> {
     let nested = match vcpu_state::nested_state_max(v)? {
         0 => None,
         max => {
-            let mut buf = vec![0u64; max.div_ceil(8)];
+            let mut buf = try_vec(max.div_ceil(8), 0u64)?;
             let st = buf.as_mut_ptr().cast::<kvm_nested_state>();
             // SAFETY: `st` points at `max` writable, aligned bytes; `size` says so.
             unsafe { addr_of_mut!((*st).size).write(max as u32) };
@@ -525,7 +548,7 @@ fn capture_vcpu(v: &Vcpu) -> Result<VcpuState> {
             unsafe { vcpu_state::get_nested_state(v, st) }?;
             // SAFETY: the kernel wrote the size it used, at most `max`.
             let used = unsafe { addr_of!((*st).size).read() } as usize;
-            Some(bytes_of_slice(&buf)[..used.min(max)].to_vec())
+            Some(try_to_vec(&bytes_of_slice(&buf)[..used.min(max)])?)
         }
     };
     let tsc_khz = vcpu_state::get_tsc_khz(v).ok();
@@ -549,39 +572,39 @@ fn capture_vcpu(v: &Vcpu) -> Result<VcpuState> {
     })
 }
 
-fn encode_vcpu(s: &VcpuState) -> Vec<u8> {
-    let mut w = Writer::new(KIND_VCPU);
-    w.section(T_CPUID, bytes_of_slice(&s.cpuid));
-    w.section(T_REGS, bytes_of(&s.regs));
+fn encode_vcpu(s: &VcpuState) -> Result<Vec<u8>> {
+    let mut w = Writer::new(KIND_VCPU)?;
+    w.section(T_CPUID, bytes_of_slice(&s.cpuid))?;
+    w.section(T_REGS, bytes_of(&s.regs))?;
     if let Some(x) = &s.sregs {
-        w.section(T_SREGS, bytes_of(x));
+        w.section(T_SREGS, bytes_of(x))?;
     }
     if let Some(x) = &s.sregs2 {
-        w.section(T_SREGS2, bytes_of(x));
+        w.section(T_SREGS2, bytes_of(x))?;
     }
-    w.section(T_XSAVE, &s.xsave);
+    w.section(T_XSAVE, &s.xsave)?;
     if let Some(x) = &s.xcrs {
-        w.section(T_XCRS, bytes_of(x));
+        w.section(T_XCRS, bytes_of(x))?;
     }
-    w.section(T_MSRS, bytes_of_slice(&s.msrs));
+    w.section(T_MSRS, bytes_of_slice(&s.msrs))?;
     if let Some(x) = &s.lapic {
-        w.section(T_LAPIC, bytes_of(x));
+        w.section(T_LAPIC, bytes_of(x))?;
     }
-    w.section(T_EVENTS, bytes_of(&s.events));
-    w.section(T_MP_STATE, bytes_of(&s.mp_state));
+    w.section(T_EVENTS, bytes_of(&s.events))?;
+    w.section(T_MP_STATE, bytes_of(&s.mp_state))?;
     if let Some(x) = &s.debugregs {
-        w.section(T_DEBUGREGS, bytes_of(x));
+        w.section(T_DEBUGREGS, bytes_of(x))?;
     }
     if let Some(x) = &s.nested {
-        w.section(T_NESTED, x);
+        w.section(T_NESTED, x)?;
     }
     if let Some(x) = s.tsc_khz {
-        w.section(T_TSC_KHZ, &x.to_le_bytes());
+        w.section(T_TSC_KHZ, &x.to_le_bytes())?;
     }
     if s.pending_irqs != [0; 4] {
-        w.section(T_PENDING_IRQS, bytes_of_slice(&s.pending_irqs));
+        w.section(T_PENDING_IRQS, bytes_of_slice(&s.pending_irqs))?;
     }
-    w.finish()
+    Ok(w.finish())
 }
 
 fn decode_vcpu(blob: &[u8]) -> Result<VcpuState> {
@@ -591,7 +614,7 @@ fn decode_vcpu(blob: &[u8]) -> Result<VcpuState> {
     if sregs.is_none() && sregs2.is_none() {
         return Err(bad());
     }
-    let xsave = s.need(T_XSAVE)?.to_vec();
+    let xsave = try_to_vec(s.need(T_XSAVE)?)?;
     if xsave.len() < size_of::<kvm_xsave>() {
         return Err(bad());
     }
@@ -602,7 +625,7 @@ fn decode_vcpu(blob: &[u8]) -> Result<VcpuState> {
             if b.len() < vcpu_state::NESTED_HEADER || le32(b, 4) as usize != b.len() {
                 return Err(bad());
             }
-            Some(b.to_vec())
+            Some(try_to_vec(b)?)
         }
     };
     let tsc_khz = match s.get(T_TSC_KHZ) {
@@ -610,14 +633,17 @@ fn decode_vcpu(blob: &[u8]) -> Result<VcpuState> {
         Some(b) if b.len() == 4 => Some(le32(b, 0)),
         Some(_) => return Err(bad()),
     };
-    let cpuid = pods::<kvm_cpuid_entry2>(s.get(T_CPUID).unwrap_or(&[]))?;
-    if cpuid.len() > CPUID_MAX {
+    // Counts checked before anything is allocated for them.
+    let cpuid = s.get(T_CPUID).unwrap_or(&[]);
+    if cpuid.len() > CPUID_MAX * size_of::<kvm_cpuid_entry2>() {
         return Err(bad());
     }
-    let msrs = pods::<kvm_msr_entry>(s.get(T_MSRS).unwrap_or(&[]))?;
-    if msrs.len() > MSRS_MAX {
+    let cpuid = pods::<kvm_cpuid_entry2>(cpuid)?;
+    let msrs = s.get(T_MSRS).unwrap_or(&[]);
+    if msrs.len() > MSRS_MAX * size_of::<kvm_msr_entry>() {
         return Err(bad());
     }
+    let msrs = pods::<kvm_msr_entry>(msrs)?;
     let pending_irqs = match s.get(T_PENDING_IRQS) {
         None => [0; 4],
         Some(b) => pods::<u64>(b)?.try_into().map_err(|_| bad())?,
@@ -681,14 +707,62 @@ fn check_vcpu_fits(v: &Vcpu, s: &VcpuState) -> Result<()> {
     Ok(())
 }
 
+/// The buffers `apply_vcpu` needs, allocated before anything changes: a restore that
+/// runs out of memory fails (ENOMEM) with the vcpu untouched, and putting the previous
+/// state back after a refusal cannot run out of memory half-way.
+struct Scratch {
+    /// struct kvm_cpuid2 with room for `CPUID_MAX` entries.
+    cpuid: Vec<u32>,
+    /// The MSRs to set, in the order they are set.
+    msrs: Vec<kvm_msr_entry>,
+    /// struct kvm_msrs for them.
+    msr_buf: Vec<u64>,
+    /// An 8-aligned XSAVE area or nested state.
+    bytes: Vec<u64>,
+}
+
+impl Scratch {
+    /// Room to apply any of `states` to `v`.
+    fn new(v: &Vcpu, states: &[&VcpuState]) -> Result<Scratch> {
+        let nmsrs = states.iter().map(|s| s.msrs.len()).max().unwrap_or(0);
+        let nested = states
+            .iter()
+            .filter_map(|s| s.nested.as_ref().map(|n| n.len()))
+            .max()
+            .unwrap_or(0);
+        let bytes = vcpu_state::xsave_size(v)?.max(nested);
+        let mut msrs = Vec::new();
+        msrs.try_reserve_exact(nmsrs).map_err(nomem)?;
+        Ok(Scratch {
+            cpuid: cpuid_room()?,
+            msrs,
+            msr_buf: try_vec(1 + 2 * nmsrs, 0u64)?,
+            bytes: try_vec(bytes.div_ceil(8), 0u64)?,
+        })
+    }
+
+    /// `data` copied to the start of the 8-aligned buffer, zeros after it.
+    fn aligned(&mut self, data: &[u8]) -> *const u8 {
+        self.bytes.fill(0);
+        let room = self.bytes.len() * 8;
+        let n = data.len().min(room);
+        // SAFETY: `bytes` has room for `room` >= `n` bytes; the regions are distinct.
+        unsafe {
+            std::ptr::copy_nonoverlapping(data.as_ptr(), self.bytes.as_mut_ptr().cast::<u8>(), n)
+        };
+        self.bytes.as_ptr().cast::<u8>()
+    }
+}
+
 /// Loads `s` into `v` in QEMU's order (kvm_arch_put_registers, with the LAPIC before
-/// the MSRs so the TSC deadline survives).
-fn apply_vcpu(v: &Vcpu, s: &VcpuState) -> Result<()> {
-    if !cpuid_eq(&get_cpuid(v)?, &s.cpuid) {
-        set_cpuid(v, &s.cpuid)?;
+/// the MSRs so the TSC deadline survives), with the buffers of `b` (made for `s`): it
+/// allocates nothing.
+fn apply_vcpu(v: &Vcpu, s: &VcpuState, b: &mut Scratch) -> Result<()> {
+    if get_cpuid_into(v, &mut b.cpuid)? != bytes_of_slice(&s.cpuid) {
+        set_cpuid(v, &s.cpuid, &mut b.cpuid)?;
     }
     if let Some(fc) = s.msrs.iter().find(|m| m.index == MSR_IA32_FEATURE_CONTROL) {
-        set_msrs(v, std::slice::from_ref(fc))?;
+        set_msrs(v, &mut [*fc], &mut b.msr_buf)?;
     }
     match (&s.sregs2, &s.sregs) {
         (Some(s2), _) if vm_extension(v, kvm_bindings::KVM_CAP_SREGS2) > 0 => {
@@ -699,15 +773,11 @@ fn apply_vcpu(v: &Vcpu, s: &VcpuState) -> Result<()> {
         (None, None) => return Err(bad()),
     }
     if let Some(n) = &s.nested {
-        // 8-aligned copy of the section for the kernel.
-        let mut buf = vec![0u64; n.len().div_ceil(8)];
-        // SAFETY: `buf` has room for `n.len()` bytes.
-        unsafe {
-            std::ptr::copy_nonoverlapping(n.as_ptr(), buf.as_mut_ptr().cast::<u8>(), n.len())
-        };
+        // 8-aligned copy of the section for the kernel (the scratch holds `n.len()`).
+        let p = b.aligned(n);
         // SAFETY: a struct kvm_nested_state whose `size` field (checked on decode) is
-        // the length of the buffer.
-        unsafe { vcpu_state::set_nested_state(v, buf.as_ptr().cast::<kvm_nested_state>()) }?;
+        // the length of the copy.
+        unsafe { vcpu_state::set_nested_state(v, p.cast::<kvm_nested_state>()) }?;
     }
     if let Some(khz) = s.tsc_khz {
         // As QEMU does, a frequency the kernel cannot give is not fatal: the guest's
@@ -718,36 +788,32 @@ fn apply_vcpu(v: &Vcpu, s: &VcpuState) -> Result<()> {
     }
     v.set_regs(&s.regs)?;
     let size = vcpu_state::xsave_size(v)?;
-    let mut xsave = vec![0u64; size.div_ceil(8)];
-    // SAFETY: `xsave` has room for `size` >= s.xsave.len() bytes (check_vcpu_fits).
-    unsafe {
-        std::ptr::copy_nonoverlapping(
-            s.xsave.as_ptr(),
-            xsave.as_mut_ptr().cast::<u8>(),
-            s.xsave.len(),
-        )
-    };
-    // SAFETY: the buffer holds `size` bytes, 8-aligned.
-    unsafe { vcpu_state::set_xsave(v, xsave.as_ptr().cast::<kvm_xsave>(), size) }?;
+    if b.bytes.len() * 8 < size || s.xsave.len() > size {
+        return Err(Errno(libc::EINVAL)); // check_vcpu_fits and Scratch::new rule it out
+    }
+    let p = b.aligned(&s.xsave);
+    // SAFETY: the buffer holds `size` bytes, 8-aligned: the saved area, then zeros.
+    unsafe { vcpu_state::set_xsave(v, p.cast::<kvm_xsave>(), size) }?;
     if let Some(x) = &s.xcrs {
         vcpu_state::set_xcrs(v, x)?;
     }
     if let Some(l) = &s.lapic {
         v.writing(|fd| fd.set_lapic(l).map_err(Errno::from))?;
     }
-    // The TSC before anything relative to it, the TSC deadline last.
-    let mut msrs: Vec<kvm_msr_entry> = s
-        .msrs
-        .iter()
-        .filter(|m| m.index != MSR_IA32_FEATURE_CONTROL)
-        .copied()
-        .collect();
-    msrs.sort_by_key(|m| match m.index {
-        MSR_IA32_TSC => 0,
-        MSR_IA32_TSC_DEADLINE => 2,
-        _ => 1,
-    });
-    set_msrs(v, &msrs)?;
+    // The TSC before anything relative to it, the TSC deadline last, the rest in the
+    // saved order (within the scratch's room: no allocation).
+    b.msrs.clear();
+    let rank = |m: &kvm_msr_entry| match m.index {
+        MSR_IA32_FEATURE_CONTROL => None,
+        MSR_IA32_TSC => Some(0),
+        MSR_IA32_TSC_DEADLINE => Some(2),
+        _ => Some(1),
+    };
+    for r in 0..3 {
+        b.msrs
+            .extend(s.msrs.iter().filter(|m| rank(m) == Some(r)).copied());
+    }
+    set_msrs(v, &mut b.msrs, &mut b.msr_buf)?;
     let mut events = s.events;
     events.flags |= kvm_bindings::KVM_VCPUEVENT_VALID_NMI_PENDING
         | kvm_bindings::KVM_VCPUEVENT_VALID_SIPI_VECTOR;
@@ -762,7 +828,7 @@ fn apply_vcpu(v: &Vcpu, s: &VcpuState) -> Result<()> {
 
 /// `kvm_save_vcpu`: the blob of the calling thread's vcpu.
 pub fn save_vcpu(v: &Vcpu) -> Result<Vec<u8>> {
-    Ok(encode_vcpu(&capture_vcpu(v)?))
+    encode_vcpu(&capture_vcpu(v)?)
 }
 
 /// `kvm_restore_vcpu`: checks `blob` completely, then loads it; if the kernel refuses
@@ -771,8 +837,9 @@ pub fn restore_vcpu(v: &Vcpu, blob: &[u8]) -> Result<()> {
     let s = decode_vcpu(blob)?;
     check_vcpu_fits(v, &s)?;
     let before = capture_vcpu(v)?;
-    apply_vcpu(v, &s).inspect_err(|_| {
-        let _ = apply_vcpu(v, &before);
+    let mut scratch = Scratch::new(v, &[&s, &before])?;
+    apply_vcpu(v, &s, &mut scratch).inspect_err(|_| {
+        let _ = apply_vcpu(v, &before, &mut scratch);
     })
 }
 
@@ -813,17 +880,20 @@ fn capture_vm(vm: &Vm) -> Result<VmState> {
         Err(e) => return Err(e),
     };
     Ok(VmState {
-        nr_vcpus: registry::vcpus_of(vm.raw_fd()).len() as u32,
-        layout: vm.memory_layout(),
+        nr_vcpus: registry::nr_vcpus_of(vm.raw_fd()) as u32,
+        layout: vm.memory_layout()?,
         pic,
         pit,
         clock: vm_state::get_clock(vm)?,
     })
 }
 
-fn encode_vm(s: &VmState) -> Vec<u8> {
-    let mut w = Writer::new(KIND_VM);
-    let mut info = Vec::with_capacity(8 + 24 * s.layout.len());
+fn encode_vm(s: &VmState) -> Result<Vec<u8>> {
+    let mut w = Writer::new(KIND_VM)?;
+    let mut info = Vec::new();
+    // With the room reserved, the extends below do not allocate.
+    info.try_reserve_exact(8 + 24 * s.layout.len())
+        .map_err(nomem)?;
     info.extend_from_slice(&s.nr_vcpus.to_le_bytes());
     info.extend_from_slice(&(s.layout.len() as u32).to_le_bytes());
     for &(slot, gpa, size) in &s.layout {
@@ -832,17 +902,17 @@ fn encode_vm(s: &VmState) -> Vec<u8> {
         info.extend_from_slice(&gpa.to_le_bytes());
         info.extend_from_slice(&size.to_le_bytes());
     }
-    w.section(T_VM_INFO, &info);
+    w.section(T_VM_INFO, &info)?;
     if let Some((m, sl, io)) = &s.pic {
-        w.section(T_PIC_MASTER, bytes_of(m));
-        w.section(T_PIC_SLAVE, bytes_of(sl));
-        w.section(T_IOAPIC, bytes_of(io));
+        w.section(T_PIC_MASTER, bytes_of(m))?;
+        w.section(T_PIC_SLAVE, bytes_of(sl))?;
+        w.section(T_IOAPIC, bytes_of(io))?;
     }
     if let Some(p) = &s.pit {
-        w.section(T_PIT2, bytes_of(p));
+        w.section(T_PIT2, bytes_of(p))?;
     }
-    w.section(T_CLOCK, bytes_of(&s.clock));
-    w.finish()
+    w.section(T_CLOCK, bytes_of(&s.clock))?;
+    Ok(w.finish())
 }
 
 fn decode_vm(blob: &[u8]) -> Result<VmState> {
@@ -855,12 +925,12 @@ fn decode_vm(blob: &[u8]) -> Result<VmState> {
     if (info.len() - 8) / 24 != n || (info.len() - 8) % 24 != 0 {
         return Err(bad());
     }
-    let layout = (0..n)
-        .map(|i| {
-            let at = 8 + 24 * i;
-            (le32(info, at), le64(info, at + 8), le64(info, at + 16))
-        })
-        .collect();
+    let mut layout = Vec::new();
+    layout.try_reserve_exact(n).map_err(nomem)?;
+    layout.extend((0..n).map(|i| {
+        let at = 8 + 24 * i;
+        (le32(info, at), le64(info, at + 8), le64(info, at + 16))
+    }));
     let pic = match (s.get(T_PIC_MASTER), s.get(T_PIC_SLAVE), s.get(T_IOAPIC)) {
         (None, None, None) => None,
         (Some(m), Some(sl), Some(io)) => Some((
@@ -890,8 +960,7 @@ fn decode_vm(blob: &[u8]) -> Result<VmState> {
 }
 
 fn check_vm_fits(vm: &Vm, s: &VmState) -> Result<()> {
-    if registry::vcpus_of(vm.raw_fd()).len() as u32 != s.nr_vcpus || vm.memory_layout() != s.layout
-    {
+    if registry::nr_vcpus_of(vm.raw_fd()) as u32 != s.nr_vcpus || vm.memory_layout()? != s.layout {
         return Err(Errno(libc::EINVAL));
     }
     if s.pic.is_some() && !vm.has_irqchip() {
@@ -923,7 +992,7 @@ fn apply_vm(vm: &Vm, s: &VmState) -> Result<()> {
 
 /// `kvm_save_vm`: the blob of VM `vm`'s device state.
 pub fn save_vm(vm: &Vm) -> Result<Vec<u8>> {
-    Ok(encode_vm(&capture_vm(vm)?))
+    encode_vm(&capture_vm(vm)?)
 }
 
 /// `kvm_restore_vm`: checks `blob` completely and that it fits `vm`, then loads it;
@@ -949,9 +1018,9 @@ mod tests {
     }
 
     fn blob() -> Vec<u8> {
-        let mut w = Writer::new(KIND_VM);
-        w.section(0x7777, b"abc");
-        w.section(T_CLOCK, &[1, 2, 3, 4, 5, 6, 7, 8]);
+        let mut w = Writer::new(KIND_VM).unwrap();
+        w.section(0x7777, b"abc").unwrap();
+        w.section(T_CLOCK, &[1, 2, 3, 4, 5, 6, 7, 8]).unwrap();
         w.finish()
     }
 
@@ -994,6 +1063,7 @@ mod tests {
             tsc_khz: None,
             pending_irqs: [0; 4],
         })
+        .unwrap()
     }
 
     fn decode_err(b: &[u8]) -> i32 {
@@ -1041,5 +1111,11 @@ mod tests {
         let mut long = b.clone();
         long.extend_from_slice(&[0xAA; 100]); // room beyond the blob is ignored
         assert_eq!(err(&long, KIND_VM), 0);
+        for claim in [u64::MAX, u64::MAX - 31, 1 << 63] {
+            let mut c = b.clone();
+            c[16..24].copy_from_slice(&claim.to_le_bytes());
+            rechecksum(&mut c);
+            assert_eq!(err(&c, KIND_VM), libc::ENODATA, "body length {claim:#x}");
+        }
     }
 }

@@ -3,7 +3,7 @@
 use crate::error::{Errno, Result};
 use kvm_bindings::{kvm_cpuid2, kvm_msr_list};
 use kvm_ioctls::Kvm;
-use std::os::unix::io::AsRawFd;
+use std::os::unix::io::{AsRawFd, FromRawFd};
 use std::sync::OnceLock;
 
 static KVM: OnceLock<Kvm> = OnceLock::new();
@@ -14,11 +14,19 @@ pub fn kvm() -> Result<&'static Kvm> {
     if let Some(k) = KVM.get() {
         return Ok(k);
     }
-    // kvm-ioctls opens with O_RDWR | O_CLOEXEC.
-    let k = Kvm::new().map_err(Errno::from)?;
-    // If two threads race here, the loser's handle is dropped (closed) and both use the
-    // winner's.
-    Ok(KVM.get_or_init(|| k))
+    // Opened raw, not with Kvm::new (the C library's open() is a cancellation point:
+    // src/cancel.rs).
+    let fd = crate::cancel::open(c"/dev/kvm", libc::O_RDWR | libc::O_CLOEXEC)?;
+    // SAFETY: `fd` is the /dev/kvm descriptor just opened, owned by nothing else; the Kvm
+    // takes it over only if it wins the race below.
+    let k = KVM.get_or_init(|| unsafe { Kvm::from_raw_fd(fd) });
+    if k.as_raw_fd() != fd {
+        // Another thread won the race: both use its handle, and ours is closed (raw, for
+        // the same reason). An fd number is unique while open, so the winner's is not ours.
+        // SAFETY: `fd` is ours and was not taken over.
+        unsafe { crate::cancel::close(fd) };
+    }
+    Ok(k)
 }
 
 /// KVM_GET_API_VERSION.

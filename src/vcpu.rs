@@ -5,6 +5,15 @@
 //! the register calls take no lock. Ownership moves only through `kvm_detach_vcpu` /
 //! `kvm_attach_vcpu`; a thread that exits while owning a vcpu gives it up in its
 //! thread-local destructor.
+//!
+//! Threads that end without that cleanup (a raw SYS_exit, also from a signal handler)
+//! are noticed through a robust mutex that the owning thread holds while it owns the
+//! vcpu: the kernel marks it when the thread ends (its robust-futex list), whatever the
+//! way, and no thread id can be mistaken for a later thread that got the same number.
+//! Such a vcpu counts as detached (`kvm_attach_vcpu`, `kvm_destroy_vm` and
+//! `kvm_kick_vcpu` see to it). A thread that left `kvm_run` through siglongjmp() from a
+//! signal handler still owns its vcpu and can use it and detach: the thread-local holds
+//! no borrow across a call that the jump could leave behind.
 
 use crate::cpu_state::IrqState;
 use crate::error::{Errno, Result};
@@ -14,7 +23,7 @@ use crate::vm::ApicMode;
 use kvm_bindings::{kvm_regs, kvm_run, kvm_sregs, kvm_vcpu_events};
 use kvm_ioctls::VcpuFd;
 use parking_lot::Mutex;
-use std::cell::RefCell;
+use std::cell::UnsafeCell;
 use std::os::unix::io::{AsRawFd, RawFd};
 use std::ptr::{addr_of, addr_of_mut, NonNull};
 use std::sync::Arc;
@@ -42,6 +51,9 @@ pub struct Vcpu {
     /// Thread id of the owning thread, 0 when detached. Locked only by ownership changes
     /// and by other threads (kick), never by the run path.
     owner: Mutex<libc::pid_t>,
+    /// Held by the owning thread while it owns the vcpu (changed under `owner`), so that
+    /// its end without cleanup is seen.
+    alive: OwnerAlive,
     sync: SyncState,
     /// Interrupts waiting for the guest to accept them (`kvm_interrupt`).
     pub(crate) irq: IrqState,
@@ -67,6 +79,7 @@ impl Vcpu {
             run,
             vm_fd,
             owner: Mutex::new(0),
+            alive: OwnerAlive::new(),
             sync: SyncState::new(sync_caps),
             irq: IrqState::default(),
             kick: KickState::default(),
@@ -89,32 +102,76 @@ impl Vcpu {
         self.run.0.as_ptr()
     }
 
-    /// Whether a thread owns this vcpu now.
-    pub fn is_owned(&self) -> bool {
-        *self.owner.lock() != 0
+    /// Whether a live thread owns this vcpu now (one that ended without giving it up
+    /// does not).
+    pub fn is_owned(self: &Arc<Self>) -> bool {
+        let mut owner = self.owner.lock();
+        self.forget_dead_owner(&mut owner);
+        *owner != 0
     }
 
-    /// Makes the calling thread the owner; EBUSY if another thread owns it.
-    pub fn claim(&self) -> Result<()> {
+    /// Makes the calling thread the owner; EBUSY if another live thread owns it.
+    pub fn claim(self: &Arc<Self>) -> Result<()> {
         let mut owner = self.owner.lock();
-        if *owner != 0 {
-            return Err(Errno(libc::EBUSY));
+        match self.alive.try_hold() {
+            Hold::Taken => {}
+            Hold::OwnerDied => self.orphaned(&mut owner),
+            Hold::Busy => return Err(Errno(libc::EBUSY)),
         }
         // SAFETY: gettid has no preconditions.
         *owner = unsafe { libc::gettid() };
         Ok(())
     }
 
-    /// Gives the vcpu up; on the owning thread (the kick drains its signal there).
-    fn release(&self) {
+    /// Gives the vcpu up; on the owning thread (the kick drains its signal there, and the
+    /// robust mutex is unlocked by its holder).
+    pub fn release(&self) {
         let mut owner = self.owner.lock();
         *owner = 0;
+        self.alive.let_go();
         kick::on_release(self);
     }
 
-    /// Runs `f` with the owner's thread id (0: none) under the owner lock.
-    pub fn with_owner<R>(&self, f: impl FnOnce(libc::pid_t) -> R) -> R {
-        f(*self.owner.lock())
+    /// Under the owner lock: if the owner ended without giving the vcpu up, the vcpu is
+    /// detached now.
+    fn forget_dead_owner(self: &Arc<Self>, owner: &mut libc::pid_t) {
+        if *owner == 0 {
+            return;
+        }
+        match self.alive.try_hold() {
+            Hold::Busy => {}
+            Hold::OwnerDied => {
+                self.orphaned(owner);
+                self.alive.let_go();
+            }
+            Hold::Taken => {
+                // Not reached: the mutex is held exactly while `owner` is set.
+                *owner = 0;
+                self.alive.let_go();
+            }
+        }
+    }
+
+    /// Under the owner lock, holding `alive` after its holder died: what that thread
+    /// would have undone on its way out. Its kick signal died with it; its thread-local
+    /// claim (an `Owned`, one strong count) will never be dropped, so it is given up here.
+    fn orphaned(self: &Arc<Self>, owner: &mut libc::pid_t) {
+        *owner = 0;
+        kick::on_orphaned(self);
+        // SAFETY: the dead thread's `Owned` holds one strong count of this Arc that no
+        // code will ever drop (its thread-local destructors can no longer run, and glibc
+        // reinitialises, never destroys, the thread-locals of a reused stack). This drops
+        // it on its behalf, once: the kernel reports the death (EOWNERDEAD) to one locker
+        // only, and `self` is another strong count, so the vcpu stays alive.
+        unsafe { Arc::decrement_strong_count(Arc::as_ptr(self)) };
+    }
+
+    /// Runs `f` with the owner's thread id (0: none, or a thread that ended without
+    /// giving the vcpu up) under the owner lock.
+    pub fn with_owner<R>(self: &Arc<Self>, f: impl FnOnce(libc::pid_t) -> R) -> R {
+        let mut owner = self.owner.lock();
+        self.forget_dead_owner(&mut owner);
+        f(*owner)
     }
 
     /// The kick bookkeeping (src/kick.rs).
@@ -294,6 +351,73 @@ impl Vcpu {
     }
 }
 
+/// What `OwnerAlive::try_hold` found.
+enum Hold {
+    /// The mutex was free; the caller holds it now.
+    Taken,
+    /// A live thread (maybe the caller) holds it.
+    Busy,
+    /// Its holder ended without unlocking it; the caller holds it now.
+    OwnerDied,
+}
+
+/// A robust pthread mutex (in its own allocation, which never moves): held by the thread
+/// that owns the vcpu, so that the kernel tells whether that thread still exists.
+#[derive(Debug)]
+struct OwnerAlive(Box<UnsafeCell<libc::pthread_mutex_t>>);
+
+// SAFETY: a pthread mutex is made to be shared between threads; it is only used through
+// the pthread calls, under the vcpu's owner lock.
+unsafe impl Send for OwnerAlive {}
+// SAFETY: as above.
+unsafe impl Sync for OwnerAlive {}
+
+impl OwnerAlive {
+    fn new() -> OwnerAlive {
+        // SAFETY: zeroed storage is what the initialiser below expects to fill.
+        let m = Box::new(UnsafeCell::new(unsafe { std::mem::zeroed() }));
+        // SAFETY: a zeroed attribute object initialised by pthread_mutexattr_init, set
+        // robust, used to initialise the mutex in its final place, then destroyed. None
+        // of these can fail on Linux with these arguments.
+        unsafe {
+            let mut attr: libc::pthread_mutexattr_t = std::mem::zeroed();
+            libc::pthread_mutexattr_init(&mut attr);
+            libc::pthread_mutexattr_setrobust(&mut attr, libc::PTHREAD_MUTEX_ROBUST);
+            libc::pthread_mutex_init(m.get(), &attr);
+            libc::pthread_mutexattr_destroy(&mut attr);
+        }
+        OwnerAlive(m)
+    }
+
+    /// pthread_mutex_trylock, with a dead holder's mutex made consistent again.
+    fn try_hold(&self) -> Hold {
+        // SAFETY: an initialised mutex; trylock never blocks.
+        match unsafe { libc::pthread_mutex_trylock(self.0.get()) } {
+            0 => Hold::Taken,
+            libc::EOWNERDEAD => {
+                // SAFETY: the caller holds the mutex (EOWNERDEAD), as consistent needs.
+                unsafe { libc::pthread_mutex_consistent(self.0.get()) };
+                Hold::OwnerDied
+            }
+            _ => Hold::Busy,
+        }
+    }
+
+    /// Unlocks the mutex; on the thread that holds it.
+    fn let_go(&self) {
+        // SAFETY: the caller holds the mutex.
+        unsafe { libc::pthread_mutex_unlock(self.0.get()) };
+    }
+}
+
+impl Drop for OwnerAlive {
+    fn drop(&mut self) {
+        // SAFETY: nothing holds it any more: a vcpu is dropped only once no live thread
+        // owns it, and a dead owner's hold was taken over and released.
+        unsafe { libc::pthread_mutex_destroy(self.0.get()) };
+    }
+}
+
 /// The calling thread's claim on its vcpu; dropping it (detach, or thread exit) gives the
 /// vcpu up and restores the thread's kick-signal state.
 struct Owned(Arc<Vcpu>, ThreadSignals);
@@ -305,24 +429,53 @@ impl Drop for Owned {
     }
 }
 
+/// The calling thread's vcpu. An UnsafeCell, not a RefCell: a borrow held across a call
+/// stays taken forever when a signal handler siglongjmp()s out of `kvm_run`, and every
+/// later detach would then fail. Only this thread touches it, and only `set_current`,
+/// `clear_current`, `forget_current` and the thread's end change it, never while a
+/// reference into it is alive: `with_current` copies the vcpu's address out first, and
+/// no libkvm code calls them inside `with_current` (a signal handler that calls libkvm
+/// while libkvm runs on its thread is not supported: libkvm(7)).
+struct Current(UnsafeCell<Option<Owned>>);
+
+impl Current {
+    /// The vcpu's address, valid while the slot holds its claim.
+    fn vcpu(&self) -> Option<*const Vcpu> {
+        // SAFETY: see `Current`; the reference ends within this statement.
+        unsafe { (*self.0.get()).as_ref().map(|o| Arc::as_ptr(&o.0)) }
+    }
+
+    /// Puts `new` in the slot and returns what was there.
+    fn replace(&self, new: Option<Owned>) -> Option<Owned> {
+        // SAFETY: see `Current`: no reference into the slot is alive now.
+        unsafe { std::mem::replace(&mut *self.0.get(), new) }
+    }
+}
+
 thread_local! {
-    static CURRENT: RefCell<Option<Owned>> = const { RefCell::new(None) };
+    static CURRENT: Current = const { Current(UnsafeCell::new(None)) };
 }
 
 /// Runs `f` on the calling thread's vcpu; ESRCH if the thread has none.
 #[inline]
 pub fn with_current<R>(f: impl FnOnce(&Arc<Vcpu>) -> Result<R>) -> Result<R> {
-    CURRENT
-        .try_with(|c| match &*c.borrow() {
-            Some(o) => f(&o.0),
-            None => Err(Errno(libc::ESRCH)),
-        })
-        .unwrap_or(Err(Errno(libc::ESRCH)))
+    match CURRENT.try_with(Current::vcpu) {
+        Ok(Some(v)) => {
+            // A copy of the slot's Arc that is never dropped (so the counts are not
+            // touched): the run path stays free of atomic operations, and no reference
+            // into the slot lives across `f`.
+            // SAFETY: `v` is Arc::as_ptr of the slot's claim, whose strong count keeps the
+            // vcpu alive across `f`: nothing changes the slot meanwhile (see `Current`).
+            let arc = std::mem::ManuallyDrop::new(unsafe { Arc::from_raw(v) });
+            f(&arc)
+        }
+        _ => Err(Errno(libc::ESRCH)),
+    }
 }
 
 /// Whether the calling thread owns a vcpu.
 pub fn thread_has_vcpu() -> bool {
-    CURRENT.try_with(|c| c.borrow().is_some()).unwrap_or(false)
+    CURRENT.try_with(|c| c.vcpu().is_some()).unwrap_or(false)
 }
 
 /// Makes `v` (already claimed by this thread) the thread's current vcpu, with the kick
@@ -336,9 +489,10 @@ pub fn set_current(v: Arc<Vcpu>) -> Result<()> {
         }
     };
     let owned = Owned(v, signals);
-    // If the thread is being torn down, `owned` is dropped (released) here.
+    // If the thread is being torn down, `owned` is dropped (released) here. The slot is
+    // empty (the callers checked `thread_has_vcpu`).
     CURRENT
-        .try_with(|c| *c.borrow_mut() = Some(owned))
+        .try_with(|c| drop(c.replace(Some(owned))))
         .map_err(|_| Errno(libc::ESRCH))
 }
 
@@ -348,18 +502,16 @@ pub fn set_current(v: Arc<Vcpu>) -> Result<()> {
 /// of what was inherited), so nothing of the parent's is touched.
 pub fn forget_current() {
     let _ = CURRENT.try_with(|c| {
-        if let Ok(mut c) = c.try_borrow_mut() {
-            if let Some(o) = c.take() {
-                kick::restore(&o.1);
-                std::mem::forget(o);
-            }
+        if let Some(o) = c.replace(None) {
+            kick::restore(&o.1);
+            std::mem::forget(o);
         }
     });
 }
 
 /// Gives up the calling thread's vcpu; ESRCH if it has none.
 pub fn clear_current() -> Result<()> {
-    let old = CURRENT.try_with(|c| c.borrow_mut().take()).ok().flatten();
+    let old = CURRENT.try_with(|c| c.replace(None)).ok().flatten();
     match old {
         Some(o) => {
             drop(o);

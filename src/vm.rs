@@ -32,6 +32,25 @@ pub struct Vm {
     irqchip: AtomicBool,
     /// How the local APICs work, shared with the vcpus.
     apic: Arc<ApicMode>,
+    /// Kernel vcpus that a failed `create_vcpu` left behind, by id (see there).
+    kept: Mutex<Vec<(u32, KernelVcpu)>>,
+}
+
+/// The fd of a kernel vcpu that has no run area (yet); closed on drop.
+#[derive(Debug)]
+struct KernelVcpu(RawFd);
+
+impl Drop for KernelVcpu {
+    fn drop(&mut self) {
+        // SAFETY: the fd is this object's alone.
+        unsafe { crate::cancel::close(self.0) };
+    }
+}
+
+/// A close-on-exec duplicate of `fd` (fcntl F_DUPFD_CLOEXEC, no cancellation point).
+fn dup_cloexec(fd: RawFd) -> Result<RawFd> {
+    // SAFETY: F_DUPFD_CLOEXEC on an fd the caller owns makes a new one, owned by the caller.
+    crate::error::check(unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) })
 }
 
 /// How a VM's local APICs work, shared by the VM and its vcpus so that `kvm_interrupt`
@@ -73,7 +92,8 @@ impl Vm {
                 .min(u16::MAX as u32 + 1),
             sync_caps,
             irqchip: AtomicBool::new(false),
-            apic: Arc::default(),
+            apic: crate::error::try_arc(ApicMode::default())?,
+            kept: Mutex::new(Vec::new()),
         })
     }
 
@@ -123,15 +143,72 @@ impl Vm {
     }
 
     /// KVM_CREATE_VCPU plus the run-area mapping (not inherited by fork(): see `fork`).
+    ///
+    /// The kernel cannot remove a vcpu again, and answers a second KVM_CREATE_VCPU of an
+    /// id with EEXIST. So a kernel vcpu whose completion fails (the run area cannot be
+    /// mapped, no fd is left for it, or the caller gives it back with `keep_for_retry`)
+    /// is kept, and the next call with its id completes it instead of creating it.
     pub fn create_vcpu(&self, id: u32) -> Result<Vcpu> {
-        let fd = self.fd.create_vcpu(u64::from(id)).map_err(Errno::from)?;
+        let mut kept = self.kept.lock();
+        let kernel = match kept.iter().position(|(i, _)| *i == id) {
+            Some(k) => kept.swap_remove(k).1,
+            None => {
+                // Room to keep it, reserved before the kernel vcpu exists.
+                kept.try_reserve(1).map_err(|_| Errno(libc::ENOMEM))?;
+                // SAFETY: KVM_CREATE_VCPU takes the id by value; the kernel returns a new
+                // vcpu fd (O_CLOEXEC), which KernelVcpu owns from here.
+                KernelVcpu(unsafe {
+                    ioctl::ioctl(
+                        self.raw_fd(),
+                        ioctl::KVM_CREATE_VCPU,
+                        libc::c_ulong::from(id),
+                    )
+                }?)
+            }
+        };
+        match self.complete_vcpu(&kernel) {
+            Ok(v) => Ok(v), // `kernel`'s fd is closed; the vcpu lives on in `v`'s.
+            Err(e) => {
+                // Cannot allocate: the room was reserved, or freed by swap_remove.
+                kept.push((id, kernel));
+                Err(e)
+            }
+        }
+    }
+
+    /// A vcpu object for kernel vcpu `kernel`: its own fd (a duplicate) and run area.
+    fn complete_vcpu(&self, kernel: &KernelVcpu) -> Result<Vcpu> {
+        let fd = dup_cloexec(kernel.0)?;
+        // SAFETY: `fd` is a vcpu fd of this VM that nothing else owns; kvm-ioctls takes it
+        // over (and closes it if mapping the run area fails).
+        let fd = unsafe { self.fd.create_vcpu_from_rawfd(fd) }.map_err(Errno::from)?;
         let v = Vcpu::new(fd, self.raw_fd(), self.sync_caps, self.apic.clone());
         // SAFETY: advising the run area kvm-ioctls mapped with exactly this size; on
-        // failure `v` is dropped, which unmaps it and closes the fd.
+        // failure `v` is dropped, which unmaps it and closes its fd.
         crate::error::check(unsafe {
             libc::madvise(v.run_area().cast(), self.fd.run_size(), libc::MADV_DONTFORK)
         })?;
         Ok(v)
+    }
+
+    /// Keeps the kernel vcpu behind `v`, vcpu `id` of this VM that the caller is about to
+    /// drop without handing it out, for the next `create_vcpu` with that id. Best effort:
+    /// without memory or an fd for it, the id stays taken in the kernel (EEXIST).
+    pub fn keep_for_retry(&self, id: u32, v: &Vcpu) {
+        let mut kept = self.kept.lock();
+        if kept.try_reserve(1).is_ok() {
+            if let Ok(fd) = dup_cloexec(v.raw_fd()) {
+                kept.push((id, KernelVcpu(fd)));
+            }
+        }
+    }
+
+    /// The fds of kernel vcpus kept for a retry (for a fork child, which closes its copies).
+    pub fn kept_fds(&self) -> Vec<RawFd> {
+        self.kept
+            .try_lock()
+            .map(|k| k.iter().map(|(_, f)| f.0).collect())
+            .unwrap_or_default()
     }
 
     fn kvm_set_slot(
@@ -174,13 +251,38 @@ impl Vm {
             if mem.get(slot).is_none() {
                 return Err(Errno(libc::ENOENT));
             }
-            if !mem.aliases_of(slot).is_empty() {
+            if mem.has_aliases(slot) {
                 return Err(Errno(libc::EBUSY));
             }
             // The caller's `gpa` is ignored: the kernel checks the one it is given.
             let own = mem.get(slot).expect("checked above").gpa;
             self.kvm_set_slot(slot, 0, own, 0, std::ptr::null_mut())?;
-            mem.remove(slot);
+            let old = mem.remove(slot).expect("checked above");
+            let Backing::Owned(m) = old.backing else {
+                return Ok(());
+            };
+            let Err((m, e)) = m.unmap() else {
+                return Ok(());
+            };
+            // The kernel could not unmap the memory (ENOMEM: at vm.max_map_count, a split
+            // needs a VMA). It is still mapped and intact: put the slot back as it was and
+            // report the failure, so the caller can free mappings and delete again.
+            if self
+                .kvm_set_slot(slot, old.flags, old.gpa, old.size, old.host)
+                .is_ok()
+            {
+                mem.insert(
+                    slot,
+                    Slot {
+                        backing: Backing::Owned(m),
+                        ..old
+                    },
+                );
+                return Err(e);
+            }
+            // KVM would not take the slot back: it is deleted, and its memory, no longer
+            // the guest's, is released as soon as the kernel allows (`Mapping`'s drop).
+            drop(m);
             return Ok(());
         }
         memory::check_range(gpa, size)?;
@@ -204,7 +306,7 @@ impl Vm {
             if old.size != size || !same_memory {
                 return Err(Errno(libc::EINVAL));
             }
-            let aliases = mem.aliases_of(slot);
+            let aliases = mem.aliases_of(slot)?;
             if !aliases.is_empty() && gpa != old.gpa {
                 return Err(Errno(libc::EBUSY));
             }
@@ -231,6 +333,8 @@ impl Vm {
             );
             return Ok(());
         }
+        // Room in the table first: once KVM has the slot, recording it cannot fail.
+        mem.reserve()?;
         let (host, backing) = match host {
             Some(h) => (h, Backing::User),
             None => {
@@ -254,10 +358,8 @@ impl Vm {
     }
 
     /// (slot, guest-physical start, size) of the caller's memory slots, by slot number.
-    pub fn memory_layout(&self) -> Vec<(u32, u64, u64)> {
-        let mut l = self.memory.lock().layout();
-        l.retain(|&(n, _, _)| n < self.user_slots);
-        l
+    pub fn memory_layout(&self) -> Result<Vec<(u32, u64, u64)>> {
+        self.memory.lock().layout(self.user_slots)
     }
 
     /// The host address of guest-physical `[gpa, gpa + len)`, which must lie in one slot.
@@ -359,6 +461,8 @@ impl Vm {
                 return Err(e);
             }
         } else {
+            // Room in the table first: once KVM has the slot, recording it cannot fail.
+            mem.reserve()?;
             self.kvm_set_slot(kslot, flags, gpa, size, host)?;
         }
         mem.insert(kslot, new);
@@ -421,10 +525,10 @@ impl Vm {
         }
         let base = s.gpa;
         self.kvm_dirty_log(slot, bitmap.cast())?;
-        for (n, target) in mem.aliases_of(slot) {
+        for (n, target) in mem.aliases_of(slot)? {
             let a = mem.get(n).expect("aliases_of returns existing slots");
             let pages = a.size / memory::PAGE_SIZE;
-            let mut words = vec![0u64; pages.div_ceil(64) as usize];
+            let mut words = crate::error::try_vec(pages.div_ceil(64) as usize, 0u64)?;
             self.kvm_dirty_log(n, words.as_mut_ptr().cast())?;
             let first = (target - base) / memory::PAGE_SIZE;
             for (w, &word) in words.iter().enumerate() {

@@ -29,10 +29,35 @@ const KVM_GET_MSRS: u64 = ioctl::iowr::<kvm_msrs>(0x88);
 const KVM_CREATE_VM: u64 = ioctl::io(0x01);
 const KVM_CAP_COALESCED_MMIO: libc::c_long = kvm_bindings::KVM_CAP_COALESCED_MMIO as _;
 
+/// Capabilities libkvm tracks when `enable_cap` enables them: the escape hatch refuses
+/// them (the hatch would change the VM behind libkvm's back).
+const TRACKED_CAPS: [u32; 2] = [
+    kvm_bindings::KVM_CAP_SPLIT_IRQCHIP,
+    kvm_bindings::KVM_CAP_X2APIC_API,
+];
+
+/// Capabilities libkvm does not support at all: the dirty ring replaces the dirty bitmap
+/// (KVM_GET_DIRTY_LOG then fails, breaking `kvm_get_dirty_log`) and needs ring pages of
+/// each vcpu mapped, which libkvm does not do.
+const UNSUPPORTED_CAPS: [u32; 3] = [
+    kvm_bindings::KVM_CAP_DIRTY_LOG_RING,
+    kvm_bindings::KVM_CAP_DIRTY_LOG_RING_ACQ_REL,
+    kvm_bindings::KVM_CAP_DIRTY_LOG_RING_WITH_BITMAP,
+];
+
+/// Whether `kvm_vm_ioctl(KVM_ENABLE_CAP)` must refuse capability `cap` (EINVAL).
+pub fn hatch_refuses_cap(cap: u32) -> bool {
+    TRACKED_CAPS.contains(&cap) || UNSUPPORTED_CAPS.contains(&cap)
+}
+
 /// KVM_ENABLE_CAP on the VM fd; remembers the capabilities that change what other calls
 /// do (KVM_CAP_X2APIC_API: the APIC ID format `kvm_interrupt` reads;
-/// KVM_CAP_SPLIT_IRQCHIP: the local APICs are in the kernel).
+/// KVM_CAP_SPLIT_IRQCHIP: the local APICs are in the kernel). The dirty ring is refused
+/// with EINVAL (`UNSUPPORTED_CAPS`).
 pub fn enable_cap(vm: &Vm, cap: &kvm_enable_cap) -> Result<()> {
+    if UNSUPPORTED_CAPS.contains(&cap.cap) {
+        return Err(Errno(libc::EINVAL));
+    }
     // SAFETY: KVM_ENABLE_CAP reads one struct kvm_enable_cap, alive across the call.
     unsafe {
         ioctl::ioctl(
@@ -148,7 +173,7 @@ pub fn coalesced_mmio_next(vm: &Vm, out: &mut kvm_coalesced_mmio) -> Result<bool
     if page <= 0 {
         return Ok(false);
     }
-    let Some(vcpu) = registry::vcpus_of(vm.raw_fd()).into_iter().next() else {
+    let Some(vcpu) = registry::any_vcpu_of(vm.raw_fd()) else {
         return Ok(false);
     };
     let offset = page as usize * PAGE_SIZE as usize;

@@ -171,12 +171,21 @@ static void acpi(void)
 
 /* ---- interrupts ------------------------------------------------------------------- */
 
-static volatile unsigned irqs, last_vector;
+static volatile unsigned irqs, last_vector, raised;
+
+/* Raises pc-testdev line `n`; the handler lowers it, as a device's acknowledgement does
+ * (IRQ 10 and 11 are level-triggered, as the BIOS leaves the ELCR). */
+static void raise_line(unsigned n)
+{
+	raised = n;
+	outb((uint16_t)(0x2000 + n), 1);
+}
 
 static void on_irq(unsigned v)
 {
 	last_vector = v;
 	irqs++;
+	outb((uint16_t)(0x2000 + raised), 0);
 	if (v >= 0x70 && v < 0x78)
 		outb(0xa0, 0x20);
 	if ((v >= 0x08 && v < 0x10) || (v >= 0x70 && v < 0x78))
@@ -206,32 +215,31 @@ static void ioapic_route(unsigned pin, uint32_t low)
 
 static void interrupts(void)
 {
-	CHECK(inb(0x21) == 0xfb && inb(0xa1) == 0xff, "PIC masks as a BIOS leaves them (0x%x 0x%x)",
-	      inb(0x21), inb(0xa1));
+	/* The BIOS left the timer and other lines open (irqstate.c checks that state): only
+	 * the cascade stays open here, and each check opens its own line. */
+	outb(0x21, 0xfb);
+	outb(0xa1, 0xff);
 	idt_init();
 	irq_handler = on_irq;
 
 	outb(0x21, 0xfb & ~(1u << 3));
 	irqs = 0;
-	outb(0x2003, 1);
+	raise_line(3);
 	int got = wait_irq();
-	outb(0x2003, 0);
 	CHECK(got && last_vector == 0x0b, "pc-testdev IRQ 3 -> master PIC vector 0x0b (0x%x)", last_vector);
 
 	outb(0xa1, 0xff & ~(1u << 2));
 	irqs = 0;
-	outb(0x200a, 1);
+	raise_line(10);
 	got = wait_irq();
-	outb(0x200a, 0);
 	CHECK(got && last_vector == 0x72, "pc-testdev IRQ 10 -> slave PIC vector 0x72 (0x%x)", last_vector);
 	outb(0x21, 0xfb);
 	outb(0xa1, 0xff);
 
 	ioapic_route(5, 0x45);
 	irqs = 0;
-	outb(0x2005, 1);
+	raise_line(5);
 	got = wait_irq();
-	outb(0x2005, 0);
 	ioapic_route(5, 1u << 16);
 	CHECK(got && last_vector == 0x45, "pc-testdev IRQ 5 -> IOAPIC pin 5 (0x%x)", last_vector);
 

@@ -5,7 +5,10 @@
  *   machine.c   the VM: memory, interrupt controllers, CPUID, initial vcpu state
  *   devices.c   port and MMIO devices (UART, debug-exit, fw_cfg, pc-testdev, PM, PCI)
  *   acpi.c      the ACPI tables
- *   vcpu.c      one thread per vcpu, exit handling, stopping, the timeout */
+ *   vcpu.c      one thread per vcpu, exit handling, stopping, the timeout
+ * Everything goes through libkvm's own calls: kvmrun uses none of its escape hatches
+ * (kvm_system_ioctl, kvm_vm_ioctl, kvm_vcpu_ioctl), since libkvm has a call for each
+ * thing it does (GSI routing, PIC and PIT state included). */
 #ifndef KVMRUN_H
 #define KVMRUN_H
 

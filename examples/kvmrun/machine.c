@@ -1,6 +1,6 @@
 /* The VM: guest memory, the in-kernel interrupt controllers and PIT with QEMU's interrupt
- * routing, the PIC programmed as a PC BIOS leaves it, and each vcpu's CPUID and initial
- * state. */
+ * routing, the PICs, PIT and local APIC as QEMU's BIOS hands them over, and each vcpu's
+ * CPUID and initial state. */
 #define _GNU_SOURCE
 #include "kvmrun.h"
 #include <errno.h>
@@ -42,32 +42,67 @@ static int set_gsi_routing(int vm)
 		e->u.irqchip.pin = gsi == 0 ? 2 : gsi;
 	}
 	r->nr = (uint32_t)n;
-	int ret = kvm_vm_ioctl(vm, KVM_SET_GSI_ROUTING, r);
+	int ret = kvm_set_gsi_routing(vm, r);
 	free(r);
-	return ret < 0 ? fail("KVM_SET_GSI_ROUTING") : 0;
+	return ret < 0 ? fail("kvm_set_gsi_routing") : 0;
 }
 
-/* What a PC BIOS does to the PICs (ICW1-4): vectors 0x08-0x0f and 0x70-0x77, cascade on
- * IRQ 2, 8086 mode; every line masked but the cascade. No BIOS runs here, so kvmrun
- * writes that state into the in-kernel PICs. */
+/* The interrupt hardware as `qemu-system-x86_64 -M pc -kernel` hands it to a multiboot
+ * kernel, after SeaBIOS: measured on QEMU 7.2 (Debian 1:7.2+dfsg-7+deb12u18, TCG and KVM
+ * alike) with the monitor's `info pic` / `info lapic` and from inside the guest
+ * (c-tests/kernels/irqstate.c, which checks the same here):
+ *   PICs   vector bases 0x08 and 0x70, 8086 mode, cascade on IRQ 2, no auto-EOI, no
+ *          special fully nested mode, OCW3 reading the IRR; masks 0xb8 (IRQ 0 timer,
+ *          1 keyboard, 2 cascade, 6 floppy open) and 0x8e (IRQ 8 RTC, 12 mouse, 13 FPU,
+ *          14 IDE open: the lines SeaBIOS enables); ELCR 0x00 and 0x0c (IRQ 10 and 11,
+ *          SeaBIOS's PCI interrupt lines, level-triggered). IRQ 11 is masked.
+ *   PIT    channel 0 in mode 2 (rate generator), lobyte/hibyte, binary, count 0 (65536):
+ *          IRQ 0 at 18.2 Hz, so a kernel's first `sti; hlt` wakes with vector 0x08.
+ *   LAPIC  (boot vcpu) enabled, spurious vector 0xff (SVR 0x1ff); LINT0 0x8700 (ExtINT,
+ *          level: the PIC), LINT1 0x8400 (NMI); timer, error, PMC and thermal masked;
+ *          TPR 0.
+ *   IOAPIC ID 0, every pin masked with destination 0: KVM's reset state, so nothing to do
+ *          (its version register reads 0x11, KVM's, where QEMU's own IOAPIC has 0x20).
+ * No BIOS runs here, so kvmrun writes that state into KVM's devices. */
 static int program_pics(int vm)
 {
-	/* kvm_set_irqchip() is not in libkvm yet: its escape hatch. */
+	static const uint8_t base[2] = { 0x08, 0x70 }, imr[2] = { 0xb8, 0x8e }, elcr[2] = { 0x00, 0x0c };
 	for (unsigned chip = 0; chip < 2; chip++) {
 		struct kvm_irqchip c;
 		memset(&c, 0, sizeof(c));
 		c.chip_id = chip;
-		if (kvm_vm_ioctl(vm, KVM_GET_IRQCHIP, &c) < 0)
-			return fail("KVM_GET_IRQCHIP");
-		c.chip.pic.irq_base = chip == 0 ? 0x08 : 0x70;
-		c.chip.pic.imr = chip == 0 ? 0xfb : 0xff;
+		if (kvm_get_irqchip(vm, &c) < 0)
+			return fail("kvm_get_irqchip");
+		c.chip.pic.irq_base = base[chip];
+		c.chip.pic.imr = imr[chip];
+		c.chip.pic.elcr = elcr[chip];
 		c.chip.pic.init4 = 1;
 		c.chip.pic.init_state = 0;
 		c.chip.pic.auto_eoi = 0;
 		c.chip.pic.special_fully_nested_mode = 0;
-		if (kvm_vm_ioctl(vm, KVM_SET_IRQCHIP, &c) < 0)
-			return fail("KVM_SET_IRQCHIP");
+		c.chip.pic.read_reg_select = 0;
+		if (kvm_set_irqchip(vm, &c) < 0)
+			return fail("kvm_set_irqchip");
 	}
+	return 0;
+}
+
+/* PIT channel 0 as the BIOS programs it (control word 0x34, count 0): KVM starts the
+ * periodic timer when the state is set. */
+static int program_pit(int vm)
+{
+	struct kvm_pit_state2 pit;
+	if (kvm_get_pit2(vm, &pit) < 0)
+		return fail("kvm_get_pit2");
+	struct kvm_pit_channel_state *c = &pit.channels[0];
+	c->count = 0;
+	c->rw_mode = c->read_state = c->write_state = 3; /* lobyte/hibyte */
+	c->mode = 2;
+	c->bcd = 0;
+	c->gate = 1;
+	c->count_latched = c->status_latched = 0;
+	if (kvm_set_pit2(vm, &pit) < 0)
+		return fail("kvm_set_pit2");
 	return 0;
 }
 
@@ -92,7 +127,7 @@ int machine_create(struct machine *m)
 		return fail("kvm_create_irqchip");
 	if (kvm_create_pit2(m->vm, KVM_PIT_SPEAKER_DUMMY) < 0)
 		return fail("kvm_create_pit2");
-	if (set_gsi_routing(m->vm) < 0 || program_pics(m->vm) < 0)
+	if (set_gsi_routing(m->vm) < 0 || program_pics(m->vm) < 0 || program_pit(m->vm) < 0)
 		return -1;
 	return 0;
 }
@@ -208,7 +243,8 @@ static void flat_segment(struct kvm_segment *s, uint16_t selector, uint8_t type)
 
 /* The boot vcpu as multiboot hands over: 32-bit flat protected mode, paging off,
  * interrupts off, EAX = 0x2BADB002, EBX = the multiboot information; and its local APIC
- * as a PC BIOS leaves it (enabled, LINT0 ExtINT for the PIC, LINT1 NMI). */
+ * as SeaBIOS leaves it on QEMU (see program_pics): enabled, LINT0 ExtINT level-triggered
+ * for the PIC (0x8700), LINT1 NMI (0x8400). */
 static int setup_boot_vcpu(const struct machine *m)
 {
 	struct kvm_sregs s;
@@ -235,7 +271,7 @@ static int setup_boot_vcpu(const struct machine *m)
 	struct kvm_lapic_state apic;
 	if (kvm_get_lapic(&apic) < 0)
 		return fail("kvm_get_lapic");
-	uint32_t svr, lint0 = 0x700, lint1 = 0x400;
+	uint32_t svr, lint0 = 0x8700, lint1 = 0x8400;
 	memcpy(&svr, &apic.regs[0xf0], 4);
 	svr |= 0x100;
 	memcpy(&apic.regs[0xf0], &svr, 4);

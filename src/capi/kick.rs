@@ -8,7 +8,8 @@ use libc::{c_int, sigset_t};
 
 /// Makes the current or next kvm_run() of vcpu `vcpu_fd` return -1 with errno EINTR, from
 /// any thread: at once if its owner is in the guest (through libkvm's kick signal), or on
-/// entry to the next kvm_run() otherwise (also after the vcpu moves to another thread).
+/// entry to the next kvm_run() otherwise (also after the vcpu moves to another thread, or
+/// its owner thread ended without detaching it).
 /// Kicks are never lost; several kicks before the owner's kvm_run() returns may be
 /// answered by one EINTR. Errors: EBADF (`vcpu_fd` is not a libkvm vcpu, e.g. a VM fd),
 /// EAGAIN (the signal queue is full: the kick takes effect on the next entry only).

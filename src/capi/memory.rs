@@ -14,7 +14,9 @@ use libc::{c_int, c_uint, c_void};
 /// not a multiple of 4096, range wrapping past 2^64, unknown flags, slot out of range, a
 /// different size for an existing slot), EEXIST (overlaps another slot or a memory
 /// alias), ENOENT (deleting a slot that does not exist), EBUSY (deleting or moving a slot
-/// that a memory alias points into: delete the alias first), ENOMEM.
+/// that a memory alias points into: delete the alias first), ENOMEM (also when deleting:
+/// the memory could not be unmapped at vm.max_map_count; the slot is then unchanged but
+/// for a dirty log that starts again empty).
 #[no_mangle]
 pub extern "C" fn kvm_set_memory_region(
     vm: c_int,

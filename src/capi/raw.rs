@@ -8,25 +8,45 @@ use crate::error::{c_int, Errno};
 use crate::ioctl;
 use crate::registry;
 use crate::vcpu::with_current;
+use crate::vm_state;
+use kvm_bindings::kvm_enable_cap;
 use libc::{c_int, c_ulong, c_void};
 
 /// Issues `ioctl(vm, request, arg)` on VM `vm` and returns what it returns. libkvm does not
-/// look at `arg`. Calls that change what libkvm tracks have their own functions and are
-/// refused here with EINVAL: KVM_SET_USER_MEMORY_REGION(2) (kvm_set_memory_region()),
-/// KVM_CREATE_VCPU (kvm_create_vcpu()), KVM_CREATE_IRQCHIP (kvm_create_irqchip()); so is a
-/// request with any of bits 63:32 set (the kernel's ioctl number is 32 bits, so such a
-/// request would reach it as another one). Errors: EBADF (not a VM), EINVAL (a refused
-/// request), and the ioctl's own.
+/// look at `arg`, except for KVM_ENABLE_CAP. Calls that change what libkvm tracks have their
+/// own functions and are refused here with EINVAL: KVM_SET_USER_MEMORY_REGION(2)
+/// (kvm_set_memory_region()), KVM_CREATE_VCPU (kvm_create_vcpu()), KVM_CREATE_IRQCHIP
+/// (kvm_create_irqchip()), KVM_ENABLE_CAP of KVM_CAP_SPLIT_IRQCHIP or KVM_CAP_X2APIC_API
+/// (kvm_enable_cap()) and of the dirty ring (KVM_CAP_DIRTY_LOG_RING*, which libkvm does not
+/// support); so is a request with any of bits 63:32 set (the kernel's ioctl number is 32
+/// bits, so such a request would reach it as another one). Errors: EBADF (not a VM), EINVAL
+/// (a refused request), EFAULT (KVM_ENABLE_CAP with `arg` NULL), and the ioctl's own.
 #[no_mangle]
 pub extern "C" fn kvm_vm_ioctl(vm: c_int, request: c_ulong, arg: *mut c_void) -> c_int {
     c_int(|| {
         let vm = registry::vm(vm)?;
-        if request as u64 > u64::from(u32::MAX) || RESERVED_VM.contains(&(request as u64)) {
+        let request = request as u64;
+        if request > u64::from(u32::MAX) || RESERVED_VM.contains(&request) {
             return Err(Errno(libc::EINVAL));
+        }
+        if request == KVM_ENABLE_CAP {
+            // The kernel is given libkvm's own copy of what was checked, so another thread
+            // cannot change `cap` in between.
+            if arg.is_null() {
+                return Err(Errno(libc::EFAULT));
+            }
+            // SAFETY: non-NULL: the caller promises a struct kvm_enable_cap, as for the
+            // raw ioctl (which does not need it aligned, hence the unaligned read).
+            let cap = unsafe { arg.cast::<kvm_enable_cap>().read_unaligned() };
+            if vm_state::hatch_refuses_cap(cap.cap) {
+                return Err(Errno(libc::EINVAL));
+            }
+            // SAFETY: KVM_ENABLE_CAP reads one struct kvm_enable_cap, alive across the call.
+            return unsafe { ioctl::ioctl(vm.raw_fd(), request, &cap as *const _ as c_ulong) };
         }
         // SAFETY: `arg` is the caller's, passed through as the raw ioctl would take it; the
         // kernel validates it (EFAULT for a bad pointer).
-        unsafe { ioctl::ioctl(vm.raw_fd(), request as u64, arg as c_ulong) }
+        unsafe { ioctl::ioctl(vm.raw_fd(), request, arg as c_ulong) }
     })
 }
 
@@ -34,8 +54,9 @@ pub extern "C" fn kvm_vm_ioctl(vm: c_int, request: c_ulong, arg: *mut c_void) ->
 /// returns. Register state libkvm caches from the run area is written back before and
 /// re-read after, so libkvm's calls and raw ioctls can be mixed freely. Refused with
 /// EINVAL because libkvm owns what they set: KVM_RUN (use kvm_run(), which keeps the kick
-/// working) and KVM_SET_SIGNAL_MASK (use kvm_set_signal_mask(), which keeps the kick
-/// signal unblocked); so is a request with any of bits 63:32 set (the kernel's ioctl
+/// working), KVM_SET_SIGNAL_MASK (use kvm_set_signal_mask(), which keeps the kick
+/// signal unblocked) and KVM_INTERRUPT (use kvm_interrupt(), which holds vectors until the
+/// guest can take them and knows what it injected); so is a request with any of bits 63:32 set (the kernel's ioctl
 /// number is 32 bits). Errors: ESRCH (no vcpu), EINVAL (a refused request), and the
 /// ioctl's own.
 #[no_mangle]
@@ -54,7 +75,14 @@ pub extern "C" fn kvm_vcpu_ioctl(request: c_ulong, arg: *mut c_void) -> c_int {
 }
 
 /// vcpu ioctls libkvm must issue itself, refused by kvm_vcpu_ioctl().
-const RESERVED_VCPU: [u64; 2] = [ioctl::KVM_RUN, ioctl::KVM_SET_SIGNAL_MASK];
+const RESERVED_VCPU: [u64; 3] = [
+    ioctl::KVM_RUN,
+    ioctl::KVM_SET_SIGNAL_MASK,
+    ioctl::iow::<kvm_bindings::kvm_interrupt>(0x86), // KVM_INTERRUPT
+];
+
+/// KVM_ENABLE_CAP, which kvm_vm_ioctl() checks for the capabilities libkvm tracks.
+const KVM_ENABLE_CAP: u64 = ioctl::iow::<kvm_enable_cap>(0xa3);
 
 /// VM ioctls whose effect libkvm must know about, refused by kvm_vm_ioctl().
 const RESERVED_VM: [u64; 4] = [
@@ -63,3 +91,14 @@ const RESERVED_VM: [u64; 4] = [
     ioctl::io(0x41), // KVM_CREATE_VCPU
     ioctl::io(0x60), // KVM_CREATE_IRQCHIP
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_match_the_kernel_headers() {
+        assert_eq!(RESERVED_VCPU[2], 0x4004_ae86); // KVM_INTERRUPT
+        assert_eq!(KVM_ENABLE_CAP, 0x4068_aea3);
+    }
+}

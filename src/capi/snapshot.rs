@@ -45,7 +45,7 @@ fn blob<'a>(buf: *const c_void, len: usize) -> Result<&'a [u8]> {
 /// the call). `buf` may be NULL when `*len` is 0, to learn the size. Errors: ESRCH
 /// (no vcpu), EFAULT (`len` NULL, or `buf` NULL with room), E2BIG (too little room:
 /// `*len` is set to the size needed), EAGAIN (completing the pending exit produced a new
-/// exit, now in the run area: handle it with kvm_run() and call again).
+/// exit, now in the run area: handle it with kvm_run() and call again), ENOMEM.
 #[no_mangle]
 pub extern "C" fn kvm_save_vcpu(buf: *mut c_void, len: *mut usize) -> c_int {
     c_int(|| {
@@ -65,13 +65,15 @@ pub extern "C" fn kvm_save_vcpu(buf: *mut c_void, len: *mut usize) -> c_int {
 /// Errors: ESRCH (no vcpu), EFAULT (`buf` NULL), ENODATA (truncated: shorter than its
 /// header says), EBADMSG (not a libkvm snapshot, or corrupt: checksum mismatch, malformed
 /// or missing section, more than 256 CPUID entries or 255 MSRs), ENOEXEC (made on another
-/// architecture), ENOTSUP (a newer format version), EINVAL (a VM blob, state the kernel
+/// architecture), ENOTSUP, the same number as EOPNOTSUPP (a newer format version, or
+/// nested state on a kernel without KVM_CAP_NESTED_STATE), EINVAL (a VM blob, state the kernel
 /// refuses, a different CPUID on a vcpu that has run, or vectors held by kvm_interrupt()
 /// for a VM that now has in-kernel local APICs), ENXIO (the blob has LAPIC state and the
 /// VM no in-kernel local APICs: neither kvm_create_irqchip() nor KVM_CAP_SPLIT_IRQCHIP),
-/// EOPNOTSUPP (nested state on a kernel without KVM_CAP_NESTED_STATE), EAGAIN (an I/O,
+/// EAGAIN (an I/O,
 /// MMIO or MSR exit was still pending and completing it, as kvm_save_vcpu() does first,
-/// produced a new exit: handle it with kvm_run() and call again).
+/// produced a new exit: handle it with kvm_run() and call again), ENOMEM (nothing was
+/// changed).
 #[no_mangle]
 pub extern "C" fn kvm_restore_vcpu(buf: *const c_void, len: usize) -> c_int {
     c_int(|| {
@@ -88,7 +90,7 @@ pub extern "C" fn kvm_restore_vcpu(buf: *const c_void, len: usize) -> c_int {
 /// is saved by its own thread with kvm_save_vcpu(). `*len` is the room in `buf` on entry
 /// and the blob's size on return; `buf` may be NULL when `*len` is 0. Errors: EBADF (not
 /// a VM), EFAULT (`len` NULL, or `buf` NULL with room), E2BIG (too little room: `*len` is
-/// set to the size needed).
+/// set to the size needed), ENOMEM.
 #[no_mangle]
 pub extern "C" fn kvm_save_vm(vm: c_int, buf: *mut c_void, len: *mut usize) -> c_int {
     c_int(|| {
@@ -107,7 +109,7 @@ pub extern "C" fn kvm_save_vm(vm: c_int, buf: *mut c_void, len: *mut usize) -> c
 /// EFAULT (`buf` NULL), ENODATA (truncated), EBADMSG (not a libkvm snapshot, or corrupt),
 /// ENOEXEC (another architecture), ENOTSUP (a newer format version), EINVAL (a vcpu blob,
 /// a different number of vcpus or memory layout, or state the kernel refuses), ENXIO (the
-/// VM lacks the irqchip or PIT the blob has state for).
+/// VM lacks the irqchip or PIT the blob has state for), ENOMEM (nothing was changed).
 #[no_mangle]
 pub extern "C" fn kvm_restore_vm(vm: c_int, buf: *const c_void, len: usize) -> c_int {
     c_int(|| {

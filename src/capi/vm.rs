@@ -24,22 +24,25 @@ pub extern "C" fn kvm_destroy_vm(vm: c_int) -> c_int {
 /// Creates vcpu `id` in VM `vm`, maps its run area and makes it the calling thread's
 /// vcpu. Returns the vcpu fd, which other threads use to name it (kvm_attach_vcpu()).
 /// Errors: EBADF (`vm` not a libkvm VM), EBUSY (this thread already has a vcpu), EEXIST
-/// (`id` already exists in the VM), EINVAL (`id` out of range), ENOMEM, EMFILE.
+/// (`id` already exists in the VM), EINVAL (`id` out of range), ENOMEM, EMFILE. A kernel
+/// vcpu that a failed call left behind is kept, and the next call with its `id` completes
+/// it.
 #[no_mangle]
 pub extern "C" fn kvm_create_vcpu(vm: c_int, id: c_uint) -> c_int {
     c_int(|| registry::create_vcpu(vm, id))
 }
 
 /// Gives up the calling thread's vcpu, so that another thread can kvm_attach_vcpu() it.
-/// Its registers and state are kept. Errors: ESRCH if the thread has no vcpu.
+/// Its registers and state are kept. Also works on a thread that left kvm_run() with
+/// siglongjmp() from a signal handler. Errors: ESRCH if the thread has no vcpu.
 #[no_mangle]
 pub extern "C" fn kvm_detach_vcpu() -> c_int {
     c_int(|| vcpu::clear_current().map(|()| 0))
 }
 
-/// Makes the detached vcpu `vcpu_fd` the calling thread's vcpu. Errors: EBADF (`vcpu_fd`
-/// is not a libkvm vcpu), EBUSY (this thread already has a vcpu, or another thread owns
-/// this one).
+/// Makes the detached vcpu `vcpu_fd` the calling thread's vcpu; a vcpu whose owner thread
+/// ended without detaching it counts as detached. Errors: EBADF (`vcpu_fd` is not a
+/// libkvm vcpu), EBUSY (this thread already has a vcpu, or another thread owns this one).
 #[no_mangle]
 pub extern "C" fn kvm_attach_vcpu(vcpu_fd: c_int) -> c_int {
     c_int(|| registry::attach_vcpu(vcpu_fd).map(|()| 0))

@@ -20,8 +20,10 @@ use libc::{c_int, c_ulong, c_void};
 /// KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2). Some capabilities change how other calls behave:
 /// with KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2, reading the dirty log no longer clears it
 /// (use kvm_clear_dirty_log()); with KVM_CAP_X2APIC_API, kvm_interrupt() addresses a vcpu
-/// in x2APIC mode by its 32-bit x2APIC ID. Errors: EBADF (not a VM), EFAULT (`cap` NULL), EINVAL
-/// (unknown capability, nonzero flags, or arguments the kernel refuses), EBUSY or EEXIST
+/// in x2APIC mode by its 32-bit x2APIC ID. The dirty ring (KVM_CAP_DIRTY_LOG_RING*) is
+/// refused: it replaces the dirty bitmap kvm_get_dirty_log() reads. Errors: EBADF (not a
+/// VM), EFAULT (`cap` NULL), EINVAL (unknown capability, nonzero flags, arguments the
+/// kernel refuses, or the dirty ring), EBUSY or EEXIST
 /// (the capability must be enabled before vcpus or an irqchip exist).
 #[no_mangle]
 pub extern "C" fn kvm_enable_cap(vm: c_int, cap: *const kvm_enable_cap) -> c_int {
@@ -165,7 +167,8 @@ pub extern "C" fn kvm_clear_dirty_log(vm: c_int, log: *const kvm_clear_dirty_log
 /// exit: the kernel appends them to a ring that kvm_coalesced_mmio_next() reads, and the
 /// VMM replays them later (for write-only device registers such as a framebuffer's).
 /// Reads still exit. Errors: EBADF (not a VM), EFAULT (`zone` NULL), EINVAL (bad zone),
-/// ENOBUFS (too many zones), ENOTTY or EINVAL (`pio` without KVM_CAP_COALESCED_PIO).
+/// ENOSPC (too many zones: the kernel's bus is full), ENOTTY or EINVAL (`pio` without
+/// KVM_CAP_COALESCED_PIO).
 #[no_mangle]
 pub extern "C" fn kvm_register_coalesced_mmio(
     vm: c_int,
@@ -178,8 +181,8 @@ pub extern "C" fn kvm_register_coalesced_mmio(
     })
 }
 
-/// Removes the coalesced zones that lie inside `zone` (same `pio`); writes there exit
-/// again. Entries already in the ring stay there. Errors: EBADF (not a VM), EFAULT
+/// Removes the coalesced zones (same `pio`) that contain all of `zone`, normally the zone
+/// as registered (a range larger than a zone removes nothing); writes there exit again. Entries already in the ring stay there. Errors: EBADF (not a VM), EFAULT
 /// (`zone` NULL).
 #[no_mangle]
 pub extern "C" fn kvm_unregister_coalesced_mmio(
