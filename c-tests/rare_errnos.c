@@ -221,6 +221,39 @@ static void enable_cap_eexist(void)
 	OK(kvm_destroy_vm(vm));
 }
 
+/* kvm_interrupt through the in-kernel local APIC when no APIC takes the message: the
+ * vcpu's APIC is disabled in IA32_APIC_BASE, so KVM_SIGNAL_MSI finds no destination (the
+ * kernel's EPERM); kvm_interrupt(3) says EAGAIN, as for an APIC that refused it. Once the
+ * APIC is enabled again the same vector is accepted. */
+static void interrupt_no_apic_eagain(void)
+{
+	int vm = vm_with_memory(0x10000);
+	OK(kvm_create_irqchip(vm));
+	OK(kvm_create_vcpu(vm, 0));
+	struct kvm_sregs s;
+	OK(kvm_get_sregs(&s));
+	uint64_t base = s.apic_base;
+	CHECK(base & (1u << 11));             /* enabled at reset */
+	s.apic_base = base & ~(1ull << 11);
+	OK(kvm_set_sregs(&s));
+	CHECK_ERR(kvm_interrupt(0x40), EAGAIN);
+	OK(kvm_get_sregs(&s));
+	s.apic_base = base;
+	OK(kvm_set_sregs(&s));
+	struct kvm_lapic_state l;
+	OK(kvm_get_lapic(&l));
+	uint32_t svr = 0x1ff;                 /* software-enabled, spurious vector 0xff */
+	memcpy(l.regs + 0xf0, &svr, 4);
+	OK(kvm_set_lapic(&l));
+	OK(kvm_interrupt(0x40));
+	OK(kvm_get_lapic(&l));
+	uint32_t irr;
+	memcpy(&irr, l.regs + 0x200 + 0x10 * (0x40 / 32), 4);
+	CHECK(irr & (1u << (0x40 % 32)));      /* pending in the IRR */
+	OK(kvm_detach_vcpu());
+	OK(kvm_destroy_vm(vm));
+}
+
 int main(void)
 {
 	require_kvm();
@@ -231,6 +264,7 @@ int main(void)
 	tsc_khz_eoverflow();
 	translate_eagain();
 	enable_cap_eexist();
+	interrupt_no_apic_eagain();
 	(void)rip;
 	printf("rare errnos: each produced, and the vcpu or VM fine afterwards\n");
 	return 0;
