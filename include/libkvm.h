@@ -128,7 +128,8 @@ int kvm_create_vm(void);
  Destroys VM `vm`: its vcpus (fds and run areas), the memory libkvm allocated for it and
  the VM fd are released. Memory the caller supplied is left alone. Errors: EBADF if
  `vm` is not a libkvm VM; EBUSY while any of its vcpus is attached to a thread (detach
- them, or let their threads exit, first).
+ them, or let their threads exit, first); ENOMEM (nothing released) if there is no
+ memory to take its vcpus apart.
  */
 int kvm_destroy_vm(int vm);
 

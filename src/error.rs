@@ -150,11 +150,17 @@ struct ArcInner<T> {
 /// failure is seen here, as ENOMEM, and `Arc::new` finds the block. Were that ever not so,
 /// the result would be the abort this avoids, never unsoundness.
 pub(crate) fn try_arc<T>(v: T) -> Result<std::sync::Arc<T>> {
+    try_arc_or_back(v).map_err(|_| Errno(libc::ENOMEM))
+}
+
+/// [`try_arc`] that gives `v` back when there is no memory, for a caller that must undo
+/// something with it (kvm_create_vcpu keeps the kernel vcpu for a retry).
+pub(crate) fn try_arc_or_back<T>(v: T) -> std::result::Result<std::sync::Arc<T>, T> {
     let layout = std::alloc::Layout::new::<ArcInner<T>>();
     // SAFETY: the layout has a non-zero size (two counters at least).
     let p = unsafe { std::alloc::alloc(layout) };
     if p.is_null() {
-        return Err(Errno(libc::ENOMEM));
+        return Err(v);
     }
     // The block escapes, so that the compiler cannot pair the alloc with the dealloc and
     // remove both (which it may do with an allocation nothing uses).

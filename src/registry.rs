@@ -74,16 +74,25 @@ impl<T> FdMap<T> {
         self.find(*fd).ok().map(|i| self.0.remove(i).1)
     }
 
+    /// Moves every object `pred` chooses into `out`, which has room for them (no
+    /// allocation here: the moves are reference counts).
+    fn take_into(&mut self, pred: impl Fn(&T) -> bool, out: &mut Vec<Arc<T>>) {
+        self.0.retain(|(_, v)| {
+            if pred(v) {
+                out.push(v.clone());
+                false
+            } else {
+                true
+            }
+        });
+    }
+
     fn keys(&self) -> impl Iterator<Item = &RawFd> {
         self.0.iter().map(|(k, _)| k)
     }
 
     fn values(&self) -> impl Iterator<Item = &Arc<T>> {
         self.0.iter().map(|(_, v)| v)
-    }
-
-    fn iter(&self) -> impl Iterator<Item = (&RawFd, &Arc<T>)> {
-        self.0.iter().map(|(k, v)| (k, v))
     }
 }
 
@@ -176,19 +185,15 @@ pub fn destroy_vm(fd: RawFd) -> Result<()> {
         if !reg.vms.contains_key(&fd) {
             return Err(Errno(libc::EBADF));
         }
-        let mine: Vec<RawFd> = reg
-            .vcpus
-            .iter()
-            .filter(|(_, v)| v.vm_fd() == fd)
-            .map(|(&k, _)| k)
-            .collect();
-        if mine
-            .iter()
-            .any(|k| reg.vcpus.get(k).is_some_and(|v| v.is_owned()))
-        {
+        if reg.vcpus.values().any(|v| v.vm_fd() == fd && v.is_owned()) {
             return Err(Errno(libc::EBUSY));
         }
-        let vcpus: Vec<Arc<Vcpu>> = mine.iter().filter_map(|k| reg.vcpus.remove(k)).collect();
+        // Room for the VM's vcpus before anything changes: out of memory is ENOMEM with
+        // the VM as it was, never an abort (the call that frees memory must not need it).
+        let n = reg.vcpus.values().filter(|v| v.vm_fd() == fd).count();
+        let mut vcpus: Vec<Arc<Vcpu>> = Vec::new();
+        vcpus.try_reserve_exact(n).map_err(crate::error::nomem)?;
+        reg.vcpus.take_into(|v| v.vm_fd() == fd, &mut vcpus);
         (reg.vms.remove(&fd), vcpus)
     };
     // Outside the lock: vcpus first (close fds, unmap run areas), then the VM.
@@ -208,7 +213,14 @@ pub fn create_vcpu(vm_fd: RawFd, id: u32) -> Result<RawFd> {
     if current::thread_has_vcpu() {
         return Err(Errno(libc::EBUSY));
     }
-    let v = Arc::new(vm.create_vcpu(id)?);
+    let v = match crate::error::try_arc_or_back(vm.create_vcpu(id)?) {
+        Ok(v) => v,
+        Err(v) => {
+            // No memory for the shared object: the kernel vcpu stays for a retry.
+            vm.keep_for_retry(id, &v);
+            return Err(Errno(libc::ENOMEM));
+        }
+    };
     let keep = |v: Arc<Vcpu>| {
         // The caller gets no fd, so this vcpu object goes; the kernel vcpu stays for
         // a retry with the same id.

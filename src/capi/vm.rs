@@ -21,7 +21,8 @@ pub extern "C" fn kvm_create_vm() -> c_int {
 /// Destroys VM `vm`: its vcpus (fds and run areas), the memory libkvm allocated for it and
 /// the VM fd are released. Memory the caller supplied is left alone. Errors: EBADF if
 /// `vm` is not a libkvm VM; EBUSY while any of its vcpus is attached to a thread (detach
-/// them, or let their threads exit, first).
+/// them, or let their threads exit, first); ENOMEM (nothing released) if there is no
+/// memory to take its vcpus apart.
 #[no_mangle]
 pub extern "C" fn kvm_destroy_vm(vm: c_int) -> c_int {
     c_int(|| registry::destroy_vm(vm).map(|()| 0))
