@@ -222,14 +222,17 @@ static void enable_cap_eexist(void)
 }
 
 /* kvm_interrupt through the in-kernel local APIC when no APIC takes the message: the
- * vcpu's APIC is disabled in IA32_APIC_BASE, so KVM_SIGNAL_MSI finds no destination (the
- * kernel's EPERM); kvm_interrupt(3) says EAGAIN, as for an APIC that refused it. Once the
- * APIC is enabled again the same vector is accepted. */
+ * vcpu's APIC is disabled in IA32_APIC_BASE, so KVM_SIGNAL_MSI finds no destination and
+ * fails with the kernel's EPERM; kvm_interrupt(3) says EAGAIN, as for an APIC that
+ * refused it. Vcpu 255: its APIC ID 0xff is the xAPIC broadcast, which the kernel
+ * delivers on its slow path, the one that reports "no destination" as EPERM (the fast
+ * path gives 0, "delivered to none"). Once the APIC is enabled again the same vector
+ * is accepted. */
 static void interrupt_no_apic_eagain(void)
 {
 	int vm = vm_with_memory(0x10000);
 	OK(kvm_create_irqchip(vm));
-	OK(kvm_create_vcpu(vm, 0));
+	OK(kvm_create_vcpu(vm, 255));
 	struct kvm_sregs s;
 	OK(kvm_get_sregs(&s));
 	uint64_t base = s.apic_base;
