@@ -121,17 +121,11 @@ impl Vm {
                     return Err(e);
                 }
             }
-            let old = mem.remove(slot).expect("slot checked above");
-            mem.insert(
-                slot,
-                Slot {
-                    gpa,
-                    size,
-                    flags,
-                    host,
-                    backing: old.backing,
-                },
-            );
+            // Same memory and size: only the guest address and flags change, in place.
+            if let Some(s) = mem.get_mut(slot) {
+                s.gpa = gpa;
+                s.flags = flags;
+            }
             return Ok(());
         }
         // Room in the table first: once KVM has the slot, recording it cannot fail.
