@@ -36,7 +36,7 @@
  The minor version of the libkvm headers. A minor release adds functions (in the version
  node LIBKVM_<major>.<minor>) and changes none.
  */
-#define LIBKVM_VERSION_MINOR 0
+#define LIBKVM_VERSION_MINOR 1
 
 /*
  The patch level of the libkvm headers: fixes only, no new functions.

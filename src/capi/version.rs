@@ -13,7 +13,7 @@ pub const LIBKVM_VERSION_MAJOR: c_int = 1;
 
 /// The minor version of the libkvm headers. A minor release adds functions (in the version
 /// node LIBKVM_<major>.<minor>) and changes none.
-pub const LIBKVM_VERSION_MINOR: c_int = 0;
+pub const LIBKVM_VERSION_MINOR: c_int = 1;
 
 /// The patch level of the libkvm headers: fixes only, no new functions.
 pub const LIBKVM_VERSION_PATCH: c_int = 0;
