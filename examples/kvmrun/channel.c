@@ -1,7 +1,9 @@
-/* Migration and monitor URIs: "tcp:HOST:PORT" and "unix:PATH". Every fd is O_CLOEXEC. */
+/* Migration and monitor URIs: "tcp:HOST:PORT", "unix:PATH", and for migration also
+ * "file:PATH" (the stream written to or read from a file). Every fd is O_CLOEXEC. */
 #define _GNU_SOURCE
 #include "kvmrun.h"
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -13,7 +15,7 @@
 #include <unistd.h>
 
 struct uri {
-	int unix_path;
+	int unix_path, file;
 	char host[256];
 	char port[16];
 	struct sockaddr_un sun;
@@ -33,6 +35,14 @@ static int parse(const char *uri, struct uri *u, char *why, size_t whylen)
 		strcpy(u->sun.sun_path, p);
 		return 0;
 	}
+	if (strncmp(uri, "file:", 5) == 0) {
+		if (!uri[5]) {
+			snprintf(why, whylen, "'%s': the file name is empty", uri);
+			return -1;
+		}
+		u->file = 1;
+		return 0;
+	}
 	if (strncmp(uri, "tcp:", 4) == 0) {
 		const char *p = uri + 4, *colon = strrchr(p, ':');
 		if (!colon || colon == p || (size_t)(colon - p) >= sizeof(u->host) || !colon[1] ||
@@ -44,7 +54,7 @@ static int parse(const char *uri, struct uri *u, char *why, size_t whylen)
 		strcpy(u->port, colon + 1);
 		return 0;
 	}
-	snprintf(why, whylen, "'%s': a URI is tcp:HOST:PORT or unix:PATH", uri);
+	snprintf(why, whylen, "'%s': a URI is tcp:HOST:PORT, unix:PATH or file:PATH", uri);
 	return -1;
 }
 
@@ -60,11 +70,22 @@ static void nodelay(int fd)
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }
 
+int uri_is_file(const char *uri)
+{
+	return strncmp(uri, "file:", 5) == 0;
+}
+
 int uri_connect(const char *uri, char *why, size_t whylen)
 {
 	struct uri u;
 	if (parse(uri, &u, why, whylen) < 0)
 		return -1;
+	if (u.file) {
+		int fd = open(uri + 5, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+		if (fd < 0)
+			snprintf(why, whylen, "cannot create %s: %s", uri + 5, strerror(errno));
+		return fd;
+	}
 	if (u.unix_path) {
 		int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 		if (fd < 0 || connect(fd, (struct sockaddr *)&u.sun, sizeof(u.sun)) < 0) {
@@ -104,6 +125,12 @@ int uri_listen(const char *uri, char *why, size_t whylen)
 	struct uri u;
 	if (parse(uri, &u, why, whylen) < 0)
 		return -1;
+	if (u.file) {
+		int fd = open(uri + 5, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			snprintf(why, whylen, "cannot open %s: %s", uri + 5, strerror(errno));
+		return fd;
+	}
 	int fd;
 	if (u.unix_path) {
 		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);

@@ -132,8 +132,10 @@ uint32_t crc32_of(const void *p, size_t n);
 uint32_t get32(const uint8_t *p);
 uint64_t get64(const uint8_t *p);
 
-/* channel.c: fds for "tcp:HOST:PORT" and "unix:PATH"; -1 with the reason in `why`. */
+/* channel.c: fds for "tcp:HOST:PORT", "unix:PATH" and "file:PATH" (uri_connect creates
+ * the file, uri_listen opens it to read); -1 with the reason in `why`. */
 int uri_valid(const char *uri, char *why, size_t whylen);
+int uri_is_file(const char *uri);
 int uri_connect(const char *uri, char *why, size_t whylen);
 int uri_listen(const char *uri, char *why, size_t whylen);
 int uri_accept(int lfd, char *why, size_t whylen);
@@ -183,6 +185,8 @@ int vcpus_paused(void);
 /* While paused: each vcpu saves its state (kvm_save_vcpu) on its own thread into
  * blobs[i] (malloc'ed), lens[i]. 0, or -1 with the reason in `why`. */
 int vcpus_save(uint8_t **blobs, size_t *lens, char *why, size_t whylen);
+/* Waits until every vcpu exists (kvm_restore_vm wants them all); -1 if the machine ends. */
+int vcpus_wait_created(void);
 /* Before they ever ran: each vcpu loads blobs[i] (kvm_restore_vcpu) on its own thread. */
 int vcpus_load(uint8_t *const *blobs, const size_t *lens, char *why, size_t whylen);
 /* After vcpus_load(): the vcpus start running. */

@@ -37,7 +37,8 @@ static void usage(FILE *f)
 	      "  -v              say more (-incoming, -restore: when the guest starts)\n"
 	      "  -h              this help\n"
 	      "\n"
-	      "Migration and snapshots (URI: tcp:HOST:PORT or unix:PATH):\n"
+	      "Migration and snapshots (URI: tcp:HOST:PORT, unix:PATH, or file:PATH for a stream\n"
+	      "in a file):\n"
 	      "  -incoming URI   wait for a migration stream on URI and run the guest it brings\n"
 	      "                  (same -m and -smp as the source; no kernel is loaded)\n"
 	      "  -monitor URI    control socket: migrate URI, snapshot DIR, stop, cont,\n"
@@ -254,6 +255,8 @@ static int parse_args(int argc, char **argv, struct machine *m)
 			m->incoming = v;
 		} else if (strcmp(a, "-monitor") == 0) {
 			r = parse_uri(a, v);
+			if (r == 0 && uri_is_file(v))
+				return bad("-monitor: a control socket is tcp:HOST:PORT or unix:PATH");
 			m->monitor = v;
 		} else if (strcmp(a, "-restore") == 0) {
 			m->restore = v;
@@ -283,6 +286,8 @@ int main(int argc, char **argv)
 	struct machine m = { .ram_size = 128ULL << 20, .ncpus = 1, .vm = -1, .downtime_ms = 300, .snapshot_fd = -1 };
 	if (parse_args(argc, argv, &m) < 0)
 		return EXIT_USAGE;
+	/* A migration peer that goes away is an error from send() or write(), not a signal. */
+	signal(SIGPIPE, SIG_IGN);
 	if (m.dirty_ring) {
 		/* libkvm's dirty ring (kvm_enable_dirty_ring) is not in this libkvm yet */
 		complain("-dirty-ring: not supported by this libkvm (use the dirty bitmap: leave -dirty-ring out)");

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
@@ -280,8 +281,34 @@ int save_machine_state(struct machine *m, struct stream *s, uint8_t **blobs, siz
 
 /* ---- the source --------------------------------------------------------------------------- */
 
-static int failed(struct machine *m, int paused, int fd, struct dirty *d, const char *why)
+/* After a send failed: the destination's "ERR why" if it said why within 200 ms. */
+static void their_reason(int fd, char *why, size_t whylen)
 {
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	char line[256];
+	size_t n = 0;
+	while (n < sizeof(line) - 1 && poll(&p, 1, 200) == 1) {
+		ssize_t r = read(fd, line + n, sizeof(line) - 1 - n);
+		if (r <= 0)
+			break;
+		n += (size_t)r;
+		if (memchr(line, '\n', n))
+			break;
+	}
+	line[n] = 0;
+	char *nl = strchr(line, '\n');
+	if (nl && strncmp(line, "ERR ", 4) == 0) {
+		*nl = 0;
+		snprintf(why, whylen, "the destination refused the stream: %.150s", line + 4);
+	}
+}
+
+static int failed(struct machine *m, int paused, int fd, struct dirty *d, const char *cause)
+{
+	char why[200];
+	snprintf(why, sizeof(why), "%s", cause);
+	if (fd >= 0)
+		their_reason(fd, why, sizeof(why));
 	throttle_set(m, 0);
 	machine_dirty_log(m, 0);
 	if (paused)
@@ -355,8 +382,9 @@ int migrate_to(struct machine *m, const char *uri)
 	int fd = uri_connect(uri, why, sizeof(why));
 	if (fd < 0)
 		return failed(m, 0, -1, &d, why);
+	int to_file = uri_is_file(uri);
 	struct stream s;
-	stream_init(&s, fd, 1);
+	stream_init(&s, fd, !to_file);
 	struct sender x;
 	if (sender_init(&x, &s) < 0 || dirty_init(m, &d) < 0) {
 		free(x.buf);
@@ -471,13 +499,19 @@ int migrate_to(struct machine *m, const char *uri)
 	free(lens);
 	update(&x, &s, rounds);
 	free(x.buf);
-	if (r == 0)
+	if (r == 0 && !to_file)
 		r = read_answer(fd, why, sizeof(why));
+	if (r == 0 && to_file && close(fd) < 0) {
+		snprintf(why, sizeof(why), "writing %s: %s", uri + 5, strerror(errno));
+		fd = -1;
+		r = -1;
+	}
 	if (r < 0)
 		return failed(m, 1, fd, &d, why);
 
 	double end = now_ms();
-	close(fd);
+	if (!to_file)
+		close(fd);
 	dirty_free(&d);
 	pthread_mutex_lock(&info_lock);
 	info.status = "completed";
@@ -580,6 +614,10 @@ int load_finish(struct machine *m, uint8_t **blobs, size_t *lens, uint8_t *vm_bl
 			snprintf(why, whylen, "no section for vcpu %u", i);
 			return -1;
 		}
+	if (vcpus_wait_created() < 0) {
+		snprintf(why, whylen, "the vcpus could not be created");
+		return -1;
+	}
 	if (kvm_restore_vm(m->vm, vm_blob, vm_len) < 0) {
 		snprintf(why, whylen, "kvm_restore_vm: %s", strerror(errno));
 		return -1;
@@ -669,25 +707,32 @@ int load_stream(struct machine *m, struct stream *s, char *why, size_t whylen)
 int migrate_incoming(struct machine *m)
 {
 	char why[300];
+	int from_file = uri_is_file(m->incoming);
 	int lfd = uri_listen(m->incoming, why, sizeof(why));
 	if (lfd < 0)
-		return refuse(-1, EXIT_CHANNEL, why);
-	if (m->verbose)
-		complain("waiting for a migration on %s", m->incoming);
-	int fd = uri_accept(lfd, why, sizeof(why));
-	close(lfd);
-	if (fd < 0)
-		return refuse(-1, EXIT_CHANNEL, why);
+		return refuse(-1, from_file ? EXIT_DAMAGED : EXIT_CHANNEL, why);
+	int fd = lfd;
+	if (!from_file) {
+		if (m->verbose)
+			complain("waiting for a migration on %s", m->incoming);
+		fd = uri_accept(lfd, why, sizeof(why));
+		close(lfd);
+		if (fd < 0)
+			return refuse(-1, EXIT_CHANNEL, why);
+	}
 	struct stream s;
-	stream_init(&s, fd, 1);
+	stream_init(&s, fd, !from_file);
 	int status = load_stream(m, &s, why, sizeof(why));
 	if (status)
-		return refuse(s.fd, status, why);
-	if (write(s.fd, "OK\n", 3) != 3) {
+		return refuse(from_file && s.fd >= 0 ? (close(s.fd), -1) : s.fd, status, why);
+	if (from_file) {
+		close(s.fd);
+	} else if (write(s.fd, "OK\n", 3) != 3) {
 		snprintf(why, sizeof(why), "the source went away before the end: %s", strerror(errno));
 		return refuse(s.fd, EXIT_CHANNEL, why);
+	} else {
+		close(s.fd);
 	}
-	close(s.fd);
 	vcpus_go();
 	return -1;
 }

@@ -380,6 +380,16 @@ int vcpus_save(uint8_t **blobs, size_t *lens, char *why, size_t whylen)
 	return r;
 }
 
+int vcpus_wait_created(void)
+{
+	pthread_mutex_lock(&lock);
+	while (created < mach->ncpus && !stopping)
+		pthread_cond_wait(&changed, &lock);
+	int r = stopping ? -1 : 0;
+	pthread_mutex_unlock(&lock);
+	return r;
+}
+
 int vcpus_load(uint8_t *const *blobs, const size_t *lens, char *why, size_t whylen)
 {
 	pthread_mutex_lock(&lock);
