@@ -120,6 +120,7 @@ struct stream {
 	uint8_t *buf;             /* reading: the last section's payload */
 	size_t cap;
 	int64_t fault_close, fault_corrupt, fault_die, fault_drop; /* KVMRUN_FAULT, or -1 */
+	const char *fault_tag;    /* KVMRUN_FAULT=corrupt-tag=TAG, or NULL */
 };
 void stream_init(struct stream *s, int fd, int is_socket);
 int stream_put_header(struct stream *s, const struct machine *m);

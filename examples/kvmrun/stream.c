@@ -9,7 +9,9 @@
  * debug-exit, ACPI PM registers, PCI), VM (kvm_save_vm), CPU (u32 vcpu, kvm_save_vcpu)
  * and END (u32 number of sections before it), always last. The receiver checks each
  * checksum before it uses a byte of the section.
- * KVMRUN_FAULT (testing, kvmrun(1)) injects failures into the writer and the reader. */
+ * KVMRUN_FAULT (testing, kvmrun(1)) injects failures into the writer and the reader:
+ * close-after=N, corrupt-at=N, corrupt-tag=TAG (the writer), dest-die-after=N,
+ * dest-close-after=N (the reader), N a byte offset in the stream. */
 #define _GNU_SOURCE
 #include "kvmrun.h"
 #include <errno.h>
@@ -86,6 +88,8 @@ void stream_init(struct stream *s, int fd, int is_socket)
 	s->fault_corrupt = fault_at("corrupt-at");
 	s->fault_die = fault_at("dest-die-after");
 	s->fault_drop = fault_at("dest-close-after");
+	const char *f = getenv("KVMRUN_FAULT");
+	s->fault_tag = f && strncmp(f, "corrupt-tag=", 12) == 0 ? f + 12 : NULL;
 }
 
 /* ---- writing -------------------------------------------------------------------------- */
@@ -147,6 +151,10 @@ int stream_put_section(struct stream *s, uint32_t tag, const void *payload, size
 	put64(h + 8, len);
 	put32(h + 16, crc32_of(payload, len));
 	put32(h + 20, crc32_of(h, 20));
+	if (s->fault_tag && len && strlen(s->fault_tag) <= 4 && memcmp(h, s->fault_tag, strlen(s->fault_tag)) == 0) {
+		s->fault_corrupt = (int64_t)(s->bytes + sizeof(h)); /* the payload's first byte */
+		s->fault_tag = NULL;
+	}
 	if (write_all(s, h, sizeof(h)) < 0 || write_all(s, payload, len) < 0)
 		return -1;
 	s->sections++;
