@@ -1,7 +1,8 @@
 # kvmrun moves a running guest: live migration over unix: and tcp:127.0.0.1 (and file:)
 # at several moments, on 1 and 4 vcpus; snapshot + -restore (twice from one snapshot);
 # the monitor; every injected failure (the destination dies, the connection drops, a
-# checksum fails: the source's guest finishes with the right result); bad input
+# checksum fails: the source's guest finishes with the right result); auto-converge of a
+# guest that dirties faster than a capped link drains; bad input
 # (truncated, bit-flipped, foreign streams and snapshots, a wrong-shape destination, an
 # unreachable URI) with the statuses kvmrun(1) documents. The test kernel
 # (c-tests/kernels/migrate.c) rewrites memory with a running checksum; every migrated or
@@ -89,6 +90,14 @@ for at in 0.1 0.3; do
 done
 migrate "tcp:127.0.0.1, 4 vcpus, at 0.2s" "$ref4" "tcp:127.0.0.1:$((port + 1))" 0.2 "${args4[@]}" -- -t 20 -smp 4
 migrate "unix:, 1 vcpu, -downtime 0" "$ref1" "unix:$tmp/m.sock" 0.2 "${args1[@]}" -downtime 0 -- -t 20
+
+# A guest that dirties faster than a 40 MiB/s link drains: throttled until it converges.
+argsh=(-t 30 -append "kb=4096 passes=1500 nowait")
+$TO $KVMRUN "${argsh[@]}" $KERNEL > "$tmp/refh" 2>&1
+migrate "hot guest over a 40 MiB/s link: auto-converge" "$(result "$tmp/refh")" "unix:$tmp/m.sock" 0.2 \
+  "${argsh[@]}" -max-bandwidth 40 -downtime 50 -- -t 30
+grep -q "converged by throttling" "$tmp/src.err" && ok "the hot guest converged by throttling, and the source says so" ||
+  bad "the hot guest converged without throttling: $(cat "$tmp/src.err")"
 
 # file: the stream into a file, then -incoming file: (used below for the bad streams)
 $TO $KVMRUN "${args1[@]}" -migrate-at 0.2 "file:$tmp/stream" $KERNEL > "$tmp/src.out" 2> "$tmp/src.err"
@@ -258,6 +267,7 @@ expect "-migrate-at with a bad URI" 2 "is not tcp:HOST:PORT" -migrate-at 1 tcp:n
 expect "-monitor on a file" 2 "a control socket is" -monitor "file:$tmp/x" $KERNEL
 expect "-downtime abc" 2 "is not a number of milliseconds" -downtime abc $KERNEL
 expect "-dirty-ring 1000" 2 "is not a power of two" -dirty-ring 1000 $KERNEL
+expect "-max-bandwidth 0" 2 "is not a number of MiB/s" -max-bandwidth 0 $KERNEL
 # snapshot directories
 cp -r "$tmp/snap1" "$tmp/sn.trunc"; s=$(stat -c %s "$tmp/sn.trunc/state"); truncate -s $((s - 10)) "$tmp/sn.trunc/state"
 expect "truncated snapshot state" 18 "the stream ends in" -restore "$tmp/sn.trunc"

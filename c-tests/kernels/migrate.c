@@ -4,24 +4,29 @@
  * timer interrupts. kvmrun migrates or snapshots it midway; the result must equal an
  * unmigrated run's exactly. Arguments:
  *   cpus=N     vcpus taking part (default 1)
- *   kb=K       KiB each vcpu rewrites (default 1024), at 16 MiB + vcpu * K KiB
+ *   kb=K       KiB each vcpu rewrites (default 1024), at 16 MiB + vcpu * (K + 64) KiB
  *   passes=P   rewrites of the region (default 100)
  *   hz=H       PIT rate (default 100)
  *   nowait     do not wait for a timer tick after each pass (dirty at full speed)
  * Each pass p rewrites every 64-bit word x of the region as x * A + (p << 32 | i) and
- * folds the new value into the vcpu's checksum; after the last pass every vcpu re-reads
- * its region into a second checksum (a write lost in migration shows there, or in the
+ * folds the new value into the vcpu's checksum; the 16 pages after the region are filled
+ * on pass 0 and page p - 1 of them zeroed on pass p = 1..16, for good (pages that turn
+ * zero again: a migration must send them as such); after the last pass every vcpu
+ * re-reads both into a second checksum (a write lost in migration shows there, or in the
  * next pass's values). Without `nowait`, every vcpu waits for the next timer
  * interrupt after each pass: the boot vcpu waits for exactly P ticks, so "ticks-waited P" is
  * deterministic, and a timer that stops after a migration hangs the guest (kvmrun -t
  * ends it). The result line:
- *   migtest: cpus N kb K passes P checksum C readback R ticks-waited T
+ *   migtest: cpus N kb K passes P checksum C readback R ticks-waited T devices ok
+ * ("devices ok": the UART's and pc-testdev's scratch registers kept what kmain wrote)
  * then "migtest: timer ok" if at least T interrupts arrived, and the kernel exits with
  * isa-debug-exit 0 (kvmrun status 1). */
 #include "lib.h"
 
 #define MAX_CPUS 16
 #define REGION_BASE 0x1000000u
+#define FLIP_KB 64 /* after each region: 16 pages, filled on pass 0, page p - 1 zeroed on pass p */
+#define FLIP_WORDS_S "8192"
 
 struct __attribute__((packed)) tss64 {
 	uint32_t reserved0;
@@ -168,6 +173,30 @@ __asm__(
 	"	add $8, %rsi\n"
 	"	dec %rcx\n"
 	"	jnz 5b\n"
+	/* the flip area after the region: filled on pass 0, then its page p - 1 zeroed on
+	 * pass p = 1..16 and never written again (the stream's zero runs) */
+	"	mov %r12, %rax\n"
+	"	test %rax, %rax\n"
+	"	jnz 26f\n"
+	"	movabs $0x5a5a5a5a5a5a5a5a, %rax\n"
+	"	mov $" FLIP_WORDS_S ", %ecx\n"
+	"25:	mov %rax, (%rsi)\n"
+	"	add $8, %rsi\n"
+	"	dec %rcx\n"
+	"	jnz 25b\n"
+	"	jmp 27f\n"
+	"26:	cmp $16, %rax\n"
+	"	ja 27f\n"
+	"	dec %rax\n"
+	"	shl $12, %rax\n"
+	"	add %rax, %rsi\n"
+	"	xor %eax, %eax\n"
+	"	mov $512, %ecx\n"
+	"28:	mov %rax, (%rsi)\n"
+	"	add $8, %rsi\n"
+	"	dec %rcx\n"
+	"	jnz 28b\n"
+	"27:\n"
 	"	cmpq $0, 24(%rbp)\n"
 	"	je 6f\n"
 	"	mov (%r11), %rax\n"
@@ -178,8 +207,9 @@ __asm__(
 	"	cmp 16(%rbp), %r12\n"
 	"	jb 4b\n"
 	"7:	mov %rbx, 32(%rbp)\n"
-	"	mov 0(%rbp), %rsi\n"         /* read back */
+	"	mov 0(%rbp), %rsi\n"         /* read back, the flip area too */
 	"	mov 8(%rbp), %rcx\n"
+	"	add $" FLIP_WORDS_S ", %rcx\n"
 	"	xor %rbx, %rbx\n"
 	"9:	mov (%rsi), %rax\n"
 	"	add %rax, %rbx\n"
@@ -253,6 +283,17 @@ __asm__(
 	"	mov 16(%r12), %rax\n"
 	"17:	mov %rax, %rbx\n"
 	"	call putdec\n"
+	"	mov $msg_dev_ok, %esi\n"       /* device state kept: UART scratch, pc-testdev scratch */
+	"	mov $0x3ff, %dx\n"
+	"	in %dx, %al\n"
+	"	cmp $0xa5, %al\n"
+	"	jne 29f\n"
+	"	mov $0xe0, %dx\n"
+	"	in %dx, %eax\n"
+	"	cmp $0x4b564d52, %eax\n"
+	"	je 30f\n"
+	"29:	mov $msg_dev_lost, %esi\n"
+	"30:	call puts64\n"
 	"	mov $msg_nl, %esi\n"
 	"	call puts64\n"
 	"	mov $msg_timer_ok, %esi\n"
@@ -310,6 +351,8 @@ __asm__(
 	"msg_readback: .asciz \" readback \"\n"
 	"msg_ticks: .asciz \" ticks-waited \"\n"
 	"msg_nl: .asciz \"\\n\"\n"
+	"msg_dev_ok: .asciz \" devices ok\"\n"
+	"msg_dev_lost: .asciz \" devices LOST\"\n"
 	"msg_timer_ok: .asciz \"migtest: timer ok\\n\"\n"
 	"msg_timer_bad: .asciz \"FAIL migtest: fewer timer interrupts than ticks waited for\\n\"\n"
 	".text\n");
@@ -391,18 +434,20 @@ int kmain(uint32_t magic, const struct mb_info *mbi)
 		return 0x7e;
 	}
 	uint64_t mem_kb = ((uint64_t)mbi->mem_upper + 1024);
-	if (REGION_BASE / 1024 + (uint64_t)cpus * kb > mem_kb) {
+	if (REGION_BASE / 1024 + (uint64_t)cpus * (kb + FLIP_KB) > mem_kb) {
 		kprintf("FAIL migtest: %u x %u KiB does not fit in RAM above 16 MiB\n", cpus, kb);
 		return 0x7e;
 	}
 	kprintf("migtest: %u vcpus, %u KiB each, %u passes%s\n", cpus, kb, passes, wait ? "" : ", no waiting");
 	ncpus = cpus;
 	for (unsigned c = 0; c < cpus; c++) {
-		jobs[c].base = REGION_BASE + (uint64_t)c * kb * 1024;
+		jobs[c].base = REGION_BASE + (uint64_t)c * (kb + FLIP_KB) * 1024;
 		jobs[c].words = (uint64_t)kb * 128;
 		jobs[c].passes = passes;
 		jobs[c].wait = (uint64_t)wait;
 	}
+	outb(0x3ff, 0xa5);       /* UART scratch register */
+	outl(0xe0, 0x4b564d52);  /* pc-testdev scratch register */
 	tables_init();
 	timer_init(hz);
 	unsigned ids[MAX_CPUS];

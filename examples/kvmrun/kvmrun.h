@@ -77,6 +77,7 @@ struct machine {
 	const char *snapshot_dir; /* -snapshot-at SECONDS DIR */
 	double snapshot_at;
 	uint64_t downtime_ms;     /* -downtime MS */
+	uint64_t max_bandwidth;   /* -max-bandwidth MiB/s (0: no limit) */
 	uint64_t dirty_ring;      /* -dirty-ring BYTES (0: the dirty bitmap) */
 	int snapshot_fd;          /* -restore: the snapshot's memory file, mapped MAP_PRIVATE */
 	uint8_t *ram[2];          /* host addresses of slot 0 (low RAM) and 1 (above 4 GiB) */
@@ -121,6 +122,8 @@ struct stream {
 	size_t cap;
 	int64_t fault_close, fault_corrupt, fault_die, fault_drop; /* KVMRUN_FAULT, or -1 */
 	const char *fault_tag;    /* KVMRUN_FAULT=corrupt-tag=TAG, or NULL */
+	uint64_t rate;            /* writing: at most this many bytes per second, 0 for no limit */
+	double rate_start;        /* CLOCK_MONOTONIC seconds of the first write */
 };
 void stream_init(struct stream *s, int fd, int is_socket);
 int stream_put_header(struct stream *s, const struct machine *m);

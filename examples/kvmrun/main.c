@@ -47,6 +47,7 @@ static void usage(FILE *f)
 	      "  -snapshot-at SECONDS DIR  write a snapshot to DIR after SECONDS (runs on)\n"
 	      "  -restore DIR    resume the snapshot in DIR (its shape; no kernel)\n"
 	      "  -downtime MS    longest pause for the last copy (default 300)\n"
+	      "  -max-bandwidth MIBS  send at most MIBS MiB/s (default: no limit)\n"
 	      "  -dirty-ring BYTES  track dirty pages with the dirty ring (not in this libkvm)\n"
 	      "\n"
 	      "Exit status: (value << 1) | 1 when the guest writes value to isa-debug-exit\n"
@@ -226,7 +227,8 @@ static int parse_args(int argc, char **argv, struct machine *m)
 			continue;
 		}
 		static const char *const with_value[] = { "-kernel", "-append", "-initrd", "-m", "-smp", "-t",
-							  "-incoming", "-restore", "-monitor", "-downtime", "-dirty-ring" };
+							  "-incoming", "-restore", "-monitor", "-downtime", "-dirty-ring",
+							  "-max-bandwidth" };
 		int known = 0;
 		for (size_t k = 0; k < sizeof(with_value) / sizeof(with_value[0]); k++)
 			known |= strcmp(a, with_value[k]) == 0;
@@ -262,6 +264,10 @@ static int parse_args(int argc, char **argv, struct machine *m)
 			m->restore = v;
 		} else if (strcmp(a, "-downtime") == 0) {
 			r = parse_ms(a, v, &m->downtime_ms);
+		} else if (strcmp(a, "-max-bandwidth") == 0) {
+			r = parse_ms(a, v, &m->max_bandwidth);
+			if (r == 0 && (m->max_bandwidth == 0 || m->max_bandwidth > 1000000))
+				return bad("-max-bandwidth: '%s' is not a number of MiB/s (1 to 1000000)", v);
 		} else if (strcmp(a, "-dirty-ring") == 0) {
 			uint64_t bytes;
 			r = parse_ms(a, v, &bytes);

@@ -385,6 +385,7 @@ int migrate_to(struct machine *m, const char *uri)
 	int to_file = uri_is_file(uri);
 	struct stream s;
 	stream_init(&s, fd, !to_file);
+	s.rate = m->max_bandwidth << 20;
 	struct sender x;
 	if (sender_init(&x, &s) < 0 || dirty_init(m, &d) < 0) {
 		free(x.buf);

@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 static uint32_t crc_table[256];
@@ -111,6 +112,21 @@ static int write_all(struct stream *s, const void *p, size_t n)
 	}
 	while (n) {
 		size_t chunk = n;
+		if (s->rate) {
+			/* -max-bandwidth: 64 KiB at a time, no faster than the rate */
+			if (chunk > 65536)
+				chunk = 65536;
+			struct timespec t;
+			clock_gettime(CLOCK_MONOTONIC, &t);
+			double now = (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+			if (!s->rate_start)
+				s->rate_start = now;
+			double ahead = (double)s->bytes / (double)s->rate - (now - s->rate_start);
+			if (ahead > 0) {
+				struct timespec d = { (time_t)ahead, (long)((ahead - (double)(time_t)ahead) * 1e9) };
+				nanosleep(&d, NULL);
+			}
+		}
 		if (s->fault_close >= 0) {
 			if (s->bytes >= (uint64_t)s->fault_close) {
 				shutdown(s->fd, SHUT_RDWR);
