@@ -188,7 +188,7 @@ fail_case() {
   local name=$1 sf=$2 df=$3 dwant=$4 why=$5
   rm -f "$tmp/m.sock"
   # (in a subshell that exits with its status: no "Killed" notice for the one that dies)
-  (KVMRUN_FAULT=$df $TO $KVMRUN -t 20 -incoming "unix:$tmp/m.sock" > "$tmp/dst.out" 2> "$tmp/dst.err"; exit $?) &
+  (KVMRUN_FAULT=$df $TO $KVMRUN -t 20 -incoming "unix:$tmp/m.sock" > "$tmp/dst.out" 2> "$tmp/dst.err"; exit $?) 2> /dev/null &
   dpid=$!; pids+=("$dpid")
   wait_listen "unix:$tmp/m.sock"
   KVMRUN_FAULT=$sf $TO $KVMRUN "${args1[@]}" -migrate-at 0.2 "unix:$tmp/m.sock" $KERNEL > "$tmp/src.out" 2> "$tmp/src.err"
