@@ -212,6 +212,8 @@ int migrate_incoming(struct machine *m);
 int save_machine_state(struct machine *m, struct stream *s, uint8_t **blobs, size_t *lens, char *why, size_t whylen);
 int load_section(struct machine *m, uint32_t tag, const uint8_t *p, size_t n, uint8_t **blobs,
 		 size_t *lens, uint8_t **vm_blob, size_t *vm_len, char *why, size_t whylen);
+/* Frees n vcpu blobs and the two arrays. */
+void free_blobs(uint8_t **blobs, size_t *lens, unsigned n);
 int load_stream(struct machine *m, struct stream *s, char *why, size_t whylen);
 int load_finish(struct machine *m, uint8_t **blobs, size_t *lens, uint8_t *vm_blob, size_t vm_len,
 		char *why, size_t whylen);

@@ -279,6 +279,14 @@ int save_machine_state(struct machine *m, struct stream *s, uint8_t **blobs, siz
 	return r;
 }
 
+void free_blobs(uint8_t **blobs, size_t *lens, unsigned n)
+{
+	for (unsigned i = 0; blobs && i < n; i++)
+		free(blobs[i]);
+	free(blobs);
+	free(lens);
+}
+
 /* ---- the source --------------------------------------------------------------------------- */
 
 /* After a send failed: the destination's "ERR why" if it said why within 200 ms. */
@@ -468,8 +476,7 @@ int migrate_to(struct machine *m, const char *uri)
 	uint8_t **blobs = calloc(m->ncpus, sizeof(*blobs));
 	size_t *lens = calloc(m->ncpus, sizeof(*lens));
 	if (!blobs || !lens) {
-		free(blobs);
-		free(lens);
+		free_blobs(blobs, lens, 0);
 		free(x.buf);
 		return failed(m, 1, fd, &d, "out of memory");
 	}
@@ -494,10 +501,7 @@ int migrate_to(struct machine *m, const char *uri)
 	}
 	if (r == 0)
 		r = save_machine_state(m, &s, blobs, lens, why, sizeof(why));
-	for (unsigned i = 0; i < m->ncpus; i++)
-		free(blobs[i]);
-	free(blobs);
-	free(lens);
+	free_blobs(blobs, lens, m->ncpus);
 	update(&x, &s, rounds);
 	free(x.buf);
 	if (r == 0 && !to_file)
@@ -696,10 +700,7 @@ int load_stream(struct machine *m, struct stream *s, char *why, size_t whylen)
 		if (load_section(m, tag, p, n, blobs, lens, &vm_blob, &vm_len, why, whylen) < 0)
 			status = EXIT_DAMAGED;
 	}
-	for (unsigned i = 0; blobs && i < m->ncpus; i++)
-		free(blobs[i]);
-	free(blobs);
-	free(lens);
+	free_blobs(blobs, lens, m->ncpus);
 	free(vm_blob);
 	stream_free(s);
 	return status;

@@ -141,10 +141,7 @@ out:
 		unlink(mem_tmp);
 		unlink(state_tmp);
 	}
-	for (unsigned i = 0; blobs && i < m->ncpus; i++)
-		free(blobs[i]);
-	free(blobs);
-	free(lens);
+	free_blobs(blobs, lens, m->ncpus);
 	free(mem);
 	free(mem_tmp);
 	free(state);

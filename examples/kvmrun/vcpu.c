@@ -313,6 +313,16 @@ static void *vcpu_thread(void *arg)
 	return NULL;
 }
 
+/* With the lock held: waits until `*count` covers every vcpu; -1 if the machine stops. */
+static int wait_all(const unsigned *count, char *why, size_t whylen)
+{
+	while (*count < mach->ncpus && !stopping)
+		pthread_cond_wait(&changed, &lock);
+	if (stopping && why)
+		snprintf(why, whylen, "the machine stopped");
+	return stopping ? -1 : 0;
+}
+
 void vcpus_kick_all(void)
 {
 	pthread_mutex_lock(&lock);
@@ -333,9 +343,7 @@ int vcpus_pause(void)
 	pthread_mutex_unlock(&lock);
 	vcpus_kick_all();
 	pthread_mutex_lock(&lock);
-	while (parked < mach->ncpus && !stopping)
-		pthread_cond_wait(&changed, &lock);
-	int r = stopping ? -1 : 0;
+	int r = wait_all(&parked, NULL, 0);
 	if (r < 0)
 		__atomic_sub_fetch(&pause_req, 1, __ATOMIC_SEQ_CST);
 	pthread_mutex_unlock(&lock);
@@ -362,11 +370,7 @@ int vcpus_save(uint8_t **blobs, size_t *lens, char *why, size_t whylen)
 	save_gen++;
 	saved = 0;
 	pthread_cond_broadcast(&changed);
-	while (saved < mach->ncpus && !stopping)
-		pthread_cond_wait(&changed, &lock);
-	int r = stopping ? -1 : 0;
-	if (stopping)
-		snprintf(why, whylen, "the machine stopped");
+	int r = wait_all(&saved, why, whylen);
 	for (unsigned i = 0; i < mach->ncpus; i++) {
 		blobs[i] = vcpus[i].blob;
 		lens[i] = vcpus[i].blob_len;
@@ -383,9 +387,7 @@ int vcpus_save(uint8_t **blobs, size_t *lens, char *why, size_t whylen)
 int vcpus_wait_created(void)
 {
 	pthread_mutex_lock(&lock);
-	while (created < mach->ncpus && !stopping)
-		pthread_cond_wait(&changed, &lock);
-	int r = stopping ? -1 : 0;
+	int r = wait_all(&created, NULL, 0);
 	pthread_mutex_unlock(&lock);
 	return r;
 }
@@ -393,19 +395,14 @@ int vcpus_wait_created(void)
 int vcpus_load(uint8_t *const *blobs, const size_t *lens, char *why, size_t whylen)
 {
 	pthread_mutex_lock(&lock);
-	while (created < mach->ncpus && !stopping)
-		pthread_cond_wait(&changed, &lock);
+	wait_all(&created, NULL, 0);
 	for (unsigned i = 0; i < mach->ncpus; i++) {
 		vcpus[i].blob = blobs[i];
 		vcpus[i].blob_len = lens[i];
 	}
 	load_ready = 1;
 	pthread_cond_broadcast(&changed);
-	while (loaded < mach->ncpus && !stopping)
-		pthread_cond_wait(&changed, &lock);
-	int r = stopping ? -1 : 0;
-	if (stopping)
-		snprintf(why, whylen, "the machine stopped");
+	int r = wait_all(&loaded, why, whylen);
 	for (unsigned i = 0; i < mach->ncpus; i++) {
 		vcpus[i].blob = NULL;
 		if (r == 0 && (vcpus[i].fd < 0 || vcpus[i].err)) {
