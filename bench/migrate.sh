@@ -30,6 +30,8 @@ HEAVY="kb=1024 passes=100000000"
 HOT="kb=65536 passes=100000000 nowait"
 
 now() { perl -MTime::HiRes=clock_gettime,CLOCK_MONOTONIC -e 'printf "%.6f\n", clock_gettime(CLOCK_MONOTONIC)'; }
+# stamped COMMAND...: runs COMMAND, printing "start T" (CLOCK_MONOTONIC) on stderr just before its exec
+stamped() { perl -MTime::HiRes=clock_gettime,CLOCK_MONOTONIC -e 'printf STDERR "start %.9f\n", clock_gettime(CLOCK_MONOTONIC); exec @ARGV or die' "$@"; }
 # hmp SOCKET COMMAND: QEMU's human monitor's answer to COMMAND
 hmp() {
   perl -MIO::Socket::UNIX -e '
@@ -49,19 +51,20 @@ wait_file() { # FILE PATTERN SECONDS
   return 1
 }
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)]; else print "-" }'; }
-qemu_args() { # MEM SMP APPEND SOCK SERIAL
-  echo -M pc -accel kvm -m "$1" -smp "$2" -kernel $K -append "$3" -nodefaults -display none \
-    -device isa-debug-exit,iobase=0xf4,iosize=4 -serial "file:$5" -monitor "unix:$4,server=on,wait=off"
+qemu_args() { # MEM SMP APPEND SOCK SERIAL: the arguments into QA
+  QA=(-M pc -accel kvm -m "$1" -smp "$2" -kernel $K -append "$3" -nodefaults -display none
+    -device isa-debug-exit,iobase=0xf4,iosize=4 -serial "file:$5" -monitor "unix:$4,server=on,wait=off")
 }
 
 # qemu_migrate APPEND LIMIT_S: one QEMU migration; prints "total downtime bytes" or "none"
 qemu_migrate() {
   local p=$((port++))
-  # shellcheck disable=SC2046
-  $QEMU $(qemu_args 128 1 "$1" "$tmp/qd.sock" "$tmp/qd.serial") -incoming "tcp:127.0.0.1:$p" 2> /dev/null &
+  qemu_args 128 1 "$1" "$tmp/qd.sock" "$tmp/qd.serial"
+  $QEMU "${QA[@]}" -incoming "tcp:127.0.0.1:$p" 2> /dev/null &
   local dpid=$!; pids+=("$dpid")
-  # shellcheck disable=SC2046
-  $QEMU $(qemu_args 128 1 "$1" "$tmp/qs.sock" "$tmp/qs.serial") 2> /dev/null &
+  rm -f "$tmp/qs.serial"
+  qemu_args 128 1 "$1" "$tmp/qs.sock" "$tmp/qs.serial"
+  $QEMU "${QA[@]}" 2> /dev/null &
   local spid=$!; pids+=("$spid")
   wait_file "$tmp/qs.serial" "^migtest:" 60 || { echo none; kill -9 $spid $dpid; return; }
   sleep 1
@@ -86,31 +89,35 @@ qemu_migrate() {
   rm -f "$tmp"/q?.serial
 }
 
-# kvmrun_migrate APPEND: one kvmrun migration; prints "total downtime bytes throttled"
+# kvmrun_migrate APPEND: one kvmrun migration; prints "total downtime bytes
+# downtime-until-the-last-byte throttled"
 kvmrun_migrate() {
   local p=$((port++))
   $KVMRUN -m 128 -incoming "tcp:127.0.0.1:$p" > /dev/null 2>&1 &
   local dpid=$!; pids+=("$dpid")
   $KVMRUN -m 128 -append "$1" -monitor "unix:$tmp/ks.sock" $K > "$tmp/ks.out" 2> "$tmp/ks.err" &
   local spid=$!; pids+=("$spid")
-  wait_file "$tmp/ks.out" "^migtest:" 10 || { echo none; return; }
+  wait_file "$tmp/ks.out" "^migtest:" 10 || { echo none; kill -9 $spid $dpid; return; }
   sleep 1
   mon "$tmp/ks.sock" "migrate tcp:127.0.0.1:$p" > /dev/null
   wait $spid
   local line
   line=$(grep "^migration:" "$tmp/ks.err")
   kill -9 $dpid 2> /dev/null; wait $dpid 2> /dev/null
-  echo "$line" | sed -n 's/^migration: completed in \([0-9]*\) ms, downtime \([0-9.]*\) ms, \([0-9]*\) bytes sent.*/\1 \2 \3/p' |
+  echo "$line" | sed -n 's/^migration: completed in \([0-9]*\) ms, downtime \([0-9.]*\) ms, \([0-9]*\) bytes sent (\([0-9.]*\) ms.*/\1 \2 \3 \4/p' |
     sed "s/\$/ $(echo "$line" | grep -q throttling && echo throttled || echo -)/"
   echo "$line" | grep -q completed || echo none
+  rm -f "$tmp/ks.out"
 }
 
-report() { # NAME FILE: medians of "total downtime bytes"
-  local name=$1 f=$2 n
+report() { # NAME FILE: medians of "total downtime bytes [downtime-to-last-byte]"
+  local name=$1 f=$2 n d4
   n=$(grep -vc none "$f")
   if [ "$n" -eq 0 ]; then printf "%-44s did not complete (%s runs)\n" "$name" "$(wc -l < "$f")"; return; fi
-  printf "%-44s total %6s ms  downtime %6s ms  sent %10s bytes  (median of %d%s)\n" "$name" \
+  d4=$(grep -v none "$f" | awk 'NF >= 4 { print $4 }' | median)
+  printf "%-44s total %6s ms  downtime %6s ms%s  sent %10s bytes  (median of %d%s)\n" "$name" \
     "$(grep -v none "$f" | cut -d' ' -f1 | median)" "$(grep -v none "$f" | cut -d' ' -f2 | median)" \
+    "$([ "$d4" != "-" ] && echo " ($d4 ms to the last byte)")" \
     "$(grep -v none "$f" | cut -d' ' -f3 | median)" "$n" "$(grep -q throttled "$f" && echo ', converged by throttling')"
 }
 
@@ -132,18 +139,16 @@ RA="cpus=2 kb=8192 passes=100000000"
 $KVMRUN -m 512 -smp 2 -t 3 -append "$RA" -snapshot-at 1.5 "$tmp/snap" $K > /dev/null 2>&1
 : > "$tmp/k.restore"
 for r in $(seq "$RUNS"); do
-  t0=$(now)
-  $KVMRUN -v -t 0.3 -restore "$tmp/snap" > /dev/null 2> "$tmp/kr.err"
+  stamped $KVMRUN -v -t 0.3 -restore "$tmp/snap" > /dev/null 2> "$tmp/kr.err"
+  t0=$(sed -n 's/^start \([0-9.]*\)/\1/p' "$tmp/kr.err")
   t1=$(sed -n 's/.*the guest starts at CLOCK_MONOTONIC \([0-9.]*\).*/\1/p' "$tmp/kr.err")
-  # `now` itself (a perl start) is measured and taken off
-  tp0=$(now); tp1=$(now)
-  [ -n "$t1" ] && perl -e "printf \"%.2f\n\", ($t1 - $t0 - ($tp1 - $tp0)) * 1000" >> "$tmp/k.restore"
+  [ -n "$t0" ] && [ -n "$t1" ] && perl -e "printf \"%.2f\n\", ($t1 - $t0) * 1000" >> "$tmp/k.restore"
 done
 printf "%-44s %s ms to the guest's first instruction (median of %d; %s)\n" "restore 2 vcpus, 512 MiB, kvmrun" \
   "$(median < "$tmp/k.restore")" "$(wc -l < "$tmp/k.restore")" "$(tr '\n' ' ' < "$tmp/k.restore")"
 # QEMU: migrate "exec:cat > FILE" of the same guest, then -incoming "exec:cat FILE"
-# shellcheck disable=SC2046
-$QEMU $(qemu_args 512 2 "$RA" "$tmp/qs.sock" "$tmp/qs.serial") 2> /dev/null &
+qemu_args 512 2 "$RA" "$tmp/qs.sock" "$tmp/qs.serial"
+$QEMU "${QA[@]}" 2> /dev/null &
 spid=$!; pids+=("$spid")
 if wait_file "$tmp/qs.serial" "^migtest:" 60; then
   sleep 1
@@ -153,8 +158,8 @@ if wait_file "$tmp/qs.serial" "^migtest:" 60; then
   : > "$tmp/q.restore"
   for r in $(seq "$RUNS"); do
     t0=$(now)
-    # shellcheck disable=SC2046
-    $QEMU $(qemu_args 512 2 "$RA" "$tmp/qr.sock" "$tmp/qr.serial") -incoming "exec:cat $tmp/qemu.img" 2> /dev/null &
+    qemu_args 512 2 "$RA" "$tmp/qr.sock" "$tmp/qr.serial"
+    $QEMU "${QA[@]}" -incoming "exec:cat $tmp/qemu.img" 2> /dev/null &
     qpid=$!; pids+=("$qpid")
     for i in $(seq 2000); do
       hmp "$tmp/qr.sock" "info status" 2> /dev/null | grep -q "VM status: running" && break

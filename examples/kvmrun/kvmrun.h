@@ -204,6 +204,8 @@ void throttle_point(void);
 /* Live-migrates the running machine to `uri` (blocking); 0 when the destination took
  * over (the caller ends the machine with status 0), -1 when it failed (the guest runs on). */
 int migrate_to(struct machine *m, const char *uri);
+/* When the machine ends: says so if a migration was still running. */
+void migrate_machine_ended(void);
 /* Formats `info migrate` into buf. */
 void migrate_info(char *buf, size_t len);
 /* -incoming: receives the machine; the exit status if it fails, or -1 to run. */

@@ -334,5 +334,7 @@ int main(int argc, char **argv)
 		st = snapshot_restore(&m);
 	if (st < 0 && monitor_start(&m) < 0)
 		vcpus_end(EXIT_HOST);
-	return vcpus_wait(&m);
+	st = vcpus_wait(&m);
+	migrate_machine_ended();
+	return st;
 }

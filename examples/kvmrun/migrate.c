@@ -23,6 +23,8 @@
 #define PAGE 4096u
 #define RUN_MAX_PAGES 256u /* 1 MiB of data per RAM section */
 #define MAX_ROUNDS_AT_FULL_THROTTLE 10
+#define SETTLE_PAGES 32
+#define SETTLE_MS 50.0
 
 static double now_ms(void)
 {
@@ -43,6 +45,12 @@ static struct {
 	int throttled;
 } info = { .status = "none" };
 static int migrating;
+
+void migrate_machine_ended(void)
+{
+	if (__atomic_load_n(&migrating, __ATOMIC_SEQ_CST))
+		fprintf(stderr, "migration: failed: the guest ended before the migration did\n");
+}
 
 void migrate_info(char *buf, size_t len)
 {
@@ -418,6 +426,7 @@ int migrate_to(struct machine *m, const char *uri)
 	update(&x, &s, rounds);
 	double bandwidth = 0; /* bytes per ms */
 	int hot_rounds = 0, full_throttle_rounds = 0;
+	double settle_from = 0;
 	unsigned throttle = 0;
 	while (r == 0) {
 		double t1 = now_ms();
@@ -436,13 +445,21 @@ int migrate_to(struct machine *m, const char *uri)
 		info.dirty_rate = (uint64_t)((double)dirty * 1000.0 / round_ms);
 		pthread_mutex_unlock(&info_lock);
 		double expect_ms = bandwidth > 0 ? (double)dirty_bytes / bandwidth : 0;
-		if (expect_ms <= (double)m->downtime_ms || full_throttle_rounds >= MAX_ROUNDS_AT_FULL_THROTTLE) {
-			/* Stop and copy: what is left is in d; the vcpus' last writes follow. */
+		if (full_throttle_rounds >= MAX_ROUNDS_AT_FULL_THROTTLE)
 			break;
+		if (expect_ms <= (double)m->downtime_ms) {
+			/* What is left fits the downtime. A guest that writes in bursts may be
+			 * between two: a few more rounds, for at most SETTLE_MS, while they find
+			 * more than SETTLE_PAGES pages, leave less for the stop-and-copy. */
+			if (settle_from == 0)
+				settle_from = t1;
+			if (dirty <= SETTLE_PAGES || t1 - settle_from >= SETTLE_MS)
+				break; /* stop and copy: what is left is in d; the vcpus' last writes follow */
 		}
 		/* Auto-converge, as QEMU: the guest dirtied more than half of what the round sent,
-		 * twice in a row: throttle 20%, then 10% more each time, up to 99%. */
-		if (dirty_bytes * 2 > sent && ++hot_rounds >= 2) {
+		 * twice in a row, while what is left does not fit the downtime: throttle 20%,
+		 * then 10% more each time, up to 99%. */
+		if (settle_from == 0 && dirty_bytes * 2 > sent && ++hot_rounds >= 2) {
 			hot_rounds = 0;
 			throttle = throttle ? throttle + 10 : 20;
 			if (throttle > 99)
@@ -480,7 +497,9 @@ int migrate_to(struct machine *m, const char *uri)
 		free(x.buf);
 		return failed(m, 1, fd, &d, "out of memory");
 	}
+	double tp = now_ms();
 	r = vcpus_save(blobs, lens, why, sizeof(why));
+	double ts = now_ms();
 	/* The pages dirtied since the last fetch, and those it found but did not send. */
 	if (r == 0) {
 		uint64_t *prev[2] = { d.maps[0], d.maps[1] };
@@ -499,8 +518,10 @@ int migrate_to(struct machine *m, const char *uri)
 		}
 		dirty_free(&last);
 	}
+	double tm = now_ms();
 	if (r == 0)
 		r = save_machine_state(m, &s, blobs, lens, why, sizeof(why));
+	double tst = now_ms();
 	free_blobs(blobs, lens, m->ncpus);
 	update(&x, &s, rounds);
 	free(x.buf);
@@ -515,6 +536,11 @@ int migrate_to(struct machine *m, const char *uri)
 		return failed(m, 1, fd, &d, why);
 
 	double end = now_ms();
+	if (getenv("KVMRUN_TIMES")) /* kvmrun(1): where the downtime went */
+		fprintf(stderr, "migration: downtime: pause %.2f ms, vcpu state %.2f ms, last pages %.2f ms, "
+			"devices, VM and vcpus %.2f ms, the destination's answer %.2f ms\n",
+			tp - stop_at, ts - tp, tm - ts, tst - tm, end - tst);
+	__atomic_store_n(&migrating, 0, __ATOMIC_SEQ_CST);
 	if (!to_file)
 		close(fd);
 	dirty_free(&d);
@@ -524,9 +550,10 @@ int migrate_to(struct machine *m, const char *uri)
 	info.total_ms = end - info.start;
 	double total = info.total_ms, down = info.downtime_ms;
 	pthread_mutex_unlock(&info_lock);
-	fprintf(stderr, "migration: completed in %.0f ms, downtime %.1f ms, %llu bytes sent (%llu pages, %llu rounds%s)\n",
-		total, down, (unsigned long long)s.bytes, (unsigned long long)x.pages, (unsigned long long)rounds,
-		info.throttled ? ", converged by throttling" : "");
+	fprintf(stderr, "migration: completed in %.0f ms, downtime %.1f ms, %llu bytes sent (%.1f ms of the downtime "
+		"until the last byte was sent, %llu pages, %llu rounds%s)\n",
+		total, down, (unsigned long long)s.bytes, tst - stop_at, (unsigned long long)x.pages,
+		(unsigned long long)rounds, info.throttled ? ", converged by throttling" : "");
 	return 0;
 }
 
