@@ -3,7 +3,7 @@
 # machine, with the same multiboot kernel (c-tests/kernels/migrate.c) and memory size.
 # Medians of 3 (BENCH_RUNS). Not part of make check. See BENCHMARKS.md.
 #   memory-heavy guest, 128 MiB: 1 MiB rewritten per 10 ms PIT tick (passes paced)
-#   hot guest, 128 MiB: 64 MiB rewritten at native speed in ring 3 (nowait)
+#   hot guest, 128 MiB: 100 MiB rewritten at native speed in ring 3 (nowait)
 #   restore, 2 vcpus, 512 MiB: from the start of kvmrun -restore (fork + exec) to the
 #     guest's first instruction (kvmrun -v prints when it lets the vcpus run); QEMU:
 #     from the start of qemu -incoming "exec:cat FILE" to `info status` running
@@ -27,7 +27,7 @@ cleanup() { for p in "${pids[@]}"; do kill -9 "$p" 2> /dev/null; done; wait 2> /
 trap cleanup EXIT
 port=$((30000 + $$ % 20000))
 HEAVY="kb=1024 passes=100000000"
-HOT="kb=65536 passes=100000000 nowait"
+HOT="kb=102400 passes=100000000 nowait"
 
 now() { perl -MTime::HiRes=clock_gettime,CLOCK_MONOTONIC -e 'printf "%.6f\n", clock_gettime(CLOCK_MONOTONIC)'; }
 # stamped COMMAND...: runs COMMAND, printing "start T" (CLOCK_MONOTONIC) on stderr just before its exec
@@ -130,7 +130,7 @@ done
 report "memory-heavy guest, 128 MiB, kvmrun" "$tmp/k.heavy"
 report "memory-heavy guest, 128 MiB, QEMU 7.2" "$tmp/q.heavy"
 for r in $(seq "$RUNS"); do kvmrun_migrate "$HOT" >> "$tmp/k.hot"; done
-report "hot guest (64 MiB at native speed), kvmrun" "$tmp/k.hot"
+report "hot guest (100 MiB at native speed), kvmrun" "$tmp/k.hot"
 for r in $(seq "${BENCH_QEMU_HOT_RUNS:-1}"); do qemu_migrate "$HOT" 30 >> "$tmp/q.hot"; done
 report "hot guest, QEMU 7.2 defaults, 30 s limit" "$tmp/q.hot"
 

@@ -235,11 +235,12 @@ expect() {
   else bad "$name: status $st, want $want and '$pat'"; fi
 }
 flip() { perl -e 'open F, "+<", $ARGV[0] or die; seek F, $ARGV[1], 0; read F, $b, 1; seek F, $ARGV[1], 0; print F chr(ord($b) ^ 1)' "$@"; }
-# rewrite_header FILE OFFSET VALUE: a 32-bit header field, with the header checksum redone
+# rewrite_header FILE OFFSET VALUE: a 32-bit header field, with the header checksum
+# (CRC-32C) redone
 rewrite_header() {
   perl -e '
     sub crc { my $c = 0xffffffff; for my $b (unpack "C*", shift) { $c ^= $b;
-      for (1 .. 8) { $c = ($c & 1) ? (0xedb88320 ^ ($c >> 1)) : ($c >> 1) } } $c ^ 0xffffffff }
+      for (1 .. 8) { $c = ($c & 1) ? (0x82f63b78 ^ ($c >> 1)) : ($c >> 1) } } $c ^ 0xffffffff }
     open F, "+<", $ARGV[0] or die; read F, $h, 32; substr($h, $ARGV[1], 4) = pack("V", $ARGV[2]);
     substr($h, 28, 4) = pack("V", crc(substr($h, 0, 28))); seek F, 0, 0; print F $h' "$@"
 }
