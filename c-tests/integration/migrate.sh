@@ -176,9 +176,11 @@ $TO $KVMRUN "${args1[@]}" -monitor "unix:$tmp/mon2.sock" $KERNEL > "$tmp/src.out
 spid=$!; pids+=("$spid")
 wait_listen "unix:$tmp/mon2.sock"
 sleep 0.2
-mon "$tmp/mon2.sock" "stop" "snapshot $tmp/snapm" "cont" > "$tmp/mon.out" 2>&1
+mon "$tmp/mon2.sock" "snapshot /proc/none/snap" "stop" "snapshot $tmp/snapm" "cont" > "$tmp/mon.out" 2>&1
 wait "$spid"; st=$?
-if [ $st -eq 1 ] && grep -q "snapshot: saved" "$tmp/mon.out" && [ "$(result "$tmp/src.out")" = "$ref1" ]; then ok "monitor: stop, snapshot DIR, cont"
+if [ $st -eq 1 ] && grep -q "snapshot: saved" "$tmp/mon.out" && [ "$(result "$tmp/src.out")" = "$ref1" ] &&
+   grep -q "^snapshot: failed: cannot create /proc/none/snap" "$tmp/mon.out" && grep -q "^ERR the snapshot failed" "$tmp/mon.out"; then
+  ok "monitor: a snapshot that fails (ERR), stop, snapshot DIR, cont"
 else bad "monitor snapshot: status $st"; sed 's/^/  monitor: /' "$tmp/mon.out"; fi
 restore "-restore of the monitor's snapshot" "$ref1" "$tmp/snapm"
 

@@ -611,7 +611,6 @@ int load_section(struct machine *m, uint32_t tag, const uint8_t *p, size_t n, ui
 	size_t *dlen;
 	if (tag == TAG_VM) {
 		dst = vm_blob, dlen = vm_len;
-		p += 0;
 	} else if (tag == TAG_CPU && n >= 4 && get32(p) < m->ncpus) {
 		dst = &blobs[get32(p)], dlen = &lens[get32(p)];
 		p += 4, n -= 4;
@@ -752,8 +751,12 @@ int migrate_incoming(struct machine *m)
 	struct stream s;
 	stream_init(&s, fd, !from_file);
 	int status = load_stream(m, &s, why, sizeof(why));
+	if (status && from_file) {
+		close(s.fd); /* nobody to answer */
+		s.fd = -1;
+	}
 	if (status)
-		return refuse(from_file && s.fd >= 0 ? (close(s.fd), -1) : s.fd, status, why);
+		return refuse(s.fd, status, why);
 	if (from_file) {
 		close(s.fd);
 	} else if (write(s.fd, "OK\n", 3) != 3) {

@@ -52,14 +52,16 @@ static double now_ms(void)
 	return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
 }
 
-static void take_snapshot(const char *dir, FILE *out)
+static int take_snapshot(const char *dir, FILE *out)
 {
 	char why[300];
 	double t = now_ms();
-	if (snapshot_save(mach, dir, why, sizeof(why)) == 0)
+	if (snapshot_save(mach, dir, why, sizeof(why)) == 0) {
 		fprintf(out, "snapshot: saved %s in %.1f ms\n", dir, now_ms() - t);
-	else
-		fprintf(out, "snapshot: failed: %s\n", why);
+		return 0;
+	}
+	fprintf(out, "snapshot: failed: %s\n", why);
+	return -1;
 }
 
 /* One command; the answer into `out`. Returns 1 for quit. */
@@ -75,8 +77,7 @@ static int command(char *line, FILE *out)
 		else
 			fprintf(out, "OK\n");
 	} else if (strncmp(line, "snapshot ", 9) == 0) {
-		take_snapshot(line + 9, out);
-		fprintf(out, "OK\n");
+		fprintf(out, take_snapshot(line + 9, out) == 0 ? "OK\n" : "ERR the snapshot failed\n");
 	} else if (strcmp(line, "stop") == 0) {
 		if (!stopped_by_monitor && vcpus_pause() == 0)
 			stopped_by_monitor = 1;
