@@ -69,7 +69,9 @@ migrate() {
   while [ "$1" != "--" ]; do src+=("$1"); shift; done
   shift; dst=("$@")
   start_dest "$uri" "${dst[@]}"
-  $TO $KVMRUN "${src[@]}" -migrate-at "$at" "$uri" $KERNEL > "$tmp/src.out" 2> "$tmp/src.err"
+  local kernel=$KERNEL
+  [[ " ${src[*]} " == *" -restore "* ]] && kernel=
+  $TO $KVMRUN "${src[@]}" -migrate-at "$at" "$uri" $kernel > "$tmp/src.out" 2> "$tmp/src.err"
   local sst=$?
   wait "$dpid"; local dst_st=$?
   if [ $sst -eq 0 ] && [ $dst_st -eq 1 ] && [ "$(result "$tmp/dst.out")" = "$ref" ] &&
@@ -171,6 +173,10 @@ restore "-restore with -m and -smp that agree" "$ref1" "$tmp/snap1" -m 128 -smp 
 $TO $KVMRUN "${args4[@]}" -snapshot-at 0.25 "$tmp/snap4" $KERNEL > "$tmp/src.out" 2> "$tmp/src.err"
 restore "-restore, 4 vcpus" "$ref4" "$tmp/snap4"
 restore "-restore, 4 vcpus, again" "$ref4" "$tmp/snap4"
+# a restored guest (its RAM the snapshot's file, MAP_PRIVATE) moves on, and snapshots again
+migrate "a restored guest, live-migrated" "$ref4" "unix:$tmp/m.sock" 0.05 -t 20 -restore "$tmp/snap4" -- -t 20 -smp 4
+$TO $KVMRUN -t 20 -restore "$tmp/snap1" -snapshot-at 0.05 "$tmp/snap1b" > "$tmp/src.out" 2> "$tmp/src.err"
+restore "a snapshot of a restored guest, restored" "$ref1" "$tmp/snap1b"
 # a snapshot through the monitor, of a stopped guest
 $TO $KVMRUN "${args1[@]}" -monitor "unix:$tmp/mon2.sock" $KERNEL > "$tmp/src.out" 2> "$tmp/src.err" &
 spid=$!; pids+=("$spid")

@@ -162,6 +162,34 @@ static int no_swap(void)
 	return lines == 1;
 }
 
+/* For RAM mapped from a snapshot's memory file (-restore): which pages of the file hold
+ * data (the others are holes, zero). NULL if the file system cannot tell: all may. */
+static unsigned char *file_data(const struct machine *m, uint64_t file_off, uint64_t pages)
+{
+	unsigned char *map = calloc(pages ? pages : 1, 1);
+	if (!map)
+		return NULL;
+	off_t off = (off_t)file_off, end = (off_t)(file_off + pages * PAGE);
+	while (off < end) {
+		off_t d = lseek(m->snapshot_fd, off, SEEK_DATA);
+		if (d < 0 && errno == ENXIO)
+			break; /* no data after off */
+		if (d < 0) {
+			free(map);
+			return NULL;
+		}
+		if (d >= end)
+			break;
+		off_t h = lseek(m->snapshot_fd, d, SEEK_HOLE);
+		if (h < 0 || h > end)
+			h = end;
+		for (off_t p = (d - (off_t)file_off) / PAGE; p < (h - (off_t)file_off + PAGE - 1) / PAGE; p++)
+			map[p] = 1;
+		off = h;
+	}
+	return map;
+}
+
 /* Sends the pages of every RAM slot whose bit is set in bitmaps[i] (first round: NULL,
  * every non-zero page). */
 static int send_pages(struct machine *m, struct sender *x, uint64_t *const *bitmaps)
@@ -169,17 +197,25 @@ static int send_pages(struct machine *m, struct sender *x, uint64_t *const *bitm
 	unsigned slot[2];
 	uint64_t gpa[2], size[2];
 	unsigned n = machine_ram_slots(m, slot, gpa, size);
-	int use_mincore = !bitmaps && m->snapshot_fd < 0 && no_swap();
+	/* A page that is not resident was never written by the guest (no swap): zero, unless
+	 * it comes from a snapshot's memory file where the file holds data. */
+	int use_mincore = !bitmaps && no_swap();
+	uint64_t file_off = 0;
 	for (unsigned i = 0; i < n; i++) {
 		uint64_t pages = size[i] / PAGE;
-		unsigned char *resident = NULL;
+		unsigned char *resident = NULL, *data = NULL;
 		if (use_mincore) {
 			resident = malloc(pages);
 			if (resident && mincore(m->ram[i], size[i], resident) < 0) {
 				free(resident);
 				resident = NULL;
 			}
+			if (resident && m->snapshot_fd >= 0 && !(data = file_data(m, file_off, pages))) {
+				free(resident);
+				resident = NULL;
+			}
 		}
+		file_off += size[i];
 		for (uint64_t pg = 0; pg < pages; pg++) {
 			if (bitmaps) {
 				uint64_t w = bitmaps[i][pg / 64];
@@ -189,7 +225,7 @@ static int send_pages(struct machine *m, struct sender *x, uint64_t *const *bitm
 				}
 				if (!(w >> (pg % 64) & 1))
 					continue;
-			} else if (resident && !(resident[pg] & 1)) {
+			} else if (resident && !(resident[pg] & 1) && !(data && data[pg])) {
 				continue;
 			}
 			const uint8_t *p = m->ram[i] + pg * PAGE;
@@ -200,10 +236,12 @@ static int send_pages(struct machine *m, struct sender *x, uint64_t *const *bitm
 			}
 			if (sender_page(x, gpa[i] + pg * PAGE, p, zero) < 0) {
 				free(resident);
+				free(data);
 				return -1;
 			}
 		}
 		free(resident);
+		free(data);
 	}
 	return sender_flush(x);
 }
