@@ -8,7 +8,8 @@
  *   vcpu.c      one thread per vcpu, exit handling, stopping, pausing, the timeout
  *   stream.c    the migration stream format (also a snapshot's state file)
  *   channel.c   tcp: and unix: URIs
- *   migrate.c   live migration: the source's pre-copy, the destination (-incoming)
+ *   migrate.c   live migration: the source's pre-copy and stop-and-copy
+ *   incoming.c  the destination (-incoming), and loading a stream's state (-restore too)
  *   throttle.c  auto-converge: vcpus made to sleep a share of each period
  *   snapshot.c  snapshot DIR and -restore DIR
  *   monitor.c   the control socket (-monitor) and -migrate-at / -snapshot-at
@@ -208,17 +209,17 @@ int migrate_to(struct machine *m, const char *uri);
 void migrate_machine_ended(void);
 /* Formats `info migrate` into buf. */
 void migrate_info(char *buf, size_t len);
-/* -incoming: receives the machine; the exit status if it fails, or -1 to run. */
-int migrate_incoming(struct machine *m);
-/* The RAM, device, VM and vcpu sections (shared by migration and snapshots). */
+/* The device, VM and vcpu sections and END (shared by migration and snapshots). */
 int save_machine_state(struct machine *m, struct stream *s, uint8_t **blobs, size_t *lens, char *why, size_t whylen);
-int load_section(struct machine *m, uint32_t tag, const uint8_t *p, size_t n, uint8_t **blobs,
-		 size_t *lens, uint8_t **vm_blob, size_t *vm_len, char *why, size_t whylen);
 /* Frees n vcpu blobs and the two arrays. */
 void free_blobs(uint8_t **blobs, size_t *lens, unsigned n);
+
+/* incoming.c */
+/* -incoming: receives the machine; the exit status if it fails, or -1 to run. */
+int migrate_incoming(struct machine *m);
+/* Reads a stream (header, sections, END) into the machine, then loads the VM and the
+ * vcpus; 0, or the exit status with the reason in `why`. */
 int load_stream(struct machine *m, struct stream *s, char *why, size_t whylen);
-int load_finish(struct machine *m, uint8_t **blobs, size_t *lens, uint8_t *vm_blob, size_t vm_len,
-		char *why, size_t whylen);
 
 /* snapshot.c */
 int snapshot_save(struct machine *m, const char *dir, char *why, size_t whylen);
