@@ -319,6 +319,17 @@ void run_expect(int reason)
 	}
 }
 
+void check_mmio(uint64_t gpa, uint32_t len, int is_write)
+{
+	struct kvm_run *run = kvm_run_area();
+	if (run->exit_reason != KVM_EXIT_MMIO || run->mmio.phys_addr != gpa ||
+	    run->mmio.len != len || run->mmio.is_write != is_write) {
+		describe_exit((int)run->exit_reason);
+		FAIL("expected an MMIO %s of %u bytes at 0x%llx, got %u bytes, %s", is_write ? "write" : "read",
+		     len, (unsigned long long)gpa, run->mmio.len, run->mmio.is_write ? "write" : "read");
+	}
+}
+
 uint32_t run_until_out(uint16_t port)
 {
 	run_expect(KVM_EXIT_IO);
@@ -642,19 +653,18 @@ uint8_t *save_vm_blob(int vm, size_t *len)
 	return b;
 }
 
-void put_record(FILE *f, const void *p, uint64_t n)
-{
-	CHECK(fwrite(&n, 8, 1, f) == 1);
-	CHECK(fwrite(p, 1, n, f) == n);
-}
-
-FILE *record_file(char *path)
+void write_records(char *path, const struct record *r, size_t count)
 {
 	int fd = mkstemp(path);
 	CHECK(fd >= 0);
 	FILE *f = fdopen(fd, "wb");
 	CHECK(f != NULL);
-	return f;
+	for (size_t i = 0; i < count; i++) {
+		uint64_t n = r[i].n;
+		CHECK(fwrite(&n, 8, 1, f) == 1);
+		CHECK(fwrite(r[i].p, 1, r[i].n, f) == r[i].n);
+	}
+	CHECK(fclose(f) == 0);
 }
 
 void *get_record(FILE *f, size_t *n)

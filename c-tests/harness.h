@@ -94,6 +94,8 @@ void skip_test(const char *why) __attribute__((noreturn));
 
 /* Runs until an exit other than KVM_EXIT_INTR; fails the test if it is not `reason`. */
 void run_expect(int reason);
+/* The last exit was KVM_EXIT_MMIO at `gpa`, of `len` bytes, a write if `is_write`. */
+void check_mmio(uint64_t gpa, uint32_t len, int is_write);
 /* Runs until the guest does an `out` to `port`; returns the value (size 1, 2 or 4). */
 uint32_t run_until_out(uint16_t port);
 
@@ -186,11 +188,15 @@ uint16_t *real_mode_ivt(int vm);
  * probe reports; its length in *len. */
 uint8_t *save_vcpu_blob(size_t *len);
 uint8_t *save_vm_blob(int vm, size_t *len);
-/* A length-prefixed record written to / read back from `f` (get_record mallocs it; its
- * length in *n unless n is NULL). */
-void put_record(FILE *f, const void *p, uint64_t n);
-/* A new file for records, at the mkstemp(3) template `path` (which it completes). */
-FILE *record_file(char *path);
+/* Records handed from a test to its re-executed self: WRITE_RECORDS(path, {p, n}, ...)
+ * writes each {pointer, length} as a length-prefixed record to a new file at the
+ * mkstemp(3) template `path` (which it completes); get_record reads the next one back
+ * (it mallocs it; its length in *n unless n is NULL). */
+struct record { const void *p; size_t n; };
+void write_records(char *path, const struct record *r, size_t count);
+#define WRITE_RECORDS(path, ...) \
+	write_records(path, (const struct record[]){ __VA_ARGS__ }, \
+		      sizeof((const struct record[]){ __VA_ARGS__ }) / sizeof(struct record))
 void *get_record(FILE *f, size_t *n);
 /* The CRC-32 (IEEE, reflected) of n bytes continuing from c: the blob format's. */
 uint32_t blob_crc32(const uint8_t *p, size_t n, uint32_t c);
