@@ -653,6 +653,23 @@ uint8_t *save_vm_blob(int vm, size_t *len)
 	return b;
 }
 
+struct kvm_msr_list *msr_list(int (*get)(struct kvm_msr_list *))
+{
+	struct kvm_msr_list probe = { .nmsrs = 0 };
+	CHECK_ERR(get(&probe), E2BIG);
+	uint32_t n = probe.nmsrs;
+	CHECK(n > 0);
+	struct kvm_msr_list *list = calloc(1, sizeof(*list) + (n + 8) * sizeof(uint32_t));
+	CHECK(list != NULL);
+	list->nmsrs = n - 1;
+	CHECK_ERR(get(list), E2BIG);
+	CHECK_EQ(list->nmsrs, n);
+	list->nmsrs = n + 8;
+	OK(get(list));
+	CHECK_EQ(list->nmsrs, n);
+	return list;
+}
+
 void write_records(char *path, const struct record *r, size_t count)
 {
 	int fd = mkstemp(path);

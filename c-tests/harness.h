@@ -188,6 +188,12 @@ uint16_t *real_mode_ivt(int vm);
  * probe reports; its length in *len. */
 uint8_t *save_vcpu_blob(size_t *len);
 uint8_t *save_vm_blob(int vm, size_t *len);
+/* An MSR index list read with its E2BIG protocol, which this checks: a list too short
+ * by one is E2BIG with the count needed in nmsrs, one with room to spare is filled and
+ * nmsrs set to the count. `get` is kvm_get_msr_index_list or
+ * kvm_get_msr_feature_index_list; the list is malloc'd, its count in nmsrs. */
+struct kvm_msr_list *msr_list(int (*get)(struct kvm_msr_list *));
+
 /* Records handed from a test to its re-executed self: WRITE_RECORDS(path, {p, n}, ...)
  * writes each {pointer, length} as a length-prefixed record to a new file at the
  * mkstemp(3) template `path` (which it completes); get_record reads the next one back
