@@ -50,11 +50,6 @@
  */
 #define LIBKVM_VERSION (((LIBKVM_VERSION_MAJOR * 10000) + (LIBKVM_VERSION_MINOR * 100)) + LIBKVM_VERSION_PATCH)
 
-/*
- Bytes of `struct kvm_stats_header`.
- */
-#define HEADER_SIZE 24
-
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus

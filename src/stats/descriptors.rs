@@ -11,7 +11,7 @@
 use crate::error::{Errno, Result};
 
 /// Bytes of `struct kvm_stats_header`.
-pub const HEADER_SIZE: usize = 24;
+pub(crate) const HEADER_SIZE: usize = 24;
 /// Bytes of `struct kvm_stats_desc` before the name.
 const DESC_SIZE: usize = 16;
 /// More statistics than any kernel has (x86 vcpus have about 50): a header claiming more
