@@ -178,6 +178,20 @@ static int kernel_counts_io_exits(void)
 	return access("/sys/module/kvm_intel", F_OK) == 0 || access("/sys/module/kvm_amd", F_OK) == 0;
 }
 
+/* The first call on a vcpu opens its statistics fd: without a free fd it fails with
+ * EMFILE, and a later call, with one, opens it. */
+static void emfile_on_first_use(int other)
+{
+	CHECK_EQ(stats_fds("kvm-vcpu-stats", NULL), 1); /* vcpu 0's only */
+	if (!nofile_enforced()) {
+		skip_section("EMFILE", "RLIMIT_NOFILE does not reach the kernel here (valgrind keeps it)");
+		return;
+	}
+	CHECK_ERR_NOFILE(kvm_stats_lookup(other, "exits"), EMFILE);
+	CHECK_ERR_NOFILE(kvm_stats_read(other, -1, NULL, 0), EMFILE);
+	CHECK_EQ(stats_fds("kvm-vcpu-stats", NULL), 1); /* nothing was left half open */
+}
+
 static void outs_and_hlts(void)
 {
 	int vm = vm_with_memory(0x10000);
@@ -236,10 +250,15 @@ static void outs_and_hlts(void)
 	CHECK_ERR(kvm_stats_lookup(vcpu_fd, "remote_tlb_flush"), ENOENT);
 	int sfd;
 	CHECK_EQ(stats_fds("kvm-vm-stats", &sfd), 1);
+	OK(kvm_detach_vcpu());
+	int other = OK(kvm_create_vcpu(vm, 1));
+	emfile_on_first_use(other);
+	CHECK(kvm_stats_lookup(other, "exits") >= 0); /* with a free fd it opens */
+	CHECK_EQ(stats_fds("kvm-vcpu-stats", NULL), 2);
 	CHECK(fd_flags(sfd) & O_CLOEXEC);
-	CHECK_EQ(stats_fds("kvm-vcpu-stats", &sfd), 1);
+	CHECK_EQ(stats_fds("kvm-vcpu-stats", &sfd), 2);
 	CHECK(fd_flags(sfd) & O_CLOEXEC);
-	CHECK_EQ(count_kvm_fds(), 4); /* VM, vcpu and their statistics: opened once */
+	CHECK_EQ(count_kvm_fds(), 6); /* the VM, two vcpus and their statistics: each once */
 
 	OK(kvm_detach_vcpu());
 	OK(kvm_destroy_vm(vm));
