@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define N_OUTS 37
@@ -225,6 +226,7 @@ static void outs_and_hlts(void)
 	CHECK_EQ(hlts, M_HLTS);
 	run_expect(KVM_EXIT_HLT); /* the last hlt: the vcpu is halted now */
 	on_thread(read_halted, NULL);
+	check_table(vcpu_fd); /* again, with counters that are not 0 */
 	printf("%d outs, %d hlts: exits +%llu, io_exits +%llu, halt_exits +%llu\n", outs, hlts + 1,
 	       (unsigned long long)(seen_exits - exits0), (unsigned long long)(seen_io - io0),
 	       (unsigned long long)(seen_halt - halt0));
@@ -259,6 +261,19 @@ static void outs_and_hlts(void)
 	CHECK_EQ(stats_fds("kvm-vcpu-stats", &sfd), 2);
 	CHECK(fd_flags(sfd) & O_CLOEXEC);
 	CHECK_EQ(count_kvm_fds(), 6); /* the VM, two vcpus and their statistics: each once */
+	/* A fork child gets none of them (libkvm closes its copies), and the names are no
+	 * VM or vcpu of its. */
+	pid_t pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		if (stats_fds("kvm-", NULL) != 0 || kvm_stats_read(vm, -1, NULL, 0) != -1 ||
+		    errno != EBADF)
+			_exit(1);
+		_exit(0);
+	}
+	int st;
+	CHECK(waitpid(pid, &st, 0) == pid);
+	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 
 	OK(kvm_detach_vcpu());
 	OK(kvm_destroy_vm(vm));
