@@ -1,6 +1,7 @@
 /* Shared helpers of the benchmarks (see bench.h). */
 #define _GNU_SOURCE
 #include "bench.h"
+#include "long_mode.h"
 #include <fcntl.h>
 #include <stdarg.h>
 #include <sys/ioctl.h>
@@ -285,10 +286,7 @@ void lib_setup_user_long_mode(int vm, uint64_t pt_base, uint64_t rip)
 	flat_segment(&s.ds, 0x23, 3, 1);
 	s.cs.dpl = s.ds.dpl = 3;
 	s.es = s.fs = s.gs = s.ss = s.ds;
-	s.cr3 = pt_base;
-	s.cr4 = 0x20;         /* PAE */
-	s.cr0 = 0x80000011;   /* PG | ET | PE */
-	s.efer = 0x500;       /* LME | LMA */
+	long_mode_control(&s, pt_base);
 	TRY(kvm_set_sregs(&s));
 	start_regs(&g, rip);
 	TRY(kvm_set_regs(&g));

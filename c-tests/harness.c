@@ -1,6 +1,7 @@
 /* Shared helpers of the C tests (see harness.h). */
 #define _GNU_SOURCE
 #include "harness.h"
+#include "long_mode.h"
 #include <dirent.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -224,10 +225,7 @@ void setup_long_mode(int vm, uint64_t pt_base, uint64_t rip)
 	flat_segment(&s.cs, 0x08, 11, 0, 1, 1);
 	flat_segment(&s.ds, 0x10, 3, 1, 0, 1);
 	s.es = s.fs = s.gs = s.ss = s.ds;
-	s.cr3 = pt_base;
-	s.cr4 = 0x20;                              /* PAE */
-	s.cr0 = 0x80000011;                        /* PG | ET | PE */
-	s.efer = 0x500;                            /* LME | LMA */
+	long_mode_control(&s, pt_base);
 	OK(kvm_set_sregs(&s));
 	set_ip(rip);
 }

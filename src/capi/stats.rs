@@ -12,7 +12,9 @@ use std::ffi::CStr;
 fn one_or_all(index: c_int) -> Result<Option<usize>> {
     match index {
         -1 => Ok(None),
-        i => usize::try_from(i).map(Some).map_err(|_| Errno(libc::ERANGE)),
+        i => usize::try_from(i)
+            .map(Some)
+            .map_err(|_| Errno(libc::ERANGE)),
     }
 }
 

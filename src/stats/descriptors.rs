@@ -242,7 +242,10 @@ mod tests {
         assert_eq!(t.lookup(b"halt"), Err(Errno(libc::ENOENT)));
         assert_eq!(t.lookup(b"exits\0"), Err(Errno(libc::ENOENT)));
         let d = t.desc(1).unwrap();
-        assert_eq!((d.flags, d.exponent, d.size, d.offset, d.first), (0x104, -9, 4, 8, 1));
+        assert_eq!(
+            (d.flags, d.exponent, d.size, d.offset, d.first),
+            (0x104, -9, 4, 8, 1)
+        );
         assert_eq!(t.desc(2).unwrap().first, 5);
         assert_eq!((t.total, t.span, t.in_order), (6, 48, true));
     }
