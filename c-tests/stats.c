@@ -1,4 +1,4 @@
-/* kvm_stats_lookup/name/read/info and kvm_exit_reason_name: a real-mode guest does N port writes and M hlts; another thread reads the vcpu's statistics while it is halted (stopped after an HLT exit, and blocked inside KVM_RUN on the in-kernel irqchip) and finds exactly M more halt_exits, at least N + M + 1 more exits, and no exit caused by its reads; names, lookups, sizes and every errno; the statistics fds open on first use, O_CLOEXEC, and are gone with the VM. */
+/* kvm_stats_lookup/name/read/info and kvm_exit_reason_name: a real-mode guest does N port writes and M hlts; another thread reads the vcpu's statistics while it is halted (stopped after an HLT exit, and blocked inside KVM_RUN on the in-kernel irqchip) and finds exactly M more halt_exits, at least N + M + 1 more exits, and no exit caused by its reads, nor a return from kvm_run of a vcpu spinning at ring 3; names, lookups, sizes and every errno; the statistics fds open on first use, O_CLOEXEC, and are gone with the VM. */
 #define _GNU_SOURCE
 #include "harness.h"
 #include <fcntl.h>
@@ -353,6 +353,40 @@ static void blocked_in_kvm_run(void)
 	watchdog_phase("done", 30);
 }
 
+/* ---- running in the guest: reads from another thread do not stop it ---------------- */
+
+static void spinning_in_kvm_run(void)
+{
+	int vm = vm_with_memory(0x400000);
+	/* mb_loop is "jmp ." (EB FE), the same two bytes in 64-bit mode: at ring 3 it runs
+	 * natively, inside KVM_RUN, without an exit of its own. */
+	load_blob(vm, 0x4000, BLOB(mb_loop));
+	int cpu = OK(kvm_create_vcpu(vm, 0));
+	setup_user_long_mode(vm, 0x10000, 0x4000);
+	int signals = OK(kvm_stats_lookup(cpu, "signal_exits")); /* opens, before it runs */
+	uint64_t s0;
+	OK(kvm_stats_read(cpu, signals, &s0, 1));
+	OK(kvm_detach_vcpu());
+	__atomic_store_n(&returned, 0, __ATOMIC_SEQ_CST);
+	pthread_t t;
+	CHECK(pthread_create(&t, NULL, owner, &cpu) == 0);
+	watchdog_phase("reads of a running vcpu", 60);
+	usleep(20000); /* most likely in the guest by now; the checks hold either way */
+	uint64_t all[4096], s1;
+	for (int k = 0; k < 10000; k++)
+		OK(kvm_stats_read(cpu, -1, all, 4096));
+	CHECK(!__atomic_load_n(&returned, __ATOMIC_SEQ_CST)); /* no read stopped it */
+	OK(kvm_stats_read(cpu, signals, &s1, 1));
+	CHECK_EQ(s1, s0);
+	watchdog_phase("kick", 30);
+	OK(kvm_kick_vcpu(cpu));
+	CHECK(pthread_join(t, NULL) == 0);
+	CHECK_EQ(run_result, -1);
+	CHECK_EQ(run_errno, EINTR);
+	OK(kvm_destroy_vm(vm));
+	watchdog_phase("done", 30);
+}
+
 /* ---- exit reason names -------------------------------------------------------------- */
 
 static void exit_names(void)
@@ -395,5 +429,6 @@ int main(void)
 	CHECK_ERR(kvm_stats_read(-1, -1, NULL, 0), EBADF);
 	outs_and_hlts();
 	blocked_in_kvm_run();
+	spinning_in_kvm_run();
 	return 0;
 }
