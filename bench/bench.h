@@ -80,5 +80,8 @@ int lib_vm_create(size_t size, uint32_t flags, uint64_t gpa, struct blob b);
 void lib_setup_real_mode(uint16_t ip);
 void lib_setup_protected_mode(uint32_t eip);
 void lib_run_expect(int reason);
+/* 64-bit ring 3 at rip (page tables at pt_base, identity-mapping the first 2 MiB):
+ * guest code that kvm_pvm runs natively, not through its instruction emulator. */
+void lib_setup_user_long_mode(int vm, uint64_t pt_base, uint64_t rip);
 
 #endif

@@ -1,6 +1,7 @@
 /* Shared helpers of the benchmarks (see bench.h). */
 #define _GNU_SOURCE
 #include "bench.h"
+#include "long_mode.h"
 #include <fcntl.h>
 #include <stdarg.h>
 #include <sys/ioctl.h>
@@ -264,6 +265,30 @@ void lib_setup_protected_mode(uint32_t eip)
 	protected_mode_sregs(&s);
 	TRY(kvm_set_sregs(&s));
 	start_regs(&g, eip);
+	TRY(kvm_set_regs(&g));
+}
+
+void lib_setup_user_long_mode(int vm, uint64_t pt_base, uint64_t rip)
+{
+	/* One user-accessible 2 MiB page at 0: PML4, PDPT and PD at pt_base. */
+	uint64_t *pt = kvm_guest_memory(vm, pt_base, 0x3000);
+	if (!pt)
+		DIE("kvm_guest_memory: %s", strerror(errno));
+	memset(pt, 0, 0x3000);
+	pt[0] = (pt_base + 0x1000) | 7;   /* present, writable, user */
+	pt[512] = (pt_base + 0x2000) | 7;
+	pt[1024] = 0x87;                  /* the 2 MiB page at 0 */
+	struct kvm_sregs s;
+	struct kvm_regs g;
+	TRY(kvm_get_sregs(&s));
+	flat_segment(&s.cs, 0x1b, 11, 0);
+	s.cs.l = 1;
+	flat_segment(&s.ds, 0x23, 3, 1);
+	s.cs.dpl = s.ds.dpl = 3;
+	s.es = s.fs = s.gs = s.ss = s.ds;
+	long_mode_control(&s, pt_base);
+	TRY(kvm_set_sregs(&s));
+	start_regs(&g, rip);
 	TRY(kvm_set_regs(&g));
 }
 

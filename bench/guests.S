@@ -36,3 +36,19 @@ GUEST_BEGIN(bench_dirty)
 	out	%al, $0x10
 	jmp	1b
 GUEST_END(bench_dirty)
+
+	.code64
+/* 64-bit ring 3 (lib_setup_user_long_mode, at 0x4000): runs without exiting until
+ * kicked, at native speed. */
+GUEST_BEGIN(bench_spin64)
+1:	jmp	1b
+GUEST_END(bench_spin64)
+
+	.code16
+/* Halts with interrupts off: on the in-kernel irqchip the vcpu blocks inside KVM_RUN
+ * until kicked, and halts again when run again. */
+GUEST_BEGIN(bench_halt)
+1:	cli
+	hlt
+	jmp	1b
+GUEST_END(bench_halt)

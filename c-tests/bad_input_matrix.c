@@ -8,6 +8,8 @@
  *   destroyed, and must fail with ESRCH.
  * - NULL_CALLS: one wrapper per pointer argument, called with NULL: EFAULT.
  * - VCPU_FD_CALLS: functions naming a vcpu by fd, with every bad vcpu fd: EBADF.
+ * - OBJECT_FD_CALLS: functions naming a VM or a vcpu by fd, with every fd that is
+ *   neither: EBADF.
  * - Then one function per area with the value classes (ranges, alignment, overflow,
  *   overlap, out-of-range ids, sizes of 0, wild pointers the kernel dereferences).
  * Every case is counted; the total and the count per class are printed.
@@ -88,6 +90,9 @@ static void expect(const char *call, const char *class, long r, int e, int want)
 	expect(#call, class, r_, errno, want); } while (0)
 
 /* ---- state the wrappers use ----------------------------------------------------- */
+
+static uint32_t stat_flags, stat_size;
+static int16_t stat_exponent;
 
 static int vm;                  /* a VM with 64 KiB at 0 and vcpu 0 */
 static int vcpu_fd;
@@ -369,6 +374,11 @@ static long nl_save_vcpu_buf(void) { size_t n = sizeof(blob); return kvm_save_vc
 static long nl_restore_vcpu(void) { return kvm_restore_vcpu(NULL, 100); }
 static long nl_msr_feature_index_list(void) { return kvm_get_msr_feature_index_list(NULL); }
 static long nl_msr_features(void) { return kvm_get_msr_features(NULL); }
+static long nl_stats_lookup(void) { return kvm_stats_lookup(vcpu_fd, NULL); }
+static long nl_stats_read(void) { return kvm_stats_read(vm, 0, NULL, 1); }
+static long nl_stats_info_flags(void) { return kvm_stats_info(vm, 0, NULL, &stat_exponent, &stat_size); }
+static long nl_stats_info_exponent(void) { return kvm_stats_info(vm, 0, &stat_flags, NULL, &stat_size); }
+static long nl_stats_info_size(void) { return kvm_stats_info(vcpu_fd, 0, &stat_flags, &stat_exponent, NULL); }
 
 /* Per-vcpu ones run with the vcpu attached, so only the pointer is wrong. */
 static const struct { const char *name; long (*call)(void); } NULL_CALLS[] = {
@@ -434,16 +444,35 @@ static const struct { const char *name; long (*call)(void); } NULL_CALLS[] = {
 	{ "kvm_restore_vcpu", nl_restore_vcpu },
 	{ "kvm_get_msr_feature_index_list", nl_msr_feature_index_list },
 	{ "kvm_get_msr_features", nl_msr_features },
+	{ "kvm_stats_lookup", nl_stats_lookup },
+	{ "kvm_stats_read (values, n 1)", nl_stats_read },
+	{ "kvm_stats_info (flags)", nl_stats_info_flags },
+	{ "kvm_stats_info (exponent)", nl_stats_info_exponent },
+	{ "kvm_stats_info (size)", nl_stats_info_size },
 };
 
 /* ---- functions naming a vcpu by fd ----------------------------------------------- */
 
 static long vf_attach(int fd) { return kvm_attach_vcpu(fd); }
 static long vf_kick(int fd) { return kvm_kick_vcpu(fd); }
+/* The statistics calls take a VM fd or a vcpu fd: none of the bad fds is either. */
+static long vf_stats_lookup(int fd) { return kvm_stats_lookup(fd, "exits"); }
+static long vf_stats_name(int fd) { return P(kvm_stats_name(fd, 0)); }
+static long vf_stats_read(int fd) { return kvm_stats_read(fd, -1, NULL, 0); }
+static long vf_stats_info(int fd) { return kvm_stats_info(fd, 0, &stat_flags, &stat_exponent, &stat_size); }
 
 static const struct { const char *name; long (*call)(int); } VCPU_FD_CALLS[] = {
 	{ "kvm_attach_vcpu", vf_attach },
 	{ "kvm_kick_vcpu", vf_kick },
+};
+
+/* ---- functions naming a VM or a vcpu by fd: every fd that is neither ------------- */
+
+static const struct { const char *name; long (*call)(int); } OBJECT_FD_CALLS[] = {
+	{ "kvm_stats_lookup", vf_stats_lookup },
+	{ "kvm_stats_name", vf_stats_name },
+	{ "kvm_stats_read", vf_stats_read },
+	{ "kvm_stats_info", vf_stats_info },
 };
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
@@ -509,6 +538,15 @@ static void vcpu_fd_calls_with(const char *class, int fd, int want)
 		errno = 0;
 		long r = VCPU_FD_CALLS[i].call(fd);
 		expect(VCPU_FD_CALLS[i].name, class, r, errno, want);
+	}
+}
+
+static void object_fd_calls_with(const char *class, int fd)
+{
+	for (unsigned i = 0; i < N(OBJECT_FD_CALLS); i++) {
+		errno = 0;
+		long r = OBJECT_FD_CALLS[i].call(fd);
+		expect(OBJECT_FD_CALLS[i].name, class, r, errno, EBADF);
 	}
 }
 
@@ -772,6 +810,43 @@ static void kick_values(void)
 {
 	BAD("kick signal chosen after the first vcpu", kvm_set_kick_signal(SIGUSR2), EBUSY);
 	BAD("kick signal chosen after the first vcpu", kvm_set_kick_signal(SIGRTMIN), EBUSY);
+}
+
+/* The statistics of the VM and of its vcpu: indexes, sizes and names. */
+static void stats_values(void)
+{
+	if (kvm_check_extension(-1, KVM_CAP_BINARY_STATS_FD) <= 0) {
+		BAD("no binary statistics", kvm_stats_lookup(vm, "remote_tlb_flush"), EOPNOTSUPP);
+		return;
+	}
+	uint64_t v[8];
+	int fds[] = { vm, vcpu_fd };
+	for (unsigned k = 0; k < N(fds); k++) {
+		int fd = fds[k], last = 0;
+		while (kvm_stats_name(fd, last))
+			last++;
+		const char *c = "statistic index past the last";
+		BAD(c, P(kvm_stats_name(fd, last)), ERANGE);
+		BAD(c, kvm_stats_read(fd, last, v, 8), ERANGE);
+		BAD(c, kvm_stats_info(fd, last, &stat_flags, &stat_exponent, &stat_size), ERANGE);
+		BAD(c, kvm_stats_read(fd, INT_MAX, v, 8), ERANGE);
+		c = "negative statistic index";
+		BAD(c, P(kvm_stats_name(fd, -1)), ERANGE);
+		BAD(c, kvm_stats_info(fd, -1, &stat_flags, &stat_exponent, &stat_size), ERANGE);
+		BAD(c, kvm_stats_read(fd, -2, v, 8), ERANGE);
+		BAD(c, kvm_stats_read(fd, INT_MIN, v, 8), ERANGE);
+		c = "array smaller than the values";
+		BAD(c, kvm_stats_read(fd, -1, v, 0), E2BIG);
+		BAD(c, kvm_stats_read(fd, 0, v, 0), E2BIG);
+		c = "NULL array, n > 0";
+		BAD(c, kvm_stats_read(fd, -1, NULL, 1), EFAULT);
+		c = "no statistic of that name";
+		BAD(c, kvm_stats_lookup(fd, ""), ENOENT);
+		BAD(c, kvm_stats_lookup(fd, "no_such_statistic"), ENOENT);
+	}
+	/* Each kind has its own names. */
+	BAD("a vcpu statistic on a VM fd", kvm_stats_lookup(vm, "exits"), ENOENT);
+	BAD("a VM statistic on a vcpu fd", kvm_stats_lookup(vcpu_fd, "remote_tlb_flush"), ENOENT);
 }
 
 /* Arnd's list on the calling thread's vcpu (attached), and the memory aliases. */
@@ -1214,6 +1289,9 @@ int main(void)
 	/* Not a vcpu. */
 	for (int i = 0; i < n_bad_fds; i++)
 		vcpu_fd_calls_with(bad_fds[i].class, bad_fds[i].fd, EBADF);
+	/* Neither a VM nor a vcpu. */
+	for (int i = 0; i < n_bad_fds; i++)
+		object_fd_calls_with(bad_fds[i].class, bad_fds[i].fd);
 
 	run_in_thread(thread_never_had_vcpu);
 	OK(kvm_detach_vcpu());
@@ -1224,6 +1302,7 @@ int main(void)
 	guest_memory();
 	vcpus();
 	vcpu_values();
+	stats_values();
 	arnds_list_values();
 	qemu_calls_values();
 	irqchip_values();
@@ -1235,12 +1314,16 @@ int main(void)
 	OK(kvm_destroy_vm(vm));
 	vm_calls_with("VM after kvm_destroy_vm", vm);
 	vcpu_fd_calls_with("vcpu after kvm_destroy_vm", vcpu_fd, EBADF);
+	object_fd_calls_with("VM after kvm_destroy_vm", vm);
+	object_fd_calls_with("vcpu after kvm_destroy_vm", vcpu_fd);
 	vcpu_calls_without_vcpu("after kvm_destroy_vm");
 	/* The numbers come back for other files: still not libkvm's. */
 	CHECK(dup3(bad_fds[1].fd, vm, O_CLOEXEC) == vm);
 	CHECK(dup3(bad_fds[1].fd, vcpu_fd, O_CLOEXEC) == vcpu_fd);
 	vm_calls_with("fd number of a destroyed VM, reused", vm);
 	vcpu_fd_calls_with("fd number of a destroyed vcpu, reused", vcpu_fd, EBADF);
+	object_fd_calls_with("fd number of a destroyed VM, reused", vm);
+	object_fd_calls_with("fd number of a destroyed vcpu, reused", vcpu_fd);
 	close(vm);
 	close(vcpu_fd);
 

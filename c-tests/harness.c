@@ -1,6 +1,7 @@
 /* Shared helpers of the C tests (see harness.h). */
 #define _GNU_SOURCE
 #include "harness.h"
+#include "long_mode.h"
 #include <dirent.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -8,6 +9,7 @@
 #include <signal.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 
 /* on_exit handler: a test that passes must leave no KVM fd or mapping behind. */
@@ -223,10 +225,7 @@ void setup_long_mode(int vm, uint64_t pt_base, uint64_t rip)
 	flat_segment(&s.cs, 0x08, 11, 0, 1, 1);
 	flat_segment(&s.ds, 0x10, 3, 1, 0, 1);
 	s.es = s.fs = s.gs = s.ss = s.ds;
-	s.cr3 = pt_base;
-	s.cr4 = 0x20;                              /* PAE */
-	s.cr0 = 0x80000011;                        /* PG | ET | PE */
-	s.efer = 0x500;                            /* LME | LMA */
+	long_mode_control(&s, pt_base);
 	OK(kvm_set_sregs(&s));
 	set_ip(rip);
 }
@@ -724,4 +723,42 @@ int run_self(const char *argv0, const char *arg, const char *path, pid_t *pid)
 	if (pid)
 		*pid = p;
 	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* ---- the fd limit ---------------------------------------------------------------- */
+
+static struct rlimit saved_nofile;
+
+void limit_fds(void)
+{
+	int lowest = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	CHECK(lowest >= 0);
+	close(lowest);
+	CHECK(getrlimit(RLIMIT_NOFILE, &saved_nofile) == 0);
+	struct rlimit r = { lowest, saved_nofile.rlim_max };
+	CHECK(setrlimit(RLIMIT_NOFILE, &r) == 0);
+}
+
+void unlimit_fds(void)
+{
+	CHECK(setrlimit(RLIMIT_NOFILE, &saved_nofile) == 0);
+}
+
+int nofile_enforced(void)
+{
+	/* Opened before the limit (which would refuse it); the kernel writes the text
+	 * when it is first read, under the limit. */
+	FILE *f = fopen("/proc/self/limits", "re");
+	CHECK(f != NULL);
+	limit_fds();
+	struct rlimit want;
+	CHECK(getrlimit(RLIMIT_NOFILE, &want) == 0);
+	char line[256];
+	unsigned long long soft = 0;
+	while (fgets(line, sizeof line, f))
+		if (sscanf(line, "Max open files %llu", &soft) == 1)
+			break;
+	unlimit_fds();
+	fclose(f);
+	return soft == want.rlim_cur;
 }

@@ -211,6 +211,24 @@ uint32_t blob_crc32(const uint8_t *p, size_t n, uint32_t c);
  * status (-1 if it did not exit), its pid in *pid unless pid is NULL. */
 int run_self(const char *argv0, const char *arg, const char *path, pid_t *pid);
 
+/* ---- the fd limit ------------------------------------------------------------------ */
+
+/* RLIMIT_NOFILE at the lowest free fd, so that the next fd made fails with EMFILE;
+ * unlimit_fds() puts the limit back. */
+void limit_fds(void);
+void unlimit_fds(void);
+/* CHECK_ERR of a call made under limit_fds(): the check and its record (which opens a
+ * file, so needs an fd of its own) come after the limit is lifted again. */
+#define CHECK_ERR_NOFILE(call, err) do { limit_fds(); errno = 0; long r_ = (long)(call); \
+	int e_ = errno; unlimit_fds(); \
+	if (r_ != -1) FAIL("%s returned %ld under the fd limit, expected -1 with %s", #call, r_, #err); \
+	if (e_ != (err)) FAIL("%s: errno %d (%s), expected %s", #call, e_, strerror(e_), #err); \
+	note_errno(#call, e_); } while (0)
+/* Whether the fd limit reaches the kernel, as /proc/self/limits shows it: valgrind
+ * keeps RLIMIT_NOFILE to itself (its setrlimit never reaches the kernel, and fds that
+ * ioctls return are not held to its own count), so under it no KVM fd meets the limit. */
+int nofile_enforced(void);
+
 /* A field of /proc/self/status in kB (VmRSS, VmSize, ...). */
 long proc_status_kb(const char *field);
 /* Number of mappings in /proc/self/maps. */

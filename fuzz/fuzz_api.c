@@ -913,10 +913,52 @@ static void *other_thread(void *arg)
 	return NULL;
 }
 
+/* The statistics of a VM or vcpu fd (or of a bad fd): random indexes, names, sizes and
+ * NULLs. Oracles: a read never reports more values than there was room for, a size query
+ * agrees with the read, a name looks up to its own index. */
+static void op_stats(void)
+{
+	static const char *const names[] = { "exits", "halt_exits", "remote_tlb_flush", "", "exit",
+					     "halt_wait_hist" };
+	int fd = pick_fd(u8() & 1);
+	int index = u8() < 200 ? (int)(u8() % 64) - 1 : (int)u32();
+	uint64_t buf[512];
+	size_t n = u8() < 200 ? u8() % 160 : u32();
+	if (n > 512 && u8() < 250)
+		n = 512;
+	switch (u8() % 4) {
+	case 0: {
+		const char *name = CP(kvm_stats_name(fd, index));
+		if (name && kvm_stats_lookup(fd, name) != index)
+			bug("kvm_stats_lookup of a statistic's name is not its index");
+		break;
+	}
+	case 1: C(kvm_stats_lookup(fd, u8() < 240 ? names[u8() % 6] : NULL)); break;
+	case 2: {
+		uint32_t flags, size;
+		int16_t exp;
+		int null = u8() % 8;
+		C(kvm_stats_info(fd, index, null == 1 ? NULL : &flags, null == 2 ? NULL : &exp,
+				 null == 3 ? NULL : &size));
+		break;
+	}
+	case 3: {
+		int all = u8() < 64;
+		long count = C(kvm_stats_read(fd, all ? -1 : index, NULL, 0));
+		long r = C(kvm_stats_read(fd, all ? -1 : index, n <= 512 && u8() < 240 ? buf : NULL, n));
+		if (r >= 0 && (r > (long)n || (count >= 0 && r != count)))
+			bug("kvm_stats_read reported more values than fit, or not its size");
+		break;
+	}
+	}
+	if (!kvm_exit_reason_name((int)u32()))
+		bug("kvm_exit_reason_name returned NULL");
+}
+
 static void op_misc(void)
 {
 	pthread_t t;
-	switch (u8() % 6) {
+	switch (u8() % 7) {
 	case 0: C(kvm_check_extension(u8() & 1 ? -1 : pick_fd(1), u8() < 200 ? u8() : (long)u64())); break;
 	case 1: C(kvm_attach_vcpu(pick_fd(0))); break;
 	case 2: C(kvm_detach_vcpu()); break;
@@ -926,6 +968,7 @@ static void op_misc(void)
 		break;
 	case 4: C(kvm_get_api_version()); break;
 	case 5: C(kvm_get_vcpu_mmap_size()); break;
+	case 6: op_stats(); break;
 	}
 }
 

@@ -831,6 +831,49 @@ int kvm_save_vm(int vm, void *buf, size_t *len);
 int kvm_restore_vm(int vm, const void *buf, size_t len);
 
 /*
+ The index of the statistic the kernel calls `name` ("exits", "io_exits", "halt_exits"
+ on a vcpu; "remote_tlb_flush" on a VM) in the statistics of `fd`, a VM fd
+ (kvm_create_vm()) or a vcpu fd (kvm_create_vcpu(), any thread's). The first call of
+ kvm_stats_*() on a VM or vcpu opens its statistics (one fd, O_CLOEXEC, closed with
+ it). Errors: EBADF (`fd` is neither), EFAULT (`name` NULL), ENOENT (no statistic of
+ that name), EOPNOTSUPP (the kernel has no binary statistics), EMFILE, ENOMEM.
+ */
+int kvm_stats_lookup(int fd, const char *name);
+
+/*
+ The name of statistic `index` of `fd` (a VM or vcpu fd), valid until the VM is
+ destroyed. Errors: NULL with EBADF (`fd` is neither), ERANGE (`index` negative or past
+ the last), EOPNOTSUPP, EMFILE, ENOMEM.
+ */
+const char *kvm_stats_name(int fd, int index);
+
+/*
+ Copies up to `n` values of statistic `index` of `fd` (a VM or vcpu fd, any thread's)
+ into `values` with one read of the kernel's counters, which neither stops nor
+ slows the vcpu; `index` -1 copies every statistic's values in index order. Returns
+ the number of values the statistic has (several for a histogram). `values` NULL with
+ `n` 0 returns that number and copies nothing. Errors: EBADF, ERANGE (`index` below -1
+ or past the last), EFAULT (`values` NULL with `n` > 0), E2BIG (`n` is smaller than
+ the number of values), EOPNOTSUPP, EMFILE, ENOMEM.
+ */
+int kvm_stats_read(int fd, int index, uint64_t *values, size_t n);
+
+/*
+ What statistic `index` of `fd` is: its kernel flags (KVM_STATS_TYPE_*, _UNIT_*,
+ _BASE_* of <linux/kvm.h>) in `*flags`, the power of the base its unit carries in
+ `*exponent`, and its number of values in `*size`. Errors: EBADF, ERANGE, EFAULT (any
+ pointer NULL), EOPNOTSUPP, EMFILE, ENOMEM.
+ */
+int kvm_stats_info(int fd, int index, uint32_t *flags, int16_t *exponent, uint32_t *size);
+
+/*
+ The name of exit reason `reason` (what kvm_run() returns) without its KVM_EXIT_
+ prefix: "IO", "MMIO", "HLT", "SHUTDOWN", "INTERNAL_ERROR", ... for every KVM_EXIT_*
+ value the kernel defines, "UNKNOWN" for any other. A static string; never NULL.
+ */
+const char *kvm_exit_reason_name(int reason);
+
+/*
  Issues `ioctl(vm, request, arg)` on VM `vm` and returns what it returns. libkvm does not
  look at `arg`, except for KVM_ENABLE_CAP. Calls that change what libkvm tracks have their
  own functions and are refused here with EINVAL: KVM_SET_USER_MEMORY_REGION(2)

@@ -6,6 +6,7 @@
  *   devices.c   port and MMIO devices (UART, debug-exit, fw_cfg, pc-testdev, PM, PCI)
  *   acpi.c      the ACPI tables
  *   vcpu.c      one thread per vcpu, exit handling, stopping, the timeout
+ *   stats.c     -stats: the exits by kind of each vcpu, and the VM's counters, at exit
  * Everything goes through libkvm's own calls: kvmrun uses none of its escape hatches
  * (kvm_system_ioctl, kvm_vm_ioctl, kvm_vcpu_ioctl), since libkvm has a call for each
  * thing it does (GSI routing, PIC and PIT state included). */
@@ -59,6 +60,7 @@ struct machine {
 	unsigned nmodules;
 	double timeout;           /* seconds, 0 for none */
 	int verbose;
+	int stats;                /* -stats: print KVM's statistics at exit */
 
 	/* Set up by machine_create() and multiboot_load(). */
 	int vm;
@@ -67,6 +69,10 @@ struct machine {
 	uint32_t mbi;             /* multiboot information address (EBX) */
 	uint32_t gdt;             /* a flat GDT: 0x08 code, 0x10 data */
 };
+
+/* stats.c: the -stats tables of VM `vm` and its `n` vcpus, on `f`. */
+#include <stdio.h>
+void stats_print(FILE *f, int vm, const int *vcpu_fds, unsigned n);
 
 /* main.c */
 /* Prints "kvmrun: <message>" and a newline on stderr. */

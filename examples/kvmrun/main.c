@@ -33,6 +33,8 @@ static void usage(FILE *f)
 	      "  -m SIZE         RAM in MiB, or with a suffix K, M, G or T (default 128M)\n"
 	      "  -smp N          number of vcpus (default 1)\n"
 	      "  -t SECONDS      stop the machine after SECONDS\n"
+	      "  -stats          at exit, print each vcpu's exits by kind and the VM's\n"
+	      "                  statistics (KVM's counters) on stderr\n"
 	      "  -h              this help\n"
 	      "\n"
 	      "Exit status: (value << 1) | 1 when the guest writes value to isa-debug-exit\n"
@@ -154,6 +156,10 @@ static int parse_args(int argc, char **argv, struct machine *m)
 		if (strcmp(a, "-h") == 0 || strcmp(a, "-help") == 0) {
 			usage(stdout);
 			exit(0);
+		}
+		if (strcmp(a, "-stats") == 0) {
+			m->stats = 1;
+			continue;
 		}
 		if (a[0] != '-' || a[1] == 0) {
 			if (i != argc - 1)

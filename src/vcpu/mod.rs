@@ -34,6 +34,7 @@ mod sync_regs;
 mod walk;
 
 use crate::error::{Errno, Result};
+use crate::stats::{Stats, StatsCell};
 use apic_mode::ApicMode;
 use irq_state::IrqState;
 use kick::KickState;
@@ -79,6 +80,8 @@ pub struct Vcpu {
     kick: KickState,
     /// How the VM's local APICs work (`kvm_interrupt`).
     pub(crate) apic: Arc<ApicMode>,
+    /// Its binary statistics, opened on first use.
+    stats: StatsCell,
 }
 
 impl Vcpu {
@@ -103,6 +106,7 @@ impl Vcpu {
             irq: IrqState::default(),
             kick: KickState::default(),
             apic,
+            stats: StatsCell::default(),
         }
     }
 
@@ -114,6 +118,17 @@ impl Vcpu {
     /// The fd of the VM this vcpu belongs to.
     pub fn vm_fd(&self) -> RawFd {
         self.vm_fd
+    }
+
+    /// The vcpu's binary statistics (opened by the first call, from any thread: see
+    /// src/stats/mod.rs for the one wait that involves).
+    pub fn stats(&self) -> Result<&Stats> {
+        self.stats.get(self.raw_fd())
+    }
+
+    /// Its statistics fd, if open (for a fork child, which closes its copy).
+    pub fn stats_fd(&self) -> Option<RawFd> {
+        self.stats.fd()
     }
 
     /// KVM_CHECK_EXTENSION on the fd of the VM this vcpu belongs to (no registry lock).

@@ -7,6 +7,7 @@ pub mod slots;
 
 use crate::error::{Errno, Result};
 use crate::ioctl;
+use crate::stats::{Stats, StatsCell};
 use crate::system;
 use crate::vcpu::apic_mode::ApicMode;
 use crate::vcpu::Vcpu;
@@ -27,6 +28,8 @@ pub(crate) const ALIAS_SLOTS: u32 = 32;
 pub struct Vm {
     // Field order is drop order: the VM fd is closed before the memory it mapped is
     // unmapped (vcpus are dropped earlier still, by the registry).
+    /// Its binary statistics, opened on first use.
+    stats: StatsCell,
     fd: VmFd,
     memory: Mutex<MemoryMap>,
     /// Memory slot numbers the caller may use: `0..user_slots`.
@@ -91,6 +94,7 @@ impl Vm {
         let nr_slots = fd.check_extension_int(Cap::NrMemslots).max(0) as u32;
         let sync_caps = fd.check_extension_int(Cap::SyncRegs).max(0) as u64;
         Ok(Vm {
+            stats: StatsCell::default(),
             fd,
             memory: Mutex::new(MemoryMap::default()),
             user_slots: nr_slots
@@ -147,6 +151,17 @@ impl Vm {
     /// The VM fd.
     pub fn raw_fd(&self) -> RawFd {
         self.fd.as_raw_fd()
+    }
+
+    /// The VM's binary statistics (opened by the first call).
+    pub fn stats(&self) -> Result<&Stats> {
+        self.stats.get(self.raw_fd())
+    }
+
+    /// The fds of the VM's own that are not kernel vcpus' (for a fork child, which closes
+    /// its copies): its statistics fd, if open.
+    pub fn stats_fd(&self) -> Option<RawFd> {
+        self.stats.fd()
     }
 
     /// KVM_CHECK_EXTENSION on the VM fd.
