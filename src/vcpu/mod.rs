@@ -23,6 +23,8 @@
 pub mod apic_mode;
 mod cpu;
 mod debug;
+pub mod dirty_log;
+mod dirty_ring;
 mod interrupt;
 mod irq_state;
 pub mod kick;
@@ -64,6 +66,9 @@ unsafe impl Sync for RunArea {}
 /// sync-regs bookkeeping.
 #[derive(Debug)]
 pub struct Vcpu {
+    /// The vcpu's dirty ring, if the VM logs dirty pages that way; first, so that its
+    /// entries are folded into the VM's bitmaps before anything else of the vcpu goes.
+    ring: Option<dirty_log::VcpuRing>,
     fd: VcpuFd,
     run: RunArea,
     vm_fd: RawFd,
@@ -94,6 +99,7 @@ impl Vcpu {
             sync_caps
         };
         Vcpu {
+            ring: None,
             fd,
             run,
             vm_fd,
@@ -104,6 +110,12 @@ impl Vcpu {
             kick: KickState::default(),
             apic,
         }
+    }
+
+    /// Maps this vcpu's (vcpu `id`'s) dirty ring of the VM-wide ring state `log`.
+    pub fn attach_dirty_ring(&mut self, log: &Arc<dirty_log::DirtyLog>, id: u32) -> Result<()> {
+        self.ring = Some(log.attach(self.raw_fd(), id)?);
+        Ok(())
     }
 
     /// The vcpu fd.
