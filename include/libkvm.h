@@ -182,9 +182,10 @@ int kvm_set_identity_map_addr(int vm, uint64_t addr);
  with KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2, reading the dirty log no longer clears it
  (use kvm_clear_dirty_log()); with KVM_CAP_X2APIC_API, kvm_interrupt() addresses a vcpu
  in x2APIC mode by its 32-bit x2APIC ID. The dirty ring (KVM_CAP_DIRTY_LOG_RING*) is
- refused: it replaces the dirty bitmap kvm_get_dirty_log() reads. Errors: EBADF (not a
+ refused: kvm_enable_dirty_ring() is the one way to turn it on. Errors: EBADF (not a
  VM), EFAULT (`cap` NULL), EINVAL (unknown capability, nonzero flags, arguments the
- kernel refuses, or the dirty ring), EEXIST (KVM_CAP_SPLIT_IRQCHIP once the VM has an
+ kernel refuses, the dirty ring, or KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2 with
+ KVM_DIRTY_LOG_INITIALLY_SET once the ring is on), EEXIST (KVM_CAP_SPLIT_IRQCHIP once the VM has an
  irqchip or a vcpu).
  */
 int kvm_enable_cap(int vm, const struct kvm_enable_cap *cap);
@@ -851,8 +852,8 @@ int kvm_restore_vm(int vm, const void *buf, size_t len);
  (kvm_set_memory_region()), KVM_CREATE_VCPU (kvm_create_vcpu()), KVM_CREATE_IRQCHIP
  (kvm_create_irqchip()), KVM_SET_GSI_ROUTING (kvm_set_gsi_routing(), which keeps the
  table for kvm_save_vm()), KVM_ENABLE_CAP of KVM_CAP_SPLIT_IRQCHIP or KVM_CAP_X2APIC_API
- (kvm_enable_cap()) and of the dirty ring (KVM_CAP_DIRTY_LOG_RING*, which libkvm does not
- support); so is a request with any of bits 63:32 set (the kernel's ioctl number is 32
+ (kvm_enable_cap()) and of the dirty ring (KVM_CAP_DIRTY_LOG_RING*: kvm_enable_dirty_ring());
+ so is a request with any of bits 63:32 set (the kernel's ioctl number is 32
  bits, so such a request would reach it as another one). Errors: EBADF (not a VM), EINVAL
  (a refused request), EFAULT (KVM_ENABLE_CAP with `arg` NULL), and the ioctl's own.
  */

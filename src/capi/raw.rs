@@ -21,8 +21,8 @@ use libc::c_void;
 /// (kvm_set_memory_region()), KVM_CREATE_VCPU (kvm_create_vcpu()), KVM_CREATE_IRQCHIP
 /// (kvm_create_irqchip()), KVM_SET_GSI_ROUTING (kvm_set_gsi_routing(), which keeps the
 /// table for kvm_save_vm()), KVM_ENABLE_CAP of KVM_CAP_SPLIT_IRQCHIP or KVM_CAP_X2APIC_API
-/// (kvm_enable_cap()) and of the dirty ring (KVM_CAP_DIRTY_LOG_RING*, which libkvm does not
-/// support); so is a request with any of bits 63:32 set (the kernel's ioctl number is 32
+/// (kvm_enable_cap()) and of the dirty ring (KVM_CAP_DIRTY_LOG_RING*: kvm_enable_dirty_ring());
+/// so is a request with any of bits 63:32 set (the kernel's ioctl number is 32
 /// bits, so such a request would reach it as another one). Errors: EBADF (not a VM), EINVAL
 /// (a refused request), EFAULT (KVM_ENABLE_CAP with `arg` NULL), and the ioctl's own.
 #[no_mangle]

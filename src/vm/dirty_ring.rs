@@ -143,3 +143,58 @@ impl Vm {
 pub(super) fn is_manual_protect(cap: u32) -> bool {
     cap == KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::vcpu::Vcpu;
+
+    /// Runs real-mode code at 0 on `v` until it halts: it writes pages 1 and 2.
+    fn write_pages_1_and_2(v: &Vcpu) {
+        let mut s = v.get_sregs().unwrap();
+        s.cs.base = 0;
+        s.cs.selector = 0;
+        s.ds.base = 0;
+        s.ds.selector = 0;
+        v.set_sregs(&s).unwrap();
+        let mut r = v.get_regs().unwrap();
+        r.rip = 0;
+        v.set_regs(&r).unwrap();
+        assert_eq!(v.run(), Ok(kvm_bindings::KVM_EXIT_HLT as i32));
+    }
+
+    fn dirty_words(vm: &Vm) -> u64 {
+        let mut words = [0u64; 1];
+        vm.get_dirty_log(0, words.as_mut_ptr().cast()).unwrap();
+        words[0]
+    }
+
+    /// A vcpu object that goes with entries still in its ring folds them into the
+    /// bitmaps first; the kernel vcpu (and its ring) lives on, and the next object for it
+    /// reads on where the last one stopped.
+    #[test]
+    fn a_vcpu_that_goes_loses_no_entry() {
+        let Ok(vm) = Vm::create() else {
+            return; // no usable /dev/kvm: nothing to test
+        };
+        if vm.enable_dirty_ring(4096) == Err(Errno(libc::EOPNOTSUPP)) {
+            return;
+        }
+        vm.set_memory_region(0, KVM_MEM_LOG_DIRTY_PAGES, 0, 0x10000, None)
+            .unwrap();
+        // mov [0x1000], al; mov [0x2000], al; hlt
+        let code = [0xa2, 0x00, 0x10, 0xa2, 0x00, 0x20, 0xf4];
+        let p = vm.guest_memory(0, code.len() as u64).unwrap();
+        // SAFETY: the slot's first bytes, mapped while the VM lives.
+        unsafe { std::ptr::copy_nonoverlapping(code.as_ptr(), p, code.len()) };
+        assert_eq!(dirty_words(&vm), 0);
+        for round in 0..3 {
+            let v = vm.create_vcpu(1).unwrap();
+            write_pages_1_and_2(&v);
+            vm.keep_for_retry(1, &v);
+            drop(v);
+            assert_eq!(dirty_words(&vm), 0b110, "round {round}");
+            assert_eq!(dirty_words(&vm), 0, "round {round}");
+        }
+    }
+}
