@@ -247,17 +247,23 @@ int main(void)
 	vm = vm_with_memory(MEM);
 	if (kvm_check_extension(vm, KVM_CAP_DIRTY_LOG_RING) > 0) {
 		OK(kvm_enable_dirty_ring(vm, 8192));
+		OK(kvm_create_irqchip(vm));
+		OK(kvm_create_pit2(vm, 0));
 		add_vcpus(vm, 1);
 		CHECK_ERR(kvm_restore_vm(vm, vm_blob, vm_len), EINVAL);
 		size_t ring_len = 0;
 		uint8_t *ring_blob = save_vm_blob(vm, &ring_len);
 		OK(kvm_destroy_vm(vm));
 		vm = vm_with_memory(MEM);
+		OK(kvm_create_irqchip(vm));
+		OK(kvm_create_pit2(vm, 0));
 		add_vcpus(vm, 1);
 		CHECK_ERR(kvm_restore_vm(vm, ring_blob, ring_len), EINVAL);
 		OK(kvm_destroy_vm(vm));
 		vm = vm_with_memory(MEM);
 		OK(kvm_enable_dirty_ring(vm, 65536));
+		OK(kvm_create_irqchip(vm));
+		OK(kvm_create_pit2(vm, 0));
 		add_vcpus(vm, 1);
 		OK(kvm_restore_vm(vm, ring_blob, ring_len));
 		free(ring_blob);
