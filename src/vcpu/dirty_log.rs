@@ -9,8 +9,9 @@
 //! the order is slot table, then this) and a vcpu takes alone, from `kvm_run` when its
 //! ring is full, so the run path never needs the VM.
 
+use super::dirty_bitmap::Bitmap;
 use super::dirty_ring::RingMap;
-use crate::error::{nomem, try_vec, Errno, Result};
+use crate::error::{nomem, Errno, Result};
 use crate::ioctl;
 use parking_lot::Mutex;
 use std::os::unix::io::RawFd;
@@ -32,8 +33,8 @@ struct Inner {
     /// Every vcpu id that ever had a ring, with where its reader stands: the kernel vcpu
     /// (and its ring) outlives a libkvm vcpu object, so the index must too.
     rings: Vec<Ring>,
-    /// (KVM slot, pages, bitmap) of every slot that logs dirty pages, by slot number.
-    bitmaps: Vec<(u32, u64, Vec<u64>)>,
+    /// (KVM slot, bitmap) of every slot that logs dirty pages, by slot number.
+    bitmaps: Vec<(u32, Bitmap)>,
     /// Entries were handed back but KVM_RESET_DIRTY_RINGS failed: the next harvest must
     /// reset before anything is reported.
     unreset: bool,
@@ -62,8 +63,8 @@ pub enum SlotChange {
     Keep,
     /// The slot stops logging (or goes): its bitmap goes.
     Drop,
-    /// The slot starts logging with this many pages: a new, empty bitmap.
-    New(u64, Vec<u64>),
+    /// The slot starts logging (or changes size): a new, empty bitmap.
+    New(Bitmap),
 }
 
 impl Inner {
@@ -93,10 +94,7 @@ impl Inner {
                     return;
                 };
                 last = Some((slot, i));
-                let (_, pages, words) = &mut bitmaps[i];
-                if offset < *pages {
-                    words[(offset / 64) as usize] |= 1 << (offset % 64);
-                }
+                bitmaps[i].1.mark(offset);
             });
         }
         if n > 0 || *unreset {
@@ -165,14 +163,9 @@ impl DirtyLog {
         let mut inner = self.inner.lock();
         inner.harvest(self.fd)?;
         let i = inner.bitmap(slot).map_err(|_| Errno(libc::ENOENT))?;
-        let words = &mut inner.bitmaps[i].2;
         // SAFETY: the caller's buffer holds the slot's pages rounded up to whole 64-bit
-        // words (the documented contract of kvm_get_dirty_log); it is written as bytes,
-        // so it need not be aligned.
-        unsafe { std::ptr::copy_nonoverlapping(words.as_ptr().cast::<u8>(), out, words.len() * 8) };
-        if !keep {
-            words.fill(0);
-        }
+        // words (the documented contract of kvm_get_dirty_log).
+        unsafe { inner.bitmaps[i].1.take(out, keep) };
         Ok(())
     }
 
@@ -183,28 +176,9 @@ impl DirtyLog {
     pub fn clear(&self, slot: u32, first: u64, num: u64, bits: *const u8) -> Result<()> {
         let mut inner = self.inner.lock();
         let i = inner.bitmap(slot).map_err(|_| Errno(libc::ENOENT))?;
-        let (_, pages, words) = &mut inner.bitmaps[i];
-        let pages = *pages;
-        if first % 64 != 0
-            || first > pages
-            || num > pages - first
-            || (num < pages - first && num % 64 != 0)
-        {
-            return Err(Errno(libc::EINVAL));
-        }
-        for w in 0..num.div_ceil(64) {
-            let mut mask = [0u8; 8];
-            // SAFETY: the caller's bitmap holds `num` bits rounded up to 64-bit words (as
-            // the kernel reads it); read as bytes, so it need not be aligned.
-            unsafe { std::ptr::copy_nonoverlapping(bits.add(w as usize * 8), mask.as_mut_ptr(), 8) };
-            let mut mask = u64::from_le_bytes(mask);
-            let left = num - w * 64;
-            if left < 64 {
-                mask &= (1 << left) - 1;
-            }
-            words[(first / 64 + w) as usize] &= !mask;
-        }
-        Ok(())
+        // SAFETY: the caller's bitmap holds `num` bits rounded up to whole 64-bit words,
+        // as the kernel reads it (the documented contract of kvm_clear_dirty_log).
+        unsafe { inner.bitmaps[i].1.clear(first, num, bits) }
     }
 
     /// Step one of a change of KVM slot `slot`, before the kernel makes it: `pages` is
@@ -212,14 +186,14 @@ impl DirtyLog {
     /// needs (ENOMEM before anything changed).
     pub fn prepare(&self, slot: u32, pages: Option<u64>) -> Result<SlotChange> {
         let mut inner = self.inner.lock();
-        let have = inner.bitmap(slot).ok().map(|i| inner.bitmaps[i].1);
+        let have = inner.bitmap(slot).ok().map(|i| inner.bitmaps[i].1.pages());
         Ok(match (have, pages) {
             (Some(h), Some(p)) if h == p => SlotChange::Keep,
             (None, None) => SlotChange::Keep,
             (Some(_), None) => SlotChange::Drop,
             (_, Some(p)) => {
                 inner.bitmaps.try_reserve(1).map_err(nomem)?;
-                SlotChange::New(p, try_vec(p.div_ceil(64) as usize, 0u64)?)
+                SlotChange::New(Bitmap::new(p)?)
             }
         })
     }
@@ -239,9 +213,9 @@ impl DirtyLog {
                 // A failed reset is owed to the next harvest (`unreset`).
                 let _ = inner.harvest(self.fd);
             }
-            SlotChange::New(pages, words) => match inner.bitmap(slot) {
-                Ok(i) => inner.bitmaps[i] = (slot, pages, words),
-                Err(i) => inner.bitmaps.insert(i, (slot, pages, words)),
+            SlotChange::New(b) => match inner.bitmap(slot) {
+                Ok(i) => inner.bitmaps[i].1 = b,
+                Err(i) => inner.bitmaps.insert(i, (slot, b)),
             },
         }
     }

@@ -80,7 +80,8 @@ impl RingMap {
             }
             // SAFETY: as above; the acquire load makes the kernel's slot and offset
             // visible, and the kernel does not touch the entry until it is reset.
-            let (slot, offset) = unsafe { (addr_of!((*e).slot).read(), addr_of!((*e).offset).read()) };
+            let (slot, offset) =
+                unsafe { (addr_of!((*e).slot).read(), addr_of!((*e).offset).read()) };
             f(slot, offset);
             flags.store(F_RESET, Ordering::Release);
             *fetch = fetch.wrapping_add(1);

@@ -23,6 +23,7 @@
 pub mod apic_mode;
 mod cpu;
 mod debug;
+mod dirty_bitmap;
 pub mod dirty_log;
 mod dirty_ring;
 mod interrupt;

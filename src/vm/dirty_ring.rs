@@ -57,7 +57,10 @@ impl Vm {
         for (slot, flags, size) in mem.entries() {
             if flags & KVM_MEM_LOG_DIRTY_PAGES != 0 {
                 ready.try_reserve(1).map_err(crate::error::nomem)?;
-                ready.push((slot, log.prepare(slot, Some(size / super::slots::PAGE_SIZE))?));
+                ready.push((
+                    slot,
+                    log.prepare(slot, Some(size / super::slots::PAGE_SIZE))?,
+                ));
             }
         }
         let mut arg = kvm_enable_cap {
@@ -96,7 +99,12 @@ impl Vm {
 
     /// Before the kernel changes KVM slot `slot` to `flags` and `size` (0: deleted): what
     /// the ring's bitmaps must do, allocated (None without the ring).
-    pub(super) fn ring_prepare(&self, slot: u32, flags: u32, size: u64) -> Result<Option<SlotChange>> {
+    pub(super) fn ring_prepare(
+        &self,
+        slot: u32,
+        flags: u32,
+        size: u64,
+    ) -> Result<Option<SlotChange>> {
         let Some(log) = self.ring.get() else {
             return Ok(None);
         };

@@ -10,13 +10,13 @@ use crate::error::{Errno, Result};
 use crate::ioctl;
 use crate::system;
 use crate::vcpu::apic_mode::ApicMode;
+use crate::vcpu::dirty_log::DirtyLog;
 use crate::vcpu::Vcpu;
 use kvm_bindings::{kvm_clock_data, kvm_enable_cap};
 use kvm_ioctls::{Cap, VmFd};
 use parking_lot::Mutex;
 use slots::MemoryMap;
 use std::os::unix::io::{AsRawFd, RawFd};
-use crate::vcpu::dirty_log::DirtyLog;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
