@@ -101,21 +101,13 @@ static struct raw_vm raw_exit;
 static double lib_exit_round(void *arg)
 {
 	(void)arg;
-	uint64_t t0 = now_ns();
-	for (long i = 0; i < iters; i++)
-		if (kvm_run() != KVM_EXIT_IO)
-			DIE("libkvm: unexpected exit (%s)", strerror(errno));
-	return (double)(now_ns() - t0) / (double)iters;
+	return lib_exit_loop(iters);
 }
 
 static double raw_exit_round(void *arg)
 {
 	(void)arg;
-	uint64_t t0 = now_ns();
-	for (long i = 0; i < iters; i++)
-		if (ioctl(raw_exit.vcpu, KVM_RUN, 0) < 0 || raw_exit.run->exit_reason != KVM_EXIT_IO)
-			DIE("raw: unexpected exit (%s)", strerror(errno));
-	return (double)(now_ns() - t0) / (double)iters;
+	return raw_exit_loop(&raw_exit, iters);
 }
 
 static void raw_enable_ring(struct raw_vm *r)
