@@ -4,8 +4,8 @@
  * thread harvests at random intervals and copies every reported page to a mirror; at the
  * end (vcpus stopped, one last harvest) the mirror must equal guest memory byte for byte
  * (no page missed) and every page ever reported must have been written. Then: a ring that
- * fills while nobody harvests, slots added and deleted between harvests, manual
- * protection, a harvest racing kvm_destroy_vm, and every errno. */
+ * fills while nobody harvests, slots added and deleted between harvests, a memory alias,
+ * manual protection, a harvest racing kvm_destroy_vm, and every errno. */
 #include "harness.h"
 #include <pthread.h>
 #include <time.h>
@@ -218,6 +218,16 @@ static void slots_change(void)
 	EDIT_REGS(r, r.rdi = gpa2b; r.rsi = pages2 - 1);
 	write_for(8);
 	expect_written(vm, 2, gpa2b, pages2, before2);
+	/* Writes through a memory alias into slot 1 count as writes to slot 1. */
+	struct kvm_memory_alias alias = { .slot = 0, .guest_phys_addr = 0x6000000,
+					  .memory_size = 64 * 4096, .target_phys_addr = SLOT_GPA };
+	OK(kvm_set_memory_alias(vm, &alias));
+	EDIT_REGS(r, r.rdi = alias.guest_phys_addr; r.rsi = 63);
+	write_for(8);
+	expect_written(vm, SLOT, SLOT_GPA, PAGES, before);
+	alias.memory_size = 0;
+	OK(kvm_set_memory_alias(vm, &alias));
+	EDIT_REGS(r, r.rdi = gpa2b; r.rsi = pages2 - 1);
 	/* Logging turned off and on again: the slot starts clean. */
 	write_for(8);
 	OK(kvm_set_memory_region(vm, 2, 0, gpa2b, pages2 * 4096));
