@@ -75,6 +75,27 @@ impl Bitmap {
         self.touched.clear();
     }
 
+    /// Marks every page whose bit is set in `bits` (a bitmap of the slot's size, as
+    /// `take` writes it), for a report that did not happen after all.
+    ///
+    /// # Safety
+    /// `bits` must be valid for reads of the bitmap's words; it need not be aligned.
+    pub unsafe fn absorb(&mut self, bits: *const u8) {
+        for w in 0..self.words.len() {
+            let mut v = [0u8; 8];
+            // SAFETY: the caller's promise: word `w` of the bitmap's.
+            unsafe { std::ptr::copy_nonoverlapping(bits.add(w * 8), v.as_mut_ptr(), 8) };
+            let v = u64::from_ne_bytes(v);
+            if v != 0 {
+                if self.words[w] == 0 {
+                    // Never allocates: room for every word was reserved.
+                    self.touched.push(w as u32);
+                }
+                self.words[w] |= v;
+            }
+        }
+    }
+
     /// Clears the bits of pages `first .. first + num` that are set in `bits` (bit 0 =
     /// `first`), with KVM_CLEAR_DIRTY_LOG's rules: EINVAL if `first` is not a multiple
     /// of 64, if `num` is not one unless the range ends at the slot's end, or if the
@@ -136,6 +157,17 @@ mod tests {
         b.mark(65);
         assert_eq!(take(&mut b, false), vec![0, 2, 0]);
         assert_eq!(b.touched.capacity(), 3, "the list never grows");
+    }
+
+    #[test]
+    fn a_report_given_back_is_reported_next_time() {
+        let mut b = Bitmap::new(130).unwrap();
+        b.mark(3);
+        let back = [1u64 << 5, 0, 1 << 1];
+        // SAFETY: `back` holds the bitmap's three words.
+        unsafe { b.absorb(back.as_ptr().cast()) };
+        assert_eq!(take(&mut b, false), vec![1 << 3 | 1 << 5, 0, 1 << 1]);
+        assert_eq!(take(&mut b, false), vec![0, 0, 0]);
     }
 
     #[test]

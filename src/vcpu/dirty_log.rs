@@ -72,8 +72,16 @@ impl Inner {
         self.bitmaps.binary_search_by_key(&slot, |b| b.0)
     }
 
-    /// Collects every ring; resets them if anything was collected (or a reset is owed).
+    /// Collects every ring into the bitmaps; resets them if anything was collected (or a
+    /// reset is owed).
     fn harvest(&mut self, fd: RawFd) -> Result<()> {
+        self.harvest_to(fd, None)
+    }
+
+    /// `harvest`, but the entries of `direct`'s slot go straight into its buffer (the
+    /// caller's, in cache after `Bitmap::take` zeroed it, where libkvm's own bitmap would
+    /// be cold: a cache miss per entry).
+    fn harvest_to(&mut self, fd: RawFd, direct: Option<&Direct>) -> Result<()> {
         let Inner {
             rings,
             bitmaps,
@@ -85,6 +93,14 @@ impl Inner {
         for r in rings.iter_mut() {
             let Some(map) = &r.map else { continue };
             n += map.collect(&mut r.fetch, |slot, offset| {
+                if let Some(d) = direct.filter(|d| d.slot == slot) {
+                    if offset < d.pages {
+                        // SAFETY: `d.out` holds `d.pages` bits (`Direct`), written as
+                        // bytes (bit i is bit i % 8 of byte i / 8, as in the kernel's).
+                        unsafe { *d.out.add((offset / 8) as usize) |= 1 << (offset % 8) };
+                    }
+                    return;
+                }
                 let i = match last {
                     Some((s, i)) if s == slot => Some(i),
                     _ => bitmaps.binary_search_by_key(&slot, |b| b.0).ok(),
@@ -105,6 +121,14 @@ impl Inner {
         }
         Ok(())
     }
+}
+
+/// The buffer of a `kvm_get_dirty_log` of KVM slot `slot`: valid for writes of `pages`
+/// bits rounded up to 64-bit words.
+struct Direct {
+    slot: u32,
+    pages: u64,
+    out: *mut u8,
 }
 
 impl DirtyLog {
@@ -161,12 +185,28 @@ impl DirtyLog {
     /// slot does not log.
     pub fn take(&self, slot: u32, out: *mut u8, keep: bool) -> Result<()> {
         let mut inner = self.inner.lock();
-        inner.harvest(self.fd)?;
         let i = inner.bitmap(slot).map_err(|_| Errno(libc::ENOENT))?;
-        // SAFETY: the caller's buffer holds the slot's pages rounded up to whole 64-bit
-        // words (the documented contract of kvm_get_dirty_log).
-        unsafe { inner.bitmaps[i].1.take(out, keep) };
-        Ok(())
+        if keep {
+            inner.harvest(self.fd)?;
+            // SAFETY: the caller's buffer holds the slot's pages rounded up to whole
+            // 64-bit words (the documented contract of kvm_get_dirty_log).
+            unsafe { inner.bitmaps[i].1.take(out, true) };
+            return Ok(());
+        }
+        // What earlier harvests gathered first (the buffer zeroed), then the rings
+        // straight into the buffer.
+        // SAFETY: as above.
+        unsafe { inner.bitmaps[i].1.take(out, false) };
+        let direct = Direct {
+            slot,
+            pages: inner.bitmaps[i].1.pages(),
+            out,
+        };
+        inner.harvest_to(self.fd, Some(&direct)).inspect_err(|_| {
+            // Not reported: the pages go back for the next call.
+            // SAFETY: as above; the buffer was written just now.
+            unsafe { inner.bitmaps[i].1.absorb(out) };
+        })
     }
 
     /// `kvm_clear_dirty_log` of KVM slot `slot`: clears the bits of pages `first ..
