@@ -98,10 +98,13 @@ static double raw_ring_round(void *arg)
 static long iters;
 static struct raw_vm raw_exit;
 
+/* libkvm's exit loop on vcpu `*(int *)arg` (attached for the round). */
 static double lib_exit_round(void *arg)
 {
-	(void)arg;
-	return lib_exit_loop(iters);
+	TRY(kvm_attach_vcpu(*(int *)arg));
+	double t = lib_exit_loop(iters);
+	TRY(kvm_detach_vcpu());
+	return t;
 }
 
 static double raw_exit_round(void *arg)
@@ -109,6 +112,10 @@ static double raw_exit_round(void *arg)
 	(void)arg;
 	return raw_exit_loop(&raw_exit, iters);
 }
+
+static int ring_on_fd, ring_off_fd;
+static double lib_ring_on_round(void *arg) { (void)arg; return lib_exit_round(&ring_on_fd); }
+static double lib_ring_off_round(void *arg) { (void)arg; return lib_exit_round(&ring_off_fd); }
 
 static void raw_enable_ring(struct raw_vm *r)
 {
@@ -169,25 +176,37 @@ int main(void)
 	munmap(raw_ring, RING_BYTES);
 	raw_vm_destroy(&raw);
 
-	/* The exit loop, the ring on both sides. */
+	/* The exit loop, the ring on both sides; then libkvm's loop with the ring on against
+	 * the same without it, which isolates what the ring costs the run path. */
 	iters = bench_iters(500);
 	int vm = lib_vm_create(0x10000, KVM_MEM_LOG_DIRTY_PAGES, 0x1000, BLOB(bench_out));
 	TRY(kvm_enable_dirty_ring(vm, RING_BYTES));
-	TRY(kvm_create_vcpu(vm, 0));
+	ring_on_fd = TRY(kvm_create_vcpu(vm, 0));
 	lib_setup_real_mode(0x1000);
+	TRY(kvm_detach_vcpu());
+	int vm_off = lib_vm_create(0x10000, KVM_MEM_LOG_DIRTY_PAGES, 0x1000, BLOB(bench_out));
+	ring_off_fd = TRY(kvm_create_vcpu(vm_off, 0));
+	lib_setup_real_mode(0x1000);
+	TRY(kvm_detach_vcpu());
 	raw_vm_create(&raw_exit, 0x10000, KVM_MEM_LOG_DIRTY_PAGES);
 	raw_enable_ring(&raw_exit);
 	raw_vcpu_create(&raw_exit, 0);
 	raw_load(&raw_exit, 0x1000, BLOB(bench_out));
 	raw_setup_real_mode(&raw_exit, 0x1000);
-	(void)lib_exit_round(NULL);
+	(void)lib_ring_on_round(NULL);
+	(void)lib_ring_off_round(NULL);
 	(void)raw_exit_round(NULL);
+	int exit_rounds = bench_rounds(101);
 	bench_labels[0] = "libkvm";
 	bench_labels[1] = "raw";
-	compare("8 exit loop, dirty ring on", bench_rounds(101), lib_exit_round, raw_exit_round,
+	compare("8 exit loop, dirty ring on", exit_rounds, lib_ring_on_round, raw_exit_round,
 		NULL, 1.02);
-	TRY(kvm_detach_vcpu());
+	bench_labels[0] = "ring";
+	bench_labels[1] = "bitmap";
+	compare("8 exit loop, libkvm, ring on / off", exit_rounds, lib_ring_on_round,
+		lib_ring_off_round, NULL, 0);
 	TRY(kvm_destroy_vm(vm));
+	TRY(kvm_destroy_vm(vm_off));
 	raw_vm_destroy(&raw_exit);
 	return 0;
 }
