@@ -300,6 +300,20 @@ static void manual_protect(void)
 	for (size_t i = 0; i < PAGES / 64; i++)
 		n += __builtin_popcountll(a[i]);
 	CHECK(n > 0 && n <= WRITES_PER_EXIT);
+	/* Through the escape hatch too: off (reading clears again), INITIALLY_SET refused. */
+	cap.args[0] = 0;
+	OK(kvm_vm_ioctl(vm, KVM_ENABLE_CAP, &cap));
+	write_for(1);
+	OK(kvm_get_dirty_log(vm, SLOT, a));
+	OK(kvm_get_dirty_log(vm, SLOT, b));
+	n = 0;
+	for (size_t i = 0; i < PAGES / 64; i++) {
+		n += __builtin_popcountll(a[i]);
+		CHECK_EQ(b[i], 0);
+	}
+	CHECK(n > 0);
+	cap.args[0] = 3;
+	CHECK_ERR(kvm_vm_ioctl(vm, KVM_ENABLE_CAP, &cap), EINVAL);
 	/* Bad input, as the kernel answers it for the bitmap. */
 	clr.first_page = 1;
 	CHECK_ERR(kvm_clear_dirty_log(vm, &clr), EINVAL);

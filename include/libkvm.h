@@ -854,7 +854,9 @@ int kvm_restore_vm(int vm, const void *buf, size_t len);
  table for kvm_save_vm()), KVM_ENABLE_CAP of KVM_CAP_SPLIT_IRQCHIP or KVM_CAP_X2APIC_API
  (kvm_enable_cap()) and of the dirty ring (KVM_CAP_DIRTY_LOG_RING*: kvm_enable_dirty_ring());
  so is a request with any of bits 63:32 set (the kernel's ioctl number is 32
- bits, so such a request would reach it as another one). Errors: EBADF (not a VM), EINVAL
+ bits, so such a request would reach it as another one). Other capabilities are enabled
+ as kvm_enable_cap() enables them (KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2 recorded, refused
+ with KVM_DIRTY_LOG_INITIALLY_SET once the dirty ring is on). Errors: EBADF (not a VM), EINVAL
  (a refused request), EFAULT (KVM_ENABLE_CAP with `arg` NULL), and the ioctl's own.
  */
 int kvm_vm_ioctl(int vm, unsigned long request, void *arg);
