@@ -72,6 +72,8 @@ void raw_setup_real_mode(struct raw_vm *r, uint16_t ip);
 void raw_setup_protected_mode(struct raw_vm *r, uint32_t eip);
 /* KVM_RUN once; dies unless the exit is `reason`. */
 void raw_run_expect(struct raw_vm *r, int reason);
+/* `iters` KVM_RUNs, each of which must end in KVM_EXIT_IO: the cost of one (ns). */
+double raw_exit_loop(struct raw_vm *r, long iters);
 
 /* ---- the libkvm side -------------------------------------------------------------- */
 
@@ -80,6 +82,9 @@ int lib_vm_create(size_t size, uint32_t flags, uint64_t gpa, struct blob b);
 void lib_setup_real_mode(uint16_t ip);
 void lib_setup_protected_mode(uint32_t eip);
 void lib_run_expect(int reason);
+/* `iters` kvm_run() calls of the calling thread's vcpu, each of which must end in
+ * KVM_EXIT_IO: the cost of one (ns). */
+double lib_exit_loop(long iters);
 /* 64-bit ring 3 at rip (page tables at pt_base, identity-mapping the first 2 MiB):
  * guest code that kvm_pvm runs natively, not through its instruction emulator. */
 void lib_setup_user_long_mode(int vm, uint64_t pt_base, uint64_t rip);

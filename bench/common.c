@@ -298,3 +298,23 @@ void lib_run_expect(int reason)
 	if (r != reason)
 		DIE("libkvm: exit %d, expected %d", r, reason);
 }
+
+double lib_exit_loop(long iters)
+{
+	uint64_t t0 = now_ns();
+	for (long i = 0; i < iters; i++)
+		if (kvm_run() != KVM_EXIT_IO)
+			DIE("libkvm: unexpected exit (%s)", strerror(errno));
+	return (double)(now_ns() - t0) / (double)iters;
+}
+
+double raw_exit_loop(struct raw_vm *r, long iters)
+{
+	int fd = r->vcpu;
+	struct kvm_run *run = r->run;
+	uint64_t t0 = now_ns();
+	for (long i = 0; i < iters; i++)
+		if (ioctl(fd, KVM_RUN, 0) < 0 || run->exit_reason != KVM_EXIT_IO)
+			DIE("raw: unexpected exit (%s)", strerror(errno));
+	return (double)(now_ns() - t0) / (double)iters;
+}

@@ -37,6 +37,18 @@ GUEST_BEGIN(bench_dirty)
 	jmp	1b
 GUEST_END(bench_dirty)
 
+	.code32
+/* Writes one byte to every ESI-th byte of the first GiB from 0 (ESI a multiple of 4096:
+ * one page in ESI / 4096), then exits; and again on the next run. */
+GUEST_BEGIN(bench_dirty_stride)
+1:	xor	%edi, %edi
+2:	movb	%al, (%edi)
+	add	%esi, %edi
+	cmp	$0x40000000, %edi
+	jb	2b
+	out	%al, $0x10
+	jmp	1b
+GUEST_END(bench_dirty_stride)
 	.code64
 /* 64-bit ring 3 (lib_setup_user_long_mode, at 0x4000): runs without exiting until
  * kicked, at native speed. */

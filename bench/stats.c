@@ -1,4 +1,4 @@
-/* Benchmark 8: every statistic of 256 vcpus read from one thread while every vcpu is
+/* Benchmark 9: every statistic of 256 vcpus read from one thread while every vcpu is
  * inside kvm_run, with kvm_stats_read(fd, -1, ...) on each vcpu fd; beside it QEMU's way
  * (query-stats: run_on_cpu() on each vcpu in turn, i.e. kick it out of KVM_RUN, read on
  * its own thread, let it run again). One vcpu per host CPU runs a guest that never exits

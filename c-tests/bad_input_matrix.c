@@ -179,6 +179,7 @@ static long vm_register_coalesced(int fd) { return kvm_register_coalesced_mmio(f
 static long vm_unregister_coalesced(int fd) { return kvm_unregister_coalesced_mmio(fd, &zone); }
 static long vm_save_vm(int fd) { size_t n = sizeof(blob); return kvm_save_vm(fd, blob, &n); }
 static long vm_restore_vm(int fd) { return kvm_restore_vm(fd, vm_blob, vm_blob_len); }
+static long vm_enable_dirty_ring(int fd) { return kvm_enable_dirty_ring(fd, 65536); }
 
 static const struct { const char *name; long (*call)(int); int minus1_ok; } VM_CALLS[] = {
 	{ "kvm_check_extension", vm_check_extension, 1 }, /* -1 means /dev/kvm itself */
@@ -214,6 +215,7 @@ static const struct { const char *name; long (*call)(int); int minus1_ok; } VM_C
 	{ "kvm_unregister_coalesced_mmio", vm_unregister_coalesced, 0 },
 	{ "kvm_save_vm", vm_save_vm, 0 },
 	{ "kvm_restore_vm", vm_restore_vm, 0 },
+	{ "kvm_enable_dirty_ring", vm_enable_dirty_ring, 0 },
 };
 
 /* ---- functions acting on the calling thread's vcpu ------------------------------- */
@@ -711,6 +713,25 @@ static void vcpus(void)
 	BAD("thread already has a vcpu", kvm_create_vcpu(vm, 3), EBUSY);
 	BAD("thread already has a vcpu", kvm_attach_vcpu(vcpu_fd), EBUSY);
 	OK(kvm_detach_vcpu());
+	BAD("the dirty ring once the VM has a vcpu", kvm_enable_dirty_ring(vm, 65536), EBUSY);
+	/* The ring's sizes, on a VM without vcpus. */
+	int fresh = vm_with_memory(0x1000);
+	if (kvm_check_extension(fresh, KVM_CAP_DIRTY_LOG_RING) > 0) {
+		c = "dirty ring size not a power of two";
+		BAD(c, kvm_enable_dirty_ring(fresh, 3 * 4096), EINVAL);
+		BAD(c, kvm_enable_dirty_ring(fresh, UINT32_MAX), EINVAL);
+		c = "dirty ring size 0 or below a page";
+		BAD(c, kvm_enable_dirty_ring(fresh, 0), EINVAL);
+		BAD(c, kvm_enable_dirty_ring(fresh, 1), EINVAL);
+		BAD(c, kvm_enable_dirty_ring(fresh, 2048), EINVAL);
+		c = "dirty ring size above the kernel's maximum";
+		BAD(c, kvm_enable_dirty_ring(fresh, 1u << 31), EINVAL);
+		OK(kvm_enable_dirty_ring(fresh, 65536));
+		BAD("the dirty ring twice", kvm_enable_dirty_ring(fresh, 65536), EBUSY);
+	} else {
+		BAD("no dirty ring on this host", kvm_enable_dirty_ring(fresh, 65536), EOPNOTSUPP);
+	}
+	OK(kvm_destroy_vm(fresh));
 }
 
 static void vcpu_values(void)

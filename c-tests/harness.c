@@ -652,7 +652,7 @@ uint8_t *save_vm_blob(int vm, size_t *len)
 	return b;
 }
 
-struct kvm_msr_list *msr_list(int (*get)(struct kvm_msr_list *))
+struct kvm_msr_list *read_msr_list(int (*get)(struct kvm_msr_list *))
 {
 	struct kvm_msr_list probe = { .nmsrs = 0 };
 	CHECK_ERR(get(&probe), E2BIG);

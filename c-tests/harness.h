@@ -192,7 +192,7 @@ uint8_t *save_vm_blob(int vm, size_t *len);
  * by one is E2BIG with the count needed in nmsrs, one with room to spare is filled and
  * nmsrs set to the count. `get` is kvm_get_msr_index_list or
  * kvm_get_msr_feature_index_list; the list is malloc'd, its count in nmsrs. */
-struct kvm_msr_list *msr_list(int (*get)(struct kvm_msr_list *));
+struct kvm_msr_list *read_msr_list(int (*get)(struct kvm_msr_list *));
 
 /* Records handed from a test to its re-executed self: WRITE_RECORDS(path, {p, n}, ...)
  * writes each {pointer, length} as a length-prefixed record to a new file at the

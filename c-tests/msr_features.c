@@ -6,7 +6,7 @@
 int main(void)
 {
 	require_kvm();
-	struct kvm_msr_list *list = msr_list(kvm_get_msr_feature_index_list);
+	struct kvm_msr_list *list = read_msr_list(kvm_get_msr_feature_index_list);
 	uint32_t n = list->nmsrs;
 
 	struct kvm_msrs *m = calloc(1, sizeof(*m) + n * sizeof(struct kvm_msr_entry));

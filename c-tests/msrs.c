@@ -21,7 +21,7 @@ int main(void)
 	require_kvm();
 
 	/* The index list: E2BIG with the count needed, then the list itself. */
-	struct kvm_msr_list *list = msr_list(kvm_get_msr_index_list);
+	struct kvm_msr_list *list = read_msr_list(kvm_get_msr_index_list);
 	unsigned n = list->nmsrs;
 	CHECK(n > 4);
 	int found = 0;

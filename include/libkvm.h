@@ -182,9 +182,10 @@ int kvm_set_identity_map_addr(int vm, uint64_t addr);
  with KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2, reading the dirty log no longer clears it
  (use kvm_clear_dirty_log()); with KVM_CAP_X2APIC_API, kvm_interrupt() addresses a vcpu
  in x2APIC mode by its 32-bit x2APIC ID. The dirty ring (KVM_CAP_DIRTY_LOG_RING*) is
- refused: it replaces the dirty bitmap kvm_get_dirty_log() reads. Errors: EBADF (not a
+ refused: kvm_enable_dirty_ring() is the one way to turn it on. Errors: EBADF (not a
  VM), EFAULT (`cap` NULL), EINVAL (unknown capability, nonzero flags, arguments the
- kernel refuses, or the dirty ring), EEXIST (KVM_CAP_SPLIT_IRQCHIP once the VM has an
+ kernel refuses, the dirty ring, or KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2 with
+ KVM_DIRTY_LOG_INITIALLY_SET once the ring is on), EEXIST (KVM_CAP_SPLIT_IRQCHIP once the VM has an
  irqchip or a vcpu).
  */
 int kvm_enable_cap(int vm, const struct kvm_enable_cap *cap);
@@ -270,6 +271,20 @@ int kvm_get_dirty_log(int vm, unsigned int slot, void *dirty_bitmap);
  slot's end, or the range outside the slot).
  */
 int kvm_clear_dirty_log(int vm, const struct kvm_clear_dirty_log *log);
+
+/*
+ Makes VM `vm` log dirty pages in the KVM dirty ring (KVM_CAP_DIRTY_LOG_RING, with
+ _ACQ_REL where the kernel has it), `bytes` per vcpu, instead of the kernel's bitmaps.
+ kvm_get_dirty_log() and kvm_clear_dirty_log() keep their meaning exactly: libkvm
+ harvests the rings into bitmaps of its own (resetting them before it reports a page),
+ also from kvm_run() when a ring is full (KVM_EXIT_DIRTY_RING_FULL never reaches the
+ caller). Call it before the VM's first vcpu. Errors: EBADF (not a VM), EBUSY (the VM
+ has or had a vcpu, or its ring is on already), EOPNOTSUPP (the kernel has no dirty
+ ring), EINVAL (`bytes` not a power of two, below 4096 or above what
+ KVM_CAP_DIRTY_LOG_RING reports, or too small for the kernel; or
+ KVM_DIRTY_LOG_INITIALLY_SET enabled), ENOMEM.
+ */
+int kvm_enable_dirty_ring(int vm, uint32_t bytes);
 
 /*
  Creates, replaces or deletes memory alias `alias->slot` (0 to 31, a namespace apart
@@ -880,9 +895,11 @@ const char *kvm_exit_reason_name(int reason);
  (kvm_set_memory_region()), KVM_CREATE_VCPU (kvm_create_vcpu()), KVM_CREATE_IRQCHIP
  (kvm_create_irqchip()), KVM_SET_GSI_ROUTING (kvm_set_gsi_routing(), which keeps the
  table for kvm_save_vm()), KVM_ENABLE_CAP of KVM_CAP_SPLIT_IRQCHIP or KVM_CAP_X2APIC_API
- (kvm_enable_cap()) and of the dirty ring (KVM_CAP_DIRTY_LOG_RING*, which libkvm does not
- support); so is a request with any of bits 63:32 set (the kernel's ioctl number is 32
- bits, so such a request would reach it as another one). Errors: EBADF (not a VM), EINVAL
+ (kvm_enable_cap()) and of the dirty ring (KVM_CAP_DIRTY_LOG_RING*: kvm_enable_dirty_ring());
+ so is a request with any of bits 63:32 set (the kernel's ioctl number is 32
+ bits, so such a request would reach it as another one). Other capabilities are enabled
+ as kvm_enable_cap() enables them (KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2 recorded, refused
+ with KVM_DIRTY_LOG_INITIALLY_SET once the dirty ring is on). Errors: EBADF (not a VM), EINVAL
  (a refused request), EFAULT (KVM_ENABLE_CAP with `arg` NULL), and the ioctl's own.
  */
 int kvm_vm_ioctl(int vm, unsigned long request, void *arg);

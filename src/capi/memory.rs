@@ -108,6 +108,21 @@ pub extern "C" fn kvm_clear_dirty_log(vm: c_int, log: *const kvm_clear_dirty_log
     vm_set(vm, log, |vm, a| vm.clear_dirty_log(a))
 }
 
+/// Makes VM `vm` log dirty pages in the KVM dirty ring (KVM_CAP_DIRTY_LOG_RING, with
+/// _ACQ_REL where the kernel has it), `bytes` per vcpu, instead of the kernel's bitmaps.
+/// kvm_get_dirty_log() and kvm_clear_dirty_log() keep their meaning exactly: libkvm
+/// harvests the rings into bitmaps of its own (resetting them before it reports a page),
+/// also from kvm_run() when a ring is full (KVM_EXIT_DIRTY_RING_FULL never reaches the
+/// caller). Call it before the VM's first vcpu. Errors: EBADF (not a VM), EBUSY (the VM
+/// has or had a vcpu, or its ring is on already), EOPNOTSUPP (the kernel has no dirty
+/// ring), EINVAL (`bytes` not a power of two, below 4096 or above what
+/// KVM_CAP_DIRTY_LOG_RING reports, or too small for the kernel; or
+/// KVM_DIRTY_LOG_INITIALLY_SET enabled), ENOMEM.
+#[no_mangle]
+pub extern "C" fn kvm_enable_dirty_ring(vm: c_int, bytes: u32) -> c_int {
+    vm_do(vm, |vm| vm.enable_dirty_ring(bytes))
+}
+
 /// Creates, replaces or deletes memory alias `alias->slot` (0 to 31, a namespace apart
 /// from memory slots) of VM `vm`: guest-physical [guest_phys_addr, guest_phys_addr +
 /// memory_size) then shows the same memory as [target_phys_addr, target_phys_addr +

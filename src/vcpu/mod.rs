@@ -23,6 +23,9 @@
 pub mod apic_mode;
 mod cpu;
 mod debug;
+mod dirty_bitmap;
+pub mod dirty_log;
+mod dirty_ring;
 mod interrupt;
 mod irq_state;
 pub mod kick;
@@ -65,6 +68,9 @@ unsafe impl Sync for RunArea {}
 /// sync-regs bookkeeping.
 #[derive(Debug)]
 pub struct Vcpu {
+    /// The vcpu's dirty ring, if the VM logs dirty pages that way; first, so that its
+    /// entries are folded into the VM's bitmaps before anything else of the vcpu goes.
+    ring: Option<dirty_log::VcpuRing>,
     fd: VcpuFd,
     run: RunArea,
     vm_fd: RawFd,
@@ -97,6 +103,7 @@ impl Vcpu {
             sync_caps
         };
         Vcpu {
+            ring: None,
             fd,
             run,
             vm_fd,
@@ -108,6 +115,12 @@ impl Vcpu {
             apic,
             stats: StatsCell::default(),
         }
+    }
+
+    /// Maps this vcpu's (vcpu `id`'s) dirty ring of the VM-wide ring state `log`.
+    pub fn attach_dirty_ring(&mut self, log: &Arc<dirty_log::DirtyLog>, id: u32) -> Result<()> {
+        self.ring = Some(log.attach(self.raw_fd(), id)?);
+        Ok(())
     }
 
     /// The vcpu fd.

@@ -27,10 +27,14 @@ impl Vm {
             memory_size: size,
             userspace_addr: host as u64,
         };
+        // The dirty ring's bitmap of the slot follows every change (vm/dirty_ring.rs).
+        let ring = self.ring_prepare(slot, flags, size)?;
         // SAFETY: `host` is either memory libkvm mapped for this slot or memory the caller
         // handed over for it (the caller's promise, as with the raw ioctl); the kernel
         // checks that the range is accessible.
-        unsafe { self.fd.set_user_memory_region(region) }.map_err(Errno::from)
+        unsafe { self.fd.set_user_memory_region(region) }.map_err(Errno::from)?;
+        self.ring_commit(slot, ring);
+        Ok(())
     }
 
     /// `kvm_set_memory_region` (`host` = None: libkvm allocates) and
@@ -285,6 +289,9 @@ impl Vm {
 
     /// KVM_GET_DIRTY_LOG of KVM slot `slot` into `bitmap`.
     fn kvm_dirty_log(&self, slot: u32, bitmap: *mut libc::c_void) -> Result<()> {
+        if let Some(r) = self.ring_dirty_log(slot, bitmap.cast()) {
+            return r;
+        }
         let mut log = kvm_dirty_log {
             slot,
             ..Default::default()
@@ -339,6 +346,9 @@ impl Vm {
     pub fn clear_dirty_log(&self, log: &kvm_clear_dirty_log) -> Result<()> {
         if log.slot >= self.user_slots() {
             return Err(Errno(libc::ENOENT));
+        }
+        if let Some(r) = self.ring_clear_dirty_log(log) {
+            return r;
         }
         // SAFETY: KVM_CLEAR_DIRTY_LOG reads one struct kvm_clear_dirty_log; the bitmap it
         // points to is the caller's (EFAULT from the kernel if it is not readable).

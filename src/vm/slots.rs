@@ -295,6 +295,11 @@ impl MemoryMap {
         Ok(out)
     }
 
+    /// (KVM slot number, flags, size) of every slot, aliases included.
+    pub fn entries(&self) -> impl Iterator<Item = (u32, u32, u64)> + '_ {
+        self.slots.iter().map(|(n, s)| (*n, s.flags, s.size))
+    }
+
     /// The slot (number and entry) that holds all of `[gpa, gpa + len)`; EFAULT if none
     /// does (also for a zero length or a range that wraps past 2^64).
     pub fn containing(&self, gpa: u64, len: u64) -> Result<(u32, &Slot)> {
