@@ -1,9 +1,16 @@
 //! A VM: its fd, its memory slots and the limits KVM reported for it.
 
 mod coalesced;
+pub mod fd_backing;
+mod guest_memfd;
 pub(crate) mod irq;
 mod memory;
 pub mod slots;
+
+pub(crate) use guest_memfd::{
+    CAP_GUEST_MEMFD_FLAGS, FLAG_INIT_SHARED as GUEST_MEMFD_FLAG_INIT_SHARED,
+    FLAG_MMAP as GUEST_MEMFD_FLAG_MMAP,
+};
 
 use crate::error::{Errno, Result};
 use crate::ioctl;
@@ -44,6 +51,8 @@ pub struct Vm {
     /// while the kernel's default is in force: the kernel has no call that reads it back,
     /// and kvm_save_vm needs it (vm/irq.rs).
     routes: Mutex<Vec<u8>>,
+    /// The guest_memfds this VM created (vm/guest_memfd.rs).
+    guest_memfds: guest_memfd::GuestMemfds,
 }
 
 /// The fd of a kernel vcpu that has no run area (yet); closed on drop.
@@ -101,6 +110,7 @@ impl Vm {
             apic: crate::error::try_arc(ApicMode::default())?,
             kept: Mutex::new(Vec::new()),
             routes: Mutex::new(Vec::new()),
+            guest_memfds: Default::default(),
         })
     }
 
@@ -215,12 +225,18 @@ impl Vm {
         }
     }
 
-    /// The fds of kernel vcpus kept for a retry (for a fork child, which closes its copies).
+    /// The fds of kernel vcpus kept for a retry and of the files that back memory slots
+    /// (for a fork child, which closes its copies).
     pub fn kept_fds(&self) -> Vec<RawFd> {
-        self.kept
+        let mut fds: Vec<RawFd> = self
+            .kept
             .try_lock()
             .map(|k| k.iter().map(|(_, f)| f.0).collect())
-            .unwrap_or_default()
+            .unwrap_or_default();
+        if let Some(mem) = self.memory.try_lock() {
+            fds.extend(mem.file_fds());
+        }
+        fds
     }
 
     /// KVM_ENABLE_CAP on the VM fd; remembers the capabilities that change what other calls

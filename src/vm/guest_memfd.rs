@@ -1,0 +1,192 @@
+//! guest_memfd: memory only KVM hands out (KVM_CREATE_GUEST_MEMFD), the VM's record of
+//! the ones it created (so that `kvm_set_memory_region_fd` recognises them, whatever
+//! descriptor names them), and slots bound to one (KVM_SET_USER_MEMORY_REGION2 with
+//! KVM_MEM_GUEST_MEMFD).
+//!
+//! The numbers are the kernel's (include/uapi/linux/kvm.h); kvm-bindings 0.14 has the
+//! structs but not these flags.
+
+use super::Vm;
+use crate::error::{Errno, Result};
+use kvm_bindings::{kvm_create_guest_memfd, kvm_userspace_memory_region2, KVM_MEM_GUEST_MEMFD};
+use parking_lot::Mutex;
+use std::os::unix::io::RawFd;
+
+/// KVM_CAP_GUEST_MEMFD_FLAGS: the flags KVM_CREATE_GUEST_MEMFD takes on this VM.
+pub(crate) const CAP_GUEST_MEMFD_FLAGS: libc::c_long = 244;
+/// GUEST_MEMFD_FLAG_MMAP: the host may mmap() the file.
+pub(crate) const FLAG_MMAP: u64 = 1 << 0;
+/// GUEST_MEMFD_FLAG_INIT_SHARED: its memory starts shared with the host.
+pub(crate) const FLAG_INIT_SHARED: u64 = 1 << 1;
+
+/// One guest_memfd a VM created: which file (st_dev, st_ino), its size (fixed at
+/// creation) and creation flags.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Created {
+    file: (u64, u64),
+    size: u64,
+    flags: u64,
+}
+
+/// The guest_memfds a VM created. An entry outlives the file (a caller may close it at
+/// any time, unseen); a later file is taken for it only if it has the same device, inode
+/// number and size, as an inode number is reused only once its file is gone.
+#[derive(Debug, Default)]
+pub struct GuestMemfds(Mutex<Vec<Created>>);
+
+impl GuestMemfds {
+    /// The creation flags of `file`, of `size` bytes, if this VM created it.
+    pub fn flags_of(&self, file: (u64, u64), size: u64) -> Option<u64> {
+        let created = self.0.lock();
+        let found = created
+            .iter()
+            .rev()
+            .find(|c| c.file == file && c.size == size);
+        found.map(|c| c.flags)
+    }
+
+    fn reserve(&self) -> Result<()> {
+        self.0.lock().try_reserve(1).map_err(crate::error::nomem)
+    }
+
+    fn record(&self, c: Created) {
+        let mut created = self.0.lock();
+        // A reused inode number replaces its earlier entry; the room was reserved.
+        created.retain(|old| old.file != c.file);
+        created.push(c);
+    }
+}
+
+/// (st_dev, st_ino, st_size) of `fd`.
+fn identity(fd: RawFd) -> Result<((u64, u64), u64)> {
+    // SAFETY: an all-zero stat is a valid value to be overwritten.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: fstat writes one struct stat, which lives across the call.
+    crate::error::check(unsafe { libc::fstat(fd, &mut st) })?;
+    Ok(((st.st_dev, st.st_ino), st.st_size as u64))
+}
+
+/// The flags `kvm_create_guest_memfd` accepts where the VM reports `supported`
+/// (KVM_CAP_GUEST_MEMFD_FLAGS), for a file of `size` bytes: EINVAL for others, for a
+/// size of 0 or not a multiple of the page size.
+fn check_request(size: u64, flags: u64, supported: u64) -> Result<()> {
+    if size == 0 || size % super::slots::PAGE_SIZE != 0 || flags & !supported != 0 {
+        return Err(Errno(libc::EINVAL));
+    }
+    Ok(())
+}
+
+impl Vm {
+    /// `kvm_create_guest_memfd`: a new guest_memfd of `size` bytes for this VM, close-on-
+    /// exec. EOPNOTSUPP without KVM_CAP_GUEST_MEMFD, EINVAL for flags the VM does not
+    /// report in KVM_CAP_GUEST_MEMFD_FLAGS or a bad size.
+    pub fn create_guest_memfd(&self, size: u64, flags: u64) -> Result<RawFd> {
+        let cap = libc::c_long::from(kvm_bindings::KVM_CAP_GUEST_MEMFD as i32);
+        if self.check_extension(cap)? <= 0 {
+            return Err(Errno(libc::EOPNOTSUPP));
+        }
+        // A kernel with guest_memfd but no flags capability takes no flags.
+        let supported = self.check_extension(CAP_GUEST_MEMFD_FLAGS)?.max(0) as u64;
+        check_request(size, flags, supported)?;
+        self.guest_memfds.reserve()?;
+        let gmem = kvm_create_guest_memfd {
+            size,
+            flags,
+            ..Default::default()
+        };
+        let fd = self.fd().create_guest_memfd(gmem).map_err(Errno::from)?;
+        let close = |e: Errno| {
+            // SAFETY: the new fd is ours alone until returned.
+            unsafe { crate::cancel::close(fd) };
+            e
+        };
+        // The kernel makes the fd without O_CLOEXEC; every fd libkvm makes has it.
+        // SAFETY: F_SETFD on the fd just made.
+        crate::error::check(unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) })
+            .map_err(close)?;
+        let (file, _) = identity(fd).map_err(close)?;
+        self.guest_memfds.record(Created { file, size, flags });
+        Ok(fd)
+    }
+
+    /// The creation flags of `file` (of `size` bytes) if it is a guest_memfd of this VM.
+    pub(crate) fn guest_memfd_flags(&self, file: (u64, u64), size: u64) -> Option<u64> {
+        self.guest_memfds.flags_of(file, size)
+    }
+
+    /// KVM_SET_USER_MEMORY_REGION2 of a slot bound to guest_memfd `gmem` from `offset`
+    /// (KVM_MEM_GUEST_MEMFD), with `host` libkvm's shared mapping of that range.
+    pub(crate) fn kvm_set_guest_memfd_slot(
+        &self,
+        slot: u32,
+        flags: u32,
+        gpa: u64,
+        size: u64,
+        host: *mut u8,
+        (gmem, offset): (RawFd, u64),
+    ) -> Result<()> {
+        let region = kvm_userspace_memory_region2 {
+            slot,
+            flags: flags | KVM_MEM_GUEST_MEMFD,
+            guest_phys_addr: gpa,
+            memory_size: size,
+            userspace_addr: host as u64,
+            guest_memfd_offset: offset,
+            guest_memfd: gmem as u32,
+            ..Default::default()
+        };
+        // SAFETY: `host` is libkvm's own mapping of the guest_memfd range the slot is
+        // bound to, kept until the slot is deleted; the kernel checks the rest.
+        unsafe { self.fd().set_user_memory_region2(region) }.map_err(Errno::from)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_reported_flags_and_whole_pages_are_asked_for() {
+        let both = FLAG_MMAP | FLAG_INIT_SHARED;
+        assert_eq!(check_request(4096, 0, 0), Ok(()));
+        assert_eq!(check_request(4096, FLAG_MMAP, 0), Err(Errno(libc::EINVAL)));
+        assert_eq!(check_request(4096, both, both), Ok(()));
+        assert_eq!(check_request(4096, 4, both), Err(Errno(libc::EINVAL)));
+        assert_eq!(check_request(0, 0, both), Err(Errno(libc::EINVAL)));
+        assert_eq!(check_request(4095, 0, both), Err(Errno(libc::EINVAL)));
+    }
+
+    #[test]
+    fn a_file_is_known_by_identity_and_size() {
+        let t = GuestMemfds::default();
+        t.reserve().unwrap();
+        t.record(Created {
+            file: (1, 7),
+            size: 8192,
+            flags: FLAG_MMAP,
+        });
+        assert_eq!(t.flags_of((1, 7), 8192), Some(FLAG_MMAP));
+        assert_eq!(t.flags_of((1, 7), 4096), None);
+        assert_eq!(t.flags_of((2, 7), 8192), None);
+        // A reused inode number replaces the entry.
+        t.reserve().unwrap();
+        t.record(Created {
+            file: (1, 7),
+            size: 8192,
+            flags: 0,
+        });
+        assert_eq!(t.flags_of((1, 7), 8192), Some(0));
+        assert_eq!(t.0.lock().len(), 1);
+    }
+
+    #[test]
+    fn the_numbers_are_the_kernels() {
+        // include/uapi/linux/kvm.h (Linux 6.18).
+        assert_eq!(CAP_GUEST_MEMFD_FLAGS, 244);
+        assert_eq!(kvm_bindings::KVM_CAP_GUEST_MEMFD, 234);
+        assert_eq!(KVM_MEM_GUEST_MEMFD, 1 << 2);
+        assert_eq!((FLAG_MMAP, FLAG_INIT_SHARED), (1, 2));
+        assert_eq!(std::mem::size_of::<kvm_create_guest_memfd>(), 64);
+        assert_eq!(std::mem::size_of::<kvm_userspace_memory_region2>(), 160);
+    }
+}
