@@ -1,4 +1,4 @@
-/* kvm_set_memory_region_fd: a guest's memfd shared with another process, a file mapped copy-on-write (file unchanged, dirty log exact), in-place changes, snapshots, every errno, and no fd or mapping left after delete, destroy and 1000 cycles. */
+/* kvm_set_memory_region_fd and kvm_create_guest_memfd: a guest's memfd shared with another process, a file mapped copy-on-write (file unchanged, dirty log exact), in-place changes, snapshots, every errno, no fd or mapping left after delete, destroy and 1000 cycles, a guest running from a guest_memfd (a recorded skip where the kernel has none). */
 #define _GNU_SOURCE
 #include "harness.h"
 #include <fcntl.h>
@@ -338,9 +338,6 @@ static void errors(void)
 	a.memory_size = 0;
 	OK(kvm_set_memory_alias(vm, &a));
 	OK(kvm_set_memory_region_fd(vm, 1, 0, 0, 0, -1, 0, 0));
-	/* kvm_create_guest_memfd's own errors are guest_memfd's test; the fd of a VM is
-	 * no guest_memfd. */
-	CHECK_ERR(kvm_create_guest_memfd(-1, 4096, 0), EBADF);
 	OK(kvm_destroy_vm(vm));
 	CHECK(close(mfd) == 0 && close(ro) == 0 && close(rw) == 0);
 }
@@ -381,6 +378,63 @@ static void cycles(void)
 	check_no_kvm_leaks("after the cycles");
 }
 
+/* kvm_create_guest_memfd, and a slot bound to a guest_memfd: the guest runs from it and
+ * kvm_guest_memory reads what it wrote. Where the kernel has no guest_memfd, EOPNOTSUPP
+ * and a recorded skip. */
+static void guest_memfd(void)
+{
+	int vm = OK(kvm_create_vm());
+	CHECK_ERR(kvm_create_guest_memfd(-1, 0x10000, 0), EBADF);
+	if (OK(kvm_check_extension(vm, LIBKVM_CAP_GUEST_MEMFD)) == 0) {
+		CHECK_ERR(kvm_create_guest_memfd(vm, 0x10000, 0), EOPNOTSUPP);
+		CHECK_ERR(kvm_create_guest_memfd(vm, 0x10000, LIBKVM_GUEST_MEMFD_MMAP), EOPNOTSUPP);
+		OK(kvm_destroy_vm(vm));
+		skip_section("guest_memfd", "KVM_CAP_GUEST_MEMFD is 0 (EOPNOTSUPP checked)");
+		return;
+	}
+	uint64_t flags = (uint64_t)OK(kvm_check_extension(vm, LIBKVM_CAP_GUEST_MEMFD_FLAGS));
+	const uint64_t both = LIBKVM_GUEST_MEMFD_MMAP | LIBKVM_GUEST_MEMFD_INIT_SHARED;
+	CHECK_ERR(kvm_create_guest_memfd(vm, 0x10000, 1ull << 63), EINVAL);
+	if (both & ~flags)
+		CHECK_ERR(kvm_create_guest_memfd(vm, 0x10000, both & ~flags), EINVAL);
+	CHECK_ERR(kvm_create_guest_memfd(vm, 0, 0), EINVAL);
+	CHECK_ERR(kvm_create_guest_memfd(vm, 4095, 0), EINVAL);
+	/* Not mappable by the host: no slot of libkvm's can use it. */
+	int plain = OK(kvm_create_guest_memfd(vm, 0x10000, 0));
+	CHECK(fcntl(plain, F_GETFD) & FD_CLOEXEC);
+	CHECK_ERR(kvm_set_memory_region_fd(vm, 0, 0, 0, 0x10000, plain, 0, MAP_SHARED), EINVAL);
+	CHECK(close(plain) == 0);
+	if ((flags & both) != both) {
+		OK(kvm_destroy_vm(vm));
+		skip_section("guest_memfd slot", "KVM_CAP_GUEST_MEMFD_FLAGS lacks MMAP or INIT_SHARED");
+		return;
+	}
+	int gm = OK(kvm_create_guest_memfd(vm, 0x10000, both));
+	CHECK(fcntl(gm, F_GETFD) & FD_CLOEXEC);
+	CHECK_ERR(kvm_set_memory_region_fd(vm, 0, 0, 0, 0x10000, gm, 0, MAP_PRIVATE), EINVAL);
+	/* All of the guest's memory, its code included, is the guest_memfd's. */
+	OK(kvm_set_memory_region_fd(vm, 0, 0, 0, 0x10000, gm, 0, MAP_SHARED));
+	load_blob(vm, 0x2000, BLOB(pm_fdmem));
+	uint32_t tables[] = { 0x8000, 0x9004, 0xfffc, 0 }, want[3];
+	for (int i = 0; i < 3; i++)
+		*(uint32_t *)kvm_guest_memory(vm, tables[i], 4) = want[i] = 0x600d0000 + i;
+	start_guest(vm, tables, sizeof(tables));
+	round_expect(want, 3);
+	uint32_t *file = map_fd(gm, 0x10000, PROT_READ);
+	for (int i = 0; i < 3; i++) {
+		CHECK_EQ(*(uint32_t *)kvm_guest_memory(vm, tables[i], 4),
+			 guest_value(want[i], tables[i]));
+		CHECK_EQ(file[tables[i] / 4], guest_value(want[i], tables[i]));
+	}
+	CHECK(close(gm) == 0);
+	OK(kvm_detach_vcpu());
+	void *host = kvm_guest_memory(vm, 0, 1);
+	OK(kvm_set_memory_region(vm, 0, 0, 0, 0));
+	CHECK(!is_mapped(host));
+	CHECK(munmap(file, 0x10000) == 0);
+	OK(kvm_destroy_vm(vm));
+}
+
 int main(int argc, char **argv)
 {
 	if (argc == 3 && strcmp(argv[1], "peer") == 0)
@@ -391,5 +445,6 @@ int main(int argc, char **argv)
 	private_mapping();
 	errors();
 	cycles();
+	guest_memfd();
 	return 0;
 }
