@@ -252,3 +252,162 @@ impl FileBacking {
         self.fd.0
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::vm::guest_memfd::FLAG_MMAP;
+
+    /// A memfd of `pages` pages (closed on drop).
+    struct Memfd(Dup);
+
+    fn memfd(pages: u64) -> Memfd {
+        // SAFETY: a NUL-terminated name; the new fd is owned by the `Dup`.
+        let fd = unsafe { libc::memfd_create(c"fd_backing".as_ptr(), libc::MFD_CLOEXEC) };
+        assert!(fd >= 0);
+        let m = Memfd(Dup(fd));
+        // SAFETY: ftruncate of our own memfd.
+        assert_eq!(
+            unsafe { libc::ftruncate(fd, (pages * PAGE_SIZE) as i64) },
+            0
+        );
+        m
+    }
+
+    fn file(fd: RawFd, offset: u64, map_flags: i32) -> Source {
+        Source::File {
+            fd,
+            offset,
+            map_flags,
+        }
+    }
+
+    fn not_gmem(_: (u64, u64), _: u64) -> Option<u64> {
+        None
+    }
+
+    fn err(r: Result<Checked>) -> Errno {
+        r.map(|_| ()).unwrap_err()
+    }
+
+    #[test]
+    fn map_flags_offsets_and_ranges_are_checked_before_anything_is_mapped() {
+        let m = memfd(4);
+        let fd = m.0 .0;
+        let (s, p) = (libc::MAP_SHARED, libc::MAP_PRIVATE);
+        for bad in [
+            0,
+            s | p,
+            libc::MAP_POPULATE,
+            s | libc::MAP_FIXED,
+            p | libc::MAP_ANONYMOUS,
+        ] {
+            assert_eq!(
+                err(file(fd, 0, bad).check(4096, not_gmem)),
+                Errno(libc::EINVAL)
+            );
+        }
+        assert_eq!(
+            err(file(-1, 0, s).check(4096, not_gmem)),
+            Errno(libc::EBADF)
+        );
+        assert_eq!(
+            err(file(fd, 1, s).check(4096, not_gmem)),
+            Errno(libc::EINVAL)
+        );
+        assert_eq!(
+            err(file(fd, 4096, s).check(16384, not_gmem)),
+            Errno(libc::EINVAL)
+        );
+        assert_eq!(
+            err(file(fd, u64::MAX & !4095, p).check(8192, not_gmem)),
+            Errno(libc::EINVAL)
+        );
+        assert_eq!(
+            err(file(fd, 1 << 63, p).check(4096, not_gmem)),
+            Errno(libc::EINVAL)
+        );
+        assert!(file(fd, 4096, s | libc::MAP_POPULATE)
+            .check(12288, not_gmem)
+            .is_ok());
+        assert!(file(fd, 0, p).check(16384, not_gmem).is_ok());
+    }
+
+    #[test]
+    fn a_guest_memfd_must_be_mappable_and_shared() {
+        let m = memfd(4);
+        let fd = m.0 .0;
+        let gmem = |flags| move |_: (u64, u64), _: u64| Some(flags);
+        let no_mmap = file(fd, 0, libc::MAP_SHARED).check(4096, gmem(0));
+        assert_eq!(err(no_mmap), Errno(libc::EINVAL));
+        let private = file(fd, 0, libc::MAP_PRIVATE).check(4096, gmem(FLAG_MMAP));
+        assert_eq!(err(private), Errno(libc::EINVAL));
+        let Ok(Checked::File(spec)) = file(fd, 0, libc::MAP_SHARED).check(4096, gmem(FLAG_MMAP))
+        else {
+            panic!("a mappable guest_memfd, shared, is accepted");
+        };
+        assert!(spec.guest_memfd);
+    }
+
+    #[test]
+    fn the_mapping_is_the_files_and_the_duplicate_goes_with_it() {
+        let m = memfd(2);
+        let fd = m.0 .0;
+        let checked = file(fd, 4096, libc::MAP_SHARED)
+            .check(4096, not_gmem)
+            .unwrap();
+        let (host, backing) = checked.back(4096).unwrap();
+        let Backing::File(f) = &backing else {
+            panic!("a file backing");
+        };
+        let dup = f.raw_fd();
+        assert_ne!(dup, fd);
+        assert_eq!(f.guest_memfd(), None);
+        // SAFETY: F_GETFD on libkvm's duplicate.
+        assert_eq!(
+            unsafe { libc::fcntl(dup, libc::F_GETFD) } & libc::FD_CLOEXEC,
+            1
+        );
+        // SAFETY: the page is mapped shared from offset 4096; pwrite/pread of our memfd.
+        unsafe {
+            *host = 0x5a;
+            let mut b = 0u8;
+            assert_eq!(libc::pread(fd, (&mut b as *mut u8).cast(), 1, 4096), 1);
+            assert_eq!(b, 0x5a);
+        }
+        // The same file at the same offset, shared: the same memory, through any fd.
+        let slot = Slot {
+            gpa: 0,
+            size: 4096,
+            flags: 0,
+            host,
+            backing,
+        };
+        let again = file(dup, 4096, libc::MAP_SHARED)
+            .check(4096, not_gmem)
+            .unwrap();
+        assert!(again.same_memory(&slot));
+        let private = file(fd, 4096, libc::MAP_PRIVATE)
+            .check(4096, not_gmem)
+            .unwrap();
+        assert!(!private.same_memory(&slot));
+        let elsewhere = file(fd, 0, libc::MAP_SHARED).check(4096, not_gmem).unwrap();
+        assert!(!elsewhere.same_memory(&slot));
+        assert!(!Checked::Anonymous.same_memory(&slot));
+        assert_eq!(slot.backing.unmap().map_err(|(_, e)| e), Ok(()));
+        // SAFETY: F_GETFD of a closed fd only fails.
+        assert_eq!(unsafe { libc::fcntl(dup, libc::F_GETFD) }, -1);
+    }
+
+    #[test]
+    fn a_file_that_cannot_be_mapped_is_what_mmap_says() {
+        let mut fds = [0; 2];
+        // SAFETY: pipe2 writes two fds, which the `Dup`s own.
+        assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+        let (r, _w) = (Dup(fds[0]), Dup(fds[1]));
+        let checked = file(r.0, 0, libc::MAP_PRIVATE)
+            .check(4096, not_gmem)
+            .unwrap();
+        assert_eq!(checked.back(4096).map(|_| ()), Err(Errno(libc::ENODEV)));
+    }
+}
