@@ -8,7 +8,10 @@
 
 use super::Vm;
 use crate::error::{Errno, Result};
-use kvm_bindings::{kvm_create_guest_memfd, kvm_userspace_memory_region2, KVM_MEM_GUEST_MEMFD};
+use kvm_bindings::{
+    kvm_create_guest_memfd, kvm_userspace_memory_region, kvm_userspace_memory_region2,
+    KVM_MEM_GUEST_MEMFD,
+};
 use parking_lot::Mutex;
 use std::os::unix::io::RawFd;
 
@@ -114,30 +117,26 @@ impl Vm {
         self.guest_memfds.flags_of(file, size)
     }
 
-    /// KVM_SET_USER_MEMORY_REGION2 of a slot bound to guest_memfd `gmem` from `offset`
-    /// (KVM_MEM_GUEST_MEMFD), with `host` libkvm's shared mapping of that range.
+    /// KVM_SET_USER_MEMORY_REGION2 of `region` bound to guest_memfd `gmem` from `offset`
+    /// (KVM_MEM_GUEST_MEMFD); its host address is libkvm's shared mapping of that range.
     pub(crate) fn kvm_set_guest_memfd_slot(
         &self,
-        slot: u32,
-        flags: u32,
-        gpa: u64,
-        size: u64,
-        host: *mut u8,
+        region: &kvm_userspace_memory_region,
         (gmem, offset): (RawFd, u64),
     ) -> Result<()> {
-        let region = kvm_userspace_memory_region2 {
-            slot,
-            flags: flags | KVM_MEM_GUEST_MEMFD,
-            guest_phys_addr: gpa,
-            memory_size: size,
-            userspace_addr: host as u64,
+        let region2 = kvm_userspace_memory_region2 {
+            slot: region.slot,
+            flags: region.flags | KVM_MEM_GUEST_MEMFD,
+            guest_phys_addr: region.guest_phys_addr,
+            memory_size: region.memory_size,
+            userspace_addr: region.userspace_addr,
             guest_memfd_offset: offset,
             guest_memfd: gmem as u32,
             ..Default::default()
         };
-        // SAFETY: `host` is libkvm's own mapping of the guest_memfd range the slot is
-        // bound to, kept until the slot is deleted; the kernel checks the rest.
-        unsafe { self.fd().set_user_memory_region2(region) }.map_err(Errno::from)
+        // SAFETY: the host address is libkvm's own mapping of the guest_memfd range the
+        // slot is bound to, kept until the slot is deleted; the kernel checks the rest.
+        unsafe { self.fd().set_user_memory_region2(region2) }.map_err(Errno::from)
     }
 }
 

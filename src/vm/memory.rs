@@ -22,9 +22,6 @@ impl Vm {
         host: *mut u8,
         guest_memfd: Option<(i32, u64)>,
     ) -> Result<()> {
-        if let Some(g) = guest_memfd {
-            return self.kvm_set_guest_memfd_slot(slot, flags, gpa, size, host, g);
-        }
         let region = kvm_userspace_memory_region {
             slot,
             flags,
@@ -32,6 +29,9 @@ impl Vm {
             memory_size: size,
             userspace_addr: host as u64,
         };
+        if let Some(g) = guest_memfd {
+            return self.kvm_set_guest_memfd_slot(&region, g);
+        }
         // SAFETY: `host` is either memory libkvm mapped for this slot or memory the caller
         // handed over for it (the caller's promise, as with the raw ioctl); the kernel
         // checks that the range is accessible.
