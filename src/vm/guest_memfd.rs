@@ -48,15 +48,24 @@ impl GuestMemfds {
         found.map(|c| c.flags)
     }
 
-    fn reserve(&self) -> Result<()> {
-        self.0.lock().try_reserve(1).map_err(crate::error::nomem)
-    }
-
-    fn record(&self, c: Created) {
+    /// Records the guest_memfd `make` creates (its fd, identity and flags), with the room
+    /// for the record reserved first, so that a file made is always recorded.
+    fn create(&self, flags: u64, make: impl FnOnce() -> Result<RawFd>) -> Result<RawFd> {
         let mut created = self.0.lock();
-        // A reused inode number replaces its earlier entry; the room was reserved.
-        created.retain(|old| old.file != c.file);
-        created.push(c);
+        created.try_reserve(1).map_err(crate::error::nomem)?;
+        let fd = make()?;
+        let (file, size) = match identity(fd) {
+            Ok(id) => id,
+            Err(e) => {
+                // SAFETY: the new fd is ours alone until returned.
+                unsafe { crate::cancel::close(fd) };
+                return Err(e);
+            }
+        };
+        // A reused inode number replaces its earlier entry.
+        created.retain(|old| old.file != file);
+        created.push(Created { file, size, flags });
+        Ok(fd)
     }
 }
 
@@ -91,25 +100,23 @@ impl Vm {
         // A kernel with guest_memfd but no flags capability takes no flags.
         let supported = self.check_extension(CAP_GUEST_MEMFD_FLAGS)?.max(0) as u64;
         check_request(size, flags, supported)?;
-        self.guest_memfds.reserve()?;
         let gmem = kvm_create_guest_memfd {
             size,
             flags,
             ..Default::default()
         };
-        let fd = self.fd().create_guest_memfd(gmem).map_err(Errno::from)?;
-        let close = |e: Errno| {
-            // SAFETY: the new fd is ours alone until returned.
-            unsafe { crate::cancel::close(fd) };
-            e
-        };
-        // The kernel makes the fd without O_CLOEXEC; every fd libkvm makes has it.
-        // SAFETY: F_SETFD on the fd just made.
-        crate::error::check(unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) })
-            .map_err(close)?;
-        let (file, _) = identity(fd).map_err(close)?;
-        self.guest_memfds.record(Created { file, size, flags });
-        Ok(fd)
+        self.guest_memfds.create(flags, || {
+            let fd = self.fd().create_guest_memfd(gmem).map_err(Errno::from)?;
+            // The kernel makes the fd without O_CLOEXEC; every fd libkvm makes has it.
+            // SAFETY: F_SETFD on the fd just made.
+            let r = unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+            if let Err(e) = crate::error::check(r) {
+                // SAFETY: the new fd is ours alone.
+                unsafe { crate::cancel::close(fd) };
+                return Err(e);
+            }
+            Ok(fd)
+        })
     }
 
     /// The creation flags of `file` (of `size` bytes) if it is a guest_memfd of this VM.
@@ -158,24 +165,25 @@ mod tests {
     #[test]
     fn a_file_is_known_by_identity_and_size() {
         let t = GuestMemfds::default();
-        t.reserve().unwrap();
-        t.record(Created {
-            file: (1, 7),
-            size: 8192,
-            flags: FLAG_MMAP,
-        });
-        assert_eq!(t.flags_of((1, 7), 8192), Some(FLAG_MMAP));
-        assert_eq!(t.flags_of((1, 7), 4096), None);
-        assert_eq!(t.flags_of((2, 7), 8192), None);
-        // A reused inode number replaces the entry.
-        t.reserve().unwrap();
-        t.record(Created {
-            file: (1, 7),
-            size: 8192,
-            flags: 0,
-        });
-        assert_eq!(t.flags_of((1, 7), 8192), Some(0));
+        // Any file stands in for a guest_memfd here: what is recorded is its identity.
+        let fd = crate::cancel::open(c"/dev/null", libc::O_RDONLY | libc::O_CLOEXEC).unwrap();
+        let (file, size) = identity(fd).unwrap();
+        assert_eq!(t.create(FLAG_MMAP, || Ok(fd)), Ok(fd));
+        assert_eq!(t.flags_of(file, size), Some(FLAG_MMAP));
+        assert_eq!(t.flags_of(file, size + 4096), None);
+        assert_eq!(t.flags_of((file.0, file.1 + 1), size), None);
+        // The same inode again (a reused number) replaces the entry.
+        assert_eq!(t.create(0, || Ok(fd)), Ok(fd));
+        assert_eq!(t.flags_of(file, size), Some(0));
         assert_eq!(t.0.lock().len(), 1);
+        // A failed creation records nothing.
+        assert_eq!(
+            t.create(0, || Err(Errno(libc::EINVAL))),
+            Err(Errno(libc::EINVAL))
+        );
+        assert_eq!(t.0.lock().len(), 1);
+        // SAFETY: our own fd, unused afterwards.
+        unsafe { crate::cancel::close(fd) };
     }
 
     #[test]
