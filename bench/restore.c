@@ -13,7 +13,8 @@
 
 enum { MEM = 512 << 20, STRIDE = 100 * 4096, CODE = 0x1000, PT = 0x2000 };
 
-static char path[] = "/var/tmp/libkvm-bench-restore-XXXXXX";
+/* The memory file, unlinked at once and reopened by this name for each restore. */
+static char path[64];
 
 /* The byte the memory file holds at each page the guest touches. */
 static uint8_t file_byte(uint64_t gpa)
@@ -75,9 +76,12 @@ static void raw_setup(struct raw_vm *v)
  * it touches, holes elsewhere (pages no guest access reads). */
 static void make_file(void)
 {
-	int fd = mkstemp(path);
+	char name[] = "/var/tmp/libkvm-bench-restore-XXXXXX";
+	int fd = mkstemp(name);
 	if (fd < 0)
 		DIE("mkstemp: %s", strerror(errno));
+	TRY(unlink(name));
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
 	TRY(ftruncate(fd, MEM));
 	struct blob b = BLOB(bench_restore);
 	if (pwrite(fd, b.start, (size_t)(b.end - b.start), CODE) != b.end - b.start)
@@ -91,7 +95,6 @@ static void make_file(void)
 			DIE("pwrite: %s", strerror(errno));
 	}
 	TRY(fsync(fd));
-	close(fd);
 }
 
 /* The guest touched every page once (each byte one more than the file's); its code
@@ -166,6 +169,5 @@ int main(void)
 		rounds, lib_restore, raw_restore, NULL, 1.05);
 	compare("8 the same with anonymous memory (code copied in)", rounds, lib_restore,
 		raw_restore, (void *)1, 0);
-	unlink(path);
 	return 0;
 }
