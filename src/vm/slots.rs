@@ -435,19 +435,53 @@ mod tests {
         assert_eq!(m.host_address(0xFFFF, 1), Err(Errno(libc::EFAULT)));
     }
 
-    #[test]
-    fn owned_memory_has_a_free_page_above_it() {
-        let map = Mapping::new(PAGE_SIZE).unwrap();
-        let above = map.as_ptr().wrapping_add(PAGE_SIZE as usize);
+    /// Runs `f` in a fork()ed child, which has one thread: no other test's thread (nor
+    /// the signal stack of a thread the test harness starts) maps memory where `f`
+    /// looks. Returns the child's exit status: what `f` returned, or 99 for a panic.
+    fn alone(f: fn() -> i32) -> i32 {
+        // SAFETY: the child only runs `f` (mmap, munmap, mincore) and _exit()s.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0);
+        if pid == 0 {
+            let code = std::panic::catch_unwind(f).unwrap_or(99);
+            // SAFETY: ends the child without running the parent's exit handlers.
+            unsafe { libc::_exit(code) };
+        }
+        let mut status = 0;
+        // SAFETY: waits for our own child, writing its status.
+        assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+        if libc::WIFEXITED(status) {
+            libc::WEXITSTATUS(status)
+        } else {
+            -1
+        }
+    }
+
+    /// Whether the page at `p` is unmapped (mincore's ENOMEM).
+    fn unmapped(p: *mut u8) -> bool {
         let mut v = 0u8;
         // SAFETY: mincore only inspects the range; ENOMEM means it is not mapped.
-        let r = unsafe { libc::mincore(above.cast(), PAGE_SIZE as usize, &mut v) };
-        assert_eq!((r, Errno::last()), (-1, Errno(libc::ENOMEM)));
-        let p = map.as_ptr();
-        assert_eq!(map.unmap().map_err(|(_, e)| e), Ok(()));
-        // SAFETY: as above.
         let r = unsafe { libc::mincore(p.cast(), PAGE_SIZE as usize, &mut v) };
-        assert_eq!((r, Errno::last()), (-1, Errno(libc::ENOMEM)));
+        (r, Errno::last()) == (-1, Errno(libc::ENOMEM))
+    }
+
+    #[test]
+    fn owned_memory_has_a_free_page_above_it() {
+        let checks = || {
+            let map = Mapping::new(PAGE_SIZE).unwrap();
+            if !unmapped(map.as_ptr().wrapping_add(PAGE_SIZE as usize)) {
+                return 1; // the page above is mapped
+            }
+            let p = map.as_ptr();
+            if map.unmap().is_err() {
+                return 2;
+            }
+            if !unmapped(p) {
+                return 3; // still mapped after the unmap
+            }
+            0
+        };
+        assert_eq!(alone(checks), 0);
     }
 
     #[test]
