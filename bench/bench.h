@@ -63,6 +63,8 @@ struct raw_vm {
 int raw_kvm(void);
 /* A VM with `size` bytes of anonymous memory at guest-physical 0 (slot 0, `flags`). */
 void raw_vm_create(struct raw_vm *r, size_t size, uint32_t flags);
+/* The same with `size` bytes of file `fd` from offset 0, mapped with `map_flags`. */
+void raw_vm_create_fd(struct raw_vm *r, size_t size, uint32_t flags, int fd, int map_flags);
 /* Vcpu `id` and its run area. */
 void raw_vcpu_create(struct raw_vm *r, unsigned id);
 void raw_vm_destroy(struct raw_vm *r);

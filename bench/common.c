@@ -127,12 +127,16 @@ int raw_kvm(void)
 
 void raw_vm_create(struct raw_vm *r, size_t size, uint32_t flags)
 {
+	raw_vm_create_fd(r, size, flags, -1, MAP_PRIVATE | MAP_ANONYMOUS);
+}
+
+void raw_vm_create_fd(struct raw_vm *r, size_t size, uint32_t flags, int fd, int map_flags)
+{
 	memset(r, 0, sizeof(*r));
 	r->vcpu = -1;
 	r->vm = TRY(ioctl(raw_kvm(), KVM_CREATE_VM, 0));
 	r->mem_size = size;
-	r->mem = mmap(NULL, size, PROT_READ | PROT_WRITE,
-		      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	r->mem = mmap(NULL, size, PROT_READ | PROT_WRITE, map_flags | MAP_NORESERVE, fd, 0);
 	if (r->mem == MAP_FAILED)
 		DIE("mmap: %s", strerror(errno));
 	struct kvm_userspace_memory_region region = {

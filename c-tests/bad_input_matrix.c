@@ -152,6 +152,12 @@ static long vm_set_user_memory_region(int fd)
 	return kvm_set_user_memory_region(fd, 5, 0, 0x100000, 4096, user_mem);
 }
 static long vm_guest_memory(int fd) { return P(kvm_guest_memory(fd, 0x1000, 1)); }
+static int mem_fd; /* a memfd of 64 KiB */
+static long vm_set_memory_region_fd(int fd)
+{
+	return kvm_set_memory_region_fd(fd, 5, 0, 0x100000, 4096, mem_fd, 0, MAP_SHARED);
+}
+static long vm_create_guest_memfd(int fd) { return kvm_create_guest_memfd(fd, 0x10000, 0); }
 static long vm_set_tss_addr(int fd) { return kvm_set_tss_addr(fd, 0xfffbd000); }
 static long vm_set_identity_map_addr(int fd) { return kvm_set_identity_map_addr(fd, 0xfeffc000); }
 static long vm_create_irqchip(int fd) { return kvm_create_irqchip(fd); }
@@ -216,6 +222,8 @@ static const struct { const char *name; long (*call)(int); int minus1_ok; } VM_C
 	{ "kvm_save_vm", vm_save_vm, 0 },
 	{ "kvm_restore_vm", vm_restore_vm, 0 },
 	{ "kvm_enable_dirty_ring", vm_enable_dirty_ring, 0 },
+	{ "kvm_set_memory_region_fd", vm_set_memory_region_fd, 0 },
+	{ "kvm_create_guest_memfd", vm_create_guest_memfd, 0 },
 };
 
 /* ---- functions acting on the calling thread's vcpu ------------------------------- */
@@ -662,6 +670,78 @@ static void memory_regions(void)
 	}
 	OK(kvm_set_memory_region(vm, 2, 0, 0, 0));
 	BAD("size 0 (delete) twice", kvm_set_memory_region(vm, 2, 0, 0, 0), ENOENT);
+}
+
+/* kvm_set_memory_region_fd's own arguments (the slot's are memory_regions'), and
+ * kvm_create_guest_memfd's. */
+static void fd_memory_regions(void)
+{
+	const int S = MAP_SHARED, P = MAP_PRIVATE;
+#define FD_SLOT(fd, offset, size, map_flags) \
+	kvm_set_memory_region_fd(vm, 5, 0, 0x100000, size, fd, offset, map_flags)
+	const char *c = "not an open fd";
+	BAD(c, FD_SLOT(-1, 0, 4096, S), EBADF);
+	BAD(c, FD_SLOT(INT_MIN, 0, 4096, S), EBADF);
+	BAD(c, FD_SLOT(INT_MAX, 0, 4096, P), EBADF);
+	BAD(c, FD_SLOT(bad_fds[0].fd /* closed */, 0, 4096, S), EBADF);
+	c = "map_flags not MAP_SHARED or MAP_PRIVATE (| MAP_POPULATE)";
+	BAD(c, FD_SLOT(mem_fd, 0, 4096, 0), EINVAL);
+	BAD(c, FD_SLOT(mem_fd, 0, 4096, S | P), EINVAL);
+	BAD(c, FD_SLOT(mem_fd, 0, 4096, MAP_POPULATE), EINVAL);
+	BAD(c, FD_SLOT(mem_fd, 0, 4096, S | MAP_FIXED), EINVAL);
+	BAD(c, FD_SLOT(mem_fd, 0, 4096, P | MAP_ANONYMOUS), EINVAL);
+	BAD(c, FD_SLOT(mem_fd, 0, 4096, S | MAP_NORESERVE), EINVAL);
+	BAD(c, FD_SLOT(mem_fd, 0, 4096, -1), EINVAL);
+	c = "unaligned offset";
+	BAD(c, FD_SLOT(mem_fd, 1, 4096, S), EINVAL);
+	BAD(c, FD_SLOT(mem_fd, 0x800, 4096, P), EINVAL);
+	BAD(c, FD_SLOT(mem_fd, 0xfff, 4096, S), EINVAL);
+	c = "range past the file's end";
+	BAD(c, FD_SLOT(mem_fd, 0x10000, 4096, S), EINVAL);
+	BAD(c, FD_SLOT(mem_fd, 0xf000, 0x2000, P), EINVAL);
+	BAD(c, FD_SLOT(mem_fd, 0, 0x11000, S), EINVAL);
+	c = "offset + size wrapping";
+	BAD(c, FD_SLOT(mem_fd, -4096ULL, 8192, S), EINVAL);
+	BAD(c, FD_SLOT(mem_fd, 1ULL << 63, 4096, P), EINVAL);
+	c = "fd that cannot be mapped";
+	BAD(c, FD_SLOT(eventfd_fd, 0, 4096, S), ENODEV);
+	BAD(c, FD_SLOT(raw_kvm, 0, 4096, P), ENODEV);
+	BAD(c, FD_SLOT(raw_vm, 0, 4096, S), ENODEV);
+	c = "fd not open for the access";
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", mem_fd);
+	int ro = open(path, O_RDONLY | O_CLOEXEC);
+	CHECK(ro >= 0);
+	BAD(c, FD_SLOT(ro, 0, 4096, S), EACCES);
+	OK(FD_SLOT(ro, 0, 4096, P)); /* private: reading is enough */
+	OK(kvm_set_memory_region(vm, 5, 0, 0, 0));
+	close(ro);
+	c = "other memory for an existing slot";
+	BAD(c, kvm_set_memory_region_fd(vm, 0, 0, 0, 0x10000, mem_fd, 0, S), EINVAL);
+	OK(FD_SLOT(mem_fd, 0, 0x2000, S));
+	BAD(c, FD_SLOT(mem_fd, 0x1000, 0x2000, S), EINVAL);
+	BAD(c, FD_SLOT(mem_fd, 0, 0x2000, P), EINVAL);
+	BAD(c, FD_SLOT(mem_fd, 0, 0x1000, S), EINVAL);
+	BAD(c, kvm_set_memory_region(vm, 5, 0, 0x100000, 0x2000), EINVAL);
+	BAD("overlapping range", kvm_set_memory_region_fd(vm, 6, 0, 0x101000, 0x1000, mem_fd, 0, S),
+	    EEXIST);
+	OK(kvm_set_memory_region(vm, 5, 0, 0, 0));
+	BAD("size 0 (delete) twice", FD_SLOT(-1, 0, 0, 0), ENOENT);
+#undef FD_SLOT
+	/* guest_memfd: what follows from what the VM reports. */
+	if (kvm_check_extension(vm, LIBKVM_CAP_GUEST_MEMFD) == 0) {
+		c = "guest_memfd without KVM_CAP_GUEST_MEMFD";
+		BAD(c, kvm_create_guest_memfd(vm, 0x10000, 0), EOPNOTSUPP);
+		BAD(c, kvm_create_guest_memfd(vm, 0, LIBKVM_GUEST_MEMFD_MMAP), EOPNOTSUPP);
+	} else {
+		uint64_t flags = (uint64_t)kvm_check_extension(vm, LIBKVM_CAP_GUEST_MEMFD_FLAGS);
+		c = "guest_memfd flag the VM does not report";
+		BAD(c, kvm_create_guest_memfd(vm, 0x10000, 1ULL << 63), EINVAL);
+		BAD(c, kvm_create_guest_memfd(vm, 0x10000, ~flags), EINVAL);
+		c = "guest_memfd size 0 or unaligned";
+		BAD(c, kvm_create_guest_memfd(vm, 0, 0), EINVAL);
+		BAD(c, kvm_create_guest_memfd(vm, 0x1001, 0), EINVAL);
+	}
 }
 
 static void guest_memory(void)
@@ -1282,6 +1362,8 @@ int main(void)
 	eventfd_fd = eventfd(0, EFD_CLOEXEC);
 	CHECK(eventfd_fd >= 0);
 	make_bad_fds();
+	mem_fd = memfd_create("matrix", MFD_CLOEXEC);
+	CHECK(mem_fd >= 0 && ftruncate(mem_fd, 0x10000) == 0);
 
 	system_values();
 	vm = vm_with_memory(0x10000);
@@ -1320,6 +1402,7 @@ int main(void)
 	run_in_thread(thread_detached);
 
 	memory_regions();
+	fd_memory_regions();
 	guest_memory();
 	vcpus();
 	vcpu_values();

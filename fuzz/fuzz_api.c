@@ -28,6 +28,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 #include <libkvm.h>
@@ -264,7 +265,30 @@ static void op_destroy_vm(void)
 	}
 }
 
-static void op_set_memory_region(int user)
+/* A memfd of 256 KiB that fd-backed slots map (kind 2 of op_set_memory_region). */
+static int mem_fd;
+#define MEM_FD_SIZE 0x40000
+
+/* The fd, offset and map_flags of an fd-backed slot of `size` bytes: mostly the memfd,
+ * inside it, shared or private (and populated); sometimes anything. */
+static void pick_file(uint64_t *size, int *fd, uint64_t *offset, int *map_flags)
+{
+	static const int flags[] = { MAP_SHARED, MAP_PRIVATE, MAP_SHARED | MAP_POPULATE,
+				     MAP_PRIVATE | MAP_POPULATE };
+	*fd = u8() < 224 ? mem_fd : pick_fd(0);
+	uint8_t k = u8();
+	*map_flags = k < 240 ? flags[k % 4] : (int)u32();
+	if (u8() < 200) {
+		*offset = (uint64_t)(u8() % (MEM_FD_SIZE / 4096)) * 4096;
+		if (*size % 4096 == 0 && *size > MEM_FD_SIZE - *offset && u8() < 224)
+			*size = MEM_FD_SIZE - *offset;
+	} else {
+		*offset = pick64();
+	}
+}
+
+/* kind 0: kvm_set_memory_region, 1: kvm_set_user_memory_region, 2: kvm_set_memory_region_fd. */
+static void op_set_memory_region(int kind)
 {
 	int fd = pick_fd(1), v = vm_index(fd);
 	/* Slots 0-7 (the model's); now and then any number, usually out of range. */
@@ -287,7 +311,13 @@ static void op_set_memory_region(int user)
 	if (size > (1 << 24) && size % 4096 == 0)
 		size &= (1 << 24) - 1;
 	int r;
-	if (user) {
+	if (kind == 2) {
+		int file;
+		uint64_t offset;
+		int map_flags;
+		pick_file(&size, &file, &offset, &map_flags);
+		r = C(kvm_set_memory_region_fd(fd, slot, flags, gpa, size, file, offset, map_flags));
+	} else if (kind == 1) {
 		/* The caller's memory: NULL, unaligned, or pages of user_mem, never past it
 		 * (the guest may write all of it). */
 		uint8_t k = u8();
@@ -967,7 +997,17 @@ static void op_misc(void)
 			pthread_join(t, NULL);
 		break;
 	case 4: C(kvm_get_api_version()); break;
-	case 5: C(kvm_get_vcpu_mmap_size()); break;
+	case 5:
+		if (u8() < 128) {
+			C(kvm_get_vcpu_mmap_size());
+		} else {
+			/* No guest_memfd on most hosts: EOPNOTSUPP; else a file to close. */
+			int gm = C(kvm_create_guest_memfd(pick_fd(1), u8() < 200 ? 0x10000 : pick64(),
+							  u8() < 200 ? u8() & 3 : u64()));
+			if (gm >= 0)
+				close(gm);
+		}
+		break;
 	case 6: op_stats(); break;
 	}
 }
@@ -986,6 +1026,8 @@ static int kvm_fds_open(void)
 		if (len > 0) {
 			target[len] = 0;
 			n += strncmp(target, "anon_inode:kvm-", 15) == 0;
+			/* libkvm's duplicates of the memfd, beside the fuzzer's own. */
+			n += strncmp(target, "/memfd:fuzz", 11) == 0 && atoi(e->d_name) != mem_fd;
 		}
 	}
 	if (d)
@@ -1012,6 +1054,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	(void)argc;
 	(void)argv;
 	efd = eventfd(0, EFD_CLOEXEC);
+	mem_fd = memfd_create("fuzz", MFD_CLOEXEC);
+	if (mem_fd < 0 || ftruncate(mem_fd, MEM_FD_SIZE) != 0)
+		bug("memfd");
 	watchdog_init();
 	mmap_size = kvm_get_vcpu_mmap_size();
 	if (mmap_size <= 0)
@@ -1042,7 +1087,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		switch (u8() % 23) {
 		case 0: op_create_vm(); break;
 		case 1: op_destroy_vm(); break;
-		case 2: case 3: op_set_memory_region(0); break;
+		case 2: op_set_memory_region(0); break;
+		case 3: op_set_memory_region(2); break;
 		case 4: op_set_memory_region(1); break;
 		case 5: case 6: op_guest_memory(); break;
 		case 7: case 8: op_create_vcpu(); break;

@@ -1,7 +1,7 @@
 # ---- benchmarks (BENCHMARKS.md) -----------------------------------------------------
 
 # In the order `make bench` runs them; bench/bench.h says how they measure.
-BENCHES := exit regs kick create dirty_log memory dirty_ring stats
+BENCHES := exit regs kick create dirty_log memory dirty_ring stats restore
 BENCH_BINS := $(patsubst %,$(B)/bench/%,$(BENCHES))
 # Benchmarks of functions that may not be in this build yet are compiled in only when the
 # header declares them.

@@ -421,7 +421,8 @@ mod tests {
         }
         let vm_fd = create_vm().expect("a VM on a usable /dev/kvm");
         let vm = vm(vm_fd).unwrap();
-        vm.set_memory_region(0, 0, 0, 0x1000, None).unwrap();
+        vm.set_memory_region(0, 0, 0, 0x1000, crate::vm::fd_backing::Source::Anonymous)
+            .unwrap();
         // SAFETY: the slot's first byte, mapped while the VM lives.
         unsafe { vm.guest_memory(0, 1).unwrap().write(0xf4) }; // hlt
         create_vcpu(vm_fd, 0).unwrap();

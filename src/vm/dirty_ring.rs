@@ -188,8 +188,14 @@ mod tests {
         if vm.enable_dirty_ring(4096) == Err(Errno(libc::EOPNOTSUPP)) {
             return;
         }
-        vm.set_memory_region(0, KVM_MEM_LOG_DIRTY_PAGES, 0, 0x10000, None)
-            .unwrap();
+        vm.set_memory_region(
+            0,
+            KVM_MEM_LOG_DIRTY_PAGES,
+            0,
+            0x10000,
+            crate::vm::fd_backing::Source::Anonymous,
+        )
+        .unwrap();
         // mov [0x1000], al; mov [0x2000], al; hlt
         let code = [0xa2, 0x00, 0x10, 0xa2, 0x00, 0x20, 0xf4];
         let p = vm.guest_memory(0, code.len() as u64).unwrap();

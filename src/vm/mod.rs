@@ -2,9 +2,16 @@
 
 mod coalesced;
 mod dirty_ring;
+pub mod fd_backing;
+mod guest_memfd;
 pub(crate) mod irq;
 mod memory;
 pub mod slots;
+
+pub(crate) use guest_memfd::{
+    CAP_GUEST_MEMFD_FLAGS, FLAG_INIT_SHARED as GUEST_MEMFD_FLAG_INIT_SHARED,
+    FLAG_MMAP as GUEST_MEMFD_FLAG_MMAP,
+};
 
 use crate::error::{Errno, Result};
 use crate::ioctl;
@@ -56,6 +63,8 @@ pub struct Vm {
     vcpus_made: AtomicBool,
     /// The options of KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2 last enabled (0: none).
     manual_protect: AtomicU64,
+    /// The guest_memfds this VM created (vm/guest_memfd.rs).
+    guest_memfds: guest_memfd::GuestMemfds,
 }
 
 /// The fd of a kernel vcpu that has no run area (yet); closed on drop.
@@ -117,6 +126,7 @@ impl Vm {
             ring: OnceLock::new(),
             vcpus_made: AtomicBool::new(false),
             manual_protect: AtomicU64::new(0),
+            guest_memfds: Default::default(),
         })
     }
 
@@ -247,7 +257,8 @@ impl Vm {
         }
     }
 
-    /// The fds of kernel vcpus kept for a retry and of the dirty ring's VM fd duplicate
+    /// The fds of kernel vcpus kept for a retry, of the dirty ring's VM fd duplicate and
+    /// of the files that back memory slots
     /// (for a fork child, which closes its copies).
     pub fn kept_fds(&self) -> Vec<RawFd> {
         let mut fds: Vec<RawFd> = self
@@ -256,6 +267,9 @@ impl Vm {
             .map(|k| k.iter().map(|(_, f)| f.0).collect())
             .unwrap_or_default();
         fds.extend(self.ring.get().map(|l| l.raw_fd()));
+        if let Some(mem) = self.memory.try_lock() {
+            fds.extend(mem.file_fds());
+        }
         fds
     }
 
