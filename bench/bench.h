@@ -63,6 +63,8 @@ struct raw_vm {
 int raw_kvm(void);
 /* A VM with `size` bytes of anonymous memory at guest-physical 0 (slot 0, `flags`). */
 void raw_vm_create(struct raw_vm *r, size_t size, uint32_t flags);
+/* The same with `size` bytes of file `fd` from offset 0, mapped with `map_flags`. */
+void raw_vm_create_fd(struct raw_vm *r, size_t size, uint32_t flags, int fd, int map_flags);
 /* Vcpu `id` and its run area. */
 void raw_vcpu_create(struct raw_vm *r, unsigned id);
 void raw_vm_destroy(struct raw_vm *r);
@@ -72,6 +74,8 @@ void raw_setup_real_mode(struct raw_vm *r, uint16_t ip);
 void raw_setup_protected_mode(struct raw_vm *r, uint32_t eip);
 /* KVM_RUN once; dies unless the exit is `reason`. */
 void raw_run_expect(struct raw_vm *r, int reason);
+/* `iters` KVM_RUNs, each of which must end in KVM_EXIT_IO: the cost of one (ns). */
+double raw_exit_loop(struct raw_vm *r, long iters);
 
 /* ---- the libkvm side -------------------------------------------------------------- */
 
@@ -80,5 +84,11 @@ int lib_vm_create(size_t size, uint32_t flags, uint64_t gpa, struct blob b);
 void lib_setup_real_mode(uint16_t ip);
 void lib_setup_protected_mode(uint32_t eip);
 void lib_run_expect(int reason);
+/* `iters` kvm_run() calls of the calling thread's vcpu, each of which must end in
+ * KVM_EXIT_IO: the cost of one (ns). */
+double lib_exit_loop(long iters);
+/* 64-bit ring 3 at rip (page tables at pt_base, identity-mapping the first 2 MiB):
+ * guest code that kvm_pvm runs natively, not through its instruction emulator. */
+void lib_setup_user_long_mode(int vm, uint64_t pt_base, uint64_t rip);
 
 #endif

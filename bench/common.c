@@ -1,6 +1,7 @@
 /* Shared helpers of the benchmarks (see bench.h). */
 #define _GNU_SOURCE
 #include "bench.h"
+#include "long_mode.h"
 #include <fcntl.h>
 #include <stdarg.h>
 #include <sys/ioctl.h>
@@ -126,12 +127,16 @@ int raw_kvm(void)
 
 void raw_vm_create(struct raw_vm *r, size_t size, uint32_t flags)
 {
+	raw_vm_create_fd(r, size, flags, -1, MAP_PRIVATE | MAP_ANONYMOUS);
+}
+
+void raw_vm_create_fd(struct raw_vm *r, size_t size, uint32_t flags, int fd, int map_flags)
+{
 	memset(r, 0, sizeof(*r));
 	r->vcpu = -1;
 	r->vm = TRY(ioctl(raw_kvm(), KVM_CREATE_VM, 0));
 	r->mem_size = size;
-	r->mem = mmap(NULL, size, PROT_READ | PROT_WRITE,
-		      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	r->mem = mmap(NULL, size, PROT_READ | PROT_WRITE, map_flags | MAP_NORESERVE, fd, 0);
 	if (r->mem == MAP_FAILED)
 		DIE("mmap: %s", strerror(errno));
 	struct kvm_userspace_memory_region region = {
@@ -267,9 +272,53 @@ void lib_setup_protected_mode(uint32_t eip)
 	TRY(kvm_set_regs(&g));
 }
 
+void lib_setup_user_long_mode(int vm, uint64_t pt_base, uint64_t rip)
+{
+	/* One user-accessible 2 MiB page at 0: PML4, PDPT and PD at pt_base. */
+	uint64_t *pt = kvm_guest_memory(vm, pt_base, 0x3000);
+	if (!pt)
+		DIE("kvm_guest_memory: %s", strerror(errno));
+	memset(pt, 0, 0x3000);
+	pt[0] = (pt_base + 0x1000) | 7;   /* present, writable, user */
+	pt[512] = (pt_base + 0x2000) | 7;
+	pt[1024] = 0x87;                  /* the 2 MiB page at 0 */
+	struct kvm_sregs s;
+	struct kvm_regs g;
+	TRY(kvm_get_sregs(&s));
+	flat_segment(&s.cs, 0x1b, 11, 0);
+	s.cs.l = 1;
+	flat_segment(&s.ds, 0x23, 3, 1);
+	s.cs.dpl = s.ds.dpl = 3;
+	s.es = s.fs = s.gs = s.ss = s.ds;
+	long_mode_control(&s, pt_base);
+	TRY(kvm_set_sregs(&s));
+	start_regs(&g, rip);
+	TRY(kvm_set_regs(&g));
+}
+
 void lib_run_expect(int reason)
 {
 	int r = TRY(kvm_run());
 	if (r != reason)
 		DIE("libkvm: exit %d, expected %d", r, reason);
+}
+
+double lib_exit_loop(long iters)
+{
+	uint64_t t0 = now_ns();
+	for (long i = 0; i < iters; i++)
+		if (kvm_run() != KVM_EXIT_IO)
+			DIE("libkvm: unexpected exit (%s)", strerror(errno));
+	return (double)(now_ns() - t0) / (double)iters;
+}
+
+double raw_exit_loop(struct raw_vm *r, long iters)
+{
+	int fd = r->vcpu;
+	struct kvm_run *run = r->run;
+	uint64_t t0 = now_ns();
+	for (long i = 0; i < iters; i++)
+		if (ioctl(fd, KVM_RUN, 0) < 0 || run->exit_reason != KVM_EXIT_IO)
+			DIE("raw: unexpected exit (%s)", strerror(errno));
+	return (double)(now_ns() - t0) / (double)iters;
 }

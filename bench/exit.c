@@ -16,24 +16,14 @@ static struct raw_side raw, raw_masked;
 static double lib_round(void *arg)
 {
 	(void)arg;
-	uint64_t t0 = now_ns();
-	for (long i = 0; i < iters; i++)
-		if (kvm_run() != KVM_EXIT_IO)
-			DIE("libkvm: unexpected exit (%s)", strerror(errno));
-	return (double)(now_ns() - t0) / (double)iters;
+	return lib_exit_loop(iters);
 }
 
 static double raw_round(void *arg)
 {
 	struct raw_side *s = arg;
-	int fd = s->vm.vcpu;
-	struct kvm_run *run = s->vm.run;
-	run->kvm_valid_regs = s->valid_regs;
-	uint64_t t0 = now_ns();
-	for (long i = 0; i < iters; i++)
-		if (ioctl(fd, KVM_RUN, 0) < 0 || run->exit_reason != KVM_EXIT_IO)
-			DIE("raw: unexpected exit (%s)", strerror(errno));
-	return (double)(now_ns() - t0) / (double)iters;
+	s->vm.run->kvm_valid_regs = s->valid_regs;
+	return raw_exit_loop(&s->vm, iters);
 }
 
 /* The plain raw side, whatever the argument (for raw-against-raw lines). */

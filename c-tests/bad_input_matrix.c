@@ -8,6 +8,8 @@
  *   destroyed, and must fail with ESRCH.
  * - NULL_CALLS: one wrapper per pointer argument, called with NULL: EFAULT.
  * - VCPU_FD_CALLS: functions naming a vcpu by fd, with every bad vcpu fd: EBADF.
+ * - OBJECT_FD_CALLS: functions naming a VM or a vcpu by fd, with every fd that is
+ *   neither: EBADF.
  * - Then one function per area with the value classes (ranges, alignment, overflow,
  *   overlap, out-of-range ids, sizes of 0, wild pointers the kernel dereferences).
  * Every case is counted; the total and the count per class are printed.
@@ -89,6 +91,9 @@ static void expect(const char *call, const char *class, long r, int e, int want)
 
 /* ---- state the wrappers use ----------------------------------------------------- */
 
+static uint32_t stat_flags, stat_size;
+static int16_t stat_exponent;
+
 static int vm;                  /* a VM with 64 KiB at 0 and vcpu 0 */
 static int vcpu_fd;
 static int eventfd_fd;
@@ -147,6 +152,12 @@ static long vm_set_user_memory_region(int fd)
 	return kvm_set_user_memory_region(fd, 5, 0, 0x100000, 4096, user_mem);
 }
 static long vm_guest_memory(int fd) { return P(kvm_guest_memory(fd, 0x1000, 1)); }
+static int mem_fd; /* a memfd of 64 KiB */
+static long vm_set_memory_region_fd(int fd)
+{
+	return kvm_set_memory_region_fd(fd, 5, 0, 0x100000, 4096, mem_fd, 0, MAP_SHARED);
+}
+static long vm_create_guest_memfd(int fd) { return kvm_create_guest_memfd(fd, 0x10000, 0); }
 static long vm_set_tss_addr(int fd) { return kvm_set_tss_addr(fd, 0xfffbd000); }
 static long vm_set_identity_map_addr(int fd) { return kvm_set_identity_map_addr(fd, 0xfeffc000); }
 static long vm_create_irqchip(int fd) { return kvm_create_irqchip(fd); }
@@ -174,6 +185,7 @@ static long vm_register_coalesced(int fd) { return kvm_register_coalesced_mmio(f
 static long vm_unregister_coalesced(int fd) { return kvm_unregister_coalesced_mmio(fd, &zone); }
 static long vm_save_vm(int fd) { size_t n = sizeof(blob); return kvm_save_vm(fd, blob, &n); }
 static long vm_restore_vm(int fd) { return kvm_restore_vm(fd, vm_blob, vm_blob_len); }
+static long vm_enable_dirty_ring(int fd) { return kvm_enable_dirty_ring(fd, 65536); }
 
 static const struct { const char *name; long (*call)(int); int minus1_ok; } VM_CALLS[] = {
 	{ "kvm_check_extension", vm_check_extension, 1 }, /* -1 means /dev/kvm itself */
@@ -209,6 +221,9 @@ static const struct { const char *name; long (*call)(int); int minus1_ok; } VM_C
 	{ "kvm_unregister_coalesced_mmio", vm_unregister_coalesced, 0 },
 	{ "kvm_save_vm", vm_save_vm, 0 },
 	{ "kvm_restore_vm", vm_restore_vm, 0 },
+	{ "kvm_enable_dirty_ring", vm_enable_dirty_ring, 0 },
+	{ "kvm_set_memory_region_fd", vm_set_memory_region_fd, 0 },
+	{ "kvm_create_guest_memfd", vm_create_guest_memfd, 0 },
 };
 
 /* ---- functions acting on the calling thread's vcpu ------------------------------- */
@@ -369,6 +384,11 @@ static long nl_save_vcpu_buf(void) { size_t n = sizeof(blob); return kvm_save_vc
 static long nl_restore_vcpu(void) { return kvm_restore_vcpu(NULL, 100); }
 static long nl_msr_feature_index_list(void) { return kvm_get_msr_feature_index_list(NULL); }
 static long nl_msr_features(void) { return kvm_get_msr_features(NULL); }
+static long nl_stats_lookup(void) { return kvm_stats_lookup(vcpu_fd, NULL); }
+static long nl_stats_read(void) { return kvm_stats_read(vm, 0, NULL, 1); }
+static long nl_stats_info_flags(void) { return kvm_stats_info(vm, 0, NULL, &stat_exponent, &stat_size); }
+static long nl_stats_info_exponent(void) { return kvm_stats_info(vm, 0, &stat_flags, NULL, &stat_size); }
+static long nl_stats_info_size(void) { return kvm_stats_info(vcpu_fd, 0, &stat_flags, &stat_exponent, NULL); }
 
 /* Per-vcpu ones run with the vcpu attached, so only the pointer is wrong. */
 static const struct { const char *name; long (*call)(void); } NULL_CALLS[] = {
@@ -434,16 +454,35 @@ static const struct { const char *name; long (*call)(void); } NULL_CALLS[] = {
 	{ "kvm_restore_vcpu", nl_restore_vcpu },
 	{ "kvm_get_msr_feature_index_list", nl_msr_feature_index_list },
 	{ "kvm_get_msr_features", nl_msr_features },
+	{ "kvm_stats_lookup", nl_stats_lookup },
+	{ "kvm_stats_read (values, n 1)", nl_stats_read },
+	{ "kvm_stats_info (flags)", nl_stats_info_flags },
+	{ "kvm_stats_info (exponent)", nl_stats_info_exponent },
+	{ "kvm_stats_info (size)", nl_stats_info_size },
 };
 
 /* ---- functions naming a vcpu by fd ----------------------------------------------- */
 
 static long vf_attach(int fd) { return kvm_attach_vcpu(fd); }
 static long vf_kick(int fd) { return kvm_kick_vcpu(fd); }
+/* The statistics calls take a VM fd or a vcpu fd: none of the bad fds is either. */
+static long vf_stats_lookup(int fd) { return kvm_stats_lookup(fd, "exits"); }
+static long vf_stats_name(int fd) { return P(kvm_stats_name(fd, 0)); }
+static long vf_stats_read(int fd) { return kvm_stats_read(fd, -1, NULL, 0); }
+static long vf_stats_info(int fd) { return kvm_stats_info(fd, 0, &stat_flags, &stat_exponent, &stat_size); }
 
 static const struct { const char *name; long (*call)(int); } VCPU_FD_CALLS[] = {
 	{ "kvm_attach_vcpu", vf_attach },
 	{ "kvm_kick_vcpu", vf_kick },
+};
+
+/* ---- functions naming a VM or a vcpu by fd: every fd that is neither ------------- */
+
+static const struct { const char *name; long (*call)(int); } OBJECT_FD_CALLS[] = {
+	{ "kvm_stats_lookup", vf_stats_lookup },
+	{ "kvm_stats_name", vf_stats_name },
+	{ "kvm_stats_read", vf_stats_read },
+	{ "kvm_stats_info", vf_stats_info },
 };
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
@@ -509,6 +548,15 @@ static void vcpu_fd_calls_with(const char *class, int fd, int want)
 		errno = 0;
 		long r = VCPU_FD_CALLS[i].call(fd);
 		expect(VCPU_FD_CALLS[i].name, class, r, errno, want);
+	}
+}
+
+static void object_fd_calls_with(const char *class, int fd)
+{
+	for (unsigned i = 0; i < N(OBJECT_FD_CALLS); i++) {
+		errno = 0;
+		long r = OBJECT_FD_CALLS[i].call(fd);
+		expect(OBJECT_FD_CALLS[i].name, class, r, errno, EBADF);
 	}
 }
 
@@ -624,6 +672,78 @@ static void memory_regions(void)
 	BAD("size 0 (delete) twice", kvm_set_memory_region(vm, 2, 0, 0, 0), ENOENT);
 }
 
+/* kvm_set_memory_region_fd's own arguments (the slot's are memory_regions'), and
+ * kvm_create_guest_memfd's. */
+static void fd_memory_regions(void)
+{
+	const int S = MAP_SHARED, P = MAP_PRIVATE;
+#define FD_SLOT(fd, offset, size, map_flags) \
+	kvm_set_memory_region_fd(vm, 5, 0, 0x100000, size, fd, offset, map_flags)
+	const char *c = "not an open fd";
+	BAD(c, FD_SLOT(-1, 0, 4096, S), EBADF);
+	BAD(c, FD_SLOT(INT_MIN, 0, 4096, S), EBADF);
+	BAD(c, FD_SLOT(INT_MAX, 0, 4096, P), EBADF);
+	BAD(c, FD_SLOT(bad_fds[0].fd /* closed */, 0, 4096, S), EBADF);
+	c = "map_flags not MAP_SHARED or MAP_PRIVATE (| MAP_POPULATE)";
+	BAD(c, FD_SLOT(mem_fd, 0, 4096, 0), EINVAL);
+	BAD(c, FD_SLOT(mem_fd, 0, 4096, S | P), EINVAL);
+	BAD(c, FD_SLOT(mem_fd, 0, 4096, MAP_POPULATE), EINVAL);
+	BAD(c, FD_SLOT(mem_fd, 0, 4096, S | MAP_FIXED), EINVAL);
+	BAD(c, FD_SLOT(mem_fd, 0, 4096, P | MAP_ANONYMOUS), EINVAL);
+	BAD(c, FD_SLOT(mem_fd, 0, 4096, S | MAP_NORESERVE), EINVAL);
+	BAD(c, FD_SLOT(mem_fd, 0, 4096, -1), EINVAL);
+	c = "unaligned offset";
+	BAD(c, FD_SLOT(mem_fd, 1, 4096, S), EINVAL);
+	BAD(c, FD_SLOT(mem_fd, 0x800, 4096, P), EINVAL);
+	BAD(c, FD_SLOT(mem_fd, 0xfff, 4096, S), EINVAL);
+	c = "range past the file's end";
+	BAD(c, FD_SLOT(mem_fd, 0x10000, 4096, S), EINVAL);
+	BAD(c, FD_SLOT(mem_fd, 0xf000, 0x2000, P), EINVAL);
+	BAD(c, FD_SLOT(mem_fd, 0, 0x11000, S), EINVAL);
+	c = "offset + size wrapping";
+	BAD(c, FD_SLOT(mem_fd, -4096ULL, 8192, S), EINVAL);
+	BAD(c, FD_SLOT(mem_fd, 1ULL << 63, 4096, P), EINVAL);
+	c = "fd that cannot be mapped";
+	BAD(c, FD_SLOT(eventfd_fd, 0, 4096, S), ENODEV);
+	BAD(c, FD_SLOT(raw_kvm, 0, 4096, P), ENODEV);
+	BAD(c, FD_SLOT(raw_vm, 0, 4096, S), ENODEV);
+	c = "fd not open for the access";
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", mem_fd);
+	int ro = open(path, O_RDONLY | O_CLOEXEC);
+	CHECK(ro >= 0);
+	BAD(c, FD_SLOT(ro, 0, 4096, S), EACCES);
+	OK(FD_SLOT(ro, 0, 4096, P)); /* private: reading is enough */
+	OK(kvm_set_memory_region(vm, 5, 0, 0, 0));
+	close(ro);
+	c = "other memory for an existing slot";
+	BAD(c, kvm_set_memory_region_fd(vm, 0, 0, 0, 0x10000, mem_fd, 0, S), EINVAL);
+	OK(FD_SLOT(mem_fd, 0, 0x2000, S));
+	BAD(c, FD_SLOT(mem_fd, 0x1000, 0x2000, S), EINVAL);
+	BAD(c, FD_SLOT(mem_fd, 0, 0x2000, P), EINVAL);
+	BAD(c, FD_SLOT(mem_fd, 0, 0x1000, S), EINVAL);
+	BAD(c, kvm_set_memory_region(vm, 5, 0, 0x100000, 0x2000), EINVAL);
+	BAD("overlapping range", kvm_set_memory_region_fd(vm, 6, 0, 0x101000, 0x1000, mem_fd, 0, S),
+	    EEXIST);
+	OK(kvm_set_memory_region(vm, 5, 0, 0, 0));
+	BAD("size 0 (delete) twice", FD_SLOT(-1, 0, 0, 0), ENOENT);
+#undef FD_SLOT
+	/* guest_memfd: what follows from what the VM reports. */
+	if (kvm_check_extension(vm, LIBKVM_CAP_GUEST_MEMFD) == 0) {
+		c = "guest_memfd without KVM_CAP_GUEST_MEMFD";
+		BAD(c, kvm_create_guest_memfd(vm, 0x10000, 0), EOPNOTSUPP);
+		BAD(c, kvm_create_guest_memfd(vm, 0, LIBKVM_GUEST_MEMFD_MMAP), EOPNOTSUPP);
+	} else {
+		uint64_t flags = (uint64_t)kvm_check_extension(vm, LIBKVM_CAP_GUEST_MEMFD_FLAGS);
+		c = "guest_memfd flag the VM does not report";
+		BAD(c, kvm_create_guest_memfd(vm, 0x10000, 1ULL << 63), EINVAL);
+		BAD(c, kvm_create_guest_memfd(vm, 0x10000, ~flags), EINVAL);
+		c = "guest_memfd size 0 or unaligned";
+		BAD(c, kvm_create_guest_memfd(vm, 0, 0), EINVAL);
+		BAD(c, kvm_create_guest_memfd(vm, 0x1001, 0), EINVAL);
+	}
+}
+
 static void guest_memory(void)
 {
 	/* Slot 0 [0, 0x10000) and slot 1 [0x20000, 0x21000). */
@@ -673,6 +793,25 @@ static void vcpus(void)
 	BAD("thread already has a vcpu", kvm_create_vcpu(vm, 3), EBUSY);
 	BAD("thread already has a vcpu", kvm_attach_vcpu(vcpu_fd), EBUSY);
 	OK(kvm_detach_vcpu());
+	BAD("the dirty ring once the VM has a vcpu", kvm_enable_dirty_ring(vm, 65536), EBUSY);
+	/* The ring's sizes, on a VM without vcpus. */
+	int fresh = vm_with_memory(0x1000);
+	if (kvm_check_extension(fresh, KVM_CAP_DIRTY_LOG_RING) > 0) {
+		c = "dirty ring size not a power of two";
+		BAD(c, kvm_enable_dirty_ring(fresh, 3 * 4096), EINVAL);
+		BAD(c, kvm_enable_dirty_ring(fresh, UINT32_MAX), EINVAL);
+		c = "dirty ring size 0 or below a page";
+		BAD(c, kvm_enable_dirty_ring(fresh, 0), EINVAL);
+		BAD(c, kvm_enable_dirty_ring(fresh, 1), EINVAL);
+		BAD(c, kvm_enable_dirty_ring(fresh, 2048), EINVAL);
+		c = "dirty ring size above the kernel's maximum";
+		BAD(c, kvm_enable_dirty_ring(fresh, 1u << 31), EINVAL);
+		OK(kvm_enable_dirty_ring(fresh, 65536));
+		BAD("the dirty ring twice", kvm_enable_dirty_ring(fresh, 65536), EBUSY);
+	} else {
+		BAD("no dirty ring on this host", kvm_enable_dirty_ring(fresh, 65536), EOPNOTSUPP);
+	}
+	OK(kvm_destroy_vm(fresh));
 }
 
 static void vcpu_values(void)
@@ -772,6 +911,43 @@ static void kick_values(void)
 {
 	BAD("kick signal chosen after the first vcpu", kvm_set_kick_signal(SIGUSR2), EBUSY);
 	BAD("kick signal chosen after the first vcpu", kvm_set_kick_signal(SIGRTMIN), EBUSY);
+}
+
+/* The statistics of the VM and of its vcpu: indexes, sizes and names. */
+static void stats_values(void)
+{
+	if (kvm_check_extension(-1, KVM_CAP_BINARY_STATS_FD) <= 0) {
+		BAD("no binary statistics", kvm_stats_lookup(vm, "remote_tlb_flush"), EOPNOTSUPP);
+		return;
+	}
+	uint64_t v[8];
+	int fds[] = { vm, vcpu_fd };
+	for (unsigned k = 0; k < N(fds); k++) {
+		int fd = fds[k], last = 0;
+		while (kvm_stats_name(fd, last))
+			last++;
+		const char *c = "statistic index past the last";
+		BAD(c, P(kvm_stats_name(fd, last)), ERANGE);
+		BAD(c, kvm_stats_read(fd, last, v, 8), ERANGE);
+		BAD(c, kvm_stats_info(fd, last, &stat_flags, &stat_exponent, &stat_size), ERANGE);
+		BAD(c, kvm_stats_read(fd, INT_MAX, v, 8), ERANGE);
+		c = "negative statistic index";
+		BAD(c, P(kvm_stats_name(fd, -1)), ERANGE);
+		BAD(c, kvm_stats_info(fd, -1, &stat_flags, &stat_exponent, &stat_size), ERANGE);
+		BAD(c, kvm_stats_read(fd, -2, v, 8), ERANGE);
+		BAD(c, kvm_stats_read(fd, INT_MIN, v, 8), ERANGE);
+		c = "array smaller than the values";
+		BAD(c, kvm_stats_read(fd, -1, v, 0), E2BIG);
+		BAD(c, kvm_stats_read(fd, 0, v, 0), E2BIG);
+		c = "NULL array, n > 0";
+		BAD(c, kvm_stats_read(fd, -1, NULL, 1), EFAULT);
+		c = "no statistic of that name";
+		BAD(c, kvm_stats_lookup(fd, ""), ENOENT);
+		BAD(c, kvm_stats_lookup(fd, "no_such_statistic"), ENOENT);
+	}
+	/* Each kind has its own names. */
+	BAD("a vcpu statistic on a VM fd", kvm_stats_lookup(vm, "exits"), ENOENT);
+	BAD("a VM statistic on a vcpu fd", kvm_stats_lookup(vcpu_fd, "remote_tlb_flush"), ENOENT);
 }
 
 /* Arnd's list on the calling thread's vcpu (attached), and the memory aliases. */
@@ -1186,6 +1362,8 @@ int main(void)
 	eventfd_fd = eventfd(0, EFD_CLOEXEC);
 	CHECK(eventfd_fd >= 0);
 	make_bad_fds();
+	mem_fd = memfd_create("matrix", MFD_CLOEXEC);
+	CHECK(mem_fd >= 0 && ftruncate(mem_fd, 0x10000) == 0);
 
 	system_values();
 	vm = vm_with_memory(0x10000);
@@ -1214,6 +1392,9 @@ int main(void)
 	/* Not a vcpu. */
 	for (int i = 0; i < n_bad_fds; i++)
 		vcpu_fd_calls_with(bad_fds[i].class, bad_fds[i].fd, EBADF);
+	/* Neither a VM nor a vcpu. */
+	for (int i = 0; i < n_bad_fds; i++)
+		object_fd_calls_with(bad_fds[i].class, bad_fds[i].fd);
 
 	run_in_thread(thread_never_had_vcpu);
 	OK(kvm_detach_vcpu());
@@ -1221,9 +1402,11 @@ int main(void)
 	run_in_thread(thread_detached);
 
 	memory_regions();
+	fd_memory_regions();
 	guest_memory();
 	vcpus();
 	vcpu_values();
+	stats_values();
 	arnds_list_values();
 	qemu_calls_values();
 	irqchip_values();
@@ -1235,12 +1418,16 @@ int main(void)
 	OK(kvm_destroy_vm(vm));
 	vm_calls_with("VM after kvm_destroy_vm", vm);
 	vcpu_fd_calls_with("vcpu after kvm_destroy_vm", vcpu_fd, EBADF);
+	object_fd_calls_with("VM after kvm_destroy_vm", vm);
+	object_fd_calls_with("vcpu after kvm_destroy_vm", vcpu_fd);
 	vcpu_calls_without_vcpu("after kvm_destroy_vm");
 	/* The numbers come back for other files: still not libkvm's. */
 	CHECK(dup3(bad_fds[1].fd, vm, O_CLOEXEC) == vm);
 	CHECK(dup3(bad_fds[1].fd, vcpu_fd, O_CLOEXEC) == vcpu_fd);
 	vm_calls_with("fd number of a destroyed VM, reused", vm);
 	vcpu_fd_calls_with("fd number of a destroyed vcpu, reused", vcpu_fd, EBADF);
+	object_fd_calls_with("fd number of a destroyed VM, reused", vm);
+	object_fd_calls_with("fd number of a destroyed vcpu, reused", vcpu_fd);
 	close(vm);
 	close(vcpu_fd);
 

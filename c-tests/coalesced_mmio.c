@@ -49,9 +49,7 @@ int main(void)
 	OK(kvm_unregister_coalesced_mmio(vm, &mmio));
 	run_expect(KVM_EXIT_MMIO);
 	struct kvm_run *run = kvm_run_area();
-	CHECK_EQ(run->mmio.phys_addr, 0xd0000000);
-	CHECK_EQ(run->mmio.is_write, 1);
-	CHECK_EQ(run->mmio.len, 4);
+	check_mmio(0xd0000000, 4, 1);
 	CHECK_EQ(*(uint32_t *)run->mmio.data, 0x66);
 	run_expect(KVM_EXIT_HLT);
 	CHECK_EQ(OK(kvm_coalesced_mmio_next(vm, &e)), 0);

@@ -52,51 +52,6 @@ static void in_child(const char *what, void (*fn)(void))
 		FAIL("%s: the child failed (status 0x%x)", what, st);
 }
 
-/* RLIMIT_NOFILE at the lowest free fd, so that the next open fails with EMFILE. */
-static struct rlimit saved_nofile;
-static void limit_fds(void)
-{
-	int lowest = open("/dev/null", O_RDONLY | O_CLOEXEC);
-	CHECK(lowest >= 0);
-	close(lowest);
-	CHECK(getrlimit(RLIMIT_NOFILE, &saved_nofile) == 0);
-	struct rlimit r = { lowest, saved_nofile.rlim_max };
-	CHECK(setrlimit(RLIMIT_NOFILE, &r) == 0);
-}
-static void unlimit_fds(void)
-{
-	CHECK(setrlimit(RLIMIT_NOFILE, &saved_nofile) == 0);
-}
-/* CHECK_ERR of a call made under limit_fds(): the check and its record (which opens a
- * file, so needs an fd of its own) come after the limit is lifted again. */
-#define CHECK_ERR_NOFILE(call, err) do { limit_fds(); errno = 0; long r_ = (long)(call); \
-	int e_ = errno; unlimit_fds(); \
-	if (r_ != -1) FAIL("%s returned %ld under the fd limit, expected -1 with %s", #call, r_, #err); \
-	if (e_ != (err)) FAIL("%s: errno %d (%s), expected %s", #call, e_, strerror(e_), #err); \
-	note_errno(#call, e_); } while (0)
-
-/* Whether the fd limit reaches the kernel, as /proc/self/limits shows it: valgrind
- * keeps RLIMIT_NOFILE to itself (its setrlimit never reaches the kernel, and fds that
- * ioctls return are not held to its own count), so under it no KVM fd meets the limit. */
-static int nofile_enforced(void)
-{
-	/* Opened before the limit (which would refuse it); the kernel writes the text
-	 * when it is first read, under the limit. */
-	FILE *f = fopen("/proc/self/limits", "re");
-	CHECK(f != NULL);
-	limit_fds();
-	struct rlimit want;
-	CHECK(getrlimit(RLIMIT_NOFILE, &want) == 0);
-	char line[256];
-	unsigned long long soft = 0;
-	while (fgets(line, sizeof line, f))
-		if (sscanf(line, "Max open files %llu", &soft) == 1)
-			break;
-	unlimit_fds();
-	fclose(f);
-	return soft == want.rlim_cur;
-}
-
 static void emfile_open(void)
 {
 	/* /dev/kvm is not open in this child (the parent never opened it). */

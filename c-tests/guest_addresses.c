@@ -144,17 +144,13 @@ static void wide_mmio(void)
 	struct kvm_run *run = kvm_run_area();
 
 	run_expect(KVM_EXIT_MMIO);
-	CHECK_EQ(run->mmio.phys_addr, 0x20000);
-	CHECK_EQ(run->mmio.len, 8);
-	CHECK_EQ(run->mmio.is_write, 1);
+	check_mmio(0x20000, 8, 1);
 	uint64_t v;
 	memcpy(&v, run->mmio.data, 8);
 	CHECK_EQ(v, 0x1122334455667788ULL);
 
 	run_expect(KVM_EXIT_MMIO);
-	CHECK_EQ(run->mmio.phys_addr, 0x20008);
-	CHECK_EQ(run->mmio.len, 8);
-	CHECK_EQ(run->mmio.is_write, 0);
+	check_mmio(0x20008, 8, 0);
 	v = 0x0807060504030201ULL;
 	memcpy(run->mmio.data, &v, 8);
 	CHECK_EQ(run_until_out(0x10), 0x04030201);
@@ -199,9 +195,7 @@ static void unmapped_host_memory(void)
 	} else {
 		CHECK_EQ(r, KVM_EXIT_MMIO);
 		struct kvm_run *run = kvm_run_area();
-		CHECK_EQ(run->mmio.phys_addr, 0x100000);
-		CHECK_EQ(run->mmio.len, 1);
-		CHECK_EQ(run->mmio.is_write, 0);
+		check_mmio(0x100000, 1, 0);
 		run->mmio.data[0] = 0x77;
 		CHECK_EQ(run_until_out(0x10), 0x77);
 		run_expect(KVM_EXIT_HLT);

@@ -137,23 +137,17 @@ static void unmapped_memory(void)
 	};
 	for (unsigned i = 0; i < 3; i++) {
 		run_expect(KVM_EXIT_MMIO);
-		CHECK_EQ(run->mmio.phys_addr, writes[i].addr);
-		CHECK_EQ(run->mmio.len, writes[i].len);
-		CHECK_EQ(run->mmio.is_write, 1);
+		check_mmio(writes[i].addr, writes[i].len, 1);
 		uint32_t v = 0;
 		memcpy(&v, run->mmio.data, writes[i].len);
 		CHECK_EQ(v, writes[i].data);
 	}
 	run_expect(KVM_EXIT_MMIO);
-	CHECK_EQ(run->mmio.phys_addr, 0x20080);
-	CHECK_EQ(run->mmio.len, 4);
-	CHECK_EQ(run->mmio.is_write, 0);
+	check_mmio(0x20080, 4, 0);
 	memcpy(run->mmio.data, "\x78\x56\x34\x12", 4);
 	CHECK_EQ(run_until_out(0x10), 0x12345678);
 	run_expect(KVM_EXIT_MMIO);
-	CHECK_EQ(run->mmio.phys_addr, 0x20010);
-	CHECK_EQ(run->mmio.len, 1);
-	CHECK_EQ(run->mmio.is_write, 0);
+	check_mmio(0x20010, 1, 0);
 	run->mmio.data[0] = 0x99;
 	CHECK_EQ(run_until_out(0x11), 0x99);
 	run_expect(KVM_EXIT_HLT);
@@ -170,16 +164,13 @@ static void read_only_slot(void)
 	CHECK(ro != NULL);
 	memset(ro, 0x11, 0x1000);
 	real_mode_guest(BLOB(mb_touch));
-	struct kvm_run *run = kvm_run_area();
 	/* Writes exit as MMIO writes and change nothing... */
 	static const struct { uint64_t addr; uint32_t len; } writes[] = {
 		{ 0x20010, 1 }, { 0x20020, 2 }, { 0x20040, 4 },
 	};
 	for (unsigned i = 0; i < 3; i++) {
 		run_expect(KVM_EXIT_MMIO);
-		CHECK_EQ(run->mmio.phys_addr, writes[i].addr);
-		CHECK_EQ(run->mmio.len, writes[i].len);
-		CHECK_EQ(run->mmio.is_write, 1);
+		check_mmio(writes[i].addr, writes[i].len, 1);
 	}
 	/* ...and reads come from the memory, with no exit. */
 	CHECK_EQ(run_until_out(0x10), 0x11111111);

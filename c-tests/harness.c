@@ -1,6 +1,7 @@
 /* Shared helpers of the C tests (see harness.h). */
 #define _GNU_SOURCE
 #include "harness.h"
+#include "long_mode.h"
 #include <dirent.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -8,6 +9,7 @@
 #include <signal.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 
 /* on_exit handler: a test that passes must leave no KVM fd or mapping behind. */
@@ -223,10 +225,7 @@ void setup_long_mode(int vm, uint64_t pt_base, uint64_t rip)
 	flat_segment(&s.cs, 0x08, 11, 0, 1, 1);
 	flat_segment(&s.ds, 0x10, 3, 1, 0, 1);
 	s.es = s.fs = s.gs = s.ss = s.ds;
-	s.cr3 = pt_base;
-	s.cr4 = 0x20;                              /* PAE */
-	s.cr0 = 0x80000011;                        /* PG | ET | PE */
-	s.efer = 0x500;                            /* LME | LMA */
+	long_mode_control(&s, pt_base);
 	OK(kvm_set_sregs(&s));
 	set_ip(rip);
 }
@@ -316,6 +315,17 @@ void run_expect(int reason)
 	if (r != reason) {
 		describe_exit(r);
 		FAIL("expected exit %s, got %s", exit_name(reason), exit_name(r));
+	}
+}
+
+void check_mmio(uint64_t gpa, uint32_t len, int is_write)
+{
+	struct kvm_run *run = kvm_run_area();
+	if (run->exit_reason != KVM_EXIT_MMIO || run->mmio.phys_addr != gpa ||
+	    run->mmio.len != len || run->mmio.is_write != is_write) {
+		describe_exit((int)run->exit_reason);
+		FAIL("expected an MMIO %s of %u bytes at 0x%llx, got %u bytes, %s", is_write ? "write" : "read",
+		     len, (unsigned long long)gpa, run->mmio.len, run->mmio.is_write ? "write" : "read");
 	}
 }
 
@@ -642,19 +652,35 @@ uint8_t *save_vm_blob(int vm, size_t *len)
 	return b;
 }
 
-void put_record(FILE *f, const void *p, uint64_t n)
+struct kvm_msr_list *read_msr_list(int (*get)(struct kvm_msr_list *))
 {
-	CHECK(fwrite(&n, 8, 1, f) == 1);
-	CHECK(fwrite(p, 1, n, f) == n);
+	struct kvm_msr_list probe = { .nmsrs = 0 };
+	CHECK_ERR(get(&probe), E2BIG);
+	uint32_t n = probe.nmsrs;
+	CHECK(n > 0);
+	struct kvm_msr_list *list = calloc(1, sizeof(*list) + (n + 8) * sizeof(uint32_t));
+	CHECK(list != NULL);
+	list->nmsrs = n - 1;
+	CHECK_ERR(get(list), E2BIG);
+	CHECK_EQ(list->nmsrs, n);
+	list->nmsrs = n + 8;
+	OK(get(list));
+	CHECK_EQ(list->nmsrs, n);
+	return list;
 }
 
-FILE *record_file(char *path)
+void write_records(char *path, const struct record *r, size_t count)
 {
 	int fd = mkstemp(path);
 	CHECK(fd >= 0);
 	FILE *f = fdopen(fd, "wb");
 	CHECK(f != NULL);
-	return f;
+	for (size_t i = 0; i < count; i++) {
+		uint64_t n = r[i].n;
+		CHECK(fwrite(&n, 8, 1, f) == 1);
+		CHECK(fwrite(r[i].p, 1, r[i].n, f) == r[i].n);
+	}
+	CHECK(fclose(f) == 0);
 }
 
 void *get_record(FILE *f, size_t *n)
@@ -697,4 +723,42 @@ int run_self(const char *argv0, const char *arg, const char *path, pid_t *pid)
 	if (pid)
 		*pid = p;
 	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* ---- the fd limit ---------------------------------------------------------------- */
+
+static struct rlimit saved_nofile;
+
+void limit_fds(void)
+{
+	int lowest = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	CHECK(lowest >= 0);
+	close(lowest);
+	CHECK(getrlimit(RLIMIT_NOFILE, &saved_nofile) == 0);
+	struct rlimit r = { lowest, saved_nofile.rlim_max };
+	CHECK(setrlimit(RLIMIT_NOFILE, &r) == 0);
+}
+
+void unlimit_fds(void)
+{
+	CHECK(setrlimit(RLIMIT_NOFILE, &saved_nofile) == 0);
+}
+
+int nofile_enforced(void)
+{
+	/* Opened before the limit (which would refuse it); the kernel writes the text
+	 * when it is first read, under the limit. */
+	FILE *f = fopen("/proc/self/limits", "re");
+	CHECK(f != NULL);
+	limit_fds();
+	struct rlimit want;
+	CHECK(getrlimit(RLIMIT_NOFILE, &want) == 0);
+	char line[256];
+	unsigned long long soft = 0;
+	while (fgets(line, sizeof line, f))
+		if (sscanf(line, "Max open files %llu", &soft) == 1)
+			break;
+	unlimit_fds();
+	fclose(f);
+	return soft == want.rlim_cur;
 }

@@ -94,6 +94,8 @@ void skip_test(const char *why) __attribute__((noreturn));
 
 /* Runs until an exit other than KVM_EXIT_INTR; fails the test if it is not `reason`. */
 void run_expect(int reason);
+/* The last exit was KVM_EXIT_MMIO at `gpa`, of `len` bytes, a write if `is_write`. */
+void check_mmio(uint64_t gpa, uint32_t len, int is_write);
 /* Runs until the guest does an `out` to `port`; returns the value (size 1, 2 or 4). */
 uint32_t run_until_out(uint16_t port);
 
@@ -186,11 +188,21 @@ uint16_t *real_mode_ivt(int vm);
  * probe reports; its length in *len. */
 uint8_t *save_vcpu_blob(size_t *len);
 uint8_t *save_vm_blob(int vm, size_t *len);
-/* A length-prefixed record written to / read back from `f` (get_record mallocs it; its
- * length in *n unless n is NULL). */
-void put_record(FILE *f, const void *p, uint64_t n);
-/* A new file for records, at the mkstemp(3) template `path` (which it completes). */
-FILE *record_file(char *path);
+/* An MSR index list read with its E2BIG protocol, which this checks: a list too short
+ * by one is E2BIG with the count needed in nmsrs, one with room to spare is filled and
+ * nmsrs set to the count. `get` is kvm_get_msr_index_list or
+ * kvm_get_msr_feature_index_list; the list is malloc'd, its count in nmsrs. */
+struct kvm_msr_list *read_msr_list(int (*get)(struct kvm_msr_list *));
+
+/* Records handed from a test to its re-executed self: WRITE_RECORDS(path, {p, n}, ...)
+ * writes each {pointer, length} as a length-prefixed record to a new file at the
+ * mkstemp(3) template `path` (which it completes); get_record reads the next one back
+ * (it mallocs it; its length in *n unless n is NULL). */
+struct record { const void *p; size_t n; };
+void write_records(char *path, const struct record *r, size_t count);
+#define WRITE_RECORDS(path, ...) \
+	write_records(path, (const struct record[]){ __VA_ARGS__ }, \
+		      sizeof((const struct record[]){ __VA_ARGS__ }) / sizeof(struct record))
 void *get_record(FILE *f, size_t *n);
 /* The CRC-32 (IEEE, reflected) of n bytes continuing from c: the blob format's. */
 uint32_t blob_crc32(const uint8_t *p, size_t n, uint32_t c);
@@ -198,6 +210,24 @@ uint32_t blob_crc32(const uint8_t *p, size_t n, uint32_t c);
  * /proc/self/exe, which under valgrind names valgrind) and waits for it. Returns its exit
  * status (-1 if it did not exit), its pid in *pid unless pid is NULL. */
 int run_self(const char *argv0, const char *arg, const char *path, pid_t *pid);
+
+/* ---- the fd limit ------------------------------------------------------------------ */
+
+/* RLIMIT_NOFILE at the lowest free fd, so that the next fd made fails with EMFILE;
+ * unlimit_fds() puts the limit back. */
+void limit_fds(void);
+void unlimit_fds(void);
+/* CHECK_ERR of a call made under limit_fds(): the check and its record (which opens a
+ * file, so needs an fd of its own) come after the limit is lifted again. */
+#define CHECK_ERR_NOFILE(call, err) do { limit_fds(); errno = 0; long r_ = (long)(call); \
+	int e_ = errno; unlimit_fds(); \
+	if (r_ != -1) FAIL("%s returned %ld under the fd limit, expected -1 with %s", #call, r_, #err); \
+	if (e_ != (err)) FAIL("%s: errno %d (%s), expected %s", #call, e_, strerror(e_), #err); \
+	note_errno(#call, e_); } while (0)
+/* Whether the fd limit reaches the kernel, as /proc/self/limits shows it: valgrind
+ * keeps RLIMIT_NOFILE to itself (its setrlimit never reaches the kernel, and fds that
+ * ioctls return are not held to its own count), so under it no KVM fd meets the limit. */
+int nofile_enforced(void);
 
 /* A field of /proc/self/status in kB (VmRSS, VmSize, ...). */
 long proc_status_kb(const char *field);

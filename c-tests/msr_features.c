@@ -6,15 +6,8 @@
 int main(void)
 {
 	require_kvm();
-	struct kvm_msr_list probe = { .nmsrs = 0 };
-	CHECK_ERR(kvm_get_msr_feature_index_list(&probe), E2BIG);
-	uint32_t n = probe.nmsrs;
-	CHECK(n > 0);
-	struct kvm_msr_list *list = calloc(1, sizeof(*list) + n * sizeof(uint32_t));
-	CHECK(list != NULL);
-	list->nmsrs = n;
-	OK(kvm_get_msr_feature_index_list(list));
-	CHECK_EQ(list->nmsrs, n);
+	struct kvm_msr_list *list = read_msr_list(kvm_get_msr_feature_index_list);
+	uint32_t n = list->nmsrs;
 
 	struct kvm_msrs *m = calloc(1, sizeof(*m) + n * sizeof(struct kvm_msr_entry));
 	CHECK(m != NULL);

@@ -271,25 +271,20 @@ static void bad_blobs(int vm, const uint8_t *vcpu_blob, size_t vcpu_len,
 	/* Not a snapshot at all. */
 	memset(b, 0x5a, vcpu_len);
 	CHECK_ERR(kvm_restore_vcpu(b, vcpu_len), EBADMSG);
-	/* From another architecture (EM_AARCH64), with a valid checksum. */
-	memcpy(b, vcpu_blob, vcpu_len);
-	b[12] = 183;
-	b[13] = 0;
-	reseal(b, vcpu_len);
-	CHECK_ERR(kvm_restore_vcpu(b, vcpu_len), ENOEXEC);
-	memcpy(b, vm_blob, vm_len);
-	b[12] = 183;
-	reseal(b, vm_len);
-	CHECK_ERR(kvm_restore_vm(vm, b, vm_len), ENOEXEC);
-	/* A newer format version. */
-	memcpy(b, vcpu_blob, vcpu_len);
-	b[8] = 2;
-	reseal(b, vcpu_len);
-	CHECK_ERR(kvm_restore_vcpu(b, vcpu_len), ENOTSUP);
-	memcpy(b, vm_blob, vm_len);
-	b[8] = 2;
-	reseal(b, vm_len);
-	CHECK_ERR(kvm_restore_vm(vm, b, vm_len), ENOTSUP);
+	/* With a valid checksum: from another architecture (the low byte of the ELF machine
+	 * number at byte 12 made EM_AARCH64's; x86-64's high byte is 0 too), and a newer
+	 * format version (byte 8). */
+	struct { size_t at; uint8_t value; int err; } edits[] = { { 12, 183, ENOEXEC }, { 8, 2, ENOTSUP } };
+	for (size_t i = 0; i < sizeof(edits) / sizeof(edits[0]); i++) {
+		memcpy(b, vcpu_blob, vcpu_len);
+		b[edits[i].at] = edits[i].value;
+		reseal(b, vcpu_len);
+		CHECK_ERR(kvm_restore_vcpu(b, vcpu_len), edits[i].err);
+		memcpy(b, vm_blob, vm_len);
+		b[edits[i].at] = edits[i].value;
+		reseal(b, vm_len);
+		CHECK_ERR(kvm_restore_vm(vm, b, vm_len), edits[i].err);
+	}
 	/* The other kind. */
 	CHECK_ERR(kvm_restore_vcpu(vm_blob, vm_len), EINVAL);
 	CHECK_ERR(kvm_restore_vm(vm, vcpu_blob, vcpu_len), EINVAL);
@@ -462,12 +457,8 @@ static void stop_save_finish(int stop, const struct outcome *ref, int checks)
 	uint8_t *vcpu_blob = save(-1, &vcpu_len);
 	uint8_t *vm_blob = save(vm, &vm_len);
 	char path[] = "/tmp/libkvm-snapshot-XXXXXX";
-	FILE *f = record_file(path);
-	put_record(f, vm_blob, vm_len);
-	put_record(f, vcpu_blob, vcpu_len);
-	put_record(f, kvm_guest_memory(vm, 0, MEM), MEM);
-	put_record(f, &part, sizeof(part));
-	CHECK(fclose(f) == 0);
+	WRITE_RECORDS(path, { vm_blob, vm_len }, { vcpu_blob, vcpu_len },
+		      { kvm_guest_memory(vm, 0, MEM), MEM }, { &part, sizeof(part) });
 	OK(kvm_detach_vcpu());
 	OK(kvm_destroy_vm(vm));
 
@@ -475,7 +466,7 @@ static void stop_save_finish(int stop, const struct outcome *ref, int checks)
 	CHECK_EQ(run_self("snapshot", checks ? "--restore-checked" : "--restore", path, &pid), 0);
 	char out[4096];
 	snprintf(out, sizeof(out), "%s.out", path);
-	f = fopen(out, "rb");
+	FILE *f = fopen(out, "rb");
 	CHECK(f != NULL);
 	struct outcome o;
 	CHECK(fread(&o, sizeof(o), 1, f) == 1);

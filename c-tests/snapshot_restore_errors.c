@@ -242,6 +242,36 @@ int main(void)
 	OK(kvm_restore_vm(vm, vm_blob, vm_len));
 	OK(kvm_destroy_vm(vm));
 
+	/* EINVAL: the other kind of dirty logging, both ways (kvm_enable_dirty_ring); the
+	 * ring's size may differ. */
+	vm = vm_with_memory(MEM);
+	if (kvm_check_extension(vm, KVM_CAP_DIRTY_LOG_RING) > 0) {
+		OK(kvm_enable_dirty_ring(vm, 8192));
+		OK(kvm_create_irqchip(vm));
+		OK(kvm_create_pit2(vm, 0));
+		add_vcpus(vm, 1);
+		CHECK_ERR(kvm_restore_vm(vm, vm_blob, vm_len), EINVAL);
+		size_t ring_len = 0;
+		uint8_t *ring_blob = save_vm_blob(vm, &ring_len);
+		OK(kvm_destroy_vm(vm));
+		vm = vm_with_memory(MEM);
+		OK(kvm_create_irqchip(vm));
+		OK(kvm_create_pit2(vm, 0));
+		add_vcpus(vm, 1);
+		CHECK_ERR(kvm_restore_vm(vm, ring_blob, ring_len), EINVAL);
+		OK(kvm_destroy_vm(vm));
+		vm = vm_with_memory(MEM);
+		OK(kvm_enable_dirty_ring(vm, 65536));
+		OK(kvm_create_irqchip(vm));
+		OK(kvm_create_pit2(vm, 0));
+		add_vcpus(vm, 1);
+		OK(kvm_restore_vm(vm, ring_blob, ring_len));
+		free(ring_blob);
+	} else {
+		skip_section("restore across dirty-logging modes", "KVM_CAP_DIRTY_LOG_RING is 0");
+	}
+	OK(kvm_destroy_vm(vm));
+
 	/* EINVAL: an XSAVE section larger than the vcpu's XSAVE area. */
 	vm = vm_with_memory(MEM);
 	OK(kvm_create_irqchip(vm));

@@ -624,19 +624,11 @@ int main(int argc, char **argv)
 	OK(kvm_destroy_vm(vm));
 
 	char path[] = "/tmp/libkvm-vcpu-fields-XXXXXX";
-	FILE *f = record_file(path);
-	put_record(f, vm_blob, vm_len);
-	put_record(f, vcpu_blob, vcpu_len);
-	put_record(f, mem, MEM);
-	put_record(f, before, sizeof(*before));
-	put_record(f, halt_blob, halt_len);
-	put_record(f, halt_mem, MEM);
-	put_record(f, halt_before, sizeof(*halt_before));
-	put_record(f, held_blob, held_len);
-	put_record(f, held_mem, MEM);
 	int flags[3] = { avx, (int)xsave_size_avx, tsc_set };
-	put_record(f, flags, sizeof(flags));
-	CHECK(fclose(f) == 0);
+	WRITE_RECORDS(path, { vm_blob, vm_len }, { vcpu_blob, vcpu_len }, { mem, MEM },
+		      { before, sizeof(*before) }, { halt_blob, halt_len }, { halt_mem, MEM },
+		      { halt_before, sizeof(*halt_before) }, { held_blob, held_len },
+		      { held_mem, MEM }, { flags, sizeof(flags) });
 
 	pid_t pid;
 	int status = run_self("snapshot_vcpu_fields", "--restore", path, &pid);

@@ -241,12 +241,8 @@ int main(int argc, char **argv)
 	OK(kvm_destroy_vm(vm));
 
 	char path[] = "/tmp/libkvm-vm-fields-XXXXXX";
-	FILE *f = record_file(path);
-	put_record(f, vm_blob, vm_len);
-	put_record(f, vcpu_blob, vcpu_len);
-	put_record(f, mem, MEM);
-	put_record(f, &before, sizeof(before));
-	CHECK(fclose(f) == 0);
+	WRITE_RECORDS(path, { vm_blob, vm_len }, { vcpu_blob, vcpu_len }, { mem, MEM },
+		      { &before, sizeof(before) });
 
 	pid_t pid;
 	int status = run_self("snapshot_vm_fields", "--restore", path, &pid);

@@ -123,29 +123,43 @@ static void *like_libkvm(void *at)
 	return p;
 }
 
+/* A VM with three one-page slots, h[0..2], whose free neighbours around slot 1 (if
+ * libkvm left them free) are mapped like libkvm's memory so that they merge with slot 1
+ * into one VMA (*around, NULL where a neighbour was taken); slot 1 holds 1 at its start
+ * and ~1 at its end, written after the merge so that the VMAs' anon_vma did not stop it. */
+static int vm_with_merged_slot(uint8_t *h[3], void *around[2])
+{
+	int vm = OK(kvm_create_vm());
+	for (int i = 0; i < 3; i++)
+		h[i] = make_slot(vm, i, PAGE, 0);
+	around[0] = like_libkvm(h[1] + PAGE);
+	around[1] = like_libkvm(h[1] - PAGE);
+	h[1][0] = 1;
+	h[1][PAGE - 1] = (uint8_t)~1;
+	return vm;
+}
+
+static void unmap_around(void *around[2])
+{
+	for (int i = 0; i < 2; i++)
+		if (around[i])
+			CHECK(munmap(around[i], PAGE) == 0);
+}
+
 /* A slot whose memory is in the middle of one VMA (neighbours merged with it on both
  * sides): unmapping it needs a split, which fails at the limit. The delete must then
  * report ENOMEM with the slot intact. */
 static void slot_inside_a_merged_mapping(void)
 {
-	int vm = OK(kvm_create_vm());
 	uint8_t *h[3];
-	for (int i = 0; i < 3; i++)
-		h[i] = make_slot(vm, i, PAGE, 0);
-	/* Merge the free pages around slot 1 (if libkvm left them free) into its VMA. */
-	void *above = like_libkvm(h[1] + PAGE), *below = like_libkvm(h[1] - PAGE);
-	/* Contents written after the merge, so the VMAs' anon_vma did not stop it. */
-	h[1][0] = 1;
-	h[1][PAGE - 1] = (uint8_t)~1;
+	void *around[2];
+	int vm = vm_with_merged_slot(h, around);
 	fill_to_limit();
 	int gone = delete_slot(vm, 1, h[1], PAGE);
 	free_fills();
 	if (!gone)
 		CHECK(delete_slot(vm, 1, h[1], PAGE));
-	if (above)
-		CHECK(munmap(above, PAGE) == 0);
-	if (below)
-		CHECK(munmap(below, PAGE) == 0);
+	unmap_around(around);
 	OK(kvm_destroy_vm(vm));
 	for (int i = 0; i < 3; i++)
 		CHECK(!mapped(h[i]));
@@ -157,12 +171,9 @@ static void slot_inside_a_merged_mapping(void)
  * once, and its address range unmapped as soon as VMAs are free again. */
 static void merged_slot_destroyed_at_the_limit(void)
 {
-	int vm = OK(kvm_create_vm());
 	uint8_t *h[3];
-	for (int i = 0; i < 3; i++)
-		h[i] = make_slot(vm, i, PAGE, 0);
-	void *above = like_libkvm(h[1] + PAGE), *below = like_libkvm(h[1] - PAGE);
-	h[1][0] = 1;
+	void *around[2];
+	int vm = vm_with_merged_slot(h, around);
 	fill_to_limit();
 	OK(kvm_destroy_vm(vm));
 	int late = mapped(h[1]);
@@ -170,10 +181,7 @@ static void merged_slot_destroyed_at_the_limit(void)
 	if (late)
 		CHECK_EQ(h[1][0], 0);
 	free_fills();
-	if (above)
-		CHECK(munmap(above, PAGE) == 0);
-	if (below)
-		CHECK(munmap(below, PAGE) == 0);
+	unmap_around(around);
 	OK(kvm_destroy_vm(vm_with_memory(0x1000))); /* libkvm's next change of mappings */
 	for (int i = 0; i < 3; i++)
 		if (mapped(h[i]))

@@ -28,6 +28,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 #include <libkvm.h>
@@ -264,7 +265,30 @@ static void op_destroy_vm(void)
 	}
 }
 
-static void op_set_memory_region(int user)
+/* A memfd of 256 KiB that fd-backed slots map (kind 2 of op_set_memory_region). */
+static int mem_fd;
+#define MEM_FD_SIZE 0x40000
+
+/* The fd, offset and map_flags of an fd-backed slot of `size` bytes: mostly the memfd,
+ * inside it, shared or private (and populated); sometimes anything. */
+static void pick_file(uint64_t *size, int *fd, uint64_t *offset, int *map_flags)
+{
+	static const int flags[] = { MAP_SHARED, MAP_PRIVATE, MAP_SHARED | MAP_POPULATE,
+				     MAP_PRIVATE | MAP_POPULATE };
+	*fd = u8() < 224 ? mem_fd : pick_fd(0);
+	uint8_t k = u8();
+	*map_flags = k < 240 ? flags[k % 4] : (int)u32();
+	if (u8() < 200) {
+		*offset = (uint64_t)(u8() % (MEM_FD_SIZE / 4096)) * 4096;
+		if (*size % 4096 == 0 && *size > MEM_FD_SIZE - *offset && u8() < 224)
+			*size = MEM_FD_SIZE - *offset;
+	} else {
+		*offset = pick64();
+	}
+}
+
+/* kind 0: kvm_set_memory_region, 1: kvm_set_user_memory_region, 2: kvm_set_memory_region_fd. */
+static void op_set_memory_region(int kind)
 {
 	int fd = pick_fd(1), v = vm_index(fd);
 	/* Slots 0-7 (the model's); now and then any number, usually out of range. */
@@ -287,7 +311,13 @@ static void op_set_memory_region(int user)
 	if (size > (1 << 24) && size % 4096 == 0)
 		size &= (1 << 24) - 1;
 	int r;
-	if (user) {
+	if (kind == 2) {
+		int file;
+		uint64_t offset;
+		int map_flags;
+		pick_file(&size, &file, &offset, &map_flags);
+		r = C(kvm_set_memory_region_fd(fd, slot, flags, gpa, size, file, offset, map_flags));
+	} else if (kind == 1) {
 		/* The caller's memory: NULL, unaligned, or pages of user_mem, never past it
 		 * (the guest may write all of it). */
 		uint8_t k = u8();
@@ -913,10 +943,52 @@ static void *other_thread(void *arg)
 	return NULL;
 }
 
+/* The statistics of a VM or vcpu fd (or of a bad fd): random indexes, names, sizes and
+ * NULLs. Oracles: a read never reports more values than there was room for, a size query
+ * agrees with the read, a name looks up to its own index. */
+static void op_stats(void)
+{
+	static const char *const names[] = { "exits", "halt_exits", "remote_tlb_flush", "", "exit",
+					     "halt_wait_hist" };
+	int fd = pick_fd(u8() & 1);
+	int index = u8() < 200 ? (int)(u8() % 64) - 1 : (int)u32();
+	uint64_t buf[512];
+	size_t n = u8() < 200 ? u8() % 160 : u32();
+	if (n > 512 && u8() < 250)
+		n = 512;
+	switch (u8() % 4) {
+	case 0: {
+		const char *name = CP(kvm_stats_name(fd, index));
+		if (name && kvm_stats_lookup(fd, name) != index)
+			bug("kvm_stats_lookup of a statistic's name is not its index");
+		break;
+	}
+	case 1: C(kvm_stats_lookup(fd, u8() < 240 ? names[u8() % 6] : NULL)); break;
+	case 2: {
+		uint32_t flags, size;
+		int16_t exp;
+		int null = u8() % 8;
+		C(kvm_stats_info(fd, index, null == 1 ? NULL : &flags, null == 2 ? NULL : &exp,
+				 null == 3 ? NULL : &size));
+		break;
+	}
+	case 3: {
+		int all = u8() < 64;
+		long count = C(kvm_stats_read(fd, all ? -1 : index, NULL, 0));
+		long r = C(kvm_stats_read(fd, all ? -1 : index, n <= 512 && u8() < 240 ? buf : NULL, n));
+		if (r >= 0 && (r > (long)n || (count >= 0 && r != count)))
+			bug("kvm_stats_read reported more values than fit, or not its size");
+		break;
+	}
+	}
+	if (!kvm_exit_reason_name((int)u32()))
+		bug("kvm_exit_reason_name returned NULL");
+}
+
 static void op_misc(void)
 {
 	pthread_t t;
-	switch (u8() % 6) {
+	switch (u8() % 7) {
 	case 0: C(kvm_check_extension(u8() & 1 ? -1 : pick_fd(1), u8() < 200 ? u8() : (long)u64())); break;
 	case 1: C(kvm_attach_vcpu(pick_fd(0))); break;
 	case 2: C(kvm_detach_vcpu()); break;
@@ -925,7 +997,18 @@ static void op_misc(void)
 			pthread_join(t, NULL);
 		break;
 	case 4: C(kvm_get_api_version()); break;
-	case 5: C(kvm_get_vcpu_mmap_size()); break;
+	case 5:
+		if (u8() < 128) {
+			C(kvm_get_vcpu_mmap_size());
+		} else {
+			/* No guest_memfd on most hosts: EOPNOTSUPP; else a file to close. */
+			int gm = C(kvm_create_guest_memfd(pick_fd(1), u8() < 200 ? 0x10000 : pick64(),
+							  u8() < 200 ? u8() & 3 : u64()));
+			if (gm >= 0)
+				close(gm);
+		}
+		break;
+	case 6: op_stats(); break;
 	}
 }
 
@@ -943,6 +1026,8 @@ static int kvm_fds_open(void)
 		if (len > 0) {
 			target[len] = 0;
 			n += strncmp(target, "anon_inode:kvm-", 15) == 0;
+			/* libkvm's duplicates of the memfd, beside the fuzzer's own. */
+			n += strncmp(target, "/memfd:fuzz", 11) == 0 && atoi(e->d_name) != mem_fd;
 		}
 	}
 	if (d)
@@ -969,6 +1054,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	(void)argc;
 	(void)argv;
 	efd = eventfd(0, EFD_CLOEXEC);
+	mem_fd = memfd_create("fuzz", MFD_CLOEXEC);
+	if (mem_fd < 0 || ftruncate(mem_fd, MEM_FD_SIZE) != 0)
+		bug("memfd");
 	watchdog_init();
 	mmap_size = kvm_get_vcpu_mmap_size();
 	if (mmap_size <= 0)
@@ -999,7 +1087,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		switch (u8() % 23) {
 		case 0: op_create_vm(); break;
 		case 1: op_destroy_vm(); break;
-		case 2: case 3: op_set_memory_region(0); break;
+		case 2: op_set_memory_region(0); break;
+		case 3: op_set_memory_region(2); break;
 		case 4: op_set_memory_region(1); break;
 		case 5: case 6: op_guest_memory(); break;
 		case 7: case 8: op_create_vcpu(); break;

@@ -50,6 +50,30 @@
  */
 #define LIBKVM_VERSION (((LIBKVM_VERSION_MAJOR * 10000) + (LIBKVM_VERSION_MINOR * 100)) + LIBKVM_VERSION_PATCH)
 
+/*
+ kvm_create_guest_memfd() flag GUEST_MEMFD_FLAG_MMAP: the host may mmap() the file.
+ */
+#define LIBKVM_GUEST_MEMFD_MMAP 1
+
+/*
+ kvm_create_guest_memfd() flag GUEST_MEMFD_FLAG_INIT_SHARED: the file's memory starts
+ shared with the host (with LIBKVM_GUEST_MEMFD_MMAP, readable and writable through a
+ mapping).
+ */
+#define LIBKVM_GUEST_MEMFD_INIT_SHARED 2
+
+/*
+ The capability KVM_CAP_GUEST_MEMFD (kvm_check_extension()): non-zero where the kernel
+ has guest_memfd (kvm_create_guest_memfd()).
+ */
+#define LIBKVM_CAP_GUEST_MEMFD 234
+
+/*
+ The capability KVM_CAP_GUEST_MEMFD_FLAGS (kvm_check_extension() on a VM): the
+ kvm_create_guest_memfd() flags the VM takes (LIBKVM_GUEST_MEMFD_MMAP, ...).
+ */
+#define LIBKVM_CAP_GUEST_MEMFD_FLAGS 244
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -182,9 +206,10 @@ int kvm_set_identity_map_addr(int vm, uint64_t addr);
  with KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2, reading the dirty log no longer clears it
  (use kvm_clear_dirty_log()); with KVM_CAP_X2APIC_API, kvm_interrupt() addresses a vcpu
  in x2APIC mode by its 32-bit x2APIC ID. The dirty ring (KVM_CAP_DIRTY_LOG_RING*) is
- refused: it replaces the dirty bitmap kvm_get_dirty_log() reads. Errors: EBADF (not a
+ refused: kvm_enable_dirty_ring() is the one way to turn it on. Errors: EBADF (not a
  VM), EFAULT (`cap` NULL), EINVAL (unknown capability, nonzero flags, arguments the
- kernel refuses, or the dirty ring), EEXIST (KVM_CAP_SPLIT_IRQCHIP once the VM has an
+ kernel refuses, the dirty ring, or KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2 with
+ KVM_DIRTY_LOG_INITIALLY_SET once the ring is on), EEXIST (KVM_CAP_SPLIT_IRQCHIP once the VM has an
  irqchip or a vcpu).
  */
 int kvm_enable_cap(int vm, const struct kvm_enable_cap *cap);
@@ -238,6 +263,52 @@ int kvm_set_user_memory_region(int vm,
                                void *host);
 
 /*
+ Like kvm_set_memory_region(), but the guest memory is `size` bytes of file descriptor
+ `fd` from byte `offset` (a multiple of 4096), which libkvm maps with `map_flags`:
+ MAP_SHARED (guest writes reach the file and every other mapping of it, such as another
+ process's) or MAP_PRIVATE (copy-on-write: the file is never written, and pages the
+ guest has not written are read from it on first access), optionally | MAP_POPULATE
+ (all pages read in now). `fd` may be a memfd, a regular or hugetlbfs file (the range
+ must lie inside the file; on hugetlbfs, offset and size are whole huge pages), or a
+ guest_memfd of this VM from kvm_create_guest_memfd() with LIBKVM_GUEST_MEMFD_MMAP,
+ which must be MAP_SHARED: the slot is then bound to it (KVM_MEM_GUEST_MEMFD) and
+ the guest's memory is that file's. libkvm keeps its own duplicate of `fd` (the caller
+ may close theirs at once) and unmaps and closes it when the slot is deleted or the VM
+ destroyed. The mapping is readable and writable and not inherited by fork().
+ kvm_guest_memory() reaches it like any slot's. Size 0 deletes the slot, whatever its
+ memory (`fd`, `offset`, `map_flags` are then ignored). Calling it again for an
+ existing slot with the same size, the same file, offset and MAP_SHARED/MAP_PRIVATE
+ changes its flags or guest address and keeps its contents. Errors: those of
+ kvm_set_memory_region(), EBADF (`fd` not an open descriptor), EINVAL (`offset` not a
+ multiple of 4096, the range not inside the file or wrapping, `map_flags` not
+ MAP_SHARED or MAP_PRIVATE with at most MAP_POPULATE added, a guest_memfd without
+ LIBKVM_GUEST_MEMFD_MMAP or with MAP_PRIVATE, different memory for an existing slot),
+ ENODEV (the file cannot be memory-mapped), EACCES (`fd` not open for reading, or
+ MAP_SHARED of a file not open for writing), EMFILE (no descriptor left for libkvm's
+ duplicate).
+ */
+int kvm_set_memory_region_fd(int vm,
+                             unsigned int slot,
+                             unsigned int flags,
+                             uint64_t guest_phys_addr,
+                             uint64_t size,
+                             int fd,
+                             uint64_t offset,
+                             int map_flags);
+
+/*
+ Makes a guest_memfd of VM `vm`: a file of `size` bytes (a multiple of 4096) of memory
+ that KVM hands out, and returns its descriptor (close-on-exec; the caller closes it).
+ `flags` are the kernel's: 0, or LIBKVM_GUEST_MEMFD_MMAP (the host may mmap() it: what
+ kvm_set_memory_region_fd() needs) and LIBKVM_GUEST_MEMFD_INIT_SHARED (its memory
+ starts shared with the host), as far as the VM reports them
+ (kvm_check_extension(vm, LIBKVM_CAP_GUEST_MEMFD_FLAGS)). Errors: EBADF (not a VM),
+ EOPNOTSUPP (the kernel has no guest_memfd: LIBKVM_CAP_GUEST_MEMFD is 0), EINVAL (a flag the
+ VM does not report, `size` 0 or not a multiple of 4096), ENOMEM, EMFILE.
+ */
+int kvm_create_guest_memfd(int vm, uint64_t size, uint64_t flags);
+
+/*
  Returns the host address of guest-physical `[guest_phys_addr, guest_phys_addr + len)`.
  The whole range must lie inside one memory slot: a guest-chosen address never yields a
  pointer outside guest memory. The pointer is valid until that slot is deleted or the VM
@@ -270,6 +341,20 @@ int kvm_get_dirty_log(int vm, unsigned int slot, void *dirty_bitmap);
  slot's end, or the range outside the slot).
  */
 int kvm_clear_dirty_log(int vm, const struct kvm_clear_dirty_log *log);
+
+/*
+ Makes VM `vm` log dirty pages in the KVM dirty ring (KVM_CAP_DIRTY_LOG_RING, with
+ _ACQ_REL where the kernel has it), `bytes` per vcpu, instead of the kernel's bitmaps.
+ kvm_get_dirty_log() and kvm_clear_dirty_log() keep their meaning exactly: libkvm
+ harvests the rings into bitmaps of its own (resetting them before it reports a page),
+ also from kvm_run() when a ring is full (KVM_EXIT_DIRTY_RING_FULL never reaches the
+ caller). Call it before the VM's first vcpu. Errors: EBADF (not a VM), EBUSY (the VM
+ has or had a vcpu, or its ring is on already), EOPNOTSUPP (the kernel has no dirty
+ ring), EINVAL (`bytes` not a power of two, below 4096 or above what
+ KVM_CAP_DIRTY_LOG_RING reports, or too small for the kernel; or
+ KVM_DIRTY_LOG_INITIALLY_SET enabled), ENOMEM.
+ */
+int kvm_enable_dirty_ring(int vm, uint32_t bytes);
 
 /*
  Creates, replaces or deletes memory alias `alias->slot` (0 to 31, a namespace apart
@@ -831,15 +916,60 @@ int kvm_save_vm(int vm, void *buf, size_t *len);
 int kvm_restore_vm(int vm, const void *buf, size_t len);
 
 /*
+ The index of the statistic the kernel calls `name` ("exits", "io_exits", "halt_exits"
+ on a vcpu; "remote_tlb_flush" on a VM) in the statistics of `fd`, a VM fd
+ (kvm_create_vm()) or a vcpu fd (kvm_create_vcpu(), any thread's). The first call of
+ kvm_stats_*() on a VM or vcpu opens its statistics (one fd, O_CLOEXEC, closed with
+ it). Errors: EBADF (`fd` is neither), EFAULT (`name` NULL), ENOENT (no statistic of
+ that name), EOPNOTSUPP (the kernel has no binary statistics), EMFILE, ENOMEM.
+ */
+int kvm_stats_lookup(int fd, const char *name);
+
+/*
+ The name of statistic `index` of `fd` (a VM or vcpu fd), valid until the VM is
+ destroyed. Errors: NULL with EBADF (`fd` is neither), ERANGE (`index` negative or past
+ the last), EOPNOTSUPP, EMFILE, ENOMEM.
+ */
+const char *kvm_stats_name(int fd, int index);
+
+/*
+ Copies up to `n` values of statistic `index` of `fd` (a VM or vcpu fd, any thread's)
+ into `values` with one read of the kernel's counters, which neither stops nor
+ slows the vcpu; `index` -1 copies every statistic's values in index order. Returns
+ the number of values the statistic has (several for a histogram). `values` NULL with
+ `n` 0 returns that number and copies nothing. Errors: EBADF, ERANGE (`index` below -1
+ or past the last), EFAULT (`values` NULL with `n` > 0), E2BIG (`n` is smaller than
+ the number of values), EOPNOTSUPP, EMFILE, ENOMEM.
+ */
+int kvm_stats_read(int fd, int index, uint64_t *values, size_t n);
+
+/*
+ What statistic `index` of `fd` is: its kernel flags (KVM_STATS_TYPE_*, _UNIT_*,
+ _BASE_* of <linux/kvm.h>) in `*flags`, the power of the base its unit carries in
+ `*exponent`, and its number of values in `*size`. Errors: EBADF, ERANGE, EFAULT (any
+ pointer NULL), EOPNOTSUPP, EMFILE, ENOMEM.
+ */
+int kvm_stats_info(int fd, int index, uint32_t *flags, int16_t *exponent, uint32_t *size);
+
+/*
+ The name of exit reason `reason` (what kvm_run() returns) without its KVM_EXIT_
+ prefix: "IO", "MMIO", "HLT", "SHUTDOWN", "INTERNAL_ERROR", ... for every KVM_EXIT_*
+ value the kernel defines, "UNKNOWN" for any other. A static string; never NULL.
+ */
+const char *kvm_exit_reason_name(int reason);
+
+/*
  Issues `ioctl(vm, request, arg)` on VM `vm` and returns what it returns. libkvm does not
  look at `arg`, except for KVM_ENABLE_CAP. Calls that change what libkvm tracks have their
  own functions and are refused here with EINVAL: KVM_SET_USER_MEMORY_REGION(2)
  (kvm_set_memory_region()), KVM_CREATE_VCPU (kvm_create_vcpu()), KVM_CREATE_IRQCHIP
  (kvm_create_irqchip()), KVM_SET_GSI_ROUTING (kvm_set_gsi_routing(), which keeps the
  table for kvm_save_vm()), KVM_ENABLE_CAP of KVM_CAP_SPLIT_IRQCHIP or KVM_CAP_X2APIC_API
- (kvm_enable_cap()) and of the dirty ring (KVM_CAP_DIRTY_LOG_RING*, which libkvm does not
- support); so is a request with any of bits 63:32 set (the kernel's ioctl number is 32
- bits, so such a request would reach it as another one). Errors: EBADF (not a VM), EINVAL
+ (kvm_enable_cap()) and of the dirty ring (KVM_CAP_DIRTY_LOG_RING*: kvm_enable_dirty_ring());
+ so is a request with any of bits 63:32 set (the kernel's ioctl number is 32
+ bits, so such a request would reach it as another one). Other capabilities are enabled
+ as kvm_enable_cap() enables them (KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2 recorded, refused
+ with KVM_DIRTY_LOG_INITIALLY_SET once the dirty ring is on). Errors: EBADF (not a VM), EINVAL
  (a refused request), EFAULT (KVM_ENABLE_CAP with `arg` NULL), and the ioctl's own.
  */
 int kvm_vm_ioctl(int vm, unsigned long request, void *arg);

@@ -1,14 +1,14 @@
 # ---- benchmarks (BENCHMARKS.md) -----------------------------------------------------
 
 # In the order `make bench` runs them; bench/bench.h says how they measure.
-BENCHES := exit regs kick create dirty_log memory
+BENCHES := exit regs kick create dirty_log memory dirty_ring stats restore
 BENCH_BINS := $(patsubst %,$(B)/bench/%,$(BENCHES))
 # Benchmarks of functions that may not be in this build yet are compiled in only when the
 # header declares them.
 BENCH_HAVE := $(foreach f,kvm_kick_vcpu kvm_get_dirty_log,$(if $(shell grep -sw '$(f)' include/libkvm.h),-DHAVE_$(shell echo $(f) | tr a-z A-Z)))
 BENCH_CFLAGS = $(HOST_CFLAGS) -Iinclude -Ibench -Ic-tests -pthread $(BENCH_HAVE)
 
-$(B)/bench/common.o: bench/common.c bench/bench.h include/libkvm.h
+$(B)/bench/common.o: bench/common.c bench/bench.h c-tests/long_mode.h include/libkvm.h
 	@mkdir -p $(dir $@)
 	$(CC) $(BENCH_CFLAGS) -c -o $@ $<
 

@@ -5,7 +5,7 @@
 //! not rethrown"). So libkvm never lets the C library act on a cancellation:
 //!
 //! - the system calls libkvm makes itself that POSIX makes cancellation points (open,
-//!   close, sigtimedwait) are issued raw (`libc::syscall`), which the C library's
+//!   close, pread, sigtimedwait) are issued raw (`libc::syscall`), which the C library's
 //!   cancellation never looks at;
 //! - where a file descriptor is closed by a dependency (dropping kvm-ioctls' `VmFd` and
 //!   `VcpuFd` closes through the C library's close(), a cancellation point), the caller
@@ -86,6 +86,28 @@ pub fn open(path: &std::ffi::CStr, flags: libc::c_int) -> Result<RawFd> {
         return Err(Errno::last());
     }
     RawFd::try_from(r).map_err(|_| Errno(libc::EBADF))
+}
+
+/// pread(2) of up to `len` bytes at `offset` into `buf`, without the cancellation point:
+/// the number of bytes read.
+///
+/// # Safety
+/// `buf` is writable for `len` bytes and nothing else uses it during the call.
+pub unsafe fn pread(fd: RawFd, buf: *mut u8, len: usize, offset: i64) -> Result<usize> {
+    // SAFETY: the caller's promise for `buf`; a wrong fd only makes the kernel fail.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_pread64,
+            libc::c_long::from(fd),
+            buf,
+            len,
+            offset as libc::c_long,
+        )
+    };
+    if r < 0 {
+        return Err(Errno::last());
+    }
+    Ok(r as usize)
 }
 
 /// sigtimedwait(2) with a zero timeout on `set`, without the cancellation point: the

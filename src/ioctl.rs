@@ -82,6 +82,10 @@ pub(crate) const KVM_ENABLE_CAP: u64 = iow::<kvm_enable_cap>(0xa3);
 pub(crate) const KVM_SIGNAL_MSI: u64 = iow::<kvm_msi>(0xa5);
 /// KVM_CLEAR_DIRTY_LOG.
 pub(crate) const KVM_CLEAR_DIRTY_LOG: u64 = iowr::<kvm_clear_dirty_log>(0xc0);
+/// KVM_RESET_DIRTY_RINGS.
+pub(crate) const KVM_RESET_DIRTY_RINGS: u64 = io(0xc7);
+/// KVM_GET_STATS_FD (also on a vcpu fd): kvm-ioctls has no wrapper for it.
+pub(crate) const KVM_GET_STATS_FD: u64 = io(0xce);
 
 // Ioctls for vcpu fds.
 /// KVM_RUN: issued directly so the run path holds no Rust reference to `kvm_run`.
@@ -187,6 +191,8 @@ mod tests {
             (KVM_ENABLE_CAP, 0x4068_aea3),
             (KVM_SIGNAL_MSI, 0x4020_aea5),
             (KVM_CLEAR_DIRTY_LOG, 0xc018_aec0),
+            (KVM_RESET_DIRTY_RINGS, 0xaec7),
+            (KVM_GET_STATS_FD, 0xaece),
             (KVM_RUN, 0xae80),
             (KVM_INTERRUPT, 0x4004_ae86),
             (KVM_GET_MSRS, 0xc008_ae88),

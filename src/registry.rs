@@ -25,6 +25,7 @@
 use crate::cancel::NoCancel;
 use crate::current;
 use crate::error::{Errno, Result};
+use crate::stats::Stats;
 use crate::vcpu::kick;
 use crate::vcpu::Vcpu;
 use crate::vm::Vm;
@@ -140,6 +141,45 @@ pub fn vcpu(fd: RawFd) -> Result<Arc<Vcpu>> {
         .get(&fd)
         .cloned()
         .ok_or(Errno(libc::EBADF))
+}
+
+/// What holds binary statistics: a VM or a vcpu.
+enum StatsOwner {
+    Vm(Arc<Vm>),
+    Vcpu(Arc<Vcpu>),
+}
+
+impl StatsOwner {
+    fn stats(&self) -> Result<&Stats> {
+        match self {
+            StatsOwner::Vm(vm) => vm.stats(),
+            StatsOwner::Vcpu(v) => v.stats(),
+        }
+    }
+
+    fn is_open(&self) -> bool {
+        match self {
+            StatsOwner::Vm(vm) => vm.stats_fd().is_some(),
+            StatsOwner::Vcpu(v) => v.stats_fd().is_some(),
+        }
+    }
+}
+
+/// Runs `f` on the binary statistics of the VM or vcpu with this fd (EBADF if `fd` is
+/// neither), opening them if this is the first call. Opening makes an fd, so fork()
+/// waits for it (`changing_fds`); statistics already open take no lock but the
+/// registry's, for the lookup.
+pub fn with_stats<R>(fd: RawFd, f: impl FnOnce(&Stats) -> Result<R>) -> Result<R> {
+    let owner = {
+        let reg = REGISTRY.lock();
+        match (reg.vms.get(&fd), reg.vcpus.get(&fd)) {
+            (Some(vm), _) => StatsOwner::Vm(vm.clone()),
+            (None, Some(v)) => StatsOwner::Vcpu(v.clone()),
+            (None, None) => return Err(Errno(libc::EBADF)),
+        }
+    };
+    let _fork = (!owner.is_open()).then(changing_fds);
+    f(owner.stats()?)
 }
 
 /// How many vcpus VM `vm_fd` has (without allocating).
@@ -293,7 +333,13 @@ fn lock_for_fork() -> RegistryGuard {
 fn forget_inherited(reg: &mut RegistryGuard) {
     let old = std::mem::take(&mut *reg.0);
     let kept: Vec<RawFd> = old.vms.values().flat_map(|vm| vm.kept_fds()).collect();
-    for fd in old.vms.keys().chain(old.vcpus.keys()).chain(kept.iter()) {
+    // Their statistics fds (src/stats), where open.
+    let stats = old.vms.values().filter_map(|vm| vm.stats_fd());
+    let stats: Vec<RawFd> = stats
+        .chain(old.vcpus.values().filter_map(|v| v.stats_fd()))
+        .collect();
+    let all = old.vms.keys().chain(old.vcpus.keys());
+    for fd in all.chain(kept.iter()).chain(stats.iter()) {
         // SAFETY: these fds are the child's copies of libkvm's own fds; nothing in the
         // child refers to them any more (the objects are kept in INHERITED, never dropped).
         unsafe { crate::cancel::close(*fd) };
@@ -375,7 +421,8 @@ mod tests {
         }
         let vm_fd = create_vm().expect("a VM on a usable /dev/kvm");
         let vm = vm(vm_fd).unwrap();
-        vm.set_memory_region(0, 0, 0, 0x1000, None).unwrap();
+        vm.set_memory_region(0, 0, 0, 0x1000, crate::vm::fd_backing::Source::Anonymous)
+            .unwrap();
         // SAFETY: the slot's first byte, mapped while the VM lives.
         unsafe { vm.guest_memory(0, 1).unwrap().write(0xf4) }; // hlt
         create_vcpu(vm_fd, 0).unwrap();

@@ -27,10 +27,7 @@ ax2_h##v: \
 	push	%edx; \
 	mov	$0x##v, %al; \
 	out	%al, $0x30; \
-	mov	$0x80b, %ecx; \
-	xor	%eax, %eax; \
-	xor	%edx, %edx; \
-	wrmsr; \
+	X2APIC_EOI; \
 	pop	%edx; \
 	pop	%ecx; \
 	pop	%eax; \
@@ -54,14 +51,7 @@ GUEST_END(rm_apic_ids_x)
 
 GUEST_BEGIN(rm_apic_ids_x2)
 	cli
-	mov	$0x1b, %ecx
-	rdmsr
-	or	$0xc00, %eax
-	wrmsr
-	mov	$0x80f, %ecx
-	mov	$0x1ff, %eax
-	xor	%edx, %edx
-	wrmsr
+	X2APIC_ENABLE
 	mov	$0x802, %ecx
 	rdmsr
 	out	%eax, $0x10

@@ -75,15 +75,13 @@ GUEST_BEGIN(rm_apic)
 	sti
 	nop
 	out	%al, $0x10		/* host: kvm_interrupt(0x40) */
-1:	cmpb	$1, 0x500
-	jb	1b
+	WAIT_HANDLED(1)
 	out	%al, $0x11
 	cli
 	out	%al, $0x12		/* host: kvm_interrupt(0x41) */
 	out	%al, $0x13		/* IF clear: nothing delivered yet */
 	sti
-1:	cmpb	$2, 0x500
-	jb	1b
+	WAIT_HANDLED(2)
 	out	%al, $0x14
 1:	jmp	1b
 	.globl	rm_apic_h40, rm_apic_h41

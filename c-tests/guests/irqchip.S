@@ -20,12 +20,7 @@ GUEST_END(rm_pic_read)
  * the status of channel 1 with a read-back command and reports it on port 0x31; then
  * reports on port 0x3f forever. */
 GUEST_BEGIN(rm_pit)
-	mov	$0x34, %al		/* channel 0, lo/hi byte, mode 2, binary */
-	out	%al, $0x43
-	mov	$0x34, %al
-	out	%al, $0x40
-	mov	$0x12, %al
-	out	%al, $0x40
+	PIT_CH0_MODE2_1234
 	out	%al, $0x30
 	mov	$0xe4, %al		/* read-back: status only, channel 1 */
 	out	%al, $0x43

@@ -3,6 +3,25 @@
  * kvm_pvm, which the kick storm and the lock test need for speed). */
 #include "guest.h"
 
+/* The body shared by rm_xadd and um_xadd, on the address registers SP and DP and the
+ * count register CNT of the guest's mode. */
+.macro RENDEZVOUS_XADD sp, dp, cnt
+	lock incl (\sp)
+1:	pause
+	cmp	%edx, (\sp)
+	jb	1b
+	mov	$1, %eax
+	lock xadd %eax, (\dp)
+	mov	%eax, %ebp
+	dec	\cnt
+2:	mov	$1, %eax
+	lock xadd %eax, (\dp)
+	dec	\cnt
+	jnz	2b
+	mov	%eax, %ebx
+	out	%al, $0x10
+.endm
+
 	.code16
 
 /* Arrives at the rendezvous word at SI (`lock incl`) and waits until EDX vcpus have,
@@ -10,20 +29,7 @@
  * value before its first add is left in EBP, before its last in EBX. Then reports on
  * port 0x10 and halts. */
 GUEST_BEGIN(rm_xadd)
-	lock incl (%si)
-1:	pause
-	cmp	%edx, (%si)
-	jb	1b
-	mov	$1, %eax
-	lock xadd %eax, (%di)
-	mov	%eax, %ebp
-	dec	%ecx
-2:	mov	$1, %eax
-	lock xadd %eax, (%di)
-	dec	%ecx
-	jnz	2b
-	mov	%eax, %ebx
-	out	%al, $0x10
+	RENDEZVOUS_XADD %si, %di, %ecx
 	hlt
 GUEST_END(rm_xadd)
 
@@ -51,20 +57,7 @@ GUEST_END(rm_in_echo)
 /* The 64-bit ring-3 twin of rm_xadd: rendezvous at RSI, RCX adds at RDI, first and last
  * values seen in RBP and RBX, then reports on port 0x10 (and spins: ring 3 cannot halt). */
 GUEST_BEGIN(um_xadd)
-	lock incl (%rsi)
-1:	pause
-	cmp	%edx, (%rsi)
-	jb	1b
-	mov	$1, %eax
-	lock xadd %eax, (%rdi)
-	mov	%eax, %ebp
-	dec	%rcx
-2:	mov	$1, %eax
-	lock xadd %eax, (%rdi)
-	dec	%rcx
-	jnz	2b
-	mov	%eax, %ebx
-	out	%al, $0x10
+	RENDEZVOUS_XADD %rsi, %rdi, %rcx
 3:	jmp	3b
 GUEST_END(um_xadd)
 

@@ -100,8 +100,7 @@ GUEST_BEGIN(rm_held_irq)
 	movb	$0, 0x500
 	out	%al, $0x30
 	sti
-1:	cmpb	$1, 0x500
-	jb	1b
+	WAIT_HANDLED(1)
 	out	%al, $0x32
 2:	jmp	2b
 	.globl held_handler

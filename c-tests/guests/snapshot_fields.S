@@ -165,12 +165,7 @@ GUEST_BEGIN(rm_vm_fields)
 	mov	$0x3001, %eax
 	xor	%edx, %edx
 	wrmsr
-	mov	$0x34, %al		/* channel 0, lo/hi byte, mode 2, binary */
-	out	%al, $0x43
-	mov	$0x34, %al
-	out	%al, $0x40
-	mov	$0x12, %al
-	out	%al, $0x40
+	PIT_CH0_MODE2_1234
 	out	%al, $0x10
 	in	$0x21, %al
 	out	%al, $0xb0

@@ -8,19 +8,11 @@
  * 0x30 and signals EOI (MSR 0x80b). */
 	.code16
 GUEST_BEGIN(rm_x2apic)
-	mov	$0x1b, %ecx
-	rdmsr
-	or	$0xc00, %eax
-	wrmsr
-	mov	$0x80f, %ecx
-	mov	$0x1ff, %eax
-	xor	%edx, %edx
-	wrmsr
+	X2APIC_ENABLE
 	sti
 	nop
 	out	%al, $0x10		/* host: kvm_interrupt(0x40) */
-1:	cmpb	$1, 0x500
-	jb	1b
+	WAIT_HANDLED(1)
 	out	%al, $0x11
 1:	jmp	1b
 	.globl	rm_x2apic_h40
@@ -28,9 +20,6 @@ rm_x2apic_h40:
 	incb	0x500
 	mov	$0x40, %al
 	out	%al, $0x30
-	mov	$0x80b, %ecx
-	xor	%eax, %eax
-	xor	%edx, %edx
-	wrmsr
+	X2APIC_EOI
 	iret
 GUEST_END(rm_x2apic)

@@ -64,6 +64,27 @@ expect "emulation failure" 10 "KVM_EXIT_INTERNAL_ERROR" "rip 00000000ff000000" -
 expect "timeout while halted" 14 "timed out after 0.3 seconds" -- -t 0.3 -append hlt $K/exits.elf
 expect "timeout while spinning, APs waiting for SIPI" 14 "timed out" -- -smp 3 -t 0.3 -append spin $K/exits.elf
 
+# ---- -stats: KVM's own counts ---------------------------------------------------------
+# check NAME CONDITION...: one more result, from a test of the files expect left.
+check() {
+  local name=$1; shift
+  if "$@"; then passed=$((passed + 1)); echo "ok $name"
+  else failed=$((failed + 1)); echo "FAIL $name"; sed 's/^/  stderr: /' "$tmp/err" | tail -n 12; fi
+}
+# The column of $2 in row $1 of the -stats table (the row whose first word is $1).
+stat_of() { awk -v row="$1" -v col="$2" '$1 == "vcpu" { for (i = 1; i <= NF; i++) if ($i == col) c = i }
+  c && $1 == row { print $c; exit }' "$tmp/err"; }
+# Each byte the kernel writes to the UART is an `out`, an exit of its vcpu, and so is its
+# isa-debug-exit: KVM counts at least that many (more: its MMIO, page faults, interrupts).
+expect "-stats, 1 vcpu" 11 "kvmrun: exits by kind (KVM's statistics, 1 vcpu):" -- -stats -append "exit=5" $K/exits.elf
+bytes=$(wc -c < "$tmp/out") exits=$(stat_of 0 exits)
+check "-stats: vcpu 0 had $exits exits, at least the $bytes UART bytes + 1" [ "${exits:-0}" -ge $((bytes + 1)) ]
+expect "-stats, 3 vcpus" 1 "0 failure(s)" "kvmrun: exits by kind (KVM's statistics, 3 vcpus):" -- \
+  -stats -m 256 -smp 3 -t 30 -append "mem=256 cpus=3" $K/devices.elf
+bytes=$(wc -c < "$tmp/out") sum=$(( $(stat_of 0 exits) + $(stat_of 1 exits) + $(stat_of 2 exits) ))
+check "-stats: total $(stat_of total exits) exits = the vcpus' $sum, at least the $bytes UART bytes" \
+  [ "$(stat_of total exits)" -eq "$sum" ] && [ "$sum" -ge "$bytes" ]
+
 # ---- command line and kernel files ----------------------------------------------------
 expect "-h" 0 "usage: kvmrun" "Exit status" -- -h
 expect "no kernel" 2 "no kernel given" -- -m 64

@@ -16,41 +16,26 @@
 # for the whole type) for what may differ.
 use strict;
 use warnings;
+use FindBin;
+use lib $FindBin::Bin;
+use AbiTypes;
 
 my ($xml, $protos, $exc_file) = @ARGV;
 
 # ---- the type graph of the ABI XML ----
-my (%type, %by_name, $cur);
-open(my $fh, '<', $xml) or die "$xml: $!\n";
-while (<$fh>) {
-	my %a = /(\S+?)='([^']*)'/g;
-	if (/^\s*<(class-decl|union-decl) / && !$a{'is-declaration-only'}) {
-		my $kind = $1 eq 'union-decl' ? 'union' : 'struct';
-		$cur = { kind => $kind, name => $a{name}, anon => ($a{'is-anonymous'} // '') eq 'yes',
-			 file => $a{filepath} // '', bits => $a{'size-in-bits'}, members => [] };
-		$type{$a{id}} = $cur;
-		$by_name{"$kind $a{name}"} //= $a{id} unless $cur->{anon};
-		$cur = undef if m{/>\s*$};
-	} elsif (/^\s*<\/(class-decl|union-decl)>/) {
-		$cur = undef;
-	} elsif ($cur && /^\s*<data-member /) {
-		push @{$cur->{members}}, { off => $a{'layout-offset-in-bits'} // 0 };
-	} elsif ($cur && /^\s*<var-decl / && @{$cur->{members}} && !exists $cur->{members}[-1]{name}) {
-		@{$cur->{members}[-1]}{qw(name type)} = ($a{name}, $a{'type-id'});
-	} elsif (/^\s*<(typedef-decl|qualified-type-def) /) {
-		$type{$a{id}} = { kind => 'alias', to => $a{'type-id'} };
-	} elsif (/^\s*<array-type-def /) {
-		$type{$a{id}} = { kind => 'array', to => $a{'type-id'} };
-	} elsif (/^\s*<(type-decl|pointer-type-def|enum-decl|function-type) /) {
-		$type{$a{id}} = { kind => 'scalar', bits => $a{'size-in-bits'} // 0 } if defined $a{id};
-	}
+my ($types, $order) = AbiTypes::read($xml);
+my %type = %$types;
+my %by_name;
+for my $id (@$order) {
+	my $t = $type{$id};
+	$by_name{"$t->{kind} $t->{name}"} //= $id unless $t->{anon};
 }
 sub resolve { my $id = shift; $id = $type{$id}{to} while $type{$id} && $type{$id}{kind} eq 'alias'; $id }
 sub bits_of { my $t = $type{resolve(shift)}; $t && $t->{bits} && $t->{bits} =~ /^\d+$/ ? $t->{bits} : undef }
 
 # ---- the prototypes ----
 my (%exception, %member_exc, @protos, %roots);
-open($fh, '<', $exc_file) or die "$exc_file: $!\n";
+open(my $fh, '<', $exc_file) or die "$exc_file: $!\n";
 while (<$fh>) {
 	if (/^param (\S+:\d+)\s+(.*)$/) { $exception{$1} = $2; }
 	elsif (/^layout ((?:struct|union) \w+) (\S+)\s+(.*)$/) { $member_exc{$1}{$2} = $3; }

@@ -10,30 +10,14 @@
 # given its C name. Arrays are entered through their first element.
 use strict;
 use warnings;
+use FindBin;
+use lib $FindBin::Bin;
+use AbiTypes;
 
 my ($xml, $pattern) = @ARGV;
-my (%type, @named, $cur);
-open(my $fh, '<', $xml) or die "$xml: $!\n";
-while (<$fh>) {
-	my %a = /(\S+?)='([^']*)'/g;
-	if (/^\s*<(class-decl|union-decl) / && !$a{'is-declaration-only'}) {
-		my $anon = ($a{'is-anonymous'} // '') eq 'yes' || $a{name} =~ /__bindgen_ty_\d+$/;
-		$cur = { name => $a{name}, anon => $anon, bits => $a{'size-in-bits'}, members => [] };
-		$type{$a{id}} = $cur;
-		push @named, $a{id} if !$anon && $a{name} =~ /$pattern/;
-		$cur = undef if m{/>\s*$};
-	} elsif (/^\s*<\/(class-decl|union-decl)>/) {
-		$cur = undef;
-	} elsif ($cur && /^\s*<data-member /) {
-		push @{$cur->{members}}, { off => $a{'layout-offset-in-bits'} // 0 };
-	} elsif ($cur && /^\s*<var-decl / && @{$cur->{members}} && !exists $cur->{members}[-1]{name}) {
-		my $n = $a{name} =~ /^__bindgen_anon_\d+$/ ? '' : $a{name};
-		$n =~ s/^(type|match|ref|box|fn|loop|move|mod|use|impl|trait|crate|self|super|dyn)_$/$1/;  # Rust keywords
-		@{$cur->{members}[-1]}{qw(name type)} = ($n, $a{'type-id'});
-	} elsif (/^\s*<(typedef-decl|qualified-type-def|array-type-def) /) {
-		$type{$a{id}} = { alias => $a{'type-id'}, array => $1 eq 'array-type-def' };
-	}
-}
+my ($types, $order) = AbiTypes::read($xml, bindgen => 1);
+my %type = %$types;
+my @named = grep { !$type{$_}{anon} && $type{$_}{name} =~ /$pattern/ } @$order;
 
 my %seen;
 for my $id (@named) {
@@ -49,9 +33,9 @@ for my $id (@named) {
 			print "$t->{name}\t$path\t$off\n" if $m->{name} ne '';
 			my $mt = $m->{type};
 			my $sub = $m->{name} eq '' ? $prefix : "$path.";
-			while ($type{$mt} && exists $type{$mt}{alias}) {
-				if ($type{$mt}{array}) { $sub = "$path\[0]."; $path .= '[0]'; }
-				$mt = $type{$mt}{alias};
+			while ($type{$mt} && $type{$mt}{kind} =~ /^(alias|array)$/) {
+				if ($type{$mt}{kind} eq 'array') { $sub = "$path\[0]."; $path .= '[0]'; }
+				$mt = $type{$mt}{to};
 			}
 			push @work, [$mt, $sub, $off] if $type{$mt} && $type{$mt}{anon};
 		}

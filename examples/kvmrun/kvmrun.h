@@ -13,6 +13,7 @@
  *   throttle.c  auto-converge: vcpus made to sleep a share of each period
  *   snapshot.c  snapshot DIR and -restore DIR
  *   monitor.c   the control socket (-monitor) and -migrate-at / -snapshot-at
+ *   stats.c     -stats: the exits by kind of each vcpu, and the VM's counters, at exit
  * Everything goes through libkvm's own calls: kvmrun uses none of its escape hatches
  * (kvm_system_ioctl, kvm_vm_ioctl, kvm_vcpu_ioctl), since libkvm has a call for each
  * thing it does (GSI routing, PIC and PIT state included). */
@@ -82,6 +83,7 @@ struct machine {
 	uint64_t dirty_ring;      /* -dirty-ring BYTES (0: the dirty bitmap) */
 	int snapshot_fd;          /* -restore: the snapshot's memory file, mapped MAP_PRIVATE */
 	uint8_t *ram[2];          /* host addresses of slot 0 (low RAM) and 1 (above 4 GiB) */
+	int stats;                /* -stats: print KVM's statistics at exit */
 
 	/* Set up by machine_create() and multiboot_load(). */
 	int vm;
@@ -144,6 +146,9 @@ int uri_is_file(const char *uri);
 int uri_connect(const char *uri, char *why, size_t whylen);
 int uri_listen(const char *uri, char *why, size_t whylen);
 int uri_accept(int lfd, char *why, size_t whylen);
+/* stats.c: the -stats tables of VM `vm` and its `n` vcpus, on `f`. */
+#include <stdio.h>
+void stats_print(FILE *f, int vm, const int *vcpu_fds, unsigned n);
 
 /* main.c */
 /* Prints "kvmrun: <message>" and a newline on stderr. */

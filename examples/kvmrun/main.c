@@ -35,6 +35,8 @@ static void usage(FILE *f)
 	      "  -smp N          number of vcpus (default 1)\n"
 	      "  -t SECONDS      stop the machine after SECONDS\n"
 	      "  -v              say more (-incoming, -restore: when the guest starts)\n"
+	      "  -stats          at exit, print each vcpu's exits by kind and the VM's\n"
+	      "                  statistics (KVM's counters) on stderr\n"
 	      "  -h              this help\n"
 	      "\n"
 	      "Migration and snapshots (URI: tcp:HOST:PORT, unix:PATH, or file:PATH for a stream\n"
@@ -202,6 +204,10 @@ static int parse_args(int argc, char **argv, struct machine *m)
 		if (strcmp(a, "-h") == 0 || strcmp(a, "-help") == 0) {
 			usage(stdout);
 			exit(0);
+		}
+		if (strcmp(a, "-stats") == 0) {
+			m->stats = 1;
+			continue;
 		}
 		if (a[0] != '-' || a[1] == 0) {
 			if (i != argc - 1)

@@ -495,6 +495,12 @@ int vcpus_wait(struct machine *m)
 		free(vcpus[i].blob);
 	}
 	devices_flush();
+	if (m->stats) {
+		int fds[MAX_VCPUS];
+		for (unsigned i = 0; i < m->ncpus; i++)
+			fds[i] = vcpus[i].fd;
+		stats_print(stderr, m->vm, fds, m->ncpus);
+	}
 	if (kvm_destroy_vm(m->vm) < 0)
 		complain("kvm_destroy_vm: %s", strerror(errno));
 	free(vcpus);

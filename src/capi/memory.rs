@@ -8,6 +8,7 @@ use crate::error::c_ptr;
 use crate::error::Errno;
 use crate::memory::kvm_memory_alias;
 use crate::registry;
+use crate::vm::fd_backing::Source;
 use kvm_bindings::kvm_clear_dirty_log;
 use kvm_bindings::kvm_coalesced_mmio;
 use kvm_bindings::kvm_coalesced_mmio_zone;
@@ -35,7 +36,7 @@ pub extern "C" fn kvm_set_memory_region(
     size: u64,
 ) -> c_int {
     vm_do(vm, |vm| {
-        vm.set_memory_region(slot, flags, guest_phys_addr, size, None)
+        vm.set_memory_region(slot, flags, guest_phys_addr, size, Source::Anonymous)
     })
 }
 
@@ -58,11 +59,100 @@ pub extern "C" fn kvm_set_user_memory_region(
         if host.is_null() && size != 0 {
             return Err(Errno(libc::EFAULT));
         }
-        let host = if size == 0 { None } else { Some(host.cast()) };
-        vm.set_memory_region(slot, flags, guest_phys_addr, size, host)?;
+        vm.set_memory_region(
+            slot,
+            flags,
+            guest_phys_addr,
+            size,
+            Source::User(host.cast()),
+        )?;
         Ok(0)
     })
 }
+
+/// Like kvm_set_memory_region(), but the guest memory is `size` bytes of file descriptor
+/// `fd` from byte `offset` (a multiple of 4096), which libkvm maps with `map_flags`:
+/// MAP_SHARED (guest writes reach the file and every other mapping of it, such as another
+/// process's) or MAP_PRIVATE (copy-on-write: the file is never written, and pages the
+/// guest has not written are read from it on first access), optionally | MAP_POPULATE
+/// (all pages read in now). `fd` may be a memfd, a regular or hugetlbfs file (the range
+/// must lie inside the file; on hugetlbfs, offset and size are whole huge pages), or a
+/// guest_memfd of this VM from kvm_create_guest_memfd() with LIBKVM_GUEST_MEMFD_MMAP,
+/// which must be MAP_SHARED: the slot is then bound to it (KVM_MEM_GUEST_MEMFD) and
+/// the guest's memory is that file's. libkvm keeps its own duplicate of `fd` (the caller
+/// may close theirs at once) and unmaps and closes it when the slot is deleted or the VM
+/// destroyed. The mapping is readable and writable and not inherited by fork().
+/// kvm_guest_memory() reaches it like any slot's. Size 0 deletes the slot, whatever its
+/// memory (`fd`, `offset`, `map_flags` are then ignored). Calling it again for an
+/// existing slot with the same size, the same file, offset and MAP_SHARED/MAP_PRIVATE
+/// changes its flags or guest address and keeps its contents. Errors: those of
+/// kvm_set_memory_region(), EBADF (`fd` not an open descriptor), EINVAL (`offset` not a
+/// multiple of 4096, the range not inside the file or wrapping, `map_flags` not
+/// MAP_SHARED or MAP_PRIVATE with at most MAP_POPULATE added, a guest_memfd without
+/// LIBKVM_GUEST_MEMFD_MMAP or with MAP_PRIVATE, different memory for an existing slot),
+/// ENODEV (the file cannot be memory-mapped), EACCES (`fd` not open for reading, or
+/// MAP_SHARED of a file not open for writing), EMFILE (no descriptor left for libkvm's
+/// duplicate).
+#[no_mangle]
+#[allow(clippy::too_many_arguments)]
+pub extern "C" fn kvm_set_memory_region_fd(
+    vm: c_int,
+    slot: c_uint,
+    flags: c_uint,
+    guest_phys_addr: u64,
+    size: u64,
+    fd: c_int,
+    offset: u64,
+    map_flags: c_int,
+) -> c_int {
+    vm_do(vm, |vm| {
+        let source = Source::File {
+            fd,
+            offset,
+            map_flags,
+        };
+        vm.set_memory_region(slot, flags, guest_phys_addr, size, source)
+    })
+}
+
+/// Makes a guest_memfd of VM `vm`: a file of `size` bytes (a multiple of 4096) of memory
+/// that KVM hands out, and returns its descriptor (close-on-exec; the caller closes it).
+/// `flags` are the kernel's: 0, or LIBKVM_GUEST_MEMFD_MMAP (the host may mmap() it: what
+/// kvm_set_memory_region_fd() needs) and LIBKVM_GUEST_MEMFD_INIT_SHARED (its memory
+/// starts shared with the host), as far as the VM reports them
+/// (kvm_check_extension(vm, LIBKVM_CAP_GUEST_MEMFD_FLAGS)). Errors: EBADF (not a VM),
+/// EOPNOTSUPP (the kernel has no guest_memfd: LIBKVM_CAP_GUEST_MEMFD is 0), EINVAL (a flag the
+/// VM does not report, `size` 0 or not a multiple of 4096), ENOMEM, EMFILE.
+#[no_mangle]
+pub extern "C" fn kvm_create_guest_memfd(vm: c_int, size: u64, flags: u64) -> c_int {
+    c_int(|| registry::vm(vm)?.create_guest_memfd(size, flags))
+}
+
+/// kvm_create_guest_memfd() flag GUEST_MEMFD_FLAG_MMAP: the host may mmap() the file.
+pub const LIBKVM_GUEST_MEMFD_MMAP: u64 = 1;
+
+/// kvm_create_guest_memfd() flag GUEST_MEMFD_FLAG_INIT_SHARED: the file's memory starts
+/// shared with the host (with LIBKVM_GUEST_MEMFD_MMAP, readable and writable through a
+/// mapping).
+pub const LIBKVM_GUEST_MEMFD_INIT_SHARED: u64 = 2;
+
+/// The capability KVM_CAP_GUEST_MEMFD (kvm_check_extension()): non-zero where the kernel
+/// has guest_memfd (kvm_create_guest_memfd()).
+pub const LIBKVM_CAP_GUEST_MEMFD: c_int = 234;
+
+/// The capability KVM_CAP_GUEST_MEMFD_FLAGS (kvm_check_extension() on a VM): the
+/// kvm_create_guest_memfd() flags the VM takes (LIBKVM_GUEST_MEMFD_MMAP, ...).
+pub const LIBKVM_CAP_GUEST_MEMFD_FLAGS: c_int = 244;
+
+const _: () = assert!(
+    LIBKVM_CAP_GUEST_MEMFD as u32 == kvm_bindings::KVM_CAP_GUEST_MEMFD
+        && LIBKVM_CAP_GUEST_MEMFD_FLAGS as libc::c_long == crate::vm::CAP_GUEST_MEMFD_FLAGS
+);
+
+const _: () = assert!(
+    LIBKVM_GUEST_MEMFD_MMAP == crate::vm::GUEST_MEMFD_FLAG_MMAP
+        && LIBKVM_GUEST_MEMFD_INIT_SHARED == crate::vm::GUEST_MEMFD_FLAG_INIT_SHARED
+);
 
 /// Returns the host address of guest-physical `[guest_phys_addr, guest_phys_addr + len)`.
 /// The whole range must lie inside one memory slot: a guest-chosen address never yields a
@@ -106,6 +196,21 @@ pub extern "C" fn kvm_get_dirty_log(vm: c_int, slot: c_uint, dirty_bitmap: *mut 
 #[no_mangle]
 pub extern "C" fn kvm_clear_dirty_log(vm: c_int, log: *const kvm_clear_dirty_log) -> c_int {
     vm_set(vm, log, |vm, a| vm.clear_dirty_log(a))
+}
+
+/// Makes VM `vm` log dirty pages in the KVM dirty ring (KVM_CAP_DIRTY_LOG_RING, with
+/// _ACQ_REL where the kernel has it), `bytes` per vcpu, instead of the kernel's bitmaps.
+/// kvm_get_dirty_log() and kvm_clear_dirty_log() keep their meaning exactly: libkvm
+/// harvests the rings into bitmaps of its own (resetting them before it reports a page),
+/// also from kvm_run() when a ring is full (KVM_EXIT_DIRTY_RING_FULL never reaches the
+/// caller). Call it before the VM's first vcpu. Errors: EBADF (not a VM), EBUSY (the VM
+/// has or had a vcpu, or its ring is on already), EOPNOTSUPP (the kernel has no dirty
+/// ring), EINVAL (`bytes` not a power of two, below 4096 or above what
+/// KVM_CAP_DIRTY_LOG_RING reports, or too small for the kernel; or
+/// KVM_DIRTY_LOG_INITIALLY_SET enabled), ENOMEM.
+#[no_mangle]
+pub extern "C" fn kvm_enable_dirty_ring(vm: c_int, bytes: u32) -> c_int {
+    vm_do(vm, |vm| vm.enable_dirty_ring(bytes))
 }
 
 /// Creates, replaces or deletes memory alias `alias->slot` (0 to 31, a namespace apart

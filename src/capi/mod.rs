@@ -22,6 +22,7 @@ pub mod interrupts;
 pub mod debug;
 pub mod kick;
 pub mod snapshot;
+pub mod stats;
 pub mod raw;
 
 use crate::current::with_current;

@@ -21,9 +21,11 @@ use libc::c_void;
 /// (kvm_set_memory_region()), KVM_CREATE_VCPU (kvm_create_vcpu()), KVM_CREATE_IRQCHIP
 /// (kvm_create_irqchip()), KVM_SET_GSI_ROUTING (kvm_set_gsi_routing(), which keeps the
 /// table for kvm_save_vm()), KVM_ENABLE_CAP of KVM_CAP_SPLIT_IRQCHIP or KVM_CAP_X2APIC_API
-/// (kvm_enable_cap()) and of the dirty ring (KVM_CAP_DIRTY_LOG_RING*, which libkvm does not
-/// support); so is a request with any of bits 63:32 set (the kernel's ioctl number is 32
-/// bits, so such a request would reach it as another one). Errors: EBADF (not a VM), EINVAL
+/// (kvm_enable_cap()) and of the dirty ring (KVM_CAP_DIRTY_LOG_RING*: kvm_enable_dirty_ring());
+/// so is a request with any of bits 63:32 set (the kernel's ioctl number is 32
+/// bits, so such a request would reach it as another one). Other capabilities are enabled
+/// as kvm_enable_cap() enables them (KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2 recorded, refused
+/// with KVM_DIRTY_LOG_INITIALLY_SET once the dirty ring is on). Errors: EBADF (not a VM), EINVAL
 /// (a refused request), EFAULT (KVM_ENABLE_CAP with `arg` NULL), and the ioctl's own.
 #[no_mangle]
 pub extern "C" fn kvm_vm_ioctl(vm: c_int, request: c_ulong, arg: *mut c_void) -> c_int {
@@ -45,8 +47,9 @@ pub extern "C" fn kvm_vm_ioctl(vm: c_int, request: c_ulong, arg: *mut c_void) ->
             if crate::vm::hatch_refuses_cap(cap.cap) {
                 return Err(Errno(libc::EINVAL));
             }
-            // SAFETY: KVM_ENABLE_CAP reads one struct kvm_enable_cap, alive across the call.
-            return unsafe { ioctl::ioctl(vm.raw_fd(), request, &cap as *const _ as c_ulong) };
+            // As kvm_enable_cap() does it: KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2 is recorded
+            // (the dirty ring's kvm_get_dirty_log keeps or clears the log by it).
+            return vm.enable_cap(&cap).map(|()| 0);
         }
         // SAFETY: `arg` is the caller's, passed through as the raw ioctl would take it; the
         // kernel validates it (EFAULT for a bad pointer).

@@ -92,9 +92,10 @@ pub extern "C" fn kvm_set_identity_map_addr(vm: c_int, addr: u64) -> c_int {
 /// with KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2, reading the dirty log no longer clears it
 /// (use kvm_clear_dirty_log()); with KVM_CAP_X2APIC_API, kvm_interrupt() addresses a vcpu
 /// in x2APIC mode by its 32-bit x2APIC ID. The dirty ring (KVM_CAP_DIRTY_LOG_RING*) is
-/// refused: it replaces the dirty bitmap kvm_get_dirty_log() reads. Errors: EBADF (not a
+/// refused: kvm_enable_dirty_ring() is the one way to turn it on. Errors: EBADF (not a
 /// VM), EFAULT (`cap` NULL), EINVAL (unknown capability, nonzero flags, arguments the
-/// kernel refuses, or the dirty ring), EEXIST (KVM_CAP_SPLIT_IRQCHIP once the VM has an
+/// kernel refuses, the dirty ring, or KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2 with
+/// KVM_DIRTY_LOG_INITIALLY_SET once the ring is on), EEXIST (KVM_CAP_SPLIT_IRQCHIP once the VM has an
 /// irqchip or a vcpu).
 #[no_mangle]
 pub extern "C" fn kvm_enable_cap(vm: c_int, cap: *const kvm_enable_cap) -> c_int {

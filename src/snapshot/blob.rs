@@ -45,6 +45,9 @@ pub(super) const T_PIT2: u32 = 0x0105;
 pub(super) const T_CLOCK: u32 = 0x0106;
 /// The GSI routing table last set with kvm_set_gsi_routing (absent: the kernel's default).
 pub(super) const T_GSI_ROUTING: u32 = 0x0107;
+/// The VM logs dirty pages in the dirty ring: a u32, the bytes of each vcpu's ring
+/// (absent: the kernel's bitmaps).
+pub(super) const T_DIRTY_RING: u32 = 0x0108;
 
 pub(super) fn bad() -> Errno {
     Errno(libc::EBADMSG)

@@ -18,6 +18,8 @@ struct VmState {
     clock: kvm_clock_data,
     /// The GSI routing table as kvm_set_gsi_routing last set it (None: the default).
     routing: Option<Vec<u8>>,
+    /// Bytes of each vcpu's dirty ring; 0: the VM logs into the kernel's bitmaps.
+    ring: u32,
 }
 
 fn chip(vm: &Vm, id: u32) -> Result<kvm_irqchip> {
@@ -51,6 +53,7 @@ fn capture_vm(vm: &Vm) -> Result<VmState> {
         pit,
         clock: vm.get_clock()?,
         routing: vm.gsi_routing()?,
+        ring: vm.dirty_ring_bytes(),
     })
 }
 
@@ -80,6 +83,9 @@ fn encode_vm(s: &VmState) -> Result<Vec<u8>> {
     w.section(T_CLOCK, bytes_of(&s.clock))?;
     if let Some(r) = &s.routing {
         w.section(T_GSI_ROUTING, r)?;
+    }
+    if s.ring != 0 {
+        w.section(T_DIRTY_RING, &s.ring.to_le_bytes())?;
     }
     Ok(w.finish())
 }
@@ -132,7 +138,13 @@ fn decode_vm(blob: &[u8]) -> Result<VmState> {
             Some(table)
         }
     };
+    let ring = match s.get(T_DIRTY_RING) {
+        None => 0,
+        Some(r) if r.len() == 4 && le32(r, 0) != 0 => le32(r, 0),
+        Some(_) => return Err(bad()),
+    };
     Ok(VmState {
+        ring,
         nr_vcpus: le32(info, 0),
         layout,
         pic,
@@ -144,6 +156,10 @@ fn decode_vm(blob: &[u8]) -> Result<VmState> {
 
 fn check_vm_fits(vm: &Vm, s: &VmState) -> Result<()> {
     if registry::nr_vcpus_of(vm.raw_fd()) as u32 != s.nr_vcpus || vm.memory_layout()? != s.layout {
+        return Err(Errno(libc::EINVAL));
+    }
+    // A VM of the other dirty-log mode has another shape (the ring's size may differ).
+    if (s.ring != 0) != (vm.dirty_ring_bytes() != 0) {
         return Err(Errno(libc::EINVAL));
     }
     if s.pic.is_some() && !vm.has_irqchip() {

@@ -23,6 +23,9 @@
 pub mod apic_mode;
 mod cpu;
 mod debug;
+mod dirty_bitmap;
+pub mod dirty_log;
+mod dirty_ring;
 mod interrupt;
 mod irq_state;
 pub mod kick;
@@ -34,6 +37,7 @@ mod sync_regs;
 mod walk;
 
 use crate::error::{Errno, Result};
+use crate::stats::{Stats, StatsCell};
 use apic_mode::ApicMode;
 use irq_state::IrqState;
 use kick::KickState;
@@ -64,6 +68,9 @@ unsafe impl Sync for RunArea {}
 /// sync-regs bookkeeping.
 #[derive(Debug)]
 pub struct Vcpu {
+    /// The vcpu's dirty ring, if the VM logs dirty pages that way; first, so that its
+    /// entries are folded into the VM's bitmaps before anything else of the vcpu goes.
+    ring: Option<dirty_log::VcpuRing>,
     fd: VcpuFd,
     run: RunArea,
     vm_fd: RawFd,
@@ -79,6 +86,8 @@ pub struct Vcpu {
     kick: KickState,
     /// How the VM's local APICs work (`kvm_interrupt`).
     pub(crate) apic: Arc<ApicMode>,
+    /// Its binary statistics, opened on first use.
+    stats: StatsCell,
 }
 
 impl Vcpu {
@@ -94,6 +103,7 @@ impl Vcpu {
             sync_caps
         };
         Vcpu {
+            ring: None,
             fd,
             run,
             vm_fd,
@@ -103,7 +113,14 @@ impl Vcpu {
             irq: IrqState::default(),
             kick: KickState::default(),
             apic,
+            stats: StatsCell::default(),
         }
+    }
+
+    /// Maps this vcpu's (vcpu `id`'s) dirty ring of the VM-wide ring state `log`.
+    pub fn attach_dirty_ring(&mut self, log: &Arc<dirty_log::DirtyLog>, id: u32) -> Result<()> {
+        self.ring = Some(log.attach(self.raw_fd(), id)?);
+        Ok(())
     }
 
     /// The vcpu fd.
@@ -114,6 +131,17 @@ impl Vcpu {
     /// The fd of the VM this vcpu belongs to.
     pub fn vm_fd(&self) -> RawFd {
         self.vm_fd
+    }
+
+    /// The vcpu's binary statistics (opened by the first call, from any thread: see
+    /// src/stats/mod.rs for the one wait that involves).
+    pub fn stats(&self) -> Result<&Stats> {
+        self.stats.get(self.raw_fd())
+    }
+
+    /// Its statistics fd, if open (for a fork child, which closes its copy).
+    pub fn stats_fd(&self) -> Option<RawFd> {
+        self.stats.fd()
     }
 
     /// KVM_CHECK_EXTENSION on the fd of the VM this vcpu belongs to (no registry lock).

@@ -5,6 +5,7 @@ use super::kick::{self, ThreadSignals};
 use super::Vcpu;
 use crate::error::{Errno, Result};
 use crate::ioctl;
+use kvm_bindings::KVM_EXIT_DIRTY_RING_FULL;
 use std::os::unix::io::AsRawFd;
 use std::ptr::{addr_of, addr_of_mut};
 use std::sync::Arc;
@@ -16,7 +17,7 @@ impl Vcpu {
         loop {
             self.irq_before_entry();
             let r = self.enter();
-            if !self.irq_after_exit(&r) {
+            if !self.irq_after_exit(&r) && !self.ring_full(&r)? {
                 return r;
             }
         }
@@ -34,7 +35,12 @@ impl Vcpu {
     /// API requires before vcpu state is saved. `Some(reason)`: completing it produced a
     /// new exit, which the caller must handle first.
     pub fn complete_pending(&self) -> Result<Option<i32>> {
-        match self.enter_with(|v| v.kick.run_immediate(v.raw_fd(), v.exit_flag())) {
+        let r = self.enter_with(|v| v.kick.run_immediate(v.raw_fd(), v.exit_flag()));
+        if self.ring_full(&r)? {
+            // Harvested: the exit was libkvm's own, and the pending exit was completed.
+            return Ok(None);
+        }
+        match r {
             Ok(reason) => Ok(Some(reason)),
             Err(Errno(libc::EINTR)) => Ok(None),
             Err(e) => Err(e),
@@ -62,6 +68,20 @@ impl Vcpu {
                 Ok(unsafe { addr_of!((*run).exit_reason).read() } as i32)
             }
             Err(e) => Err(e),
+        }
+    }
+
+    /// After a KVM_RUN that returned `r`: if it is KVM_EXIT_DIRTY_RING_FULL of a vcpu
+    /// with a ring, harvests the VM's rings and returns true (the exit is libkvm's own:
+    /// the caller re-enters). Otherwise false, at the cost of one comparison.
+    #[inline(always)]
+    fn ring_full(&self, r: &Result<i32>) -> Result<bool> {
+        if *r != Ok(KVM_EXIT_DIRTY_RING_FULL as i32) {
+            return Ok(false);
+        }
+        match &self.ring {
+            Some(ring) => ring.log().harvest().map(|()| true),
+            None => Ok(false),
         }
     }
 

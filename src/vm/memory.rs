@@ -2,7 +2,8 @@
 //! log, and reads of guest memory for libkvm's own use. The slot table itself is
 //! src/vm/slots.rs.
 
-use super::slots::{self, Backing, Mapping, MemoryMap, Slot};
+use super::fd_backing::Source;
+use super::slots::{self, Backing, MemoryMap, Slot};
 use super::{Vm, ALIAS_SLOTS};
 use crate::error::{Errno, Result};
 use crate::ioctl;
@@ -19,6 +20,7 @@ impl Vm {
         gpa: u64,
         size: u64,
         host: *mut u8,
+        guest_memfd: Option<(i32, u64)>,
     ) -> Result<()> {
         let region = kvm_userspace_memory_region {
             slot,
@@ -27,22 +29,31 @@ impl Vm {
             memory_size: size,
             userspace_addr: host as u64,
         };
-        // SAFETY: `host` is either memory libkvm mapped for this slot or memory the caller
-        // handed over for it (the caller's promise, as with the raw ioctl); the kernel
-        // checks that the range is accessible.
-        unsafe { self.fd.set_user_memory_region(region) }.map_err(Errno::from)
+        // The dirty ring's bitmap of the slot follows every change (vm/dirty_ring.rs).
+        let ring = self.ring_prepare(slot, flags, size)?;
+        if let Some(g) = guest_memfd {
+            self.kvm_set_guest_memfd_slot(&region, g)?;
+        } else {
+            // SAFETY: `host` is either memory libkvm mapped for this slot or memory the
+            // caller handed over for it (the caller's promise, as with the raw ioctl); the
+            // kernel checks that the range is accessible.
+            unsafe { self.fd.set_user_memory_region(region) }.map_err(Errno::from)?;
+        }
+        self.ring_commit(slot, ring);
+        Ok(())
     }
 
-    /// `kvm_set_memory_region` (`host` = None: libkvm allocates) and
-    /// `kvm_set_user_memory_region` (`host` = the caller's memory). Size 0 deletes (`gpa`
-    /// is then ignored).
+    /// `kvm_set_memory_region` (`Source::Anonymous`: libkvm allocates),
+    /// `kvm_set_user_memory_region` (`Source::User`: the caller's memory) and
+    /// `kvm_set_memory_region_fd` (`Source::File`). Size 0 deletes (`gpa` and the source
+    /// are then ignored).
     pub fn set_memory_region(
         &self,
         slot: u32,
         flags: u32,
         gpa: u64,
         size: u64,
-        host: Option<*mut u8>,
+        source: Source,
     ) -> Result<()> {
         if slot >= self.user_slots || flags & !slots::VALID_FLAGS != 0 {
             return Err(Errno(libc::EINVAL));
@@ -57,67 +68,49 @@ impl Vm {
             }
             // The caller's `gpa` is ignored: the kernel checks the one it is given.
             let own = mem.get(slot).expect("checked above").gpa;
-            self.kvm_set_slot(slot, 0, own, 0, std::ptr::null_mut())?;
+            self.kvm_set_slot(slot, 0, own, 0, std::ptr::null_mut(), None)?;
             let old = mem.remove(slot).expect("checked above");
-            let Backing::Owned(m) = old.backing else {
-                return Ok(());
-            };
-            let Err((m, e)) = m.unmap() else {
+            let Err((backing, e)) = old.backing.unmap() else {
                 return Ok(());
             };
             // The kernel could not unmap the memory (ENOMEM: at vm.max_map_count, a split
             // needs a VMA). It is still mapped and intact: put the slot back as it was and
             // report the failure, so the caller can free mappings and delete again.
+            let gmem = backing.guest_memfd();
             if self
-                .kvm_set_slot(slot, old.flags, old.gpa, old.size, old.host)
+                .kvm_set_slot(slot, old.flags, old.gpa, old.size, old.host, gmem)
                 .is_ok()
             {
-                mem.insert(
-                    slot,
-                    Slot {
-                        backing: Backing::Owned(m),
-                        ..old
-                    },
-                );
+                mem.insert(slot, Slot { backing, ..old });
                 return Err(e);
             }
             // KVM would not take the slot back: it is deleted, and its memory, no longer
             // the guest's, is released as soon as the kernel allows (`Mapping`'s drop).
-            drop(m);
+            drop(backing);
             return Ok(());
         }
         slots::check_range(gpa, size)?;
-        if let Some(h) = host {
-            if h as usize % slots::PAGE_SIZE as usize != 0 {
-                return Err(Errno(libc::EINVAL));
-            }
-            (h as u64).checked_add(size).ok_or(Errno(libc::EINVAL))?;
-        }
+        let source = source.check(size, |file, len| self.guest_memfd_flags(file, len))?;
         if mem.overlapping(gpa, size, slot).is_some() {
             return Err(Errno(libc::EEXIST));
         }
         if let Some(old) = mem.get(slot) {
             // Changing an existing slot: KVM allows new flags or a new guest address, on
             // the same memory.
-            let same_memory = match (&old.backing, host) {
-                (Backing::Owned(_), None) => true,
-                (Backing::User, Some(h)) => h == old.host,
-                _ => false,
-            };
-            if old.size != size || !same_memory {
+            if old.size != size || !source.same_memory(old) {
                 return Err(Errno(libc::EINVAL));
             }
             let aliases = mem.aliases_of(slot)?;
             if !aliases.is_empty() && gpa != old.gpa {
                 return Err(Errno(libc::EBUSY));
             }
-            let (host, old_flags) = (old.host, old.flags);
-            self.kvm_set_slot(slot, flags, gpa, size, host)?;
+            let (host, old_flags, gmem) = (old.host, old.flags, old.backing.guest_memfd());
+            self.kvm_set_slot(slot, flags, gpa, size, host, gmem)?;
             if flags != old_flags {
                 if let Err(e) = self.set_alias_flags(&mut mem, &aliases, flags) {
                     // Undo: the aliases that changed already, then the slot itself.
                     let _ = self.set_alias_flags(&mut mem, &aliases, old_flags);
-                    let _ = self.kvm_set_slot(slot, old_flags, gpa, size, host);
+                    let _ = self.kvm_set_slot(slot, old_flags, gpa, size, host, gmem);
                     return Err(e);
                 }
             }
@@ -130,15 +123,9 @@ impl Vm {
         }
         // Room in the table first: once KVM has the slot, recording it cannot fail.
         mem.reserve()?;
-        let (host, backing) = match host {
-            Some(h) => (h, Backing::User),
-            None => {
-                let m = Mapping::new(size)?;
-                (m.as_ptr(), Backing::Owned(m))
-            }
-        };
+        let (host, backing) = source.back(size)?;
         // On failure `backing` is dropped here, unmapping what we allocated.
-        self.kvm_set_slot(slot, flags, gpa, size, host)?;
+        self.kvm_set_slot(slot, flags, gpa, size, host, backing.guest_memfd())?;
         mem.insert(
             slot,
             Slot {
@@ -189,7 +176,7 @@ impl Vm {
         for &(n, _) in aliases {
             let a = mem.get(n).expect("aliases_of returns existing slots");
             if a.flags != flags {
-                self.kvm_set_slot(n, flags, a.gpa, a.size, a.host)?;
+                self.kvm_set_slot(n, flags, a.gpa, a.size, a.host, None)?;
                 mem.get_mut(n).expect("checked above").flags = flags;
             }
         }
@@ -210,7 +197,7 @@ impl Vm {
             if mem.get(kslot).is_none() {
                 return Err(Errno(libc::ENOENT));
             }
-            self.kvm_set_slot(kslot, 0, 0, 0, std::ptr::null_mut())?;
+            self.kvm_set_slot(kslot, 0, 0, 0, std::ptr::null_mut(), None)?;
             mem.remove(kslot);
             return Ok(());
         }
@@ -244,11 +231,11 @@ impl Vm {
             }
             // KVM cannot give a slot other host memory: delete it, then create it anew,
             // putting the old one back if that fails.
-            self.kvm_set_slot(kslot, 0, 0, 0, std::ptr::null_mut())?;
+            self.kvm_set_slot(kslot, 0, 0, 0, std::ptr::null_mut(), None)?;
             let old = mem.remove(kslot).expect("checked above");
-            if let Err(e) = self.kvm_set_slot(kslot, flags, gpa, size, host) {
+            if let Err(e) = self.kvm_set_slot(kslot, flags, gpa, size, host, None) {
                 if self
-                    .kvm_set_slot(kslot, old.flags, old.gpa, old.size, old.host)
+                    .kvm_set_slot(kslot, old.flags, old.gpa, old.size, old.host, None)
                     .is_ok()
                 {
                     mem.insert(kslot, old);
@@ -258,7 +245,7 @@ impl Vm {
         } else {
             // Room in the table first: once KVM has the slot, recording it cannot fail.
             mem.reserve()?;
-            self.kvm_set_slot(kslot, flags, gpa, size, host)?;
+            self.kvm_set_slot(kslot, flags, gpa, size, host, None)?;
         }
         mem.insert(kslot, new);
         Ok(())
@@ -285,6 +272,9 @@ impl Vm {
 
     /// KVM_GET_DIRTY_LOG of KVM slot `slot` into `bitmap`.
     fn kvm_dirty_log(&self, slot: u32, bitmap: *mut libc::c_void) -> Result<()> {
+        if let Some(r) = self.ring_dirty_log(slot, bitmap.cast()) {
+            return r;
+        }
         let mut log = kvm_dirty_log {
             slot,
             ..Default::default()
@@ -339,6 +329,9 @@ impl Vm {
     pub fn clear_dirty_log(&self, log: &kvm_clear_dirty_log) -> Result<()> {
         if log.slot >= self.user_slots() {
             return Err(Errno(libc::ENOENT));
+        }
+        if let Some(r) = self.ring_clear_dirty_log(log) {
+            return r;
         }
         // SAFETY: KVM_CLEAR_DIRTY_LOG reads one struct kvm_clear_dirty_log; the bitmap it
         // points to is the caller's (EFAULT from the kernel if it is not readable).

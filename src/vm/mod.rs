@@ -1,22 +1,32 @@
 //! A VM: its fd, its memory slots and the limits KVM reported for it.
 
 mod coalesced;
+mod dirty_ring;
+pub mod fd_backing;
+mod guest_memfd;
 pub(crate) mod irq;
 mod memory;
 pub mod slots;
 
+pub(crate) use guest_memfd::{
+    CAP_GUEST_MEMFD_FLAGS, FLAG_INIT_SHARED as GUEST_MEMFD_FLAG_INIT_SHARED,
+    FLAG_MMAP as GUEST_MEMFD_FLAG_MMAP,
+};
+
 use crate::error::{Errno, Result};
 use crate::ioctl;
+use crate::stats::{Stats, StatsCell};
 use crate::system;
 use crate::vcpu::apic_mode::ApicMode;
+use crate::vcpu::dirty_log::DirtyLog;
 use crate::vcpu::Vcpu;
 use kvm_bindings::{kvm_clock_data, kvm_enable_cap};
 use kvm_ioctls::{Cap, VmFd};
 use parking_lot::Mutex;
 use slots::MemoryMap;
 use std::os::unix::io::{AsRawFd, RawFd};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 
 /// KVM slot numbers reserved at the top of the kernel's range for memory aliases, which
 /// have their own namespace (`kvm_set_memory_alias`).
@@ -27,6 +37,8 @@ pub(crate) const ALIAS_SLOTS: u32 = 32;
 pub struct Vm {
     // Field order is drop order: the VM fd is closed before the memory it mapped is
     // unmapped (vcpus are dropped earlier still, by the registry).
+    /// Its binary statistics, opened on first use.
+    stats: StatsCell,
     fd: VmFd,
     memory: Mutex<MemoryMap>,
     /// Memory slot numbers the caller may use: `0..user_slots`.
@@ -44,6 +56,15 @@ pub struct Vm {
     /// while the kernel's default is in force: the kernel has no call that reads it back,
     /// and kvm_save_vm needs it (vm/irq.rs).
     routes: Mutex<Vec<u8>>,
+    /// The dirty ring's state once `kvm_enable_dirty_ring` turned it on (vm/dirty_ring.rs).
+    ring: OnceLock<Arc<DirtyLog>>,
+    /// Whether KVM_CREATE_VCPU ever succeeded (changed under `kept`): the ring can no
+    /// longer be enabled.
+    vcpus_made: AtomicBool,
+    /// The options of KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2 last enabled (0: none).
+    manual_protect: AtomicU64,
+    /// The guest_memfds this VM created (vm/guest_memfd.rs).
+    guest_memfds: guest_memfd::GuestMemfds,
 }
 
 /// The fd of a kernel vcpu that has no run area (yet); closed on drop.
@@ -70,9 +91,9 @@ const TRACKED_CAPS: [u32; 2] = [
     kvm_bindings::KVM_CAP_X2APIC_API,
 ];
 
-/// Capabilities libkvm does not support at all: the dirty ring replaces the dirty bitmap
-/// (KVM_GET_DIRTY_LOG then fails, breaking `kvm_get_dirty_log`) and needs ring pages of
-/// each vcpu mapped, which libkvm does not do.
+/// Capabilities libkvm enables only through its own call: the dirty ring replaces the
+/// dirty bitmap (KVM_GET_DIRTY_LOG then fails) and needs ring pages of each vcpu mapped
+/// and harvested, which `kvm_enable_dirty_ring` sets up (vm/dirty_ring.rs).
 const UNSUPPORTED_CAPS: [u32; 3] = [
     kvm_bindings::KVM_CAP_DIRTY_LOG_RING,
     kvm_bindings::KVM_CAP_DIRTY_LOG_RING_ACQ_REL,
@@ -91,6 +112,7 @@ impl Vm {
         let nr_slots = fd.check_extension_int(Cap::NrMemslots).max(0) as u32;
         let sync_caps = fd.check_extension_int(Cap::SyncRegs).max(0) as u64;
         Ok(Vm {
+            stats: StatsCell::default(),
             fd,
             memory: Mutex::new(MemoryMap::default()),
             user_slots: nr_slots
@@ -101,6 +123,10 @@ impl Vm {
             apic: crate::error::try_arc(ApicMode::default())?,
             kept: Mutex::new(Vec::new()),
             routes: Mutex::new(Vec::new()),
+            ring: OnceLock::new(),
+            vcpus_made: AtomicBool::new(false),
+            manual_protect: AtomicU64::new(0),
+            guest_memfds: Default::default(),
         })
     }
 
@@ -149,6 +175,17 @@ impl Vm {
         self.fd.as_raw_fd()
     }
 
+    /// The VM's binary statistics (opened by the first call).
+    pub fn stats(&self) -> Result<&Stats> {
+        self.stats.get(self.raw_fd())
+    }
+
+    /// The fds of the VM's own that are not kernel vcpus' (for a fork child, which closes
+    /// its copies): its statistics fd, if open.
+    pub fn stats_fd(&self) -> Option<RawFd> {
+        self.stats.fd()
+    }
+
     /// KVM_CHECK_EXTENSION on the VM fd.
     pub fn check_extension(&self, cap: libc::c_long) -> Result<i32> {
         ioctl::check_extension(self.raw_fd(), cap)
@@ -178,7 +215,8 @@ impl Vm {
                 }?)
             }
         };
-        match self.complete_vcpu(&kernel) {
+        self.vcpus_made.store(true, Ordering::Release);
+        match self.complete_vcpu(&kernel, id) {
             Ok(v) => Ok(v), // `kernel`'s fd is closed; the vcpu lives on in `v`'s.
             Err(e) => {
                 // Cannot allocate: the room was reserved, or freed by swap_remove.
@@ -188,13 +226,17 @@ impl Vm {
         }
     }
 
-    /// A vcpu object for kernel vcpu `kernel`: its own fd (a duplicate) and run area.
-    fn complete_vcpu(&self, kernel: &KernelVcpu) -> Result<Vcpu> {
+    /// A vcpu object for kernel vcpu `kernel` (id `id`): its own fd (a duplicate), run
+    /// area and, with the ring on, its dirty ring.
+    fn complete_vcpu(&self, kernel: &KernelVcpu, id: u32) -> Result<Vcpu> {
         let fd = dup_cloexec(kernel.0)?;
         // SAFETY: `fd` is a vcpu fd of this VM that nothing else owns; kvm-ioctls takes it
         // over (and closes it if mapping the run area fails).
         let fd = unsafe { self.fd.create_vcpu_from_rawfd(fd) }.map_err(Errno::from)?;
-        let v = Vcpu::new(fd, self.raw_fd(), self.sync_caps, self.apic.clone());
+        let mut v = Vcpu::new(fd, self.raw_fd(), self.sync_caps, self.apic.clone());
+        if let Some(log) = self.ring.get() {
+            v.attach_dirty_ring(log, id)?;
+        }
         // SAFETY: advising the run area kvm-ioctls mapped with exactly this size; on
         // failure `v` is dropped, which unmaps it and closes its fd.
         crate::error::check(unsafe {
@@ -215,21 +257,33 @@ impl Vm {
         }
     }
 
-    /// The fds of kernel vcpus kept for a retry (for a fork child, which closes its copies).
+    /// The fds of kernel vcpus kept for a retry, of the dirty ring's VM fd duplicate and
+    /// of the files that back memory slots
+    /// (for a fork child, which closes its copies).
     pub fn kept_fds(&self) -> Vec<RawFd> {
-        self.kept
+        let mut fds: Vec<RawFd> = self
+            .kept
             .try_lock()
             .map(|k| k.iter().map(|(_, f)| f.0).collect())
-            .unwrap_or_default()
+            .unwrap_or_default();
+        fds.extend(self.ring.get().map(|l| l.raw_fd()));
+        if let Some(mem) = self.memory.try_lock() {
+            fds.extend(mem.file_fds());
+        }
+        fds
     }
 
     /// KVM_ENABLE_CAP on the VM fd; remembers the capabilities that change what other calls
     /// do (KVM_CAP_X2APIC_API: the APIC ID format `kvm_interrupt` reads;
-    /// KVM_CAP_SPLIT_IRQCHIP: the local APICs are in the kernel). The dirty ring is refused
-    /// with EINVAL (`UNSUPPORTED_CAPS`).
+    /// KVM_CAP_SPLIT_IRQCHIP: the local APICs are in the kernel;
+    /// KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2: whether reading the dirty log clears it). The
+    /// dirty ring is refused with EINVAL (`UNSUPPORTED_CAPS`: `kvm_enable_dirty_ring`).
     pub fn enable_cap(&self, cap: &kvm_enable_cap) -> Result<()> {
         if UNSUPPORTED_CAPS.contains(&cap.cap) {
             return Err(Errno(libc::EINVAL));
+        }
+        if dirty_ring::is_manual_protect(cap.cap) {
+            return self.enable_manual_protect(cap);
         }
         // SAFETY: KVM_ENABLE_CAP reads one struct kvm_enable_cap, alive across the call.
         unsafe { ioctl::ioctl_with_ref(self.raw_fd(), ioctl::KVM_ENABLE_CAP, cap) }?;

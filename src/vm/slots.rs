@@ -68,30 +68,43 @@ impl Mapping {
     /// committed when touched, as guest RAM should be), not inherited by fork(), with a
     /// free page above it (see [`Mapping`]).
     pub fn new(len: u64) -> Result<Mapping> {
+        let flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE;
+        // Whatever mmap says (ENOMEM, or EINVAL for a length no address space can hold),
+        // for the caller it is memory that could not be had: ENOMEM.
+        Mapping::map(len, PAGE_SIZE, flags, -1, 0).map_err(|_| Errno(libc::ENOMEM))
+    }
+
+    /// Maps `len` bytes of `fd` from `offset` with `flags` (MAP_SHARED or MAP_PRIVATE, ...),
+    /// readable and writable, not inherited by fork(), with `gap` free bytes above it (a
+    /// multiple of the file's page size: see [`Mapping`]). mmap's errno as it gives it.
+    pub fn of_file(len: u64, gap: u64, flags: i32, fd: i32, offset: u64) -> Result<Mapping> {
+        let offset = libc::off_t::try_from(offset).map_err(|_| Errno(libc::EINVAL))?;
+        Mapping::map(len, gap, flags, fd, offset)
+    }
+
+    fn map(len: u64, gap: u64, flags: i32, fd: i32, offset: libc::off_t) -> Result<Mapping> {
         let len = usize::try_from(len).map_err(|_| Errno(libc::ENOMEM))?;
-        let with_gap = len
-            .checked_add(PAGE_SIZE as usize)
-            .ok_or(Errno(libc::ENOMEM))?;
+        let gap = usize::try_from(gap).map_err(|_| Errno(libc::ENOMEM))?;
+        let with_gap = len.checked_add(gap).ok_or(Errno(libc::ENOMEM))?;
         retry_orphans();
-        // SAFETY: a fresh anonymous mapping touches no existing memory.
+        // SAFETY: a fresh mapping at an address the kernel chooses touches no existing
+        // memory.
         let p = unsafe {
             libc::mmap(
                 std::ptr::null_mut(),
                 with_gap,
                 libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
-                -1,
-                0,
+                flags,
+                fd,
+                offset,
             )
         };
         if p == libc::MAP_FAILED {
-            // Whatever mmap says (ENOMEM, or EINVAL for a length no address space can
-            // hold), for the caller it is memory that could not be had: ENOMEM.
-            return Err(Errno(libc::ENOMEM));
+            return Err(Errno::last());
         }
         let p = p.cast::<u8>();
         // Give back the top page: the end of a mapping never needs a new VMA.
-        if munmap(p.wrapping_add(len), PAGE_SIZE as usize).is_err() {
+        if munmap(p.wrapping_add(len), gap).is_err() {
             // No VMA to spare for the split: give it all back (dropping unmaps it whole).
             drop(Mapping {
                 ptr: p,
@@ -154,6 +167,9 @@ pub enum Backing {
     Owned(#[allow(dead_code)] Mapping),
     /// Provided by the caller (`kvm_set_user_memory_region`), never freed by libkvm.
     User,
+    /// A mapping of a file descriptor (`kvm_set_memory_region_fd`), unmapped and closed
+    /// with the slot.
+    File(super::fd_backing::FileBacking),
     /// A memory alias (`kvm_set_memory_alias`): the host memory of guest-physical
     /// `target` onwards, which lies inside user slot `slot`.
     Alias {
@@ -162,6 +178,27 @@ pub enum Backing {
         /// Guest-physical address of the target range.
         target: u64,
     },
+}
+
+impl Backing {
+    /// Unmaps the memory libkvm mapped for the slot (and closes its file) now; if the
+    /// kernel refuses to unmap (ENOMEM at vm.max_map_count), the backing is given back
+    /// intact with the error. Nothing to do for the caller's memory or an alias.
+    pub fn unmap(self) -> std::result::Result<(), (Backing, Errno)> {
+        match self {
+            Backing::Owned(m) => m.unmap().map_err(|(m, e)| (Backing::Owned(m), e)),
+            Backing::File(f) => f.unmap().map_err(|(f, e)| (Backing::File(f), e)),
+            Backing::User | Backing::Alias { .. } => Ok(()),
+        }
+    }
+
+    /// The guest_memfd (fd, offset) the slot is bound to, if any.
+    pub fn guest_memfd(&self) -> Option<(i32, u64)> {
+        match self {
+            Backing::File(f) => f.guest_memfd(),
+            _ => None,
+        }
+    }
 }
 
 /// One memory slot as libkvm knows it.
@@ -285,6 +322,14 @@ impl MemoryMap {
         self.index(slot).ok().map(|i| self.slots.remove(i).1)
     }
 
+    /// libkvm's descriptors of the files that back slots.
+    pub fn file_fds(&self) -> impl Iterator<Item = i32> + '_ {
+        self.slots.iter().filter_map(|(_, s)| match &s.backing {
+            Backing::File(f) => Some(f.raw_fd()),
+            _ => None,
+        })
+    }
+
     /// (slot number, guest-physical start, size) of every slot below `limit`, by slot
     /// number.
     pub fn layout(&self, limit: u32) -> Result<Vec<(u32, u64, u64)>> {
@@ -293,6 +338,11 @@ impl MemoryMap {
         out.try_reserve_exact(n).map_err(crate::error::nomem)?;
         out.extend(self.slots[..n].iter().map(|(n, s)| (*n, s.gpa, s.size)));
         Ok(out)
+    }
+
+    /// (KVM slot number, flags, size) of every slot, aliases included.
+    pub fn entries(&self) -> impl Iterator<Item = (u32, u32, u64)> + '_ {
+        self.slots.iter().map(|(n, s)| (*n, s.flags, s.size))
     }
 
     /// The slot (number and entry) that holds all of `[gpa, gpa + len)`; EFAULT if none
@@ -390,19 +440,53 @@ mod tests {
         assert_eq!(m.host_address(0xFFFF, 1), Err(Errno(libc::EFAULT)));
     }
 
-    #[test]
-    fn owned_memory_has_a_free_page_above_it() {
-        let map = Mapping::new(PAGE_SIZE).unwrap();
-        let above = map.as_ptr().wrapping_add(PAGE_SIZE as usize);
+    /// Runs `f` in a fork()ed child, which has one thread: no other test's thread (nor
+    /// the signal stack of a thread the test harness starts) maps memory where `f`
+    /// looks. Returns the child's exit status: what `f` returned, or 99 for a panic.
+    fn alone(f: fn() -> i32) -> i32 {
+        // SAFETY: the child only runs `f` (mmap, munmap, mincore) and _exit()s.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0);
+        if pid == 0 {
+            let code = std::panic::catch_unwind(f).unwrap_or(99);
+            // SAFETY: ends the child without running the parent's exit handlers.
+            unsafe { libc::_exit(code) };
+        }
+        let mut status = 0;
+        // SAFETY: waits for our own child, writing its status.
+        assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+        if libc::WIFEXITED(status) {
+            libc::WEXITSTATUS(status)
+        } else {
+            -1
+        }
+    }
+
+    /// Whether the page at `p` is unmapped (mincore's ENOMEM).
+    fn unmapped(p: *mut u8) -> bool {
         let mut v = 0u8;
         // SAFETY: mincore only inspects the range; ENOMEM means it is not mapped.
-        let r = unsafe { libc::mincore(above.cast(), PAGE_SIZE as usize, &mut v) };
-        assert_eq!((r, Errno::last()), (-1, Errno(libc::ENOMEM)));
-        let p = map.as_ptr();
-        assert_eq!(map.unmap().map_err(|(_, e)| e), Ok(()));
-        // SAFETY: as above.
         let r = unsafe { libc::mincore(p.cast(), PAGE_SIZE as usize, &mut v) };
-        assert_eq!((r, Errno::last()), (-1, Errno(libc::ENOMEM)));
+        (r, Errno::last()) == (-1, Errno(libc::ENOMEM))
+    }
+
+    #[test]
+    fn owned_memory_has_a_free_page_above_it() {
+        let checks = || {
+            let map = Mapping::new(PAGE_SIZE).unwrap();
+            if !unmapped(map.as_ptr().wrapping_add(PAGE_SIZE as usize)) {
+                return 1; // the page above is mapped
+            }
+            let p = map.as_ptr();
+            if map.unmap().is_err() {
+                return 2;
+            }
+            if !unmapped(p) {
+                return 3; // still mapped after the unmap
+            }
+            0
+        };
+        assert_eq!(alone(checks), 0);
     }
 
     #[test]

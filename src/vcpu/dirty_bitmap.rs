@@ -1,0 +1,197 @@
+//! The dirty bitmap libkvm keeps for one logging slot while the VM logs in the dirty ring
+//! (leaf, pure): one bit per page, set by the harvest, handed out by `kvm_get_dirty_log`
+//! and cleared by `kvm_clear_dirty_log`.
+//!
+//! A harvest costs what the guest dirtied, so handing the bitmap out must not cost what
+//! the slot holds more than once: the words that became non-zero are listed (room for
+//! every word is reserved up front, so the list never allocates), and taking the bitmap
+//! zeroes the caller's buffer once and copies and clears only those words.
+
+use crate::error::{nomem, try_vec, Errno, Result};
+
+/// One slot's bitmap.
+#[derive(Debug)]
+pub struct Bitmap {
+    pages: u64,
+    words: Vec<u64>,
+    /// Indices of the words that are not zero, each once.
+    touched: Vec<u32>,
+}
+
+impl Bitmap {
+    /// An empty bitmap of `pages` pages (ENOMEM without the memory).
+    pub fn new(pages: u64) -> Result<Bitmap> {
+        let n = usize::try_from(pages.div_ceil(64)).map_err(nomem)?;
+        let mut touched = Vec::new();
+        touched.try_reserve_exact(n).map_err(nomem)?;
+        Ok(Bitmap {
+            pages,
+            words: try_vec(n, 0u64)?,
+            touched,
+        })
+    }
+
+    /// The slot's page count.
+    pub fn pages(&self) -> u64 {
+        self.pages
+    }
+
+    /// Marks page `page` dirty (a page past the end, from an entry of an older slot of the
+    /// same number, is ignored).
+    #[inline]
+    pub fn mark(&mut self, page: u64) {
+        if page >= self.pages {
+            return;
+        }
+        let w = (page / 64) as usize;
+        if self.words[w] == 0 {
+            // Never allocates: room for every word was reserved.
+            self.touched.push(w as u32);
+        }
+        self.words[w] |= 1 << (page % 64);
+    }
+
+    /// Writes the bitmap to `out` (all its words) and, unless `keep`, clears it.
+    ///
+    /// # Safety
+    /// `out` must be valid for writes of the bitmap's words (8 bytes each); it need not
+    /// be aligned.
+    pub unsafe fn take(&mut self, out: *mut u8, keep: bool) {
+        let len = self.words.len() * 8;
+        if keep {
+            // SAFETY: the caller's promise; written as bytes.
+            unsafe { std::ptr::copy_nonoverlapping(self.words.as_ptr().cast::<u8>(), out, len) };
+            return;
+        }
+        // SAFETY: the caller's promise.
+        unsafe { std::ptr::write_bytes(out, 0, len) };
+        for &w in &self.touched {
+            let w = w as usize;
+            let bytes = self.words[w].to_ne_bytes();
+            // SAFETY: word `w` lies inside the caller's buffer (w < words.len()).
+            unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), out.add(w * 8), 8) };
+            self.words[w] = 0;
+        }
+        self.touched.clear();
+    }
+
+    /// Marks every page whose bit is set in `bits` (a bitmap of the slot's size, as
+    /// `take` writes it), for a report that did not happen after all.
+    ///
+    /// # Safety
+    /// `bits` must be valid for reads of the bitmap's words; it need not be aligned.
+    pub unsafe fn absorb(&mut self, bits: *const u8) {
+        for w in 0..self.words.len() {
+            let mut v = [0u8; 8];
+            // SAFETY: the caller's promise: word `w` of the bitmap's.
+            unsafe { std::ptr::copy_nonoverlapping(bits.add(w * 8), v.as_mut_ptr(), 8) };
+            let v = u64::from_ne_bytes(v);
+            if v != 0 {
+                if self.words[w] == 0 {
+                    // Never allocates: room for every word was reserved.
+                    self.touched.push(w as u32);
+                }
+                self.words[w] |= v;
+            }
+        }
+    }
+
+    /// Clears the bits of pages `first .. first + num` that are set in `bits` (bit 0 =
+    /// `first`), with KVM_CLEAR_DIRTY_LOG's rules: EINVAL if `first` is not a multiple
+    /// of 64, if `num` is not one unless the range ends at the slot's end, or if the
+    /// range is outside the slot.
+    ///
+    /// # Safety
+    /// `bits` must be valid for reads of `num` bits rounded up to whole 64-bit words (as
+    /// the kernel reads it); it need not be aligned.
+    pub unsafe fn clear(&mut self, first: u64, num: u64, bits: *const u8) -> Result<()> {
+        let pages = self.pages;
+        if first % 64 != 0
+            || first > pages
+            || num > pages - first
+            || (num < pages - first && num % 64 != 0)
+        {
+            return Err(Errno(libc::EINVAL));
+        }
+        for w in 0..num.div_ceil(64) {
+            let mut mask = [0u8; 8];
+            // SAFETY: the caller's promise: word `w` of `num` bits rounded up.
+            unsafe {
+                std::ptr::copy_nonoverlapping(bits.add(w as usize * 8), mask.as_mut_ptr(), 8)
+            };
+            let mut mask = u64::from_ne_bytes(mask);
+            let left = num - w * 64;
+            if left < 64 {
+                mask &= (1 << left) - 1;
+            }
+            self.words[(first / 64 + w) as usize] &= !mask;
+        }
+        // Words cleared to zero leave the list, so that marking one again lists it once.
+        let words = &self.words;
+        self.touched.retain(|&w| words[w as usize] != 0);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn take(b: &mut Bitmap, keep: bool) -> Vec<u64> {
+        let mut out = vec![u64::MAX; b.words.len() + 1];
+        // SAFETY: `out` has room for every word (and one more, which must stay).
+        unsafe { b.take(out.as_mut_ptr().cast(), keep) };
+        assert_eq!(out.pop(), Some(u64::MAX), "written past the bitmap");
+        out
+    }
+
+    #[test]
+    fn taking_reports_each_marked_page_once() {
+        let mut b = Bitmap::new(130).unwrap();
+        for p in [0, 63, 64, 129, 129, 130, 1 << 40] {
+            b.mark(p);
+        }
+        assert_eq!(take(&mut b, true), vec![1 | 1 << 63, 1, 1 << 1]);
+        assert_eq!(take(&mut b, false), vec![1 | 1 << 63, 1, 1 << 1]);
+        assert_eq!(take(&mut b, false), vec![0, 0, 0]);
+        b.mark(65);
+        assert_eq!(take(&mut b, false), vec![0, 2, 0]);
+        assert_eq!(b.touched.capacity(), 3, "the list never grows");
+    }
+
+    #[test]
+    fn a_report_given_back_is_reported_next_time() {
+        let mut b = Bitmap::new(130).unwrap();
+        b.mark(3);
+        let back = [1u64 << 5, 0, 1 << 1];
+        // SAFETY: `back` holds the bitmap's three words.
+        unsafe { b.absorb(back.as_ptr().cast()) };
+        assert_eq!(take(&mut b, false), vec![1 << 3 | 1 << 5, 0, 1 << 1]);
+        assert_eq!(take(&mut b, false), vec![0, 0, 0]);
+    }
+
+    #[test]
+    fn clearing_follows_the_kernels_rules() {
+        let mut b = Bitmap::new(130).unwrap();
+        for p in 0..130 {
+            b.mark(p);
+        }
+        let bits = [u64::MAX, 0b101u64];
+        // SAFETY: `bits` holds two words.
+        let clear =
+            |b: &mut Bitmap, first, num| unsafe { b.clear(first, num, bits.as_ptr().cast()) };
+        assert_eq!(clear(&mut b, 1, 64), Err(Errno(libc::EINVAL)));
+        assert_eq!(clear(&mut b, 0, 65), Err(Errno(libc::EINVAL)));
+        assert_eq!(clear(&mut b, 128, 3), Err(Errno(libc::EINVAL)));
+        assert_eq!(clear(&mut b, 192, 0), Err(Errno(libc::EINVAL)));
+        assert_eq!(clear(&mut b, 128, 0), Ok(()));
+        // To the end of the slot: any count; only its bits count.
+        assert_eq!(clear(&mut b, 64, 66), Ok(()));
+        assert_eq!(take(&mut b, true), vec![u64::MAX, 0, 0b10]);
+        // A word cleared to zero is listed once when marked again.
+        b.mark(64);
+        b.mark(65);
+        assert_eq!(b.touched, vec![0, 2, 1]);
+        assert_eq!(take(&mut b, false), vec![u64::MAX, 0b11, 0b10]);
+    }
+}
