@@ -24,3 +24,9 @@ bench: all $(BENCH_BINS)
 	@echo "libkvm benchmarks, $$(date -u '+%F %H:%M UTC'), Linux $$(uname -r), $$(nproc) CPUs, load $$(cut -d' ' -f1-3 /proc/loadavg)"
 	@for b in $(BENCHES); do $(B)/bench/$$b || exit 1; done
 
+
+# Live migration and restore, kvmrun beside QEMU 7.2 (bench/migrate.sh; installs QEMU 7.2
+# or prints the command). Not part of `make bench` or `make check`: it runs for minutes.
+.PHONY: bench-migrate
+bench-migrate: all $(B)/c-tests/kernels/migrate.elf
+	bash bench/migrate.sh

@@ -331,3 +331,100 @@ int device_mmio(uint64_t addr, int is_write, uint8_t *data, unsigned len)
 	pthread_mutex_unlock(&lock);
 	return -1;
 }
+
+/* ---- migration: each device's state in a section of its own ----------------------------- */
+
+struct uart_state {
+	uint8_t rbr, ier, fcr, lcr, mcr, lsr_dr, scr, dll, dlm, pad[7];
+};
+struct pm_state {
+	uint16_t sts, en, cnt, pad;
+};
+struct fw_state {
+	uint16_t key, pad;
+	uint32_t offset;
+};
+struct pci_state {
+	uint32_t address;
+};
+
+/* The PM timer runs on across a migration: the nanoseconds since it started. */
+static uint64_t pm_elapsed_ns(void)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (uint64_t)((now.tv_sec - pm_start.tv_sec) * 1000000000 + (now.tv_nsec - pm_start.tv_nsec));
+}
+
+int devices_save(struct stream *s)
+{
+	pthread_mutex_lock(&lock);
+	uart_flush_locked();
+	struct uart_state u = { uart.rbr, uart.ier, uart.fcr, uart.lcr, uart.mcr, uart.lsr_dr, uart.scr,
+				uart.dll, uart.dlm, { 0 } };
+	struct pm_state pm = { pm_sts, pm_en, pm_cnt, 0 };
+	uint64_t elapsed = pm_elapsed_ns();
+	struct fw_state fw = { fw_key, 0, fw_offset };
+	struct pci_state pci = { pci_address };
+	uint32_t scratch = testdev_scratch;
+	pthread_mutex_unlock(&lock);
+	/* pc-testdev: the scratch register, then the 64 KiB window. */
+	static uint8_t tdev[4 + TESTDEV_MMIO_LEN];
+	memcpy(tdev, &scratch, 4);
+	memcpy(tdev + 4, testdev_mem, TESTDEV_MMIO_LEN);
+	if (stream_put_section(s, TAG_UART, &u, sizeof(u)) < 0 ||
+	    stream_put_section(s, TAG_PMTIMER, &elapsed, sizeof(elapsed)) < 0 ||
+	    stream_put_section(s, TAG_ACPI, &pm, sizeof(pm)) < 0 ||
+	    stream_put_section(s, TAG_FWCFG, &fw, sizeof(fw)) < 0 ||
+	    stream_put_section(s, TAG_TESTDEV, tdev, sizeof(tdev)) < 0 ||
+	    stream_put_section(s, TAG_DEBUGEXIT, "", 0) < 0 ||
+	    stream_put_section(s, TAG_PCI, &pci, sizeof(pci)) < 0)
+		return -1;
+	return 0;
+}
+
+/* 1 if `tag` is a device's and was loaded, 0 if it is not a device's, -1 if malformed. */
+int devices_load(uint32_t tag, const uint8_t *p, size_t n)
+{
+	int r = 1;
+	pthread_mutex_lock(&lock);
+	if (tag == TAG_UART && n == sizeof(struct uart_state)) {
+		struct uart_state u;
+		memcpy(&u, p, n);
+		uart.rbr = u.rbr, uart.ier = u.ier, uart.fcr = u.fcr, uart.lcr = u.lcr, uart.mcr = u.mcr;
+		uart.lsr_dr = u.lsr_dr, uart.scr = u.scr, uart.dll = u.dll, uart.dlm = u.dlm;
+	} else if (tag == TAG_PMTIMER && n == sizeof(uint64_t)) {
+		uint64_t elapsed;
+		memcpy(&elapsed, p, n);
+		clock_gettime(CLOCK_MONOTONIC, &pm_start);
+		int64_t ns = (int64_t)pm_start.tv_nsec - (int64_t)(elapsed % 1000000000);
+		pm_start.tv_sec -= (time_t)(elapsed / 1000000000);
+		if (ns < 0) {
+			ns += 1000000000;
+			pm_start.tv_sec--;
+		}
+		pm_start.tv_nsec = (long)ns;
+	} else if (tag == TAG_ACPI && n == sizeof(struct pm_state)) {
+		struct pm_state pm;
+		memcpy(&pm, p, n);
+		pm_sts = pm.sts, pm_en = pm.en, pm_cnt = pm.cnt;
+	} else if (tag == TAG_FWCFG && n == sizeof(struct fw_state)) {
+		struct fw_state fw;
+		memcpy(&fw, p, n);
+		fw_key = fw.key, fw_offset = fw.offset;
+	} else if (tag == TAG_TESTDEV && n == 4 + TESTDEV_MMIO_LEN) {
+		memcpy(&testdev_scratch, p, 4);
+		memcpy(testdev_mem, p + 4, TESTDEV_MMIO_LEN);
+	} else if (tag == TAG_DEBUGEXIT && n == 0) {
+		/* isa-debug-exit has no state: its section says the device is there */
+	} else if (tag == TAG_PCI && n == sizeof(struct pci_state)) {
+		memcpy(&pci_address, p, n);
+	} else if (tag == TAG_UART || tag == TAG_PMTIMER || tag == TAG_ACPI || tag == TAG_FWCFG ||
+		   tag == TAG_TESTDEV || tag == TAG_DEBUGEXIT || tag == TAG_PCI) {
+		r = -1;
+	} else {
+		r = 0;
+	}
+	pthread_mutex_unlock(&lock);
+	return r;
+}

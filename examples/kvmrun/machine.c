@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 static int fail(const char *what)
 {
@@ -106,6 +107,54 @@ static int program_pit(int vm)
 	return 0;
 }
 
+/* RAM slot `slot` at `gpa`: memory libkvm allocates, or with -restore the snapshot's
+ * memory file from `offset`, mapped MAP_PRIVATE so that only the pages the guest touches
+ * are read (and its writes stay in this process). The mapping is handed to libkvm as the
+ * caller's memory; with fd-backed slots in libkvm (kvm_set_memory_region_fd) this one
+ * function changes. */
+static int ram_map(struct machine *m, unsigned slot, uint64_t gpa, uint64_t size, uint64_t offset)
+{
+	if (m->snapshot_fd < 0) {
+		if (kvm_set_memory_region(m->vm, slot, 0, gpa, size) < 0)
+			return -1;
+		m->ram[slot] = kvm_guest_memory(m->vm, gpa, size);
+		return m->ram[slot] ? 0 : -1;
+	}
+	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE, m->snapshot_fd, (off_t)offset);
+	if (p == MAP_FAILED)
+		return -1;
+	if (kvm_set_user_memory_region(m->vm, slot, 0, gpa, size, p) < 0) {
+		int e = errno;
+		munmap(p, size);
+		errno = e;
+		return -1;
+	}
+	m->ram[slot] = p;
+	return 0;
+}
+
+unsigned machine_ram_slots(const struct machine *m, unsigned slot[2], uint64_t gpa[2], uint64_t size[2])
+{
+	slot[0] = 0, gpa[0] = 0, size[0] = m->low_size;
+	slot[1] = 1, gpa[1] = HIGH_RAM_BASE, size[1] = m->high_size;
+	return m->high_size ? 2 : 1;
+}
+
+int machine_dirty_log(struct machine *m, int on)
+{
+	unsigned slot[2];
+	uint64_t gpa[2], size[2];
+	unsigned n = machine_ram_slots(m, slot, gpa, size);
+	unsigned flags = on ? KVM_MEM_LOG_DIRTY_PAGES : 0;
+	for (unsigned i = 0; i < n; i++) {
+		int r = m->snapshot_fd < 0 ? kvm_set_memory_region(m->vm, slot[i], flags, gpa[i], size[i])
+					   : kvm_set_user_memory_region(m->vm, slot[i], flags, gpa[i], size[i], m->ram[i]);
+		if (r < 0)
+			return -1;
+	}
+	return 0;
+}
+
 int machine_create(struct machine *m)
 {
 	m->vm = kvm_create_vm();
@@ -118,10 +167,10 @@ int machine_create(struct machine *m)
 
 	m->low_size = m->ram_size < LOW_RAM_MAX ? m->ram_size : LOW_RAM_MAX;
 	m->high_size = m->ram_size - m->low_size;
-	if (kvm_set_memory_region(m->vm, 0, 0, 0, m->low_size) < 0)
-		return fail("guest RAM below 4 GiB (kvm_set_memory_region)");
-	if (m->high_size && kvm_set_memory_region(m->vm, 1, 0, HIGH_RAM_BASE, m->high_size) < 0)
-		return fail("guest RAM above 4 GiB (kvm_set_memory_region)");
+	if (ram_map(m, 0, 0, m->low_size, 0) < 0)
+		return fail("guest RAM below 4 GiB");
+	if (m->high_size && ram_map(m, 1, HIGH_RAM_BASE, m->high_size, m->low_size) < 0)
+		return fail("guest RAM above 4 GiB");
 
 	if (kvm_create_irqchip(m->vm) < 0)
 		return fail("kvm_create_irqchip");

@@ -8,6 +8,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
 
 void complain(const char *fmt, ...)
@@ -33,14 +34,31 @@ static void usage(FILE *f)
 	      "  -m SIZE         RAM in MiB, or with a suffix K, M, G or T (default 128M)\n"
 	      "  -smp N          number of vcpus (default 1)\n"
 	      "  -t SECONDS      stop the machine after SECONDS\n"
+	      "  -v              say more (-incoming, -restore: when the guest starts)\n"
 	      "  -stats          at exit, print each vcpu's exits by kind and the VM's\n"
 	      "                  statistics (KVM's counters) on stderr\n"
 	      "  -h              this help\n"
 	      "\n"
+	      "Migration and snapshots (URI: tcp:HOST:PORT, unix:PATH, or file:PATH for a stream\n"
+	      "in a file):\n"
+	      "  -incoming URI   wait for a migration stream on URI and run the guest it brings\n"
+	      "                  (same -m and -smp as the source; no kernel is loaded)\n"
+	      "  -monitor URI    control socket: migrate URI, snapshot DIR, stop, cont,\n"
+	      "                  info migrate, info status, quit\n"
+	      "  -migrate-at SECONDS URI   live-migrate to URI after SECONDS\n"
+	      "  -snapshot-at SECONDS DIR  write a snapshot to DIR after SECONDS (runs on)\n"
+	      "  -restore DIR    resume the snapshot in DIR (its shape; no kernel)\n"
+	      "  -downtime MS    longest pause for the last copy (default 300)\n"
+	      "  -max-bandwidth MIBS  send at most MIBS MiB/s (default: no limit)\n"
+	      "  -dirty-ring BYTES  track dirty pages with the dirty ring (not in this libkvm)\n"
+	      "\n"
 	      "Exit status: (value << 1) | 1 when the guest writes value to isa-debug-exit\n"
-	      "(port 0xf4); 0 for -h; 2 bad command line; 4 kernel or module cannot be loaded;\n"
-	      "6 KVM or host failure; 8 triple fault; 10 emulation failure; 12 failed VM entry;\n"
-	      "14 timeout (-t); 16 another exit kvmrun does not handle.\n", f);
+	      "(port 0xf4); 0 for -h and after a completed migration; 2 bad command line;\n"
+	      "4 kernel or module cannot be loaded; 6 KVM or host failure; 8 triple fault;\n"
+	      "10 emulation failure; 12 failed VM entry; 14 timeout (-t); 16 another exit\n"
+	      "kvmrun does not handle; 18 incoming stream or snapshot truncated or corrupt;\n"
+	      "20 stream or snapshot of another kvmrun, libkvm or machine shape; 22 -incoming\n"
+	      "cannot listen, or the connection broke mid-stream.\n", f);
 }
 
 static int bad(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -147,6 +165,36 @@ static int parse_modules(const char *s, struct machine *m)
 	return 0;
 }
 
+static int parse_ms(const char *opt, const char *s, uint64_t *out)
+{
+	char *end;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (*s < '0' || *s > '9' || *end || errno || v > 3600000)
+		return bad("%s: '%s' is not a number of milliseconds", opt, s);
+	*out = v;
+	return 0;
+}
+
+static int parse_uri(const char *opt, const char *s)
+{
+	char why[300];
+	if (uri_valid(s, why, sizeof(why)) < 0)
+		return bad("%s: %s", opt, why);
+	return 0;
+}
+
+static int parse_seconds(const char *opt, const char *s, double *out)
+{
+	char *end;
+	errno = 0;
+	double v = strtod(s, &end);
+	if (end == s || *end || errno || !isfinite(v) || v < 0 || v > 1e7)
+		return bad("%s: '%s' is not a number of seconds", opt, s);
+	*out = v;
+	return 0;
+}
+
 static int parse_args(int argc, char **argv, struct machine *m)
 {
 	for (int i = 1; i < argc; i++) {
@@ -169,7 +217,24 @@ static int parse_args(int argc, char **argv, struct machine *m)
 			m->kernel = a;
 			continue;
 		}
-		static const char *const with_value[] = { "-kernel", "-append", "-initrd", "-m", "-smp", "-t" };
+		if (strcmp(a, "-v") == 0) {
+			m->verbose = 1;
+			continue;
+		}
+		if (strcmp(a, "-migrate-at") == 0 || strcmp(a, "-snapshot-at") == 0) {
+			if (i + 2 >= argc)
+				return bad("option '%s' needs two values", argv[i]);
+			int mig = a[1] == 'm';
+			if (parse_seconds(a, argv[i + 1], mig ? &m->migrate_at : &m->snapshot_at) < 0 ||
+			    (mig && parse_uri(a, argv[i + 2]) < 0))
+				return -1;
+			*(mig ? &m->migrate_uri : &m->snapshot_dir) = argv[i + 2];
+			i += 2;
+			continue;
+		}
+		static const char *const with_value[] = { "-kernel", "-append", "-initrd", "-m", "-smp", "-t",
+							  "-incoming", "-restore", "-monitor", "-downtime", "-dirty-ring",
+							  "-max-bandwidth" };
 		int known = 0;
 		for (size_t k = 0; k < sizeof(with_value) / sizeof(with_value[0]); k++)
 			known |= strcmp(a, with_value[k]) == 0;
@@ -189,24 +254,62 @@ static int parse_args(int argc, char **argv, struct machine *m)
 			r = parse_modules(v, m);
 		} else if (strcmp(a, "-m") == 0) {
 			r = parse_size(v, &m->ram_size);
+			m->shape_given = 1;
 		} else if (strcmp(a, "-smp") == 0) {
 			r = parse_smp(v, &m->ncpus);
+			m->shape_given = 1;
+		} else if (strcmp(a, "-incoming") == 0) {
+			r = parse_uri(a, v);
+			m->incoming = v;
+		} else if (strcmp(a, "-monitor") == 0) {
+			r = parse_uri(a, v);
+			if (r == 0 && uri_is_file(v))
+				return bad("-monitor: a control socket is tcp:HOST:PORT or unix:PATH");
+			m->monitor = v;
+		} else if (strcmp(a, "-restore") == 0) {
+			m->restore = v;
+		} else if (strcmp(a, "-downtime") == 0) {
+			r = parse_ms(a, v, &m->downtime_ms);
+		} else if (strcmp(a, "-max-bandwidth") == 0) {
+			r = parse_ms(a, v, &m->max_bandwidth);
+			if (r == 0 && (m->max_bandwidth == 0 || m->max_bandwidth > 1000000))
+				return bad("-max-bandwidth: '%s' is not a number of MiB/s (1 to 1000000)", v);
+		} else if (strcmp(a, "-dirty-ring") == 0) {
+			uint64_t bytes;
+			r = parse_ms(a, v, &bytes);
+			if (r == 0 && (bytes < 4096 || (bytes & (bytes - 1))))
+				return bad("-dirty-ring: '%s' is not a power of two of at least 4096 bytes", v);
+			m->dirty_ring = bytes;
 		} else {
 			r = parse_timeout(v, &m->timeout);
 		}
 		if (r < 0)
 			return -1;
 	}
-	if (!m->kernel)
+	if (m->restore && (m->kernel || m->incoming || m->append || m->modules))
+		return bad("-restore DIR takes the machine from DIR: no kernel, -append, -initrd or -incoming");
+	if (!m->kernel && !m->incoming && !m->restore)
 		return bad("no kernel given");
 	return 0;
 }
 
 int main(int argc, char **argv)
 {
-	struct machine m = { .ram_size = 128ULL << 20, .ncpus = 1, .vm = -1 };
+	struct machine m = { .ram_size = 128ULL << 20, .ncpus = 1, .vm = -1, .downtime_ms = 300, .snapshot_fd = -1 };
 	if (parse_args(argc, argv, &m) < 0)
 		return EXIT_USAGE;
+	/* A migration peer that goes away is an error from send() or write(), not a signal. */
+	signal(SIGPIPE, SIG_IGN);
+	if (m.dirty_ring) {
+		/* libkvm's dirty ring (kvm_enable_dirty_ring) is not in this libkvm yet */
+		complain("-dirty-ring: not supported by this libkvm (use the dirty bitmap: leave -dirty-ring out)");
+		return EXIT_HOST;
+	}
+	if (m.restore) {
+		int st = snapshot_open(&m);
+		if (st)
+			return st;
+	}
 
 	if (kvm_get_api_version() < 0) {
 		complain("cannot use KVM (/dev/kvm): %s", strerror(errno));
@@ -222,10 +325,22 @@ int main(int argc, char **argv)
 
 	if (machine_create(&m) < 0)
 		return EXIT_HOST;
-	if (multiboot_load(&m) < 0)
+	int from_stream = m.incoming || m.restore;
+	if (!from_stream && multiboot_load(&m) < 0)
 		return EXIT_LOAD;
-	if (acpi_build(&m) < 0)
+	if (!from_stream && acpi_build(&m) < 0)
 		return EXIT_HOST;
 	devices_init(&m);
-	return vcpus_run(&m);
+	if (vcpus_start(&m) < 0)
+		return EXIT_HOST;
+	int st = -1;
+	if (m.incoming)
+		st = migrate_incoming(&m);
+	else if (m.restore)
+		st = snapshot_restore(&m);
+	if (st < 0 && monitor_start(&m) < 0)
+		vcpus_end(EXIT_HOST);
+	st = vcpus_wait(&m);
+	migrate_machine_ended();
+	return st;
 }

@@ -18,6 +18,10 @@ struct vcpu {
 	int fd;
 	pthread_t thread;
 	int started;
+	unsigned save_gen;        /* the vcpus_save() round this vcpu answered last */
+	uint8_t *blob;            /* vcpus_save(): its state; vcpus_load(): what to load */
+	size_t blob_len;
+	int err;                  /* errno of its last save or load, 0 if it worked */
 };
 
 static struct machine *mach;
@@ -27,9 +31,16 @@ static pthread_cond_t changed;
 static unsigned created, ready;
 static int stopping;
 static int status = -1;
+/* Pausing (vcpus_pause): requests outstanding, vcpus parked, save rounds. */
+static int pause_req;
+static unsigned parked, save_gen, saved;
+/* Loading (vcpus_load): blobs handed out, vcpus done, go. */
+static int load_ready, go;
+static unsigned loaded;
+static struct timespec start_time; /* the -t deadline */
 
 /* Ends the machine with `st` unless something ended it first. */
-static void stop(int st)
+void vcpus_end(int st)
 {
 	pthread_mutex_lock(&lock);
 	if (status < 0)
@@ -112,12 +123,64 @@ static void report_timeout(const struct vcpu *v)
 		 s.cs.selector, (unsigned long long)r.rip);
 }
 
+/* The calling thread's vcpu state into v->blob. */
+static void save_own(struct vcpu *v)
+{
+	free(v->blob);
+	v->blob = NULL;
+	v->blob_len = 0;
+	size_t len = 0;
+	v->err = 0;
+	if (kvm_save_vcpu(NULL, &len) == 0 || errno != E2BIG) {
+		v->err = errno ? errno : EIO;
+		return;
+	}
+	v->blob = malloc(len);
+	if (!v->blob) {
+		v->err = ENOMEM;
+		return;
+	}
+	if (kvm_save_vcpu(v->blob, &len) < 0) {
+		v->err = errno;
+		free(v->blob);
+		v->blob = NULL;
+		return;
+	}
+	v->blob_len = len;
+}
+
+/* Out of the guest while the machine is paused: saves the vcpu's state when asked. */
+static void park(struct vcpu *v)
+{
+	pthread_mutex_lock(&lock);
+	parked++;
+	pthread_cond_broadcast(&changed);
+	while (pause_req && !stopping) {
+		if (v->save_gen != save_gen) {
+			unsigned gen = save_gen;
+			pthread_mutex_unlock(&lock);
+			save_own(v);
+			pthread_mutex_lock(&lock);
+			v->save_gen = gen;
+			saved++;
+			pthread_cond_broadcast(&changed);
+			continue;
+		}
+		pthread_cond_wait(&changed, &lock);
+	}
+	parked--;
+	pthread_mutex_unlock(&lock);
+}
+
 /* Runs the calling thread's vcpu until the machine stops. */
 static void run_loop(struct vcpu *v)
 {
 	struct kvm_run *run = kvm_run_area();
 	char what[160];
 	for (;;) {
+		if (__atomic_load_n(&pause_req, __ATOMIC_SEQ_CST))
+			park(v);
+		throttle_point();
 		if (__atomic_load_n(&stopping, __ATOMIC_SEQ_CST)) {
 			pthread_mutex_lock(&lock);
 			int timed_out = status == EXIT_TIMEOUT;
@@ -132,7 +195,7 @@ static void run_loop(struct vcpu *v)
 			if (errno == EINTR)
 				continue;
 			complain("vcpu %u: kvm_run: %s", v->id, strerror(errno));
-			stop(EXIT_HOST);
+			vcpus_end(EXIT_HOST);
 			return;
 		}
 		switch (reason) {
@@ -142,7 +205,7 @@ static void run_loop(struct vcpu *v)
 				int st = device_pio(run->io.port, run->io.direction == KVM_EXIT_IO_OUT,
 						    data + i * run->io.size, run->io.size);
 				if (st >= 0) {
-					stop(st);
+					vcpus_end(st);
 					return;
 				}
 			}
@@ -155,7 +218,7 @@ static void run_loop(struct vcpu *v)
 			break;
 		case KVM_EXIT_SHUTDOWN:
 			dump_state(v, "triple fault (KVM_EXIT_SHUTDOWN)");
-			stop(EXIT_SHUTDOWN);
+			vcpus_end(EXIT_SHUTDOWN);
 			return;
 		case KVM_EXIT_INTERNAL_ERROR: {
 			int n = snprintf(what, sizeof(what), "%s (KVM_EXIT_INTERNAL_ERROR, suberror %u",
@@ -168,7 +231,7 @@ static void run_loop(struct vcpu *v)
 			if (n < (int)sizeof(what))
 				snprintf(what + n, sizeof(what) - (size_t)n, ")");
 			dump_state(v, what);
-			stop(EXIT_EMULATION);
+			vcpus_end(EXIT_EMULATION);
 			return;
 		}
 		case KVM_EXIT_FAIL_ENTRY:
@@ -177,18 +240,18 @@ static void run_loop(struct vcpu *v)
 				 (unsigned long long)run->fail_entry.hardware_entry_failure_reason,
 				 run->fail_entry.cpu);
 			dump_state(v, what);
-			stop(EXIT_FAIL_ENTRY);
+			vcpus_end(EXIT_FAIL_ENTRY);
 			return;
 		case KVM_EXIT_SYSTEM_EVENT:
 			snprintf(what, sizeof(what), "system event %u (KVM_EXIT_SYSTEM_EVENT)",
 				 run->system_event.type);
 			dump_state(v, what);
-			stop(EXIT_UNHANDLED);
+			vcpus_end(EXIT_UNHANDLED);
 			return;
 		default:
 			snprintf(what, sizeof(what), "unhandled exit reason %d", reason);
 			dump_state(v, what);
-			stop(EXIT_UNHANDLED);
+			vcpus_end(EXIT_UNHANDLED);
 			return;
 		}
 	}
@@ -211,7 +274,7 @@ static void *vcpu_thread(void *arg)
 	int fd = kvm_create_vcpu(mach->vm, v->id);
 	if (fd < 0) {
 		complain("vcpu %u: kvm_create_vcpu: %s", v->id, strerror(errno));
-		stop(EXIT_HOST);
+		vcpus_end(EXIT_HOST);
 	}
 	pthread_mutex_lock(&lock);
 	v->fd = fd;
@@ -220,16 +283,152 @@ static void *vcpu_thread(void *arg)
 	 * vcpus when a local APIC changes (kvm_set_lapic() on the boot vcpu), and an IPI
 	 * to a vcpu missing from that map is lost. */
 	barrier(&created);
+	if (mach->incoming || mach->restore) {
+		/* The state comes from a stream: load it on this thread, then wait for go. */
+		pthread_mutex_lock(&lock);
+		while (!load_ready && !stopping)
+			pthread_cond_wait(&changed, &lock);
+		int load = load_ready && !stopping && fd >= 0;
+		pthread_mutex_unlock(&lock);
+		v->err = 0;
+		if (load && kvm_restore_vcpu(v->blob, v->blob_len) < 0)
+			v->err = errno;
+		pthread_mutex_lock(&lock);
+		loaded++;
+		pthread_cond_broadcast(&changed);
+		while (!go && !stopping)
+			pthread_cond_wait(&changed, &lock);
+		int run = go && !stopping && load && !v->err;
+		pthread_mutex_unlock(&lock);
+		if (run)
+			run_loop(v);
+		return NULL;
+	}
 	int ok = fd >= 0 && !__atomic_load_n(&stopping, __ATOMIC_SEQ_CST) && vcpu_configure(mach, v->id) == 0;
 	if (fd >= 0 && !ok)
-		stop(EXIT_HOST);
+		vcpus_end(EXIT_HOST);
 	barrier(&ready);
 	if (ok)
 		run_loop(v);
 	return NULL;
 }
 
-int vcpus_run(struct machine *m)
+/* With the lock held: waits until `*count` covers every vcpu; -1 if the machine stops. */
+static int wait_all(const unsigned *count, char *why, size_t whylen)
+{
+	while (*count < mach->ncpus && !stopping)
+		pthread_cond_wait(&changed, &lock);
+	if (stopping && why)
+		snprintf(why, whylen, "the machine stopped");
+	return stopping ? -1 : 0;
+}
+
+void vcpus_kick_all(void)
+{
+	pthread_mutex_lock(&lock);
+	for (unsigned i = 0; vcpus && i < mach->ncpus; i++)
+		if (vcpus[i].fd >= 0)
+			kvm_kick_vcpu(vcpus[i].fd); /* EAGAIN still kicks, on entry */
+	pthread_mutex_unlock(&lock);
+}
+
+int vcpus_pause(void)
+{
+	pthread_mutex_lock(&lock);
+	if (stopping) {
+		pthread_mutex_unlock(&lock);
+		return -1;
+	}
+	__atomic_add_fetch(&pause_req, 1, __ATOMIC_SEQ_CST);
+	pthread_mutex_unlock(&lock);
+	vcpus_kick_all();
+	pthread_mutex_lock(&lock);
+	int r = wait_all(&parked, NULL, 0);
+	if (r < 0)
+		__atomic_sub_fetch(&pause_req, 1, __ATOMIC_SEQ_CST);
+	pthread_mutex_unlock(&lock);
+	return r;
+}
+
+void vcpus_resume(void)
+{
+	pthread_mutex_lock(&lock);
+	if (pause_req > 0)
+		__atomic_sub_fetch(&pause_req, 1, __ATOMIC_SEQ_CST);
+	pthread_cond_broadcast(&changed);
+	pthread_mutex_unlock(&lock);
+}
+
+int vcpus_paused(void)
+{
+	return __atomic_load_n(&pause_req, __ATOMIC_SEQ_CST) > 0;
+}
+
+int vcpus_save(uint8_t **blobs, size_t *lens, char *why, size_t whylen)
+{
+	pthread_mutex_lock(&lock);
+	save_gen++;
+	saved = 0;
+	pthread_cond_broadcast(&changed);
+	int r = wait_all(&saved, why, whylen);
+	for (unsigned i = 0; i < mach->ncpus; i++) {
+		blobs[i] = vcpus[i].blob;
+		lens[i] = vcpus[i].blob_len;
+		vcpus[i].blob = NULL;
+		if (r == 0 && vcpus[i].err) {
+			snprintf(why, whylen, "vcpu %u: kvm_save_vcpu: %s", i, strerror(vcpus[i].err));
+			r = -1;
+		}
+	}
+	pthread_mutex_unlock(&lock);
+	return r;
+}
+
+int vcpus_wait_created(void)
+{
+	pthread_mutex_lock(&lock);
+	int r = wait_all(&created, NULL, 0);
+	pthread_mutex_unlock(&lock);
+	return r;
+}
+
+int vcpus_load(uint8_t *const *blobs, const size_t *lens, char *why, size_t whylen)
+{
+	pthread_mutex_lock(&lock);
+	wait_all(&created, NULL, 0);
+	for (unsigned i = 0; i < mach->ncpus; i++) {
+		vcpus[i].blob = blobs[i];
+		vcpus[i].blob_len = lens[i];
+	}
+	load_ready = 1;
+	pthread_cond_broadcast(&changed);
+	int r = wait_all(&loaded, why, whylen);
+	for (unsigned i = 0; i < mach->ncpus; i++) {
+		vcpus[i].blob = NULL;
+		if (r == 0 && (vcpus[i].fd < 0 || vcpus[i].err)) {
+			snprintf(why, whylen, "vcpu %u: %s: %s", i, vcpus[i].fd < 0 ? "kvm_create_vcpu" : "kvm_restore_vcpu",
+				 strerror(vcpus[i].err ? vcpus[i].err : EIO));
+			r = -1;
+		}
+	}
+	pthread_mutex_unlock(&lock);
+	return r;
+}
+
+void vcpus_go(void)
+{
+	if (mach->verbose) {
+		struct timespec t;
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		complain("the guest starts at CLOCK_MONOTONIC %lld.%09ld", (long long)t.tv_sec, t.tv_nsec);
+	}
+	pthread_mutex_lock(&lock);
+	go = 1;
+	pthread_cond_broadcast(&changed);
+	pthread_mutex_unlock(&lock);
+}
+
+int vcpus_start(struct machine *m)
 {
 	mach = m;
 	pthread_condattr_t ca;
@@ -241,7 +440,7 @@ int vcpus_run(struct machine *m)
 	vcpus = calloc(m->ncpus, sizeof(*vcpus));
 	if (!vcpus) {
 		complain("out of memory");
-		return EXIT_HOST;
+		return -1;
 	}
 	struct timespec deadline;
 	clock_gettime(CLOCK_MONOTONIC, &deadline);
@@ -260,12 +459,18 @@ int vcpus_run(struct machine *m)
 		int e = pthread_create(&vcpus[i].thread, NULL, vcpu_thread, &vcpus[i]);
 		if (e) {
 			complain("cannot start the thread of vcpu %u: %s", i, strerror(e));
-			stop(EXIT_HOST);
+			vcpus_end(EXIT_HOST);
 			break;
 		}
 		vcpus[i].started = 1;
 	}
+	start_time = deadline;
+	return 0;
+}
 
+int vcpus_wait(struct machine *m)
+{
+	struct timespec deadline = start_time;
 	pthread_mutex_lock(&lock);
 	while (!stopping) {
 		if (m->timeout <= 0) {
@@ -276,6 +481,7 @@ int vcpus_run(struct machine *m)
 			complain("timed out after %g seconds", m->timeout);
 		}
 	}
+	pthread_cond_broadcast(&changed); /* parked and waiting vcpus see `stopping` */
 	/* Every vcpu out of the guest. The fds are set under the lock; a thread that has not
 	 * reached its run loop yet sees `stopping` and never runs its vcpu. */
 	for (unsigned i = 0; i < m->ncpus; i++)
@@ -283,9 +489,11 @@ int vcpus_run(struct machine *m)
 			kvm_kick_vcpu(vcpus[i].fd); /* EAGAIN still kicks, on entry */
 	pthread_mutex_unlock(&lock);
 
-	for (unsigned i = 0; i < m->ncpus; i++)
+	for (unsigned i = 0; i < m->ncpus; i++) {
 		if (vcpus[i].started)
 			pthread_join(vcpus[i].thread, NULL);
+		free(vcpus[i].blob);
+	}
 	devices_flush();
 	if (m->stats) {
 		int fds[MAX_VCPUS];
