@@ -152,8 +152,7 @@ int main(void)
 	WITHOUT_MEMORY(kvm_destroy_vm(vm));
 	OK(kvm_attach_vcpu(vcpu_fd));
 	OK(kvm_get_regs(&r));
-	OK(kvm_detach_vcpu());
-	OK(kvm_destroy_vm(vm));
+	end_vm(vm);
 	printf("kvm_create_vm, kvm_destroy_vm, kvm_save_vcpu, kvm_restore_vcpu, kvm_save_vm, kvm_restore_vm, kvm_get_dirty_log: ENOMEM, silent, then working\n");
 	return 0;
 }

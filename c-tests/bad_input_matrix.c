@@ -1351,8 +1351,7 @@ static void irqchip_values(void)
 	OK(kvm_create_vcpu(v, 0));
 	BAD("created twice", kvm_create_irqchip(v), EEXIST);
 	BAD("identity map after the first vcpu", kvm_set_identity_map_addr(v, 0xfeffc000), EINVAL);
-	OK(kvm_detach_vcpu());
-	OK(kvm_destroy_vm(v));
+	end_vm(v);
 }
 
 int main(void)
@@ -1414,8 +1413,7 @@ int main(void)
 	/* After kvm_destroy_vm every call on it or its vcpu is EBADF, and the thread that
 	 * had its vcpu has none. */
 	OK(kvm_attach_vcpu(vcpu_fd));
-	OK(kvm_detach_vcpu());
-	OK(kvm_destroy_vm(vm));
+	end_vm(vm);
 	vm_calls_with("VM after kvm_destroy_vm", vm);
 	vcpu_fd_calls_with("vcpu after kvm_destroy_vm", vcpu_fd, EBADF);
 	object_fd_calls_with("VM after kvm_destroy_vm", vm);

@@ -59,7 +59,6 @@ int main(void)
 	CHECK_ERR(kvm_coalesced_mmio_next(vm, NULL), EFAULT);
 	CHECK_ERR(kvm_register_coalesced_mmio(-1, &mmio), EBADF);
 	CHECK_ERR(kvm_coalesced_mmio_next(-1, &e), EBADF);
-	OK(kvm_detach_vcpu());
-	OK(kvm_destroy_vm(vm));
+	end_vm(vm);
 	return 0;
 }

@@ -95,7 +95,6 @@ int main(void)
 
 	free(big);
 	free(c);
-	OK(kvm_detach_vcpu());
-	OK(kvm_destroy_vm(vm));
+	end_vm(vm);
 	return 0;
 }

@@ -48,7 +48,6 @@ int main(void)
 	if (fd < 0)
 		FAIL("retry of vcpu 1: %s", strerror(errno));
 	CHECK_EQ(count_kvm_fds(), before + 1);
-	OK(kvm_detach_vcpu());
-	OK(kvm_destroy_vm(vm));
+	end_vm(vm);
 	return 0;
 }

@@ -216,7 +216,6 @@ int main(void)
 	/* It exited owning the vcpu: released as at any thread exit. */
 	OK(kvm_attach_vcpu(vcpu_fd));
 	run_a_little("after siglongjmp");
-	OK(kvm_detach_vcpu());
-	OK(kvm_destroy_vm(vm));
+	end_vm(vm);
 	return 0;
 }

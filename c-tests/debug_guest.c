@@ -81,7 +81,6 @@ int main(void)
 	CHECK_ERR(kvm_debug_guest(NULL), EFAULT);
 	on_thread(no_vcpu, NULL);
 
-	OK(kvm_detach_vcpu());
-	OK(kvm_destroy_vm(vm));
+	end_vm(vm);
 	return 0;
 }

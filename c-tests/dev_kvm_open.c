@@ -201,8 +201,7 @@ int main(void)
 	load_blob(vm, 0x1000, BLOB(rm_report42));
 	setup_real_mode(0x1000);
 	CHECK_EQ(run_until_out(0x10), 42);
-	OK(kvm_detach_vcpu());
-	OK(kvm_destroy_vm(vm));
+	end_vm(vm);
 
 	copy_pairs();
 	unlink(pairs);

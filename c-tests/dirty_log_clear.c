@@ -69,7 +69,6 @@ int main(void)
 	cap.cap = 0x7fffffff;
 	CHECK_ERR(kvm_enable_cap(vm, &cap), EINVAL);
 	CHECK_ERR(kvm_enable_cap(-1, &cap), EBADF);
-	OK(kvm_detach_vcpu());
-	OK(kvm_destroy_vm(vm));
+	end_vm(vm);
 	return 0;
 }

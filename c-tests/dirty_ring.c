@@ -199,8 +199,7 @@ static void full_ring_unharvested(void)
 	expect_written(vm, SLOT, SLOT_GPA, PAGES, before);
 	expect_written(vm, SLOT, SLOT_GPA, PAGES, before);      /* nothing new */
 	free(before);
-	OK(kvm_detach_vcpu());
-	OK(kvm_destroy_vm(vm));
+	end_vm(vm);
 }
 
 /* Slots added and deleted between harvests: entries still in the rings for a slot that
@@ -253,8 +252,7 @@ static void slots_change(void)
 	expect_written(vm, 2, gpa2b, pages2, before2);
 	free(before);
 	free(before2);
-	OK(kvm_detach_vcpu());
-	OK(kvm_destroy_vm(vm));
+	end_vm(vm);
 }
 
 /* With KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2, reading keeps the log and kvm_clear_dirty_log
@@ -328,8 +326,7 @@ static void manual_protect(void)
 	clr.dirty_bitmap = a;
 	clr.slot = 0;                                          /* does not log */
 	CHECK_ERR(kvm_clear_dirty_log(vm, &clr), ENOENT);
-	OK(kvm_detach_vcpu());
-	OK(kvm_destroy_vm(vm));
+	end_vm(vm);
 }
 
 /* A harvest racing kvm_destroy_vm on another thread ends in EBADF, never a crash. */

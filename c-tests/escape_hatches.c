@@ -80,7 +80,6 @@ int main(void)
 	CHECK_ERR(kvm_vcpu_ioctl(KVM_SET_SIGNAL_MASK, &mask), EINVAL);
 	CHECK_ERR(kvm_vcpu_ioctl(KVM_GET_REGS, NULL), EFAULT); /* the kernel's own error */
 
-	OK(kvm_detach_vcpu());
-	OK(kvm_destroy_vm(vm));
+	end_vm(vm);
 	return 0;
 }

@@ -194,8 +194,7 @@ static void child_checks(void)
 	r.rsi = 21;
 	OK(kvm_set_regs(&r));
 	CHECK_EQ(run_until_out(0x10), 42);
-	OK(kvm_detach_vcpu());
-	OK(kvm_destroy_vm(own));
+	end_vm(own);
 }
 
 /* A thread that keeps the registry busy while the main thread forks. */
@@ -208,8 +207,7 @@ static void *churn(void *arg)
 		int v = OK(kvm_create_vm());
 		OK(kvm_set_memory_region(v, 0, 0, 0, 0x1000));
 		OK(kvm_create_vcpu(v, 0));
-		OK(kvm_detach_vcpu());
-		OK(kvm_destroy_vm(v));
+		end_vm(v);
 	}
 	return NULL;
 }
@@ -298,7 +296,6 @@ int main(int argc, char **argv)
 
 	exec_lists_no_kvm_fd(self);
 
-	OK(kvm_detach_vcpu());
-	OK(kvm_destroy_vm(vm));
+	end_vm(vm);
 	return 0;
 }

@@ -46,7 +46,6 @@ int main(void)
 	CHECK_ERR(kvm_set_fpu(NULL), EFAULT);
 	/* ESRCH on a thread without a vcpu: bad_input_matrix.c's VCPU_CALLS. */
 
-	OK(kvm_detach_vcpu());
-	OK(kvm_destroy_vm(vm));
+	end_vm(vm);
 	return 0;
 }

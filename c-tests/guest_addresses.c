@@ -256,7 +256,6 @@ int main(void)
 	unmapped_host_memory();
 	wide_mmio();
 	page_table_walk();
-	OK(kvm_detach_vcpu());
-	OK(kvm_destroy_vm(vm));
+	end_vm(vm);
 	return 0;
 }

@@ -263,7 +263,6 @@ int main(void)
 	endless_loop(vcpu_fd);
 	kicked_loop(vcpu_fd);
 	still_works();
-	OK(kvm_detach_vcpu());
-	OK(kvm_destroy_vm(vm));
+	end_vm(vm);
 	return 0;
 }

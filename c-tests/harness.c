@@ -304,6 +304,12 @@ static void describe_exit(int reason)
 	fputc('\n', stderr);
 }
 
+void end_vm(int vm)
+{
+	OK(kvm_detach_vcpu());
+	OK(kvm_destroy_vm(vm));
+}
+
 void run_expect(int reason)
 {
 	int r;

@@ -92,6 +92,10 @@ void skip_section(const char *section, const char *why);
  * skipped, not failed (a 77 without a record is a failure where /dev/kvm works). */
 void skip_test(const char *why) __attribute__((noreturn));
 
+/* The end of most tests: detaches the calling thread's vcpu and destroys `vm`, each
+ * checked to succeed. */
+void end_vm(int vm);
+
 /* Runs until an exit other than KVM_EXIT_INTR; fails the test if it is not `reason`. */
 void run_expect(int reason);
 /* The last exit was KVM_EXIT_MMIO at `gpa`, of `len` bytes, a write if `is_write`. */

@@ -66,8 +66,7 @@ int main(void)
 	EDIT_REGS(r, r.rsi = 0x1234; r.rbx = 0x40);
 	CHECK_EQ(run_until_out(0x10), 0x2468);
 	CHECK_EQ(run_until_out(0x11), 0x41);
-	OK(kvm_detach_vcpu());
-	OK(kvm_destroy_vm(vm));
+	end_vm(vm);
 	printf("refused through the hatches: 4 enables, KVM_INTERRUPT, KVM_RUN, KVM_SET_SIGNAL_MASK; VM still works\n");
 	return 0;
 }

@@ -69,8 +69,7 @@ static void finish(int vm, unsigned n)
 	uint8_t *count = kvm_guest_memory(vm, 0x500, 1);
 	CHECK(count != NULL);
 	CHECK_EQ(*count, n);
-	OK(kvm_detach_vcpu());
-	OK(kvm_destroy_vm(vm));
+	end_vm(vm);
 }
 
 /* sti; hlt with one vector queued: the interrupt wakes the hlt. */

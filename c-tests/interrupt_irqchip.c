@@ -16,7 +16,6 @@ int main(void)
 	 * arrived; no interrupt window was asked for. */
 	apic_guest_held_interrupt(vm);
 	CHECK_ERR(kvm_interrupt(256), EINVAL);
-	OK(kvm_detach_vcpu());
-	OK(kvm_destroy_vm(vm));
+	end_vm(vm);
 	return 0;
 }

@@ -92,7 +92,6 @@ int main(void)
 	CHECK_ERR(kvm_interrupt(-1u), EINVAL);
 	on_thread(no_vcpu, NULL);
 
-	OK(kvm_detach_vcpu());
-	OK(kvm_destroy_vm(vm));
+	end_vm(vm);
 	return 0;
 }

@@ -40,7 +40,6 @@ int main(void)
 
 	/* Interrupts off: the APIC holds it until the guest's sti. */
 	apic_guest_held_interrupt(vm);
-	OK(kvm_detach_vcpu());
-	OK(kvm_destroy_vm(vm));
+	end_vm(vm);
 	return 0;
 }

@@ -40,7 +40,6 @@ int main(void)
 	CHECK_EQ(run_until_out(0x30) & 0xff, 0x40);
 	run_until_out(0x11);
 	CHECK_EQ(*(uint8_t *)kvm_guest_memory(vm, 0x500, 1), 1);
-	OK(kvm_detach_vcpu());
-	OK(kvm_destroy_vm(vm));
+	end_vm(vm);
 	return 0;
 }

@@ -65,8 +65,7 @@ int main(void)
 	CHECK_EQ(run_until_out(0x70), 7);
 	CHECK_EQ(count(e70), 0);
 
-	OK(kvm_detach_vcpu());
-	OK(kvm_destroy_vm(vm));
+	end_vm(vm);
 	close(e70);
 	close(e72);
 	close(emmio);

@@ -81,8 +81,7 @@ static void without_irqchip(void)
 	setup_real_mode(0x1000);
 	EDIT_REGS(r, r.rsi = 21);
 	CHECK_EQ(run_until_out(0x10), 42);
-	OK(kvm_detach_vcpu());
-	OK(kvm_destroy_vm(plain));
+	end_vm(plain);
 
 	/* Not a VM. */
 	CHECK_ERR(kvm_create_irqchip(efd), EBADF);
@@ -115,8 +114,7 @@ static void pit_speaker(void)
 			CHECK_EQ(run->io.port, 0x61);
 		}
 		run_until_out(0x12); /* (its hlt would wait in the kernel: not run) */
-		OK(kvm_detach_vcpu());
-		OK(kvm_destroy_vm(v));
+		end_vm(v);
 	}
 }
 
@@ -248,7 +246,6 @@ int main(void)
 	CHECK_EQ(run_until_out(0x60), 0x20);
 
 	close(efd);
-	OK(kvm_detach_vcpu());
-	OK(kvm_destroy_vm(vm));
+	end_vm(vm);
 	return 0;
 }

@@ -45,8 +45,7 @@ static void pic(void)
 	CHECK_ERR(kvm_get_irqchip(vm, NULL), EFAULT);
 	CHECK_ERR(kvm_set_irqchip(vm, NULL), EFAULT);
 	CHECK_ERR(kvm_get_irqchip(-1, &chip), EBADF);
-	OK(kvm_detach_vcpu());
-	OK(kvm_destroy_vm(vm));
+	end_vm(vm);
 }
 
 static int line_status(int vm, uint32_t gsi, int level)
@@ -133,8 +132,7 @@ static void ioapic_and_routing(void)
 	CHECK_ERR(kvm_irq_line_status(vm, NULL), EFAULT);
 	struct kvm_irq_level l = { .irq = 1, .level = 1 };
 	CHECK_ERR(kvm_irq_line_status(-1, &l), EBADF);
-	OK(kvm_detach_vcpu());
-	OK(kvm_destroy_vm(vm));
+	end_vm(vm);
 
 	/* Without an in-kernel irqchip there is nothing to route to. */
 	vm = vm_with_memory(0x10000);
@@ -174,8 +172,7 @@ static void pit(void)
 	CHECK_ERR(kvm_get_pit2(vm, NULL), EFAULT);
 	CHECK_ERR(kvm_set_pit2(vm, NULL), EFAULT);
 	CHECK_ERR(kvm_get_pit2(-1, &p), EBADF);
-	OK(kvm_detach_vcpu());
-	OK(kvm_destroy_vm(vm));
+	end_vm(vm);
 }
 
 int main(void)

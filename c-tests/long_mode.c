@@ -25,7 +25,6 @@ int main(void)
 	CHECK_EQ(s.cs.l, 1);
 	CHECK(s.efer & 0x400); /* LMA */
 
-	OK(kvm_detach_vcpu());
-	OK(kvm_destroy_vm(vm));
+	end_vm(vm);
 	return 0;
 }

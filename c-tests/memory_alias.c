@@ -181,7 +181,6 @@ int main(void)
 	/* Its guest range is free again for a memory slot. */
 	OK(kvm_set_memory_region(vm, 2, 0, 0x200000, 0x1000));
 
-	OK(kvm_detach_vcpu());
-	OK(kvm_destroy_vm(vm));
+	end_vm(vm);
 	return 0;
 }

@@ -156,8 +156,7 @@ static void shared_memfd(void)
 	CHECK_EQ(memfd_fds(), 0); /* `mine` is a mapping, not an fd */
 	CHECK_EQ(mine[(tables[6] - FD_GPA) >> 2], guest_value(0xc0de004f, tables[6]));
 	CHECK(munmap(mine, SIZE) == 0);
-	OK(kvm_detach_vcpu());
-	OK(kvm_destroy_vm(vm));
+	end_vm(vm);
 }
 
 /* A file of PAGES + 1 pages, dword k holding file_word(k); `rw` gets an O_RDWR fd of

@@ -53,7 +53,6 @@ int main(void)
 	OK(kvm_get_regs(&r));
 	CHECK_EQ(r.rax & 0xffff, 0xabce);
 	CHECK_EQ(r.rbx, 0xabce);
-	OK(kvm_detach_vcpu());
-	OK(kvm_destroy_vm(vm));
+	end_vm(vm);
 	return 0;
 }

@@ -103,7 +103,6 @@ int main(void)
 	free(m3);
 	free(m);
 	free(list);
-	OK(kvm_detach_vcpu());
-	OK(kvm_destroy_vm(vm));
+	end_vm(vm);
 	return 0;
 }

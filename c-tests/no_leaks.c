@@ -34,8 +34,7 @@ int main(void)
 		CHECK_EQ(count_kvm_fds(), kvm0 + 3);      /* VM + two vcpus */
 		CHECK_EQ(count_kvm_mappings(), maps0 + 2); /* two run areas */
 		CHECK_ERR(kvm_destroy_vm(vm), EBUSY);     /* ours is attached */
-		OK(kvm_detach_vcpu());
-		OK(kvm_destroy_vm(vm));
+		end_vm(vm);
 
 		CHECK_EQ(count_kvm_fds(), kvm0);
 		CHECK_EQ(count_kvm_mappings(), maps0);

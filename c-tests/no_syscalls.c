@@ -37,8 +37,7 @@ static int loop(long n)
 		if (kvm_set_regs(&r) < 0)
 			FAIL("kvm_set_regs: %s", strerror(errno));
 	}
-	OK(kvm_detach_vcpu());
-	OK(kvm_destroy_vm(vm));
+	end_vm(vm);
 	return 0;
 }
 

@@ -74,8 +74,7 @@ int main(void)
 
 	/* Destroying needs no lookup: the poisoned VM goes away cleanly. */
 	OK(kvm_destroy_vm(poisoned));
-	OK(kvm_detach_vcpu());
-	OK(kvm_destroy_vm(healthy));
+	end_vm(healthy);
 	printf("6 kinds of entry point panicked: -1/NULL with ENOTRECOVERABLE, nothing printed, "
 	       "locks released\n");
 	return 0;

@@ -22,7 +22,6 @@ int main(void)
 	CHECK(s.cr0 & 1);
 	CHECK_EQ(s.cs.db, 1);
 
-	OK(kvm_detach_vcpu());
-	OK(kvm_destroy_vm(vm));
+	end_vm(vm);
 	return 0;
 }

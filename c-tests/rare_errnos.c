@@ -25,8 +25,7 @@ static int real_mode_vm(struct blob b)
 
 static void done(int vm)
 {
-	OK(kvm_detach_vcpu());
-	OK(kvm_destroy_vm(vm));
+	end_vm(vm);
 }
 
 /* KVM_GUESTDBG_INJECT_BP queues a #BP; asking again while it is pending is EBUSY. The
@@ -260,8 +259,7 @@ static void interrupt_no_apic_eagain(void)
 	uint32_t irr;
 	memcpy(&irr, l.regs + 0x200 + 0x10 * (0x40 / 32), 4);
 	CHECK(irr & (1u << (0x40 % 32)));      /* pending in the IRR */
-	OK(kvm_detach_vcpu());
-	OK(kvm_destroy_vm(vm));
+	end_vm(vm);
 }
 
 int main(void)

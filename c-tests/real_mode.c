@@ -28,7 +28,6 @@ int main(void)
 	CHECK_EQ(r.rax & 0xffff, 1234 * 5);
 	CHECK_EQ(r.rip, 0x1000 + (BLOB(rm_arith).end - BLOB(rm_arith).start));
 
-	OK(kvm_detach_vcpu());
-	OK(kvm_destroy_vm(vm));
+	end_vm(vm);
 	return 0;
 }

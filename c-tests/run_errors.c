@@ -25,8 +25,7 @@ static void eintr(void)
 	CHECK_ERR(kvm_run(), EINTR);
 	CHECK_EQ(rip(), 0x1000);
 	CHECK_EQ(run_until_out(0x10), 42);
-	OK(kvm_detach_vcpu());
-	OK(kvm_destroy_vm(vm));
+	end_vm(vm);
 }
 
 /* Without an in-kernel local APIC the kernel takes CR8 from the run area on every
@@ -42,8 +41,7 @@ static void einval(void)
 	CHECK_EQ(rip(), 0x1000);
 	kvm_run_area()->cr8 = 0;
 	CHECK_EQ(run_until_out(0x10), 42);
-	OK(kvm_detach_vcpu());
-	OK(kvm_destroy_vm(vm));
+	end_vm(vm);
 }
 
 /* A slot of the caller's memory (guest 0x200000) that the guest reads once while it is
@@ -78,8 +76,7 @@ static void efault(void)
 		}
 	}
 	OK(kvm_set_user_memory_region(vm, 1, 0, 0x200000, 0, host));
-	OK(kvm_detach_vcpu());
-	OK(kvm_destroy_vm(vm));
+	end_vm(vm);
 }
 
 /* kvm_kick_vcpu of a vcpu whose owner is outside kvm_run while no signal can be queued

@@ -44,7 +44,6 @@ int main(void)
 	CHECK(blob != NULL);
 	OK(kvm_save_vcpu(blob, &len));
 	free(blob);
-	OK(kvm_detach_vcpu());
-	OK(kvm_destroy_vm(vm));
+	end_vm(vm);
 	return 0;
 }

@@ -101,7 +101,6 @@ int main(void)
 	struct kvm_mp_state mp;
 	OK(kvm_get_mp_state(&mp));
 	CHECK_EQ(mp.mp_state, KVM_MP_STATE_RUNNABLE);
-	OK(kvm_detach_vcpu());
-	OK(kvm_destroy_vm(vm));
+	end_vm(vm);
 	return 0;
 }

@@ -365,8 +365,7 @@ static void held_interrupt(void)
 	uint8_t *blob = save(-1, &len);
 	uint8_t mem[0x10000];
 	memcpy(mem, kvm_guest_memory(vm, 0, sizeof(mem)), sizeof(mem));
-	OK(kvm_detach_vcpu());
-	OK(kvm_destroy_vm(vm));
+	end_vm(vm);
 
 	vm = vm_with_memory(0x10000);
 	memcpy(kvm_guest_memory(vm, 0, sizeof(mem)), mem, sizeof(mem));
@@ -374,16 +373,14 @@ static void held_interrupt(void)
 	OK(kvm_restore_vcpu(blob, len));
 	CHECK_EQ(run_until_out(0x31), 0x50);           /* before the guest's own report */
 	run_until_out(0x32);
-	OK(kvm_detach_vcpu());
-	OK(kvm_destroy_vm(vm));
+	end_vm(vm);
 
 	/* Such a vcpu does not fit a VM with an in-kernel irqchip. */
 	vm = vm_with_memory(0x10000);
 	OK(kvm_create_irqchip(vm));
 	OK(kvm_create_vcpu(vm, 0));
 	CHECK_ERR(kvm_restore_vcpu(blob, len), EINVAL);
-	OK(kvm_detach_vcpu());
-	OK(kvm_destroy_vm(vm));
+	end_vm(vm);
 	free(blob);
 }
 
@@ -428,8 +425,7 @@ static int restore_and_finish(const char *path, int checks)
 	CHECK(f != NULL);
 	CHECK(fwrite(&o, sizeof(o), 1, f) == 1);
 	fclose(f);
-	OK(kvm_detach_vcpu());
-	OK(kvm_destroy_vm(vm));
+	end_vm(vm);
 	free(vm_blob);
 	free(vcpu_blob);
 	free(mem);
@@ -459,8 +455,7 @@ static void stop_save_finish(int stop, const struct outcome *ref, int checks)
 	char path[] = "/tmp/libkvm-snapshot-XXXXXX";
 	WRITE_RECORDS(path, { vm_blob, vm_len }, { vcpu_blob, vcpu_len },
 		      { kvm_guest_memory(vm, 0, MEM), MEM }, { &part, sizeof(part) });
-	OK(kvm_detach_vcpu());
-	OK(kvm_destroy_vm(vm));
+	end_vm(vm);
 
 	pid_t pid;
 	CHECK_EQ(run_self("snapshot", checks ? "--restore-checked" : "--restore", path, &pid), 0);
@@ -512,8 +507,7 @@ int main(int argc, char **argv)
 	CHECK_EQ(run_guest(&ref, -1), 0);
 	CHECK_EQ(ref.steps, STEPS);
 	CHECK_EQ(ref.ticks, STEPS);
-	OK(kvm_detach_vcpu());
-	OK(kvm_destroy_vm(vm));
+	end_vm(vm);
 
 	/* Stopped at the port read of step STEPS/2, its data supplied but the IN still
 	 * pending in the kernel: saving must complete it (else the fresh process would see

@@ -89,8 +89,7 @@ static int restore(const char *path)
 	OK(kvm_restore_vm(vm, buf, len));
 	CHECK_EQ(deliver(), VECTOR);        /* the saved table routes it to the MSI */
 	run_until_out(0x66);
-	OK(kvm_detach_vcpu());
-	OK(kvm_destroy_vm(vm));
+	end_vm(vm);
 
 	int split = vm_with_memory(1 << 20);
 	struct kvm_enable_cap cap = { .cap = KVM_CAP_SPLIT_IRQCHIP, .args = { 24 } };
@@ -102,8 +101,7 @@ static int restore(const char *path)
 	int plain = vm_with_memory(1 << 20);
 	OK(kvm_create_vcpu(plain, 0));
 	CHECK_ERR(kvm_restore_vm(plain, buf, slen), ENXIO);
-	OK(kvm_detach_vcpu());
-	OK(kvm_destroy_vm(plain));
+	end_vm(plain);
 	OK(kvm_destroy_vm(split));
 	return 0;
 }
@@ -155,7 +153,6 @@ int main(int argc, char **argv)
 	CHECK(waitpid(pid, &status, 0) == pid);
 	unlink(path);
 	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-	OK(kvm_detach_vcpu());
-	OK(kvm_destroy_vm(vm));
+	end_vm(vm);
 	return 0;
 }

@@ -143,15 +143,13 @@ int main(void)
 	size_t lapic_len, vm_len, held_len;
 	uint8_t *lapic_blob = save_vcpu_blob(&lapic_len);
 	uint8_t *vm_blob = save_vm_blob(src, &vm_len);
-	OK(kvm_detach_vcpu());
-	OK(kvm_destroy_vm(src));
+	end_vm(src);
 	src = vm_with_memory(MEM);
 	OK(kvm_create_vcpu(src, 0));
 	run_guest(src);
 	OK(kvm_interrupt(0x50));                  /* held: interrupts are off */
 	uint8_t *held_blob = save_vcpu_blob(&held_len);
-	OK(kvm_detach_vcpu());
-	OK(kvm_destroy_vm(src));
+	end_vm(src);
 
 	/* ENXIO: local-APIC state, no in-kernel APICs. */
 	struct seen before;
@@ -163,8 +161,7 @@ int main(void)
 	unchanged(&before, "LAPIC into a VM without irqchip");
 	/* ENXIO: irqchip state, no irqchip (same shape otherwise). */
 	CHECK_ERR(kvm_restore_vm(vm, vm_blob, vm_len), ENXIO);
-	OK(kvm_detach_vcpu());
-	OK(kvm_destroy_vm(vm));
+	end_vm(vm);
 
 	/* A split irqchip has in-kernel local APICs: the LAPIC blob fits. */
 	vm = vm_with_memory(MEM);
@@ -201,8 +198,7 @@ int main(void)
 	look(&before);
 	CHECK_ERR(kvm_restore_vcpu(held_blob, held_len), EINVAL);
 	unchanged(&before, "held vectors into an irqchip");
-	OK(kvm_detach_vcpu());
-	OK(kvm_destroy_vm(vm));
+	end_vm(vm);
 
 	/* EINVAL: other shapes, each with irqchip and PIT (only the shape differs). */
 	struct { uint32_t slot; uint64_t gpa, mem; int vcpus; const char *what; } shapes[] = {
@@ -299,8 +295,7 @@ int main(void)
 	}
 	/* The blob itself fits: the refusals above were about what was changed. */
 	OK(kvm_restore_vcpu(lapic_blob, lapic_len));
-	OK(kvm_detach_vcpu());
-	OK(kvm_destroy_vm(vm));
+	end_vm(vm);
 
 	/* EINVAL: another CPUID than that of a vcpu that has run; the same one is fine. */
 	vm = vm_with_memory(MEM);
@@ -312,15 +307,13 @@ int main(void)
 	look(&before);
 	CHECK_ERR(kvm_restore_vcpu(held_blob, held_len), EINVAL);
 	unchanged(&before, "another CPUID");
-	OK(kvm_detach_vcpu());
-	OK(kvm_destroy_vm(vm));
+	end_vm(vm);
 	vm = vm_with_memory(MEM);
 	OK(kvm_create_vcpu(vm, 0));
 	run_guest(vm);                            /* no CPUID set: the same as the blob's */
 	OK(kvm_restore_vcpu(held_blob, held_len));
 	CHECK_EQ(run_until_out(0x31), 0x50);      /* and the held vector came along */
-	OK(kvm_detach_vcpu());
-	OK(kvm_destroy_vm(vm));
+	end_vm(vm);
 
 	free(lapic_blob);
 	free(vm_blob);

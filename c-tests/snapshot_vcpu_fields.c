@@ -504,8 +504,7 @@ static int restore(const char *path)
 	take_dump(vm, &now);
 	compare(before, &now);
 	guest_observes(vm);
-	OK(kvm_detach_vcpu());
-	OK(kvm_destroy_vm(vm));
+	end_vm(vm);
 
 	/* MP state: halted, waiting for an interrupt. */
 	vm = machine(1);
@@ -519,8 +518,7 @@ static int restore(const char *path)
 	EXPECT(0xe0, 0x81);
 	run_until_out_within(0xd8, 5);
 	run_until_out_within(0x3f, 5);
-	OK(kvm_detach_vcpu());
-	OK(kvm_destroy_vm(vm));
+	end_vm(vm);
 
 	/* Pending vectors: held by kvm_interrupt for a guest with interrupts off (no
 	 * irqchip); taken as soon as it enables them. */
@@ -529,8 +527,7 @@ static int restore(const char *path)
 	OK(kvm_restore_vcpu(held_blob, held_len));
 	CHECK_EQ(run_until_out_within(0x31, 5), 0x50);
 	run_until_out_within(0x32, 5);
-	OK(kvm_detach_vcpu());
-	OK(kvm_destroy_vm(vm));
+	end_vm(vm);
 
 	free(vm_blob); free(vcpu_blob); free(mem); free(before); free(halt_blob);
 	free(halt_mem); free(halt_before); free(held_blob); free(held_mem); free(flags);
@@ -603,8 +600,7 @@ int main(int argc, char **argv)
 	OK(kvm_interrupt(0x81));
 	EXPECT(0xe0, 0x81);
 	run_until_out_within(0xd8, 5);
-	OK(kvm_detach_vcpu());
-	OK(kvm_destroy_vm(vm));
+	end_vm(vm);
 
 	/* A vector held by kvm_interrupt (guests/snapshot.S's rm_held_irq). */
 	vm = machine(0);
@@ -620,8 +616,7 @@ int main(int argc, char **argv)
 	OK(kvm_interrupt(0x50));                  /* held: IF is clear */
 	uint8_t *held_blob = save_vcpu_blob(&held_len);
 	memcpy(held_mem, kvm_guest_memory(vm, 0, MEM), MEM);
-	OK(kvm_detach_vcpu());
-	OK(kvm_destroy_vm(vm));
+	end_vm(vm);
 
 	char path[] = "/tmp/libkvm-vcpu-fields-XXXXXX";
 	int flags[3] = { avx, (int)xsave_size_avx, tsc_set };

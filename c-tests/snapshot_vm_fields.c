@@ -203,8 +203,7 @@ static int restore(const char *path)
 	take_dump(vm, &now);
 	compare(before, &now);
 	guest_observes(vm, before->clock.clock);
-	OK(kvm_detach_vcpu());
-	OK(kvm_destroy_vm(vm));
+	end_vm(vm);
 	free(vm_blob);
 	free(vcpu_blob);
 	free(mem);
@@ -237,8 +236,7 @@ int main(int argc, char **argv)
 	memcpy(mem, kvm_guest_memory(vm, 0, MEM), MEM);
 	/* The source goes on: the guest observes the same as after the restore. */
 	guest_observes(vm, before.clock.clock);
-	OK(kvm_detach_vcpu());
-	OK(kvm_destroy_vm(vm));
+	end_vm(vm);
 
 	char path[] = "/tmp/libkvm-vm-fields-XXXXXX";
 	WRITE_RECORDS(path, { vm_blob, vm_len }, { vcpu_blob, vcpu_len }, { mem, MEM },

@@ -275,8 +275,7 @@ static void outs_and_hlts(void)
 	CHECK(waitpid(pid, &st, 0) == pid);
 	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 
-	OK(kvm_detach_vcpu());
-	OK(kvm_destroy_vm(vm));
+	end_vm(vm);
 	CHECK_ERR(kvm_stats_read(vcpu_fd, -1, NULL, 0), EBADF);
 	CHECK_ERR(kvm_stats_lookup(vcpu_fd, "exits"), EBADF);
 	CHECK_ERR(kvm_stats_name(vm, 0), EBADF);

@@ -47,8 +47,7 @@ static void init_accepted_by_get_mp_state(void)
 	OK(kvm_vcpu_ioctl(KVM_GET_REGS, &r));
 	CHECK_EQ(r.rip, 0xfff0);
 
-	OK(kvm_detach_vcpu());
-	OK(kvm_destroy_vm(vm));
+	end_vm(vm);
 }
 
 static void on_alarm(int sig)
@@ -103,8 +102,7 @@ static void run_interrupted_while_waiting_for_init(void)
 	CHECK_EQ(run_until_out(0x10), 6);
 	CHECK_EQ(run_until_out(0x11), 0x5a5b);
 
-	OK(kvm_detach_vcpu());
-	OK(kvm_destroy_vm(vm));
+	end_vm(vm);
 }
 
 int main(void)

@@ -60,8 +60,7 @@ static void thirty_two_bit(void)
 	if (!(s.cr0 & 0x80000000)) {
 		/* Some hosts (kvm_pvm) page only in long mode and drop CR0.PG here. */
 		skip_section("32-bit paging", "the host drops CR0.PG outside long mode (kvm_pvm)");
-		OK(kvm_detach_vcpu());
-		OK(kvm_destroy_vm(vm));
+		end_vm(vm);
 		return;
 	}
 
@@ -80,8 +79,7 @@ static void thirty_two_bit(void)
 	expect(0x800123, 1, 0x8123, 0, 1);
 	expect(0xc00000, 0, 0, 0, 0);        /* PDE not present */
 
-	OK(kvm_detach_vcpu());
-	OK(kvm_destroy_vm(vm));
+	end_vm(vm);
 }
 
 static void four_level(void)
@@ -143,8 +141,7 @@ static void four_level(void)
 	CHECK_EQ(v, 0);
 	on_thread(no_vcpu, NULL);
 
-	OK(kvm_detach_vcpu());
-	OK(kvm_destroy_vm(vm));
+	end_vm(vm);
 }
 
 int main(void)
