@@ -1,7 +1,7 @@
 /* Shared helpers of the benchmarks (see bench.h). */
 #define _GNU_SOURCE
 #include "bench.h"
-#include "long_mode.h"
+#include "control_regs64.h"
 #include <fcntl.h>
 #include <stdarg.h>
 #include <sys/ioctl.h>

@@ -1,7 +1,7 @@
 /* Shared helpers of the C tests (see harness.h). */
 #define _GNU_SOURCE
 #include "harness.h"
-#include "long_mode.h"
+#include "control_regs64.h"
 #include <dirent.h>
 #include <pthread.h>
 #include <stdatomic.h>

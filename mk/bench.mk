@@ -8,7 +8,7 @@ BENCH_BINS := $(patsubst %,$(B)/bench/%,$(BENCHES))
 BENCH_HAVE := $(foreach f,kvm_kick_vcpu kvm_get_dirty_log,$(if $(shell grep -sw '$(f)' include/libkvm.h),-DHAVE_$(shell echo $(f) | tr a-z A-Z)))
 BENCH_CFLAGS = $(HOST_CFLAGS) -Iinclude -Ibench -Ic-tests -pthread $(BENCH_HAVE)
 
-$(B)/bench/common.o: bench/common.c bench/bench.h c-tests/long_mode.h include/libkvm.h
+$(B)/bench/common.o: bench/common.c bench/bench.h c-tests/control_regs64.h include/libkvm.h
 	@mkdir -p $(dir $@)
 	$(CC) $(BENCH_CFLAGS) -c -o $@ $<
 

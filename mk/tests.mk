@@ -52,7 +52,7 @@ TEST_LDFLAGS = $(LDFLAGS) -L$(B) -lkvm -Wl,-rpath,$(CURDIR)/$(B) -pthread
 # the compiler's (the guests are plain data and shared). The plain build, which make check
 # and check-valgrind run, is $(B)/c-tests; check-asan's is $(B)/asan/c-tests.
 define test_flavour
-$(1)/harness.o: c-tests/harness.c c-tests/harness.h c-tests/long_mode.h include/libkvm.h
+$(1)/harness.o: c-tests/harness.c c-tests/harness.h c-tests/control_regs64.h include/libkvm.h
 	@mkdir -p $$(dir $$@)
 	$$(CC) $$(TEST_CFLAGS) $(2) -c -o $$@ $$<
 

@@ -7,7 +7,7 @@
 //! file, a guest_memfd). A source is checked ([`Source::check`]) before anything changes,
 //! then turned into the slot's [`Backing`] ([`Checked::back`]).
 
-use super::slots::{Backing, Mapping, Slot, PAGE_SIZE};
+use super::slots::{Backing, Dup, FileBacking, Mapping, Slot, PAGE_SIZE};
 use crate::error::{Errno, Result};
 use std::os::unix::io::RawFd;
 
@@ -195,61 +195,6 @@ impl Checked {
 impl FileSpec {
     fn shared(&self) -> bool {
         self.map_flags & libc::MAP_SHARED != 0
-    }
-}
-
-/// libkvm's own close-on-exec duplicate of a caller's fd, closed on drop (without the
-/// C library's cancellation point).
-#[derive(Debug)]
-struct Dup(RawFd);
-
-impl Dup {
-    fn of(fd: RawFd) -> Result<Dup> {
-        // SAFETY: F_DUPFD_CLOEXEC makes a new descriptor, owned by the `Dup` from here.
-        crate::error::check(unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) }).map(Dup)
-    }
-}
-
-impl Drop for Dup {
-    fn drop(&mut self) {
-        // SAFETY: the descriptor is this object's alone.
-        unsafe { crate::cancel::close(self.0) };
-    }
-}
-
-/// The memory of a slot backed by a file descriptor: libkvm's mapping of it and its own
-/// duplicate of the fd (so the caller may close theirs), both released with the slot.
-#[derive(Debug)]
-pub struct FileBacking {
-    // Field order is drop order: unmapped, then closed.
-    mapping: Mapping,
-    fd: Dup,
-    file: (u64, u64),
-    offset: u64,
-    shared: bool,
-    guest_memfd: bool,
-}
-
-impl FileBacking {
-    /// Unmaps and closes now; if the kernel refuses to unmap, the backing is given back
-    /// intact (see `Mapping::unmap`).
-    pub fn unmap(self) -> std::result::Result<(), (FileBacking, Errno)> {
-        let FileBacking { mapping, .. } = self;
-        match mapping.unmap() {
-            // `fd` and the rest were moved out with `self` and are dropped: closed.
-            Ok(()) => Ok(()),
-            Err((mapping, e)) => Err((FileBacking { mapping, ..self }, e)),
-        }
-    }
-
-    /// The (guest_memfd, offset) the slot is bound to, if it is a guest_memfd's.
-    pub fn guest_memfd(&self) -> Option<(RawFd, u64)> {
-        self.guest_memfd.then_some((self.fd.0, self.offset))
-    }
-
-    /// libkvm's descriptor of the file (for a fork() child, which closes its copy).
-    pub fn raw_fd(&self) -> RawFd {
-        self.fd.0
     }
 }
 

@@ -3,6 +3,7 @@
 //! the only way from a guest-physical address to a host pointer.
 
 use crate::error::{Errno, Result};
+use std::os::unix::io::RawFd;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Guest pages are 4 KiB: addresses and sizes of slots must be multiples of this.
@@ -169,7 +170,7 @@ pub enum Backing {
     User,
     /// A mapping of a file descriptor (`kvm_set_memory_region_fd`), unmapped and closed
     /// with the slot.
-    File(super::fd_backing::FileBacking),
+    File(FileBacking),
     /// A memory alias (`kvm_set_memory_alias`): the host memory of guest-physical
     /// `target` onwards, which lies inside user slot `slot`.
     Alias {
@@ -365,6 +366,61 @@ impl MemoryMap {
         let (_, s) = self.containing(gpa, len)?;
         // The offset is below s.size, which fits the host mapping that backs the slot.
         Ok(s.host.wrapping_add((gpa - s.gpa) as usize))
+    }
+}
+
+/// libkvm's own close-on-exec duplicate of a caller's fd, closed on drop (without the
+/// C library's cancellation point).
+#[derive(Debug)]
+pub(super) struct Dup(pub(super) RawFd);
+
+impl Dup {
+    pub(super) fn of(fd: RawFd) -> Result<Dup> {
+        // SAFETY: F_DUPFD_CLOEXEC makes a new descriptor, owned by the `Dup` from here.
+        crate::error::check(unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) }).map(Dup)
+    }
+}
+
+impl Drop for Dup {
+    fn drop(&mut self) {
+        // SAFETY: the descriptor is this object's alone.
+        unsafe { crate::cancel::close(self.0) };
+    }
+}
+
+/// The memory of a slot backed by a file descriptor: libkvm's mapping of it and its own
+/// duplicate of the fd (so the caller may close theirs), both released with the slot.
+#[derive(Debug)]
+pub struct FileBacking {
+    // Field order is drop order: unmapped, then closed.
+    pub(super) mapping: Mapping,
+    pub(super) fd: Dup,
+    pub(super) file: (u64, u64),
+    pub(super) offset: u64,
+    pub(super) shared: bool,
+    pub(super) guest_memfd: bool,
+}
+
+impl FileBacking {
+    /// Unmaps and closes now; if the kernel refuses to unmap, the backing is given back
+    /// intact (see `Mapping::unmap`).
+    pub fn unmap(self) -> std::result::Result<(), (FileBacking, Errno)> {
+        let FileBacking { mapping, .. } = self;
+        match mapping.unmap() {
+            // `fd` and the rest were moved out with `self` and are dropped: closed.
+            Ok(()) => Ok(()),
+            Err((mapping, e)) => Err((FileBacking { mapping, ..self }, e)),
+        }
+    }
+
+    /// The (guest_memfd, offset) the slot is bound to, if it is a guest_memfd's.
+    pub fn guest_memfd(&self) -> Option<(RawFd, u64)> {
+        self.guest_memfd.then_some((self.fd.0, self.offset))
+    }
+
+    /// libkvm's descriptor of the file (for a fork() child, which closes its copy).
+    pub fn raw_fd(&self) -> RawFd {
+        self.fd.0
     }
 }
 

@@ -1,7 +1,7 @@
 /* The control registers of 64-bit mode, for the guest setup of the tests (harness.c)
  * and of the benchmarks (bench/common.c), which share no other code. */
-#ifndef LIBKVM_TEST_LONG_MODE_H
-#define LIBKVM_TEST_LONG_MODE_H
+#ifndef LIBKVM_TEST_CONTROL_REGS64_H
+#define LIBKVM_TEST_CONTROL_REGS64_H
 
 #include <stdint.h>
 #include <linux/kvm.h>
