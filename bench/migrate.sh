@@ -4,6 +4,7 @@
 # Medians of 3 (BENCH_RUNS). Not part of make check. See BENCHMARKS.md.
 #   memory-heavy guest, 128 MiB: 1 MiB rewritten per 10 ms PIT tick (passes paced)
 #   hot guest, 128 MiB: 100 MiB rewritten at native speed in ring 3 (nowait)
+#   (kvmrun each with the dirty bitmap, and with -dirty-ring of the host's largest ring)
 #   restore, 2 vcpus, 512 MiB: from the start of kvmrun -restore (fork + exec) to the
 #     guest's first instruction (kvmrun -v prints when it lets the vcpus run); QEMU:
 #     from the start of qemu -incoming "exec:cat FILE" to `info status` running
@@ -89,13 +90,13 @@ qemu_migrate() {
   rm -f "$tmp"/q?.serial
 }
 
-# kvmrun_migrate APPEND: one kvmrun migration; prints "total downtime bytes
-# downtime-until-the-last-byte throttled"
+# kvmrun_migrate APPEND [SOURCE OPTIONS...]: one kvmrun migration; prints "total downtime
+# bytes downtime-until-the-last-byte throttled"
 kvmrun_migrate() {
-  local p=$((port++))
+  local p=$((port++)) app=$1; shift
   $KVMRUN -m 128 -incoming "tcp:127.0.0.1:$p" > /dev/null 2>&1 &
   local dpid=$!; pids+=("$dpid")
-  $KVMRUN -m 128 -append "$1" -monitor "unix:$tmp/ks.sock" $K > "$tmp/ks.out" 2> "$tmp/ks.err" &
+  $KVMRUN -m 128 -append "$app" "$@" -monitor "unix:$tmp/ks.sock" $K > "$tmp/ks.out" 2> "$tmp/ks.err" &
   local spid=$!; pids+=("$spid")
   wait_file "$tmp/ks.out" "^migtest:" 10 || { echo none; kill -9 $spid $dpid; return; }
   sleep 1
@@ -121,16 +122,28 @@ report() { # NAME FILE: medians of "total downtime bytes [downtime-to-last-byte]
     "$(grep -v none "$f" | cut -d' ' -f3 | median)" "$n" "$(grep -q throttled "$f" && echo ', converged by throttling')"
 }
 
+# The largest dirty ring this host's KVM takes per vcpu (KVM_CHECK_EXTENSION of
+# KVM_CAP_DIRTY_LOG_RING_ACQ_REL, else KVM_CAP_DIRTY_LOG_RING); 0: none.
+RING=$(perl -e 'open(my $k, "+<", "/dev/kvm") or die; for my $cap (223, 192) {
+  my $r = ioctl($k, 0xAE03, $cap); if ($r) { $r += 0; if ($r > 0) { print $r; exit } } } print 0')
+
 echo "bench-migrate, $(date -u '+%F %H:%M UTC'), Linux $(uname -r), $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg), $($QEMU --version | head -1)"
-: > "$tmp/k.heavy"; : > "$tmp/q.heavy"; : > "$tmp/k.hot"; : > "$tmp/q.hot"
+: > "$tmp/k.heavy"; : > "$tmp/r.heavy"; : > "$tmp/q.heavy"; : > "$tmp/k.hot"; : > "$tmp/r.hot"; : > "$tmp/q.hot"
 for r in $(seq "$RUNS"); do
   kvmrun_migrate "$HEAVY" >> "$tmp/k.heavy"
+  [ "$RING" -gt 0 ] && kvmrun_migrate "$HEAVY" -dirty-ring "$RING" >> "$tmp/r.heavy"
   qemu_migrate "$HEAVY" 30 >> "$tmp/q.heavy"
 done
 report "memory-heavy guest, 128 MiB, kvmrun" "$tmp/k.heavy"
+[ "$RING" -gt 0 ] && report "memory-heavy guest, kvmrun -dirty-ring $RING" "$tmp/r.heavy"
 report "memory-heavy guest, 128 MiB, QEMU 7.2" "$tmp/q.heavy"
-for r in $(seq "$RUNS"); do kvmrun_migrate "$HOT" >> "$tmp/k.hot"; done
+for r in $(seq "$RUNS"); do
+  kvmrun_migrate "$HOT" >> "$tmp/k.hot"
+  [ "$RING" -gt 0 ] && kvmrun_migrate "$HOT" -dirty-ring "$RING" >> "$tmp/r.hot"
+done
 report "hot guest (100 MiB at native speed), kvmrun" "$tmp/k.hot"
+[ "$RING" -gt 0 ] && report "hot guest, kvmrun -dirty-ring $RING" "$tmp/r.hot"
+[ "$RING" -gt 0 ] || echo "kvmrun -dirty-ring: this host's KVM has no dirty ring (not measured)"
 for r in $(seq "${BENCH_QEMU_HOT_RUNS:-1}"); do qemu_migrate "$HOT" 30 >> "$tmp/q.hot"; done
 report "hot guest, QEMU 7.2 defaults, 30 s limit" "$tmp/q.hot"
 

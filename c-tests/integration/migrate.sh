@@ -1,5 +1,7 @@
 # kvmrun moves a running guest: live migration over unix: and tcp:127.0.0.1 (and file:)
-# at several moments, on 1 and 4 vcpus; snapshot + -restore (twice from one snapshot);
+# at several moments, on 1 and 4 vcpus, with the dirty bitmap and with the dirty ring
+# (-dirty-ring, where the host has it); snapshot + -restore (twice from one snapshot; of a
+# large snapshot, reading only what the guest touches: /proc/PID/smaps);
 # the monitor; every injected failure (the destination dies, the connection drops, a
 # checksum fails: the source's guest finishes with the right result); auto-converge of a
 # guest that dirties faster than a capped link drains; bad input
@@ -109,11 +111,53 @@ dst_st=$?
 if [ $st -eq 0 ] && [ $dst_st -eq 1 ] && [ "$(result "$tmp/dst.out")" = "$ref1" ]; then ok "file: stream written, then -incoming file: finishes it"
 else bad "file: source $st (want 0), -incoming file: $dst_st (want 1)"; fi
 
-# The dirty ring is not in this libkvm yet: -dirty-ring is refused, clearly.
-$TO $KVMRUN -dirty-ring 65536 "${args1[@]}" $KERNEL > "$tmp/src.out" 2> "$tmp/src.err"
-st=$?
-if [ $st -eq 6 ] && grep -q "dirty-ring: not supported by this libkvm" "$tmp/src.err"; then ok "-dirty-ring: refused (status 6) until libkvm has the ring"
-else bad "-dirty-ring: status $st, want 6 and 'not supported by this libkvm'"; fi
+# ---- the dirty ring (-dirty-ring) ------------------------------------------------------------
+# What the host's KVM takes (KVM_CHECK_EXTENSION, 0xAE03, on /dev/kvm): the largest ring
+# per vcpu, KVM_CAP_DIRTY_LOG_RING_ACQ_REL (223), else KVM_CAP_DIRTY_LOG_RING (192); 0: none.
+ring_max=$(perl -e 'open(my $k, "+<", "/dev/kvm") or die; for my $cap (223, 192) {
+  my $r = ioctl($k, 0xAE03, $cap); if ($r) { $r += 0; if ($r > 0) { print $r; exit } } } print 0')
+if [ "$ring_max" -gt 0 ]; then
+  ring_line="dirty ring of 65536 bytes per vcpu"
+  migrate "-dirty-ring, unix:, 1 vcpu, at 0.2s" "$ref1" "unix:$tmp/m.sock" 0.2 "${args1[@]}" -dirty-ring 65536 -- -t 20
+  grep -q "rounds, $ring_line)" "$tmp/src.err" && ok "-dirty-ring: the source says it used the ring" ||
+    bad "-dirty-ring: the source does not say '$ring_line'"
+  migrate "-dirty-ring, tcp:127.0.0.1, 1 vcpu, at 0.1s" "$ref1" "tcp:127.0.0.1:$((port + 2))" 0.1 "${args1[@]}" -dirty-ring 65536 -- -t 20
+  # -dirty-ring on the destination too, of another size
+  migrate "-dirty-ring, unix:, 4 vcpus, at 0.2s (the destination -dirty-ring $ring_max)" "$ref4" "unix:$tmp/m.sock" 0.2 \
+    "${args4[@]}" -dirty-ring 65536 -- -t 20 -smp 4 -dirty-ring "$ring_max"
+  migrate "-dirty-ring, tcp:127.0.0.1, 4 vcpus, at 0.1s" "$ref4" "tcp:127.0.0.1:$((port + 3))" 0.1 "${args4[@]}" -dirty-ring 4096 -- -t 20 -smp 4
+  # The destination takes the source's ring without -dirty-ring, and migrates on with it:
+  # kvm_restore_vm on the second destination takes only a VM with the ring on.
+  rm -f "$tmp/m2.sock"
+  $TO $KVMRUN -t 20 -incoming "unix:$tmp/m2.sock" > "$tmp/dst2.out" 2> "$tmp/dst2.err" &
+  d2pid=$!; pids+=("$d2pid")
+  wait_listen "unix:$tmp/m2.sock"
+  start_dest "unix:$tmp/m.sock" -t 20 -migrate-at 0.1 "unix:$tmp/m2.sock"
+  $TO $KVMRUN "${args1[@]}" -dirty-ring 65536 -migrate-at 0.1 "unix:$tmp/m.sock" $KERNEL > "$tmp/src.out" 2> "$tmp/src.err"
+  sst=$?; wait "$dpid"; dst_st=$?; wait "$d2pid"; st=$?
+  if [ $sst -eq 0 ] && [ $dst_st -eq 0 ] && [ $st -eq 1 ] && [ "$(result "$tmp/dst2.out")" = "$ref1" ] &&
+     grep -q "rounds, $ring_line)" "$tmp/dst.err"; then
+    ok "-dirty-ring, migrated twice: the destination took the source's ring and moved the guest on with it"
+  else
+    bad "-dirty-ring, migrated twice: source $sst, first destination $dst_st (want 0), second $st (want 1), result '$(result "$tmp/dst2.out")'"
+  fi
+  # A destination with -dirty-ring for a source with the bitmap: refused before anything runs.
+  rm -f "$tmp/m.sock"
+  start_dest "unix:$tmp/m.sock" -t 20 -dirty-ring 65536
+  $TO $KVMRUN "${args1[@]}" -migrate-at 0.2 "unix:$tmp/m.sock" $KERNEL > "$tmp/src.out" 2> "$tmp/src.err"
+  sst=$?; wait "$dpid"; dst_st=$?
+  if [ $sst -eq 1 ] && [ $dst_st -eq 20 ] && [ "$(result "$tmp/src.out")" = "$ref1" ] && ! grep -q "^migtest: cpus" "$tmp/dst.out" &&
+     grep -q "refused the stream: -dirty-ring: the stream's machine uses the dirty bitmap" "$tmp/src.err"; then
+    ok "a -dirty-ring destination for a bitmap source: refused (20), the source finishes right"
+  else bad "a -dirty-ring destination for a bitmap source: source $sst (want 1), destination $dst_st (want 20)"; fi
+else
+  echo "dirty ring: this host's KVM has none (KVM_CAP_DIRTY_LOG_RING 0)" >> "${LIBKVM_TEST_SKIPS:-/dev/null}"
+  echo "SKIP the -dirty-ring migrations: this host's KVM has no dirty ring"
+  $TO $KVMRUN -dirty-ring 65536 "${args1[@]}" $KERNEL > "$tmp/src.out" 2> "$tmp/src.err"
+  st=$?
+  if [ $st -eq 6 ] && grep -q "has no dirty ring" "$tmp/src.err"; then ok "-dirty-ring on a host without the ring: status 6"
+  else bad "-dirty-ring on a host without the ring: status $st, want 6 and 'has no dirty ring'"; fi
+fi
 
 # ---- the monitor --------------------------------------------------------------------------
 # mon SOCKET COMMAND...: each command's answer, up to its OK/ERR line.
@@ -189,6 +233,44 @@ if [ $st -eq 1 ] && grep -q "snapshot: saved" "$tmp/mon.out" && [ "$(result "$tm
   ok "monitor: a snapshot that fails (ERR), stop, snapshot DIR, cont"
 else bad "monitor snapshot: status $st"; sed 's/^/  monitor: /' "$tmp/mon.out"; fi
 restore "-restore of the monitor's snapshot" "$ref1" "$tmp/snapm"
+# the dirty ring: a snapshot records it, -restore takes it (any size; not the bitmap)
+if [ "$ring_max" -gt 0 ]; then
+  $TO $KVMRUN "${args1[@]}" -dirty-ring 65536 -snapshot-at 0.2 "$tmp/snapr" $KERNEL > "$tmp/src.out" 2> "$tmp/src.err"
+  restore "-restore of a -dirty-ring snapshot (the ring taken from it)" "$ref1" "$tmp/snapr"
+  restore "-restore of a -dirty-ring snapshot with -dirty-ring 4096" "$ref1" "$tmp/snapr" -dirty-ring 4096
+  migrate "a restored -dirty-ring guest, live-migrated" "$ref1" "unix:$tmp/m.sock" 0.05 -t 20 -restore "$tmp/snapr" -- -t 20
+  grep -q "rounds, $ring_line)" "$tmp/src.err" && ok "the restored guest migrated with the snapshot's ring" ||
+    bad "the restored guest did not migrate with the ring"
+fi
+
+# -restore reads only what the guest touches: a 256 MiB snapshot whose memory file is
+# mostly data the restored guest never reads (192 MiB from 64 MiB on, written into the
+# file after the snapshot); stopped (monitor) after running 0.1 s, the mapping of the
+# memory file in /proc/PID/smaps has a small Rss, and so has the process. (The guest's
+# result does not depend on its RAM size: ref1.)
+$TO $KVMRUN "${args1[@]}" -m 256 -snapshot-at 0.1 "$tmp/snapb" $KERNEL > "$tmp/src.out" 2> "$tmp/src.err"
+perl -e '$b = "\x5a" x (1 << 20); print $b for 1 .. 192' | dd of="$tmp/snapb/memory" bs=1M seek=64 conv=notrunc status=none
+$TO $KVMRUN -t 20 -restore "$tmp/snapb" -monitor "unix:$tmp/monb.sock" > "$tmp/dst.out" 2> "$tmp/dst.err" &
+rpid=$!; pids+=("$rpid")
+wait_listen "unix:$tmp/monb.sock"
+sleep 0.1
+mon "$tmp/monb.sock" "stop" "info status" > "$tmp/mon.out" 2>&1
+kpid=$(cat "/proc/$rpid/task/$rpid/children" 2> /dev/null); kpid=${kpid%% *} # kvmrun, the child of timeout
+# the mapping of DIR/memory: its Size, Rss and Private_Dirty (kB); then VmRSS (kB)
+rss=$(perl -e 'my ($f, $pid) = @ARGV; my ($in, %v); open S, "<", "/proc/$pid/smaps" or die;
+  while (<S>) { if (/^[0-9a-f]+-[0-9a-f]+ \S+ \S+ \S+ \S+\s+(.*)$/) { $in = $1 eq $f; next }
+    $v{$1} += $2 if $in && /^(Size|Rss|Private_Dirty):\s+(\d+) kB/ }
+  open T, "<", "/proc/$pid/status" or die; my ($vm) = map { /^VmRSS:\s+(\d+)/ ? $1 : () } <T>;
+  printf "%d %d %d %d\n", $v{Size} // 0, $v{Rss} // 0, $v{Private_Dirty} // 0, $vm // 0' "$tmp/snapb/memory" "${kpid:-none}")
+mon "$tmp/monb.sock" "cont" >> "$tmp/mon.out" 2>&1
+wait "$rpid"; st=$?
+read -r msize mrss mdirty vmrss <<< "${rss:-0 0 0 0}"
+if [ $st -eq 1 ] && [ "$(result "$tmp/dst.out")" = "$ref1" ] && grep -q "status: paused" "$tmp/mon.out" &&
+   [ "$msize" -eq 262144 ] && [ "$mrss" -lt 16384 ] && [ "$vmrss" -lt 32768 ]; then
+  ok "-restore of a 256 MiB snapshot reads what the guest touches: the memory file's mapping has Rss $mrss kB (Private_Dirty $mdirty kB) of $msize kB, the process VmRSS $vmrss kB"
+else
+  bad "-restore of a 256 MiB snapshot: status $st (want 1), mapping Size $msize kB (want 262144), Rss $mrss kB (want < 16384), VmRSS $vmrss kB (want < 32768)"
+fi
 
 # ---- injected failures: the source's guest finishes right -----------------------------------
 # fail_case NAME SRC_FAULT DST_FAULT DST_STATUS WHY
@@ -263,8 +345,8 @@ cp "$tmp/stream" "$tmp/s.flip2"; flip "$tmp/s.flip2" $((size - 30))
 expect "bit-flipped stream, in its last section" 18 "checksum mismatch" -t 20 -incoming "file:$tmp/s.flip2"
 printf 'QEVM\0\0\0\3 this is not ours, it is long enough to be read as a header\n' > "$tmp/s.foreign"
 expect "foreign stream" 20 "not a kvmrun migration stream" -t 20 -incoming "file:$tmp/s.foreign"
-cp "$tmp/stream" "$tmp/s.v2"; rewrite_header "$tmp/s.v2" 8 2
-expect "stream of another format version" 20 "stream format version 2" -t 20 -incoming "file:$tmp/s.v2"
+cp "$tmp/stream" "$tmp/s.v2"; rewrite_header "$tmp/s.v2" 8 3
+expect "stream of another format version" 20 "stream format version 3" -t 20 -incoming "file:$tmp/s.v2"
 cp "$tmp/stream" "$tmp/s.lib"; rewrite_header "$tmp/s.lib" 12 $((0x7f0000))
 expect "stream of another libkvm" 20 "made with libkvm version 0x7f0000" -t 20 -incoming "file:$tmp/s.lib"
 expect "wrong-shape destination (memory)" 20 "a machine with 128 MiB of RAM and 1 vcpus, this one has 256 MiB" -m 256 -t 20 -incoming "file:$tmp/stream"
@@ -276,6 +358,11 @@ expect "-migrate-at with a bad URI" 2 "is not tcp:HOST:PORT" -migrate-at 1 tcp:n
 expect "-monitor on a file" 2 "a control socket is" -monitor "file:$tmp/x" $KERNEL
 expect "-downtime abc" 2 "is not a number of milliseconds" -downtime abc $KERNEL
 expect "-dirty-ring 1000" 2 "is not a power of two" -dirty-ring 1000 $KERNEL
+expect "-dirty-ring 2048" 2 "is not a power of two of 4096" -dirty-ring 2048 $KERNEL
+if [ "$ring_max" -gt 0 ]; then
+  expect "-dirty-ring above the host's maximum" 2 "this host's KVM takes at most $ring_max bytes per vcpu" -dirty-ring $((ring_max * 2)) $KERNEL
+  expect "-restore of a bitmap snapshot with -dirty-ring" 2 "the snapshot's machine uses the dirty bitmap" -restore "$tmp/snap1" -dirty-ring 65536
+fi
 expect "-max-bandwidth 0" 2 "is not a number of MiB/s" -max-bandwidth 0 $KERNEL
 # snapshot directories
 cp -r "$tmp/snap1" "$tmp/sn.trunc"; s=$(stat -c %s "$tmp/sn.trunc/state"); truncate -s $((s - 10)) "$tmp/sn.trunc/state"
@@ -288,8 +375,8 @@ cp -r "$tmp/snap1" "$tmp/sn.nomem"; rm "$tmp/sn.nomem/memory"
 expect "snapshot without its memory file" 18 "cannot open $tmp/sn.nomem/memory" -restore "$tmp/sn.nomem"
 mkdir "$tmp/sn.foreign"; cp "$tmp/s.foreign" "$tmp/sn.foreign/state"
 expect "foreign snapshot" 20 "not a kvmrun migration stream" -restore "$tmp/sn.foreign"
-cp -r "$tmp/snap1" "$tmp/sn.v2"; rewrite_header "$tmp/sn.v2/state" 8 2
-expect "snapshot of another format version" 20 "stream format version 2" -restore "$tmp/sn.v2"
+cp -r "$tmp/snap1" "$tmp/sn.v2"; rewrite_header "$tmp/sn.v2/state" 8 1
+expect "snapshot of another format version" 20 "stream format version 1" -restore "$tmp/sn.v2"
 expect "-restore of a directory that is not there" 18 "cannot open $tmp/none/state" -restore "$tmp/none"
 expect "-restore with a contradicting -smp" 2 "-m and -smp must agree or be left out" -restore "$tmp/snap1" -smp 2
 expect "-restore with a contradicting -m" 2 "-m and -smp must agree or be left out" -restore "$tmp/snap1" -m 64

@@ -138,18 +138,7 @@ static int stream_status(int code, int is_socket)
 /* Reads sections up to END into the machine; the exit status, or 0. */
 int load_stream(struct machine *m, struct stream *s, char *why, size_t whylen)
 {
-	uint64_t ram;
-	unsigned ncpus;
-	int code = stream_get_header(s, &ram, &ncpus);
-	if (code) {
-		snprintf(why, whylen, "%s", s->why);
-		return stream_status(code, s->is_socket);
-	}
-	if (ram != m->ram_size || ncpus != m->ncpus) {
-		snprintf(why, whylen, "the stream is of a machine with %llu MiB of RAM and %u vcpus, this one has %llu MiB and %u",
-			 (unsigned long long)(ram >> 20), ncpus, (unsigned long long)(m->ram_size >> 20), m->ncpus);
-		return EXIT_FOREIGN;
-	}
+	int code;
 	uint8_t **blobs = calloc(m->ncpus, sizeof(*blobs)), *vm_blob = NULL;
 	size_t *lens = calloc(m->ncpus, sizeof(*lens)), vm_len = 0;
 	int status = blobs && lens ? 0 : EXIT_HOST;
@@ -187,7 +176,9 @@ int load_stream(struct machine *m, struct stream *s, char *why, size_t whylen)
 	return status;
 }
 
-int migrate_incoming(struct machine *m)
+static struct stream in; /* incoming_open() to migrate_incoming() */
+
+int incoming_open(struct machine *m)
 {
 	char why[300];
 	int from_file = uri_is_file(m->incoming);
@@ -203,22 +194,50 @@ int migrate_incoming(struct machine *m)
 		if (fd < 0)
 			return refuse(-1, EXIT_CHANNEL, why);
 	}
-	struct stream s;
-	stream_init(&s, fd, !from_file);
-	int status = load_stream(m, &s, why, sizeof(why));
+	stream_init(&in, fd, !from_file);
+	uint64_t ram;
+	unsigned ncpus;
+	uint32_t ring;
+	int code = stream_get_header(&in, &ram, &ncpus, &ring), status = 0;
+	if (code) {
+		snprintf(why, sizeof(why), "%s", in.why);
+		status = stream_status(code, in.is_socket);
+	} else if (ram != m->ram_size || ncpus != m->ncpus) {
+		snprintf(why, sizeof(why), "the stream is of a machine with %llu MiB of RAM and %u vcpus, this one has %llu MiB and %u",
+			 (unsigned long long)(ram >> 20), ncpus, (unsigned long long)(m->ram_size >> 20), m->ncpus);
+		status = EXIT_FOREIGN;
+	} else if (!(status = machine_adopt_dirty_ring(m, ring, EXIT_FOREIGN, why, sizeof(why)))) {
+		status = machine_dirty_ring(m, why, sizeof(why));
+	}
+	if (status) {
+		stream_free(&in);
+		if (from_file) {
+			close(in.fd); /* nobody to answer */
+			in.fd = -1;
+		}
+		return refuse(in.fd, status, why);
+	}
+	return 0;
+}
+
+int migrate_incoming(struct machine *m)
+{
+	char why[300];
+	int from_file = !in.is_socket;
+	int status = load_stream(m, &in, why, sizeof(why));
 	if (status && from_file) {
-		close(s.fd); /* nobody to answer */
-		s.fd = -1;
+		close(in.fd); /* nobody to answer */
+		in.fd = -1;
 	}
 	if (status)
-		return refuse(s.fd, status, why);
+		return refuse(in.fd, status, why);
 	if (from_file) {
-		close(s.fd);
-	} else if (write(s.fd, "OK\n", 3) != 3) {
+		close(in.fd);
+	} else if (write(in.fd, "OK\n", 3) != 3) {
 		snprintf(why, sizeof(why), "the source went away before the end: %s", strerror(errno));
-		return refuse(s.fd, EXIT_CHANNEL, why);
+		return refuse(in.fd, EXIT_CHANNEL, why);
 	} else {
-		close(s.fd);
+		close(in.fd);
 	}
 	vcpus_go();
 	return -1;

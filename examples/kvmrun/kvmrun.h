@@ -80,9 +80,14 @@ struct machine {
 	double snapshot_at;
 	uint64_t downtime_ms;     /* -downtime MS */
 	uint64_t max_bandwidth;   /* -max-bandwidth MiB/s (0: no limit) */
-	uint64_t dirty_ring;      /* -dirty-ring BYTES (0: the dirty bitmap) */
-	int snapshot_fd;          /* -restore: the snapshot's memory file, mapped MAP_PRIVATE */
-	uint8_t *ram[2];          /* host addresses of slot 0 (low RAM) and 1 (above 4 GiB) */
+	uint64_t dirty_ring;      /* -dirty-ring BYTES (0: the dirty bitmap); with -incoming and
+				   * -restore without it, the stream's (machine_dirty_ring) */
+	int ring_from_stream;     /* dirty_ring is the stream's, not the command line's */
+	int snapshot_fd;          /* -restore: the snapshot's memory file, which libkvm maps
+				   * MAP_PRIVATE (kvm_set_memory_region_fd); kept open for
+				   * SEEK_DATA and for turning dirty logging on and off */
+	uint8_t *ram[2];          /* host addresses of slot 0 (low RAM) and 1 (above 4 GiB),
+				   * from kvm_guest_memory */
 	int stats;                /* -stats: print KVM's statistics at exit */
 
 	/* Set up by machine_create() and multiboot_load(). */
@@ -95,7 +100,7 @@ struct machine {
 
 /* The migration stream (stream.c). */
 #define STREAM_MAGIC "KVMRUNST"
-#define STREAM_VERSION 1u
+#define STREAM_VERSION 2u /* 2: the DLOG section after the header */
 #define STREAM_MAX_SECTION (64u << 20)
 #define TAG(a, b, c, d) ((uint32_t)(a) | (uint32_t)(b) << 8 | (uint32_t)(c) << 16 | (uint32_t)(d) << 24)
 #define TAG_RAM TAG('R', 'A', 'M', ' ')
@@ -109,6 +114,9 @@ struct machine {
 #define TAG_VM TAG('V', 'M', ' ', ' ')
 #define TAG_CPU TAG('C', 'P', 'U', ' ')
 #define TAG_MEMFILE TAG('M', 'E', 'M', 'F') /* snapshot: the memory file's size */
+#define TAG_DLOG TAG('D', 'L', 'O', 'G')    /* first after the header: the dirty ring's bytes
+					     * per vcpu, 0 for the bitmap (kvm_restore_vm
+					     * wants a VM with the same kind of dirty log) */
 #define TAG_END TAG('E', 'N', 'D', ' ')
 #define RUN_DATA 0u
 #define RUN_ZERO 1u
@@ -129,10 +137,12 @@ struct stream {
 	double rate_start;        /* CLOCK_MONOTONIC seconds of the first write */
 };
 void stream_init(struct stream *s, int fd, int is_socket);
+/* The header and the DLOG section. */
 int stream_put_header(struct stream *s, const struct machine *m);
 int stream_put_section(struct stream *s, uint32_t tag, const void *payload, size_t len);
 int stream_put_end(struct stream *s);
-int stream_get_header(struct stream *s, uint64_t *ram_size, unsigned *ncpus);
+/* The header and the DLOG section: the machine's shape and its dirty ring's bytes. */
+int stream_get_header(struct stream *s, uint64_t *ram_size, unsigned *ncpus, uint32_t *ring);
 int stream_get_section(struct stream *s, uint32_t *tag, uint8_t **payload, size_t *len);
 void stream_free(struct stream *s);
 uint32_t crc32_of(const void *p, size_t n);
@@ -156,6 +166,13 @@ void complain(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* machine.c */
 int machine_create(struct machine *m);
+/* Turns the dirty ring on with m->dirty_ring bytes per vcpu (if not 0), before the first
+ * vcpu; 0, or the exit status with the reason in `why`. */
+int machine_dirty_ring(struct machine *m, char *why, size_t whylen);
+/* With -incoming and -restore: takes the stream's dirty ring (bytes per vcpu, 0 for the
+ * bitmap) where -dirty-ring is not given; 0, or `contradiction` (the exit status) if
+ * -dirty-ring is given and the stream's machine has the bitmap, with `why`. */
+int machine_adopt_dirty_ring(struct machine *m, uint32_t ring, int contradiction, char *why, size_t whylen);
 /* Turns dirty-page logging of the RAM slots on or off. */
 int machine_dirty_log(struct machine *m, int on);
 /* The RAM slots: (slot, guest address, size) for i = 0, 1; returns the number. */
@@ -220,15 +237,20 @@ int save_machine_state(struct machine *m, struct stream *s, uint8_t **blobs, siz
 void free_blobs(uint8_t **blobs, size_t *lens, unsigned n);
 
 /* incoming.c */
-/* -incoming: receives the machine; the exit status if it fails, or -1 to run. */
+/* -incoming, before the vcpus exist: waits for the source and reads the stream's header
+ * (its shape and dirty ring: machine_dirty_ring); 0, or the exit status. */
+int incoming_open(struct machine *m);
+/* -incoming, once the vcpus started: receives the machine; the exit status if it fails,
+ * or -1 to run. */
 int migrate_incoming(struct machine *m);
-/* Reads a stream (header, sections, END) into the machine, then loads the VM and the
- * vcpus; 0, or the exit status with the reason in `why`. */
+/* Reads a stream's sections up to END (its header already read) into the machine, then
+ * loads the VM and the vcpus; 0, or the exit status with the reason in `why`. */
 int load_stream(struct machine *m, struct stream *s, char *why, size_t whylen);
 
 /* snapshot.c */
 int snapshot_save(struct machine *m, const char *dir, char *why, size_t whylen);
-/* -restore: reads DIR's shape into m (before machine_create); the exit status or 0. */
+/* -restore: reads DIR's shape and dirty ring into m (before machine_create); the exit
+ * status or 0. */
 int snapshot_open(struct machine *m);
 /* After machine_create and vcpus_start: loads the state; the exit status, or -1 to run. */
 int snapshot_restore(struct machine *m);

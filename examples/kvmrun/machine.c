@@ -5,6 +5,7 @@
 #include "kvmrun.h"
 #include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -107,30 +108,20 @@ static int program_pit(int vm)
 	return 0;
 }
 
-/* RAM slot `slot` at `gpa`: memory libkvm allocates, or with -restore the snapshot's
- * memory file from `offset`, mapped MAP_PRIVATE so that only the pages the guest touches
- * are read (and its writes stay in this process). The mapping is handed to libkvm as the
- * caller's memory; with fd-backed slots in libkvm (kvm_set_memory_region_fd) this one
- * function changes. */
-static int ram_map(struct machine *m, unsigned slot, uint64_t gpa, uint64_t size, uint64_t offset)
+/* RAM slot `slot` at `gpa`, `flags` (KVM_MEM_LOG_DIRTY_PAGES or 0): memory libkvm
+ * allocates, or with -restore the snapshot's memory file from `offset`, which libkvm maps
+ * MAP_PRIVATE (kvm_set_memory_region_fd) so that only the pages the guest touches are
+ * read, and its writes stay in this process. Again for an existing slot: its flags
+ * change, its contents stay. */
+static int ram_map(struct machine *m, unsigned slot, unsigned flags, uint64_t gpa, uint64_t size, uint64_t offset)
 {
-	if (m->snapshot_fd < 0) {
-		if (kvm_set_memory_region(m->vm, slot, 0, gpa, size) < 0)
-			return -1;
-		m->ram[slot] = kvm_guest_memory(m->vm, gpa, size);
-		return m->ram[slot] ? 0 : -1;
-	}
-	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE, m->snapshot_fd, (off_t)offset);
-	if (p == MAP_FAILED)
+	int r = m->snapshot_fd < 0 ? kvm_set_memory_region(m->vm, slot, flags, gpa, size)
+				   : kvm_set_memory_region_fd(m->vm, slot, flags, gpa, size, m->snapshot_fd, offset,
+							      MAP_PRIVATE);
+	if (r < 0)
 		return -1;
-	if (kvm_set_user_memory_region(m->vm, slot, 0, gpa, size, p) < 0) {
-		int e = errno;
-		munmap(p, size);
-		errno = e;
-		return -1;
-	}
-	m->ram[slot] = p;
-	return 0;
+	m->ram[slot] = kvm_guest_memory(m->vm, gpa, size);
+	return m->ram[slot] ? 0 : -1;
 }
 
 unsigned machine_ram_slots(const struct machine *m, unsigned slot[2], uint64_t gpa[2], uint64_t size[2])
@@ -146,13 +137,61 @@ int machine_dirty_log(struct machine *m, int on)
 	uint64_t gpa[2], size[2];
 	unsigned n = machine_ram_slots(m, slot, gpa, size);
 	unsigned flags = on ? KVM_MEM_LOG_DIRTY_PAGES : 0;
-	for (unsigned i = 0; i < n; i++) {
-		int r = m->snapshot_fd < 0 ? kvm_set_memory_region(m->vm, slot[i], flags, gpa[i], size[i])
-					   : kvm_set_user_memory_region(m->vm, slot[i], flags, gpa[i], size[i], m->ram[i]);
-		if (r < 0)
+	for (unsigned i = 0; i < n; i++)
+		if (ram_map(m, slot[i], flags, gpa[i], size[i], i ? size[0] : 0) < 0)
 			return -1;
+	return 0;
+}
+
+/* The largest dirty ring this host's KVM takes per vcpu, 0 if it has none. */
+static uint64_t host_ring_max(void)
+{
+	int r = kvm_check_extension(-1, KVM_CAP_DIRTY_LOG_RING_ACQ_REL);
+	if (r <= 0)
+		r = kvm_check_extension(-1, KVM_CAP_DIRTY_LOG_RING);
+	return r > 0 ? (uint64_t)r : 0;
+}
+
+int machine_adopt_dirty_ring(struct machine *m, uint32_t ring, int contradiction, char *why, size_t whylen)
+{
+	if (!ring && m->dirty_ring) {
+		snprintf(why, whylen, "-dirty-ring: the %s's machine uses the dirty bitmap, "
+			 "and libkvm restores a VM only into one with the same kind of dirty log: leave -dirty-ring out",
+			 m->incoming ? "stream" : "snapshot");
+		return contradiction;
+	}
+	if (ring && !m->dirty_ring) {
+		m->dirty_ring = ring;
+		m->ring_from_stream = 1;
 	}
 	return 0;
+}
+
+int machine_dirty_ring(struct machine *m, char *why, size_t whylen)
+{
+	if (!m->dirty_ring)
+		return 0;
+	const char *whose = !m->ring_from_stream ? "-dirty-ring" : m->incoming ? "the stream" : "the snapshot";
+	uint64_t max = host_ring_max();
+	if (!max) {
+		snprintf(why, whylen, "%s: this host's KVM has no dirty ring (KVM_CAP_DIRTY_LOG_RING)%s", whose,
+			 m->ring_from_stream ? ", and the machine logs dirty pages in one" : "");
+		return EXIT_HOST;
+	}
+	if (m->dirty_ring > max) {
+		if (!m->ring_from_stream) {
+			snprintf(why, whylen, "-dirty-ring %llu: this host's KVM takes at most %llu bytes per vcpu",
+				 (unsigned long long)m->dirty_ring, (unsigned long long)max);
+			return EXIT_USAGE;
+		}
+		m->dirty_ring = max; /* the ring's size may differ from the source's */
+	}
+	if (kvm_enable_dirty_ring(m->vm, (uint32_t)m->dirty_ring) == 0)
+		return 0;
+	int e = errno;
+	snprintf(why, whylen, "%s: kvm_enable_dirty_ring(%llu): %s%s", whose, (unsigned long long)m->dirty_ring,
+		 strerror(e), e == EINVAL ? " (a ring too small for the entries KVM keeps in reserve)" : "");
+	return e == EINVAL ? EXIT_USAGE : EXIT_HOST;
 }
 
 int machine_create(struct machine *m)
@@ -167,9 +206,9 @@ int machine_create(struct machine *m)
 
 	m->low_size = m->ram_size < LOW_RAM_MAX ? m->ram_size : LOW_RAM_MAX;
 	m->high_size = m->ram_size - m->low_size;
-	if (ram_map(m, 0, 0, m->low_size, 0) < 0)
+	if (ram_map(m, 0, 0, 0, m->low_size, 0) < 0)
 		return fail("guest RAM below 4 GiB");
-	if (m->high_size && ram_map(m, 1, HIGH_RAM_BASE, m->high_size, m->low_size) < 0)
+	if (m->high_size && ram_map(m, 1, 0, HIGH_RAM_BASE, m->high_size, m->low_size) < 0)
 		return fail("guest RAM above 4 GiB");
 
 	if (kvm_create_irqchip(m->vm) < 0)

@@ -50,15 +50,18 @@ static void usage(FILE *f)
 	      "  -restore DIR    resume the snapshot in DIR (its shape; no kernel)\n"
 	      "  -downtime MS    longest pause for the last copy (default 300)\n"
 	      "  -max-bandwidth MIBS  send at most MIBS MiB/s (default: no limit)\n"
-	      "  -dirty-ring BYTES  track dirty pages with the dirty ring (not in this libkvm)\n"
+	      "  -dirty-ring BYTES  track dirty pages in KVM's dirty ring, BYTES per vcpu (a\n"
+	      "                  power of two, 4096 up to the host's maximum), not the bitmap;\n"
+	      "                  -incoming and -restore use the ring if the source did\n"
 	      "\n"
 	      "Exit status: (value << 1) | 1 when the guest writes value to isa-debug-exit\n"
 	      "(port 0xf4); 0 for -h and after a completed migration; 2 bad command line;\n"
-	      "4 kernel or module cannot be loaded; 6 KVM or host failure; 8 triple fault;\n"
-	      "10 emulation failure; 12 failed VM entry; 14 timeout (-t); 16 another exit\n"
-	      "kvmrun does not handle; 18 incoming stream or snapshot truncated or corrupt;\n"
-	      "20 stream or snapshot of another kvmrun, libkvm or machine shape; 22 -incoming\n"
-	      "cannot listen, or the connection broke mid-stream.\n", f);
+	      "4 kernel or module cannot be loaded; 6 KVM or host failure (also -dirty-ring on a\n"
+	      "host without the dirty ring); 8 triple fault; 10 emulation failure; 12 failed VM\n"
+	      "entry; 14 timeout (-t); 16 another exit kvmrun does not handle; 18 incoming stream\n"
+	      "or snapshot truncated or corrupt; 20 stream or snapshot of another kvmrun, libkvm,\n"
+	      "machine shape or kind of dirty log; 22 -incoming cannot listen, or the connection\n"
+	      "broke mid-stream.\n", f);
 }
 
 static int bad(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -275,10 +278,12 @@ static int parse_args(int argc, char **argv, struct machine *m)
 			if (r == 0 && (m->max_bandwidth == 0 || m->max_bandwidth > 1000000))
 				return bad("-max-bandwidth: '%s' is not a number of MiB/s (1 to 1000000)", v);
 		} else if (strcmp(a, "-dirty-ring") == 0) {
-			uint64_t bytes;
-			r = parse_ms(a, v, &bytes);
-			if (r == 0 && (bytes < 4096 || (bytes & (bytes - 1))))
-				return bad("-dirty-ring: '%s' is not a power of two of at least 4096 bytes", v);
+			char *end;
+			errno = 0;
+			unsigned long long bytes = strtoull(v, &end, 10);
+			if (*v < '0' || *v > '9' || *end || errno || bytes < 4096 || bytes > (1ULL << 31) ||
+			    (bytes & (bytes - 1)))
+				return bad("-dirty-ring: '%s' is not a power of two of 4096 to 2147483648 bytes", v);
 			m->dirty_ring = bytes;
 		} else {
 			r = parse_timeout(v, &m->timeout);
@@ -300,11 +305,6 @@ int main(int argc, char **argv)
 		return EXIT_USAGE;
 	/* A migration peer that goes away is an error from send() or write(), not a signal. */
 	signal(SIGPIPE, SIG_IGN);
-	if (m.dirty_ring) {
-		/* libkvm's dirty ring (kvm_enable_dirty_ring) is not in this libkvm yet */
-		complain("-dirty-ring: not supported by this libkvm (use the dirty bitmap: leave -dirty-ring out)");
-		return EXIT_HOST;
-	}
 	if (m.restore) {
 		int st = snapshot_open(&m);
 		if (st)
@@ -325,6 +325,13 @@ int main(int argc, char **argv)
 
 	if (machine_create(&m) < 0)
 		return EXIT_HOST;
+	/* The dirty ring before the first vcpu: -incoming learns the source's from the stream. */
+	char why[300];
+	int st = m.incoming ? incoming_open(&m) : machine_dirty_ring(&m, why, sizeof(why));
+	if (st > 0 && !m.incoming)
+		complain("%s", why);
+	if (st > 0)
+		return st;
 	int from_stream = m.incoming || m.restore;
 	if (!from_stream && multiboot_load(&m) < 0)
 		return EXIT_LOAD;
@@ -333,7 +340,7 @@ int main(int argc, char **argv)
 	devices_init(&m);
 	if (vcpus_start(&m) < 0)
 		return EXIT_HOST;
-	int st = -1;
+	st = -1;
 	if (m.incoming)
 		st = migrate_incoming(&m);
 	else if (m.restore)

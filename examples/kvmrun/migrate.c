@@ -41,6 +41,7 @@ static struct {
 	char why[200];
 	double start, total_ms, downtime_ms, setup_ms;
 	uint64_t bytes, pages, zero_pages, rounds, dirty_rate; /* dirty rate: pages/s */
+	char dlog[64];      /* "bitmap" or "ring, N bytes per vcpu" */
 	unsigned throttle;
 	int throttled;
 } info = { .status = "none" };
@@ -60,10 +61,10 @@ void migrate_info(char *buf, size_t len)
 	int n = snprintf(buf, len,
 			 "status: %s\ntotal time: %.0f ms\ndowntime: %.1f ms\nsetup: %.1f ms\n"
 			 "bytes sent: %llu\npages sent: %llu\nzero pages skipped: %llu\nrounds: %llu\n"
-			 "dirty rate: %llu pages/s\nthrottle: %u%%\n",
+			 "dirty rate: %llu pages/s\nthrottle: %u%%\ndirty log: %s\n",
 			 info.status, total, info.downtime_ms, info.setup_ms, (unsigned long long)info.bytes,
 			 (unsigned long long)info.pages, (unsigned long long)info.zero_pages,
-			 (unsigned long long)info.rounds, (unsigned long long)info.dirty_rate, info.throttle);
+			 (unsigned long long)info.rounds, (unsigned long long)info.dirty_rate, info.throttle, info.dlog);
 	if (n > 0 && (size_t)n < len && info.throttled)
 		n += snprintf(buf + n, len - (size_t)n, "converged: by throttling the vcpus (auto-converge)\n");
 	if (n > 0 && (size_t)n < len && info.why[0])
@@ -428,11 +429,12 @@ int migrate_to(struct machine *m, const char *uri)
 	memset(&info, 0, sizeof(info));
 	info.status = "setup";
 	info.start = now_ms();
+	snprintf(info.dlog, sizeof(info.dlog), "bitmap");
+	if (m->dirty_ring)
+		snprintf(info.dlog, sizeof(info.dlog), "ring, %llu bytes per vcpu", (unsigned long long)m->dirty_ring);
 	pthread_mutex_unlock(&info_lock);
 
 	char why[200];
-	if (m->dirty_ring)
-		return failed(m, 0, -1, &d, "-dirty-ring: not supported by this libkvm");
 	int fd = uri_connect(uri, why, sizeof(why));
 	if (fd < 0)
 		return failed(m, 0, -1, &d, why);
@@ -588,9 +590,12 @@ int migrate_to(struct machine *m, const char *uri)
 	info.total_ms = end - info.start;
 	double total = info.total_ms, down = info.downtime_ms;
 	pthread_mutex_unlock(&info_lock);
+	char dlog[64] = "dirty bitmap";
+	if (m->dirty_ring)
+		snprintf(dlog, sizeof(dlog), "dirty ring of %llu bytes per vcpu", (unsigned long long)m->dirty_ring);
 	fprintf(stderr, "migration: completed in %.0f ms, downtime %.1f ms, %llu bytes sent (%.1f ms of the downtime "
-		"until the last byte was sent, %llu pages, %llu rounds%s)\n",
+		"until the last byte was sent, %llu pages, %llu rounds, %s%s)\n",
 		total, down, (unsigned long long)s.bytes, tst - stop_at, (unsigned long long)x.pages,
-		(unsigned long long)rounds, info.throttled ? ", converged by throttling" : "");
+		(unsigned long long)rounds, dlog, info.throttled ? ", converged by throttling" : "");
 	return 0;
 }

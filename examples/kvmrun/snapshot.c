@@ -2,11 +2,13 @@
  * the while (as QEMU's savevm), then running on:
  *   DIR/memory  the RAM as a file: low RAM from offset 0, RAM above 4 GiB after it;
  *               zero pages are holes
- *   DIR/state   a migration stream without RAM sections: a MEMF section (the memory
- *               file's size), the devices, the VM and each vcpu, END
+ *   DIR/state   a migration stream without RAM sections: the DLOG section (dirty
+ *               bitmap or ring), a MEMF section (the memory file's size), the devices,
+ *               the VM and each vcpu, END
  * Both are written under temporary names and renamed, memory first. `kvmrun -restore DIR`
- * takes the machine's shape from DIR/state, maps DIR/memory MAP_PRIVATE (machine.c,
- * ram_map) so that only pages the guest touches are read, and loads the rest. The state
+ * takes the machine's shape and kind of dirty log from DIR/state, has libkvm map
+ * DIR/memory MAP_PRIVATE (kvm_set_memory_region_fd in machine.c, ram_map) so that only
+ * pages the guest touches are read, and loads the rest. The state
  * file is checksummed section by section; the memory file is checked for its size only
  * (reading it all to check it would undo the point of mapping it). */
 #define _GNU_SOURCE
@@ -149,7 +151,7 @@ out:
 	return r;
 }
 
-static int state_fd = -1;
+static struct stream saved = { .fd = -1 }; /* DIR/state, from snapshot_open() to snapshot_restore() */
 
 int snapshot_open(struct machine *m)
 {
@@ -159,19 +161,19 @@ int snapshot_open(struct machine *m)
 		return EXIT_HOST;
 	}
 	int status = 0;
-	state_fd = open(state, O_RDONLY | O_CLOEXEC);
-	if (state_fd < 0) {
+	int fd = open(state, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
 		complain("-restore: cannot open %s: %s", state, strerror(errno));
 		status = EXIT_DAMAGED;
 		goto out;
 	}
-	struct stream s;
-	stream_init(&s, state_fd, 0);
+	stream_init(&saved, fd, 0);
 	uint64_t ram;
 	unsigned ncpus;
-	int code = stream_get_header(&s, &ram, &ncpus);
+	uint32_t ring;
+	int code = stream_get_header(&saved, &ram, &ncpus, &ring);
 	if (code) {
-		complain("-restore: %s: %s", state, s.why);
+		complain("-restore: %s: %s", state, saved.why);
 		status = code == STREAM_FOREIGN ? EXIT_FOREIGN : EXIT_DAMAGED;
 		goto out;
 	}
@@ -189,6 +191,12 @@ int snapshot_open(struct machine *m)
 	}
 	m->ram_size = ram;
 	m->ncpus = ncpus;
+	char why[300];
+	status = machine_adopt_dirty_ring(m, ring, EXIT_USAGE, why, sizeof(why));
+	if (status) {
+		complain("-restore: %s", why);
+		goto out;
+	}
 	m->snapshot_fd = open(mem, O_RDONLY | O_CLOEXEC);
 	struct stat st;
 	if (m->snapshot_fd < 0 || fstat(m->snapshot_fd, &st) < 0) {
@@ -207,17 +215,10 @@ out:
 
 int snapshot_restore(struct machine *m)
 {
-	struct stream s;
 	char why[300];
-	if (lseek(state_fd, 0, SEEK_SET) < 0) {
-		complain("-restore: %s", strerror(errno));
-		vcpus_end(EXIT_HOST);
-		return EXIT_HOST;
-	}
-	stream_init(&s, state_fd, 0);
-	int status = load_stream(m, &s, why, sizeof(why));
-	close(state_fd);
-	state_fd = -1;
+	int status = load_stream(m, &saved, why, sizeof(why));
+	close(saved.fd);
+	saved.fd = -1;
 	if (status) {
 		complain("-restore %s: %s", m->restore, why);
 		vcpus_end(status);

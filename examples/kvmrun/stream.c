@@ -176,7 +176,11 @@ int stream_put_header(struct stream *s, const struct machine *m)
 	put64(h + 16, m->ram_size);
 	put32(h + 24, m->ncpus);
 	put32(h + 28, crc32_of(h, 28));
-	return write_all(s, h, sizeof(h));
+	uint8_t ring[4];
+	put32(ring, (uint32_t)m->dirty_ring);
+	if (write_all(s, h, sizeof(h)) < 0)
+		return -1;
+	return stream_put_section(s, TAG_DLOG, ring, sizeof(ring));
 }
 
 int stream_put_section(struct stream *s, uint32_t tag, const void *payload, size_t len)
@@ -250,7 +254,7 @@ static int read_all(struct stream *s, void *p, size_t n, const char *what)
 	return 0;
 }
 
-int stream_get_header(struct stream *s, uint64_t *ram_size, unsigned *ncpus)
+int stream_get_header(struct stream *s, uint64_t *ram_size, unsigned *ncpus, uint32_t *ring)
 {
 	uint8_t h[32];
 	int r = read_all(s, h, sizeof(h), "the header");
@@ -268,6 +272,17 @@ int stream_get_header(struct stream *s, uint64_t *ram_size, unsigned *ncpus)
 			    (unsigned)kvm_get_library_version());
 	*ram_size = get64(h + 16);
 	*ncpus = get32(h + 24);
+	uint32_t tag;
+	uint8_t *p;
+	size_t n;
+	r = stream_get_section(s, &tag, &p, &n);
+	if (r)
+		return r;
+	if (tag != TAG_DLOG || n != 4)
+		return fail(s, STREAM_CORRUPT, "no DLOG section after the header");
+	*ring = get32(p);
+	if (*ring && (*ring < 4096 || (*ring & (*ring - 1))))
+		return fail(s, STREAM_CORRUPT, "the DLOG section names a dirty ring of %u bytes", *ring);
 	return 0;
 }
 
