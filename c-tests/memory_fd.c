@@ -433,6 +433,10 @@ static void guest_memfd(void)
 		skip_section("guest_memfd slot", "KVM_CAP_GUEST_MEMFD_FLAGS lacks MMAP or INIT_SHARED");
 		return;
 	}
+	/* Mappable but private: a host access would be SIGBUS, so libkvm refuses it. */
+	int priv = OK(kvm_create_guest_memfd(vm, 0x10000, LIBKVM_GUEST_MEMFD_MMAP));
+	CHECK_ERR(kvm_set_memory_region_fd(vm, 0, 0, 0, 0x10000, priv, 0, MAP_SHARED), EINVAL);
+	CHECK(close(priv) == 0);
 	int gm = OK(kvm_create_guest_memfd(vm, 0x10000, both));
 	CHECK(fcntl(gm, F_GETFD) & FD_CLOEXEC);
 	CHECK_ERR(kvm_set_memory_region_fd(vm, 0, 0, 0, 0x10000, gm, 0, MAP_PRIVATE), EINVAL);
