@@ -2,7 +2,7 @@
 //! and coalesced MMIO.
 
 use crate::capi::output;
-use crate::capi::{vm_do, vm_set};
+use crate::capi::{vm_do_fds, vm_set};
 use crate::error::c_int;
 use crate::error::c_ptr;
 use crate::error::Errno;
@@ -35,7 +35,7 @@ pub extern "C" fn kvm_set_memory_region(
     guest_phys_addr: u64,
     size: u64,
 ) -> c_int {
-    vm_do(vm, |vm| {
+    vm_do_fds(vm, |vm| {
         vm.set_memory_region(slot, flags, guest_phys_addr, size, Source::Anonymous)
     })
 }
@@ -55,17 +55,14 @@ pub extern "C" fn kvm_set_user_memory_region(
     host: *mut c_void,
 ) -> c_int {
     c_int(|| {
-        let vm = registry::vm(vm)?;
-        if host.is_null() && size != 0 {
-            return Err(Errno(libc::EFAULT));
-        }
-        vm.set_memory_region(
-            slot,
-            flags,
-            guest_phys_addr,
-            size,
-            Source::User(host.cast()),
-        )?;
+        // Deleting a slot may close a file's duplicate: fork() waits for it.
+        registry::with_vm_changing_fds(vm, |vm| {
+            if host.is_null() && size != 0 {
+                return Err(Errno(libc::EFAULT));
+            }
+            let source = Source::User(host.cast());
+            vm.set_memory_region(slot, flags, guest_phys_addr, size, source)
+        })?;
         Ok(0)
     })
 }
@@ -106,7 +103,7 @@ pub extern "C" fn kvm_set_memory_region_fd(
     offset: u64,
     map_flags: c_int,
 ) -> c_int {
-    vm_do(vm, |vm| {
+    vm_do_fds(vm, |vm| {
         let source = Source::File {
             fd,
             offset,
@@ -126,7 +123,8 @@ pub extern "C" fn kvm_set_memory_region_fd(
 /// VM does not report, `size` 0 or not a multiple of 4096), ENOMEM, EMFILE.
 #[no_mangle]
 pub extern "C" fn kvm_create_guest_memfd(vm: c_int, size: u64, flags: u64) -> c_int {
-    c_int(|| registry::vm(vm)?.create_guest_memfd(size, flags))
+    // fork() waits until the new fd is close-on-exec.
+    c_int(|| registry::with_vm_changing_fds(vm, |vm| vm.create_guest_memfd(size, flags)))
 }
 
 /// kvm_create_guest_memfd() flag GUEST_MEMFD_FLAG_MMAP: the host may mmap() the file.
@@ -211,7 +209,7 @@ pub extern "C" fn kvm_clear_dirty_log(vm: c_int, log: *const kvm_clear_dirty_log
 /// KVM_DIRTY_LOG_INITIALLY_SET enabled), ENOMEM.
 #[no_mangle]
 pub extern "C" fn kvm_enable_dirty_ring(vm: c_int, bytes: u32) -> c_int {
-    vm_do(vm, |vm| vm.enable_dirty_ring(bytes))
+    vm_do_fds(vm, |vm| vm.enable_dirty_ring(bytes))
 }
 
 /// Creates, replaces or deletes memory alias `alias->slot` (0 to 31, a namespace apart

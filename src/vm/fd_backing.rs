@@ -294,8 +294,7 @@ mod tests {
         assert_eq!(err(not_shared), Errno(libc::EINVAL));
         let shared_only = file(fd, 0, libc::MAP_SHARED).check(4096, gmem(FLAG_INIT_SHARED));
         assert_eq!(err(shared_only), Errno(libc::EINVAL));
-        let Ok(Checked::File(spec)) = file(fd, 0, libc::MAP_SHARED).check(4096, gmem(both))
-        else {
+        let Ok(Checked::File(spec)) = file(fd, 0, libc::MAP_SHARED).check(4096, gmem(both)) else {
             panic!("a mappable guest_memfd, shared, is accepted");
         };
         assert!(spec.guest_memfd);
