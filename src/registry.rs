@@ -160,16 +160,17 @@ impl StatsOwner {
 
     fn is_open(&self) -> bool {
         match self {
-            StatsOwner::Vm(vm) => vm.stats_fd().is_some(),
-            StatsOwner::Vcpu(v) => v.stats_fd().is_some(),
+            StatsOwner::Vm(vm) => vm.stats_is_open(),
+            StatsOwner::Vcpu(v) => v.stats_is_open(),
         }
     }
 }
 
 /// Runs `f` on the binary statistics of the VM or vcpu with this fd (EBADF if `fd` is
-/// neither), opening them if this is the first call. Opening makes an fd, so fork()
-/// waits for it (`changing_fds`); statistics already open take no lock but the
-/// registry's, for the lookup.
+/// neither), reading their descriptors if this is the first call. A VM's first call
+/// opens the fd, so fork() waits for it (`changing_fds`); a vcpu's fd is open from its
+/// creation (src/stats/mod.rs: the ioctl would wait for KVM_RUN while holding that
+/// lock). Statistics already open take no lock but the registry's, for the lookup.
 pub fn with_stats<R>(fd: RawFd, f: impl FnOnce(&Stats) -> Result<R>) -> Result<R> {
     let owner = {
         let reg = REGISTRY.lock();

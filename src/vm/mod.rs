@@ -186,6 +186,11 @@ impl Vm {
         self.stats.fd()
     }
 
+    /// Whether the statistics fd is open (or known not to exist).
+    pub fn stats_is_open(&self) -> bool {
+        self.stats.is_open()
+    }
+
     /// KVM_CHECK_EXTENSION on the VM fd.
     pub fn check_extension(&self, cap: libc::c_long) -> Result<i32> {
         ioctl::check_extension(self.raw_fd(), cap)
@@ -234,6 +239,7 @@ impl Vm {
         // over (and closes it if mapping the run area fails).
         let fd = unsafe { self.fd.create_vcpu_from_rawfd(fd) }.map_err(Errno::from)?;
         let mut v = Vcpu::new(fd, self.raw_fd(), self.sync_caps, self.apic.clone());
+        v.open_stats_fd()?;
         if let Some(log) = self.ring.get() {
             v.attach_dirty_ring(log, id)?;
         }
