@@ -47,7 +47,7 @@ int main(void)
 	int fd = kvm_create_vcpu(vm, 3);
 	if (fd < 0)
 		FAIL("kvm_create_vcpu retry with the same id: %s", strerror(errno));
-	CHECK_EQ(count_kvm_fds(), fds + 1);
+	CHECK_EQ(count_kvm_fds(), fds + kvm_fds_per_vcpu());
 	setup_real_mode(0x1000);
 	EDIT_REGS(regs, regs.rsi = 21; regs.rbx = 6);
 	CHECK_EQ(run_until_out(0x10), 42);

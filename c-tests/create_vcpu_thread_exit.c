@@ -47,7 +47,7 @@ int main(void)
 	int fd = kvm_create_vcpu(vm, 1);
 	if (fd < 0)
 		FAIL("retry of vcpu 1: %s", strerror(errno));
-	CHECK_EQ(count_kvm_fds(), before + 1);
+	CHECK_EQ(count_kvm_fds(), before + kvm_fds_per_vcpu());
 	end_vm(vm);
 	return 0;
 }

@@ -427,6 +427,11 @@ int count_kvm_fds(void)
 	return count_fd_links("anon_inode:kvm-");
 }
 
+int kvm_fds_per_vcpu(void)
+{
+	return 1 + (kvm_check_extension(-1, KVM_CAP_BINARY_STATS_FD) > 0);
+}
+
 int count_fds(void)
 {
 	return count_fd_links("");

@@ -127,6 +127,9 @@ void deadline(unsigned secs);
 /* Leak checks: counts of this process's KVM fds and KVM run-area mappings, and whether
  * an address is mapped at all. */
 int count_kvm_fds(void);
+/* The KVM fds each vcpu holds: its own, and its statistics' where the kernel has binary
+ * statistics (libkvm opens them with the vcpu). */
+int kvm_fds_per_vcpu(void);
 int count_kvm_mappings(void);
 int is_mapped(const void *addr);
 int count_fds(void);

@@ -45,7 +45,7 @@ int main(void)
 	for (uint32_t i = 0; i < N; i++)
 		CHECK_EQ(words[i], 0xc0de0000 | i);
 	/* Released but not destroyed: the VM and its vcpus are still there. */
-	CHECK_EQ(count_kvm_fds(), kvm0 + 1 + N);
+	CHECK_EQ(count_kvm_fds(), kvm0 + 1 + N * kvm_fds_per_vcpu());
 	CHECK_EQ(count_kvm_mappings(), maps0 + N);
 	OK(kvm_destroy_vm(vm));
 	CHECK_EQ(count_kvm_fds(), kvm0);

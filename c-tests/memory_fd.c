@@ -1,8 +1,10 @@
-/* kvm_set_memory_region_fd and kvm_create_guest_memfd: a guest's memfd shared with another process, a file mapped copy-on-write (file unchanged, dirty log exact), in-place changes, snapshots, every errno, no fd or mapping left after delete, destroy and 1000 cycles, a guest running from a guest_memfd (a recorded skip where the kernel has none). */
+/* kvm_set_memory_region_fd and kvm_create_guest_memfd: a guest's memfd shared with another process, a file mapped copy-on-write (file unchanged, dirty log exact), in-place changes, snapshots, every errno, no fd or mapping left after delete, destroy and 1000 cycles, none in a fork() child while another thread changes slots, a guest running from a guest_memfd (a recorded skip where the kernel has none). */
 #define _GNU_SOURCE
 #include "harness.h"
 #include <fcntl.h>
+#include <pthread.h>
 #include <spawn.h>
+#include <stdatomic.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -402,6 +404,52 @@ static void cycles(void)
 	check_no_kvm_leaks("after the cycles");
 }
 
+struct churn {
+	int vm, mfd;
+	atomic_int stop;
+	long rounds;
+};
+
+/* Creates and deletes slot 1 of c->vm, backed by c->mfd, until told to stop. */
+static void *churn(void *arg)
+{
+	struct churn *c = arg;
+	while (!atomic_load(&c->stop)) {
+		OK(kvm_set_memory_region_fd(c->vm, 1, 0, FD_GPA, SIZE, c->mfd, 0, MAP_SHARED));
+		OK(kvm_set_memory_region(c->vm, 1, 0, 0, 0));
+		c->rounds++;
+	}
+	return NULL;
+}
+
+/* fork() while another thread creates and deletes a slot backed by the test's memfd:
+ * fork waits for the slot calls, and every child holds the test's own memfd and none of
+ * libkvm's duplicates (the child closes those of the slots that exist at fork). */
+static void fork_during_slot_changes(void)
+{
+	struct churn c = { .mfd = memfd_create(MEMFD_NAME, MFD_CLOEXEC) };
+	CHECK(c.mfd >= 0);
+	CHECK(ftruncate(c.mfd, SIZE) == 0);
+	c.vm = vm_with_memory(0x10000);
+	pthread_t t;
+	CHECK(pthread_create(&t, NULL, churn, &c) == 0);
+	for (int i = 0; i < 300; i++) {
+		pid_t pid = fork();
+		CHECK(pid >= 0);
+		if (pid == 0)
+			_exit(memfd_fds() == 1 ? 0 : 1);
+		int status;
+		CHECK(waitpid(pid, &status, 0) == pid);
+		CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	}
+	atomic_store(&c.stop, 1);
+	CHECK(pthread_join(t, NULL) == 0);
+	CHECK(c.rounds > 0);
+	CHECK_EQ(memfd_fds(), 1);
+	OK(kvm_destroy_vm(c.vm));
+	CHECK(close(c.mfd) == 0);
+}
+
 /* kvm_create_guest_memfd, and a slot bound to a guest_memfd: the guest runs from it and
  * kvm_guest_memory reads what it wrote. Where the kernel has no guest_memfd, EOPNOTSUPP
  * and a recorded skip. */
@@ -433,6 +481,10 @@ static void guest_memfd(void)
 		skip_section("guest_memfd slot", "KVM_CAP_GUEST_MEMFD_FLAGS lacks MMAP or INIT_SHARED");
 		return;
 	}
+	/* Mappable but private: a host access would be SIGBUS, so libkvm refuses it. */
+	int priv = OK(kvm_create_guest_memfd(vm, 0x10000, LIBKVM_GUEST_MEMFD_MMAP));
+	CHECK_ERR(kvm_set_memory_region_fd(vm, 0, 0, 0, 0x10000, priv, 0, MAP_SHARED), EINVAL);
+	CHECK(close(priv) == 0);
 	int gm = OK(kvm_create_guest_memfd(vm, 0x10000, both));
 	CHECK(fcntl(gm, F_GETFD) & FD_CLOEXEC);
 	CHECK_ERR(kvm_set_memory_region_fd(vm, 0, 0, 0, 0x10000, gm, 0, MAP_PRIVATE), EINVAL);
@@ -469,6 +521,7 @@ int main(int argc, char **argv)
 	private_mapping();
 	errors();
 	cycles();
+	fork_during_slot_changes();
 	guest_memfd();
 	return 0;
 }

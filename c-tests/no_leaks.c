@@ -31,7 +31,7 @@ int main(void)
 		on_thread(exits_owning, NULL);
 
 		OK(kvm_create_vcpu(vm, 0));
-		CHECK_EQ(count_kvm_fds(), kvm0 + 3);      /* VM + two vcpus */
+		CHECK_EQ(count_kvm_fds(), kvm0 + 1 + 2 * kvm_fds_per_vcpu()); /* VM + two vcpus */
 		CHECK_EQ(count_kvm_mappings(), maps0 + 2); /* two run areas */
 		CHECK_ERR(kvm_destroy_vm(vm), EBUSY);     /* ours is attached */
 		end_vm(vm);

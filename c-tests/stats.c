@@ -1,4 +1,4 @@
-/* kvm_stats_lookup/name/read/info and kvm_exit_reason_name: a real-mode guest does N port writes and M hlts; another thread reads the vcpu's statistics while it is halted (stopped after an HLT exit, and blocked inside KVM_RUN on the in-kernel irqchip) and finds exactly M more halt_exits, at least N + M + 1 more exits, and no exit caused by its reads, nor a return from kvm_run of a vcpu spinning at ring 3; names, lookups, sizes and every errno; the statistics fds open on first use, O_CLOEXEC, and are gone with the VM. */
+/* kvm_stats_lookup/name/read/info and kvm_exit_reason_name: a real-mode guest does N port writes and M hlts; another thread reads the vcpu's statistics while it is halted (stopped after an HLT exit, and blocked inside KVM_RUN on the in-kernel irqchip) and finds exactly M more halt_exits, at least N + M + 1 more exits, and no exit caused by its reads, nor a return from kvm_run of a vcpu spinning at ring 3; names, lookups, sizes and every errno; a vcpu's statistics fd opened with the vcpu (a first call on a vcpu blocked in KVM_RUN does not wait), a VM's on first use, O_CLOEXEC, and are gone with the VM. */
 #define _GNU_SOURCE
 #include "harness.h"
 #include <fcntl.h>
@@ -179,18 +179,18 @@ static int kernel_counts_io_exits(void)
 	return access("/sys/module/kvm_intel", F_OK) == 0 || access("/sys/module/kvm_amd", F_OK) == 0;
 }
 
-/* The first call on a vcpu opens its statistics fd: without a free fd it fails with
+/* The first call on a VM opens its statistics fd: without a free fd it fails with
  * EMFILE, and a later call, with one, opens it. */
-static void emfile_on_first_use(int other)
+static void emfile_on_first_use(int vm)
 {
-	CHECK_EQ(stats_fds("kvm-vcpu-stats", NULL), 1); /* vcpu 0's only */
+	CHECK_EQ(stats_fds("kvm-vm-stats", NULL), 0);
 	if (!nofile_enforced()) {
 		skip_section("EMFILE", "RLIMIT_NOFILE does not reach the kernel here (valgrind keeps it)");
 		return;
 	}
-	CHECK_ERR_NOFILE(kvm_stats_lookup(other, "exits"), EMFILE);
-	CHECK_ERR_NOFILE(kvm_stats_read(other, -1, NULL, 0), EMFILE);
-	CHECK_EQ(stats_fds("kvm-vcpu-stats", NULL), 1); /* nothing was left half open */
+	CHECK_ERR_NOFILE(kvm_stats_lookup(vm, "remote_tlb_flush"), EMFILE);
+	CHECK_ERR_NOFILE(kvm_stats_read(vm, -1, NULL, 0), EMFILE);
+	CHECK_EQ(stats_fds("kvm-vm-stats", NULL), 0); /* nothing was left half open */
 }
 
 static void outs_and_hlts(void)
@@ -198,8 +198,8 @@ static void outs_and_hlts(void)
 	int vm = vm_with_memory(0x10000);
 	vcpu_fd = real_mode_vcpu(vm, 0, 0x1000, BLOB(rm_stats_outs_hlts));
 	EDIT_REGS(r, r.rsi = N_OUTS; r.rdi = M_HLTS);
-	CHECK_EQ(stats_fds("kvm-vcpu-stats", NULL), 0);
-	check_errnos(vcpu_fd, check_table(vcpu_fd)); /* the first call opened them */
+	CHECK_EQ(stats_fds("kvm-vcpu-stats", NULL), 1); /* opened with the vcpu */
+	check_errnos(vcpu_fd, check_table(vcpu_fd)); /* the first call reads the descriptors */
 	CHECK_EQ(stats_fds("kvm-vcpu-stats", NULL), 1);
 	check_histogram(vcpu_fd);
 	on_thread(read_halted, NULL);
@@ -244,7 +244,7 @@ static void outs_and_hlts(void)
 	}
 
 	/* The VM's statistics are its own: other names, its own fd. */
-	CHECK_EQ(stats_fds("kvm-vm-stats", NULL), 0);
+	emfile_on_first_use(vm);
 	int n = check_table(vm);
 	check_errnos(vm, n);
 	CHECK(kvm_stats_lookup(vm, "remote_tlb_flush") >= 0);
@@ -254,8 +254,8 @@ static void outs_and_hlts(void)
 	CHECK_EQ(stats_fds("kvm-vm-stats", &sfd), 1);
 	OK(kvm_detach_vcpu());
 	int other = OK(kvm_create_vcpu(vm, 1));
-	emfile_on_first_use(other);
-	CHECK(kvm_stats_lookup(other, "exits") >= 0); /* with a free fd it opens */
+	CHECK_EQ(stats_fds("kvm-vcpu-stats", NULL), 2); /* opened with the vcpu */
+	CHECK(kvm_stats_lookup(other, "exits") >= 0);
 	CHECK_EQ(stats_fds("kvm-vcpu-stats", NULL), 2);
 	CHECK(fd_flags(sfd) & O_CLOEXEC);
 	CHECK_EQ(stats_fds("kvm-vcpu-stats", &sfd), 2);
@@ -304,14 +304,18 @@ static void blocked_in_kvm_run(void)
 	int vm = vm_with_memory(0x10000);
 	OK(kvm_create_irqchip(vm));
 	int cpu = real_mode_vcpu(vm, 0, 0x1000, BLOB(rm_stats_block));
-	/* The first call opens the statistics; KVM_GET_STATS_FD waits for a vcpu inside
-	 * KVM_RUN (the kernel takes the vcpu's mutex), so it comes before the vcpu runs. */
-	int exits = OK(kvm_stats_lookup(cpu, "exits"));
-	int halts = OK(kvm_stats_lookup(cpu, "halt_exits"));
-	int blocking = kvm_stats_lookup(cpu, "blocking");
 	OK(kvm_detach_vcpu());
 	pthread_t t;
 	CHECK(pthread_create(&t, NULL, owner, &cpu) == 0);
+	/* The first call comes once the vcpu has (most likely) blocked inside KVM_RUN, and
+	 * must not wait for it: libkvm opened the statistics fd with the vcpu, since
+	 * KVM_GET_STATS_FD would wait (the kernel takes the vcpu's mutex) while holding the
+	 * lock fork() waits for. The vcpu is still inside kvm_run afterwards (below). */
+	usleep(100000);
+	watchdog_phase("first call on a blocked vcpu", 30);
+	int exits = OK(kvm_stats_lookup(cpu, "exits"));
+	int halts = OK(kvm_stats_lookup(cpu, "halt_exits"));
+	int blocking = kvm_stats_lookup(cpu, "blocking");
 	watchdog_phase("vcpu blocks in hlt", 30);
 	uint64_t h = 0, b = 1;
 	while (h == 0 || b == 0) { /* the read path, polled: it never disturbs the vcpu */

@@ -270,9 +270,10 @@ int kvm_set_user_memory_region(int vm,
  guest has not written are read from it on first access), optionally | MAP_POPULATE
  (all pages read in now). `fd` may be a memfd, a regular or hugetlbfs file (the range
  must lie inside the file; on hugetlbfs, offset and size are whole huge pages), or a
- guest_memfd of this VM from kvm_create_guest_memfd() with LIBKVM_GUEST_MEMFD_MMAP,
- which must be MAP_SHARED: the slot is then bound to it (KVM_MEM_GUEST_MEMFD) and
- the guest's memory is that file's. libkvm keeps its own duplicate of `fd` (the caller
+ guest_memfd of this VM from kvm_create_guest_memfd() with LIBKVM_GUEST_MEMFD_MMAP and
+ LIBKVM_GUEST_MEMFD_INIT_SHARED (libkvm reads and writes the memory; private memory
+ would fault), which must be MAP_SHARED: the slot is then bound to it
+ (KVM_MEM_GUEST_MEMFD) and the guest's memory is that file's. libkvm keeps its own duplicate of `fd` (the caller
  may close theirs at once) and unmaps and closes it when the slot is deleted or the VM
  destroyed. The mapping is readable and writable and not inherited by fork().
  kvm_guest_memory() reaches it like any slot's. Size 0 deletes the slot, whatever its
@@ -282,10 +283,10 @@ int kvm_set_user_memory_region(int vm,
  kvm_set_memory_region(), EBADF (`fd` not an open descriptor), EINVAL (`offset` not a
  multiple of 4096, the range not inside the file or wrapping, `map_flags` not
  MAP_SHARED or MAP_PRIVATE with at most MAP_POPULATE added, a guest_memfd without
- LIBKVM_GUEST_MEMFD_MMAP or with MAP_PRIVATE, different memory for an existing slot),
- ENODEV (the file cannot be memory-mapped), EACCES (`fd` not open for reading, or
- MAP_SHARED of a file not open for writing), EMFILE (no descriptor left for libkvm's
- duplicate).
+ LIBKVM_GUEST_MEMFD_MMAP and LIBKVM_GUEST_MEMFD_INIT_SHARED or with MAP_PRIVATE,
+ different memory for an existing slot), ENODEV (the file cannot be memory-mapped),
+ EACCES (`fd` not open for reading, or MAP_SHARED of a file not open for writing),
+ EMFILE (no descriptor left for libkvm's duplicate).
  */
 int kvm_set_memory_region_fd(int vm,
                              unsigned int slot,
@@ -299,10 +300,10 @@ int kvm_set_memory_region_fd(int vm,
 /*
  Makes a guest_memfd of VM `vm`: a file of `size` bytes (a multiple of 4096) of memory
  that KVM hands out, and returns its descriptor (close-on-exec; the caller closes it).
- `flags` are the kernel's: 0, or LIBKVM_GUEST_MEMFD_MMAP (the host may mmap() it: what
- kvm_set_memory_region_fd() needs) and LIBKVM_GUEST_MEMFD_INIT_SHARED (its memory
- starts shared with the host), as far as the VM reports them
- (kvm_check_extension(vm, LIBKVM_CAP_GUEST_MEMFD_FLAGS)). Errors: EBADF (not a VM),
+ `flags` are the kernel's: 0, or LIBKVM_GUEST_MEMFD_MMAP (the host may mmap() it) and
+ LIBKVM_GUEST_MEMFD_INIT_SHARED (its memory starts shared with the host; without it a
+ host access faults, SIGBUS): kvm_set_memory_region_fd() needs both, as far as the VM
+ reports them (kvm_check_extension(vm, LIBKVM_CAP_GUEST_MEMFD_FLAGS)). Errors: EBADF (not a VM),
  EOPNOTSUPP (the kernel has no guest_memfd: LIBKVM_CAP_GUEST_MEMFD is 0), EINVAL (a flag the
  VM does not report, `size` 0 or not a multiple of 4096), ENOMEM, EMFILE.
  */

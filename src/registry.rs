@@ -17,10 +17,11 @@
 //!   per-vcpu calls with ESRCH, as for any fd that is not a libkvm VM; the child may
 //!   create VMs of its own. The parent's VMs are untouched.
 //!
-//! fork() waits (prepare handler) until no other thread is creating or destroying a VM
-//! or vcpu, and holds the registry lock across the fork: the child never inherits the
-//! registry half-changed, nor an fd that was made but not yet registered (or already
-//! unregistered but not yet closed).
+//! fork() waits (prepare handler) until no other thread is in a call that makes or
+//! closes libkvm fds (creating or destroying a VM or vcpu, memory slots, guest_memfds,
+//! the dirty ring, opening statistics: `changing_fds`), and holds the registry lock
+//! across the fork: the child never inherits the registry half-changed, nor an fd that
+//! was made but not yet registered (or already unregistered but not yet closed).
 
 use crate::cancel::NoCancel;
 use crate::current;
@@ -159,16 +160,17 @@ impl StatsOwner {
 
     fn is_open(&self) -> bool {
         match self {
-            StatsOwner::Vm(vm) => vm.stats_fd().is_some(),
-            StatsOwner::Vcpu(v) => v.stats_fd().is_some(),
+            StatsOwner::Vm(vm) => vm.stats_is_open(),
+            StatsOwner::Vcpu(v) => v.stats_is_open(),
         }
     }
 }
 
 /// Runs `f` on the binary statistics of the VM or vcpu with this fd (EBADF if `fd` is
-/// neither), opening them if this is the first call. Opening makes an fd, so fork()
-/// waits for it (`changing_fds`); statistics already open take no lock but the
-/// registry's, for the lookup.
+/// neither), reading their descriptors if this is the first call. A VM's first call
+/// opens the fd, so fork() waits for it (`changing_fds`); a vcpu's fd is open from its
+/// creation (src/stats/mod.rs: the ioctl would wait for KVM_RUN while holding that
+/// lock). Statistics already open take no lock but the registry's, for the lookup.
 pub fn with_stats<R>(fd: RawFd, f: impl FnOnce(&Stats) -> Result<R>) -> Result<R> {
     let owner = {
         let reg = REGISTRY.lock();
@@ -327,22 +329,30 @@ fn lock_for_fork() -> RegistryGuard {
     RegistryGuard(REGISTRY.lock())
 }
 
+/// fork() prepare handler, after `lock_for_fork`: the fds the VMs keep besides their own
+/// and their vcpus' (`Vm::kept_fds`), gathered in the parent, where their tables' locks
+/// can be taken (in the child, a lock another thread held at fork() would stay locked).
+fn kept_fds(reg: &RegistryGuard) -> Vec<RawFd> {
+    let mut fds = Vec::new();
+    for vm in reg.0.vms.values() {
+        vm.kept_fds(&mut fds);
+    }
+    fds
+}
+
 /// fork() child handler: forgets the parent's VMs and vcpus and closes the child's
-/// copies of their fds. Their run areas and libkvm's guest memory are MADV_DONTFORK,
-/// so the child has no mapping to release.
-fn forget_inherited(reg: &mut RegistryGuard) {
+/// copies of their fds and of `kept` (`kept_fds`). Their run areas and libkvm's guest
+/// memory are MADV_DONTFORK, so the child has no mapping to release.
+fn forget_inherited(reg: &mut RegistryGuard, kept: &[RawFd]) {
     let old = std::mem::take(&mut *reg.0);
-    let kept: Vec<RawFd> = old.vms.values().flat_map(|vm| vm.kept_fds()).collect();
     // Their statistics fds (src/stats), where open.
     let stats = old.vms.values().filter_map(|vm| vm.stats_fd());
-    let stats: Vec<RawFd> = stats
-        .chain(old.vcpus.values().filter_map(|v| v.stats_fd()))
-        .collect();
-    let all = old.vms.keys().chain(old.vcpus.keys());
-    for fd in all.chain(kept.iter()).chain(stats.iter()) {
+    let stats = stats.chain(old.vcpus.values().filter_map(|v| v.stats_fd()));
+    let all = old.vms.keys().chain(old.vcpus.keys()).copied();
+    for fd in all.chain(kept.iter().copied()).chain(stats) {
         // SAFETY: these fds are the child's copies of libkvm's own fds; nothing in the
         // child refers to them any more (the objects are kept in INHERITED, never dropped).
-        unsafe { crate::cancel::close(*fd) };
+        unsafe { crate::cancel::close(fd) };
     }
     INHERITED
         .lock()
@@ -365,11 +375,23 @@ fn changing_fds() -> RwLockReadGuard<'static, ()> {
     FDS_CHANGING.read().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// Runs `f` on the VM with this fd (EBADF if there is none) for a call that makes or
+/// closes fds the VM keeps (memory slots backed by a file, kvm_create_guest_memfd, the
+/// dirty ring): fork() waits for it (`changing_fds`), so a child never inherits such an
+/// fd made but not yet recorded, or one that is no longer recorded but still open.
+pub fn with_vm_changing_fds<R>(fd: RawFd, f: impl FnOnce(&Vm) -> Result<R>) -> Result<R> {
+    // A failure may drop a file's duplicate, which closes it (src/cancel.rs).
+    let _no_cancel = NoCancel::new();
+    let _fork = changing_fds();
+    f(&*vm(fd)?)
+}
+
+/// What `prepare` took, on the forking thread, until the parent and child handlers
+/// release it (in the child, that thread's copy): fork's locks and the kept fds.
+type Held = (RwLockWriteGuard<'static, ()>, RegistryGuard, Vec<RawFd>);
+
 thread_local! {
-    /// The locks `prepare` took, on the forking thread, until the parent and child
-    /// handlers release them (in the child, that thread's copy).
-    static HELD: RefCell<Option<(RwLockWriteGuard<'static, ()>, RegistryGuard)>> =
-        const { RefCell::new(None) };
+    static HELD: RefCell<Option<Held>> = const { RefCell::new(None) };
 }
 
 /// Registers the fork handlers; called before the first VM exists.
@@ -384,7 +406,8 @@ fn install() {
 extern "C" fn prepare() {
     let fds = FDS_CHANGING.write().unwrap_or_else(PoisonError::into_inner);
     let reg = lock_for_fork();
-    let _ = HELD.try_with(|h| *h.borrow_mut() = Some((fds, reg)));
+    let kept = kept_fds(&reg);
+    let _ = HELD.try_with(|h| *h.borrow_mut() = Some((fds, reg, kept)));
 }
 
 extern "C" fn parent() {
@@ -393,8 +416,8 @@ extern "C" fn parent() {
 
 extern "C" fn child() {
     let _ = HELD.try_with(|h| {
-        if let Some((_fds, mut reg)) = h.borrow_mut().take() {
-            forget_inherited(&mut reg);
+        if let Some((_fds, mut reg, kept)) = h.borrow_mut().take() {
+            forget_inherited(&mut reg, &kept);
         }
     });
     current::forget_current();

@@ -2,7 +2,7 @@
 //! and coalesced MMIO.
 
 use crate::capi::output;
-use crate::capi::{vm_do, vm_set};
+use crate::capi::{vm_do_fds, vm_set};
 use crate::error::c_int;
 use crate::error::c_ptr;
 use crate::error::Errno;
@@ -35,7 +35,7 @@ pub extern "C" fn kvm_set_memory_region(
     guest_phys_addr: u64,
     size: u64,
 ) -> c_int {
-    vm_do(vm, |vm| {
+    vm_do_fds(vm, |vm| {
         vm.set_memory_region(slot, flags, guest_phys_addr, size, Source::Anonymous)
     })
 }
@@ -55,17 +55,14 @@ pub extern "C" fn kvm_set_user_memory_region(
     host: *mut c_void,
 ) -> c_int {
     c_int(|| {
-        let vm = registry::vm(vm)?;
-        if host.is_null() && size != 0 {
-            return Err(Errno(libc::EFAULT));
-        }
-        vm.set_memory_region(
-            slot,
-            flags,
-            guest_phys_addr,
-            size,
-            Source::User(host.cast()),
-        )?;
+        // Deleting a slot may close a file's duplicate: fork() waits for it.
+        registry::with_vm_changing_fds(vm, |vm| {
+            if host.is_null() && size != 0 {
+                return Err(Errno(libc::EFAULT));
+            }
+            let source = Source::User(host.cast());
+            vm.set_memory_region(slot, flags, guest_phys_addr, size, source)
+        })?;
         Ok(0)
     })
 }
@@ -77,9 +74,10 @@ pub extern "C" fn kvm_set_user_memory_region(
 /// guest has not written are read from it on first access), optionally | MAP_POPULATE
 /// (all pages read in now). `fd` may be a memfd, a regular or hugetlbfs file (the range
 /// must lie inside the file; on hugetlbfs, offset and size are whole huge pages), or a
-/// guest_memfd of this VM from kvm_create_guest_memfd() with LIBKVM_GUEST_MEMFD_MMAP,
-/// which must be MAP_SHARED: the slot is then bound to it (KVM_MEM_GUEST_MEMFD) and
-/// the guest's memory is that file's. libkvm keeps its own duplicate of `fd` (the caller
+/// guest_memfd of this VM from kvm_create_guest_memfd() with LIBKVM_GUEST_MEMFD_MMAP and
+/// LIBKVM_GUEST_MEMFD_INIT_SHARED (libkvm reads and writes the memory; private memory
+/// would fault), which must be MAP_SHARED: the slot is then bound to it
+/// (KVM_MEM_GUEST_MEMFD) and the guest's memory is that file's. libkvm keeps its own duplicate of `fd` (the caller
 /// may close theirs at once) and unmaps and closes it when the slot is deleted or the VM
 /// destroyed. The mapping is readable and writable and not inherited by fork().
 /// kvm_guest_memory() reaches it like any slot's. Size 0 deletes the slot, whatever its
@@ -89,10 +87,10 @@ pub extern "C" fn kvm_set_user_memory_region(
 /// kvm_set_memory_region(), EBADF (`fd` not an open descriptor), EINVAL (`offset` not a
 /// multiple of 4096, the range not inside the file or wrapping, `map_flags` not
 /// MAP_SHARED or MAP_PRIVATE with at most MAP_POPULATE added, a guest_memfd without
-/// LIBKVM_GUEST_MEMFD_MMAP or with MAP_PRIVATE, different memory for an existing slot),
-/// ENODEV (the file cannot be memory-mapped), EACCES (`fd` not open for reading, or
-/// MAP_SHARED of a file not open for writing), EMFILE (no descriptor left for libkvm's
-/// duplicate).
+/// LIBKVM_GUEST_MEMFD_MMAP and LIBKVM_GUEST_MEMFD_INIT_SHARED or with MAP_PRIVATE,
+/// different memory for an existing slot), ENODEV (the file cannot be memory-mapped),
+/// EACCES (`fd` not open for reading, or MAP_SHARED of a file not open for writing),
+/// EMFILE (no descriptor left for libkvm's duplicate).
 #[no_mangle]
 #[allow(clippy::too_many_arguments)]
 pub extern "C" fn kvm_set_memory_region_fd(
@@ -105,7 +103,7 @@ pub extern "C" fn kvm_set_memory_region_fd(
     offset: u64,
     map_flags: c_int,
 ) -> c_int {
-    vm_do(vm, |vm| {
+    vm_do_fds(vm, |vm| {
         let source = Source::File {
             fd,
             offset,
@@ -117,15 +115,16 @@ pub extern "C" fn kvm_set_memory_region_fd(
 
 /// Makes a guest_memfd of VM `vm`: a file of `size` bytes (a multiple of 4096) of memory
 /// that KVM hands out, and returns its descriptor (close-on-exec; the caller closes it).
-/// `flags` are the kernel's: 0, or LIBKVM_GUEST_MEMFD_MMAP (the host may mmap() it: what
-/// kvm_set_memory_region_fd() needs) and LIBKVM_GUEST_MEMFD_INIT_SHARED (its memory
-/// starts shared with the host), as far as the VM reports them
-/// (kvm_check_extension(vm, LIBKVM_CAP_GUEST_MEMFD_FLAGS)). Errors: EBADF (not a VM),
+/// `flags` are the kernel's: 0, or LIBKVM_GUEST_MEMFD_MMAP (the host may mmap() it) and
+/// LIBKVM_GUEST_MEMFD_INIT_SHARED (its memory starts shared with the host; without it a
+/// host access faults, SIGBUS): kvm_set_memory_region_fd() needs both, as far as the VM
+/// reports them (kvm_check_extension(vm, LIBKVM_CAP_GUEST_MEMFD_FLAGS)). Errors: EBADF (not a VM),
 /// EOPNOTSUPP (the kernel has no guest_memfd: LIBKVM_CAP_GUEST_MEMFD is 0), EINVAL (a flag the
 /// VM does not report, `size` 0 or not a multiple of 4096), ENOMEM, EMFILE.
 #[no_mangle]
 pub extern "C" fn kvm_create_guest_memfd(vm: c_int, size: u64, flags: u64) -> c_int {
-    c_int(|| registry::vm(vm)?.create_guest_memfd(size, flags))
+    // fork() waits until the new fd is close-on-exec.
+    c_int(|| registry::with_vm_changing_fds(vm, |vm| vm.create_guest_memfd(size, flags)))
 }
 
 /// kvm_create_guest_memfd() flag GUEST_MEMFD_FLAG_MMAP: the host may mmap() the file.
@@ -210,7 +209,7 @@ pub extern "C" fn kvm_clear_dirty_log(vm: c_int, log: *const kvm_clear_dirty_log
 /// KVM_DIRTY_LOG_INITIALLY_SET enabled), ENOMEM.
 #[no_mangle]
 pub extern "C" fn kvm_enable_dirty_ring(vm: c_int, bytes: u32) -> c_int {
-    vm_do(vm, |vm| vm.enable_dirty_ring(bytes))
+    vm_do_fds(vm, |vm| vm.enable_dirty_ring(bytes))
 }
 
 /// Creates, replaces or deletes memory alias `alias->slot` (0 to 31, a namespace apart

@@ -113,6 +113,15 @@ pub(crate) fn vm_do<R>(vm: libc::c_int, f: impl FnOnce(&Vm) -> Result<R>) -> lib
     })
 }
 
+/// Like `vm_do`, for a call that makes or closes fds the VM keeps: fork() waits for it
+/// (`registry::with_vm_changing_fds`).
+pub(crate) fn vm_do_fds<R>(vm: libc::c_int, f: impl FnOnce(&Vm) -> Result<R>) -> libc::c_int {
+    c_int(|| {
+        registry::with_vm_changing_fds(vm, f)?;
+        Ok(0)
+    })
+}
+
 /// A call on VM `vm` that reads and updates `*arg`.
 pub(crate) fn vm_update<T>(
     vm: libc::c_int,

@@ -1,12 +1,15 @@
 //! A VM's or a vcpu's binary statistics (KVM_GET_STATS_FD): the statistics fd, opened
-//! once, on first use, and closed with its VM or vcpu; the descriptors, read once and
+//! once and closed with its VM or vcpu; the descriptors, read once, on first use, and
 //! kept; and the read path, one pread(2) of the data block that allocates nothing.
 //!
 //! Reading needs no lock of the VM or vcpu and no ownership: the kernel copies the
 //! counters out of its live statistics structure, with no exit of the vcpu. Opening is
 //! the one step the kernel serialises with KVM_RUN (KVM_GET_STATS_FD on a vcpu fd takes
-//! the vcpu's mutex), so the first call on a vcpu made from another thread while the vcpu
-//! is inside KVM_RUN waits until that KVM_RUN returns; every later call never waits.
+//! the vcpu's mutex), so a vcpu's fd is opened when the vcpu is made, before it can run
+//! (`StatsCell::open_fd`): a first call made while the vcpu is inside KVM_RUN would wait
+//! for that KVM_RUN, and it holds the lock fork() waits for (a fork waiting behind it
+//! would hold up every later vcpu creation, among them perhaps the thread that would
+//! wake the vcpu). A VM's fd, whose ioctl waits for nothing, is opened on first use.
 
 mod descriptors;
 
@@ -29,7 +32,11 @@ impl Drop for StatsFd {
     }
 }
 
-impl StatsFd {
+/// The statistics fd, for reading (the `StatsFd` of the same cell owns it).
+#[derive(Debug)]
+struct StatsFile(RawFd);
+
+impl StatsFile {
     /// Fills `buf` from offset `at` of the file; EIO if the file ends first.
     fn read_exact(&self, buf: &mut [u8], at: usize) -> Result<()> {
         let at = i64::try_from(at).map_err(|_| Errno(libc::EIO))?;
@@ -56,7 +63,7 @@ impl StatsFd {
 /// The statistics of one VM or vcpu.
 #[derive(Debug)]
 pub struct Stats {
-    fd: StatsFd,
+    fd: StatsFile,
     table: Table,
     /// The data block, for reading every statistic where the values do not lie in index
     /// order (allocated at open; empty where they do, the kernel's layout today).
@@ -64,17 +71,9 @@ pub struct Stats {
 }
 
 impl Stats {
-    /// KVM_GET_STATS_FD on `owner` (a VM or vcpu fd), then its header and descriptors.
-    /// EOPNOTSUPP if the kernel has no binary statistics.
-    fn open(owner: RawFd) -> Result<Stats> {
-        // SAFETY: KVM_GET_STATS_FD takes no argument; the kernel returns a new fd
-        // (O_CLOEXEC), which StatsFd owns from here.
-        let fd = match unsafe { ioctl::ioctl(owner, ioctl::KVM_GET_STATS_FD, 0) } {
-            Ok(fd) => StatsFd(fd),
-            // A kernel without KVM_CAP_BINARY_STATS_FD: the ioctl is unknown to it.
-            Err(Errno(libc::ENOTTY | libc::EINVAL)) => return Err(Errno(libc::EOPNOTSUPP)),
-            Err(e) => return Err(e),
-        };
+    /// The header and descriptors of statistics fd `fd`.
+    fn parse(fd: RawFd) -> Result<Stats> {
+        let fd = StatsFile(fd);
         let mut h = [0u8; HEADER_SIZE];
         fd.read_exact(&mut h, 0)?;
         let header = Header::parse(&h)?;
@@ -136,17 +135,44 @@ impl Stats {
     }
 }
 
-/// The statistics of a VM or vcpu, opened on first use.
+/// The statistics of a VM or vcpu: the fd (`open_fd`), the descriptors read on first use.
 #[derive(Debug, Default)]
 pub struct StatsCell {
     stats: OnceLock<Stats>,
+    /// The statistics fd once opened, None if the kernel has no binary statistics. After
+    /// `stats`, which reads it: dropped (closed) after it.
+    fd: OnceLock<Option<StatsFd>>,
     /// Held while opening, so that two first calls open one fd.
     opening: Mutex<()>,
 }
 
 impl StatsCell {
-    /// The statistics of `owner` (the fd of the VM or vcpu holding this cell), opened by
-    /// the first call.
+    /// KVM_GET_STATS_FD on `owner` (the fd of the VM or vcpu holding this cell), unless
+    /// done already; a kernel without binary statistics is no error here (the
+    /// statistics calls then fail with EOPNOTSUPP).
+    pub fn open_fd(&self, owner: RawFd) -> Result<()> {
+        let _one = self.opening.lock();
+        self.fd_or_open(owner).map(drop)
+    }
+
+    /// The fd, opened now if it is not yet (under `opening`); None without statistics.
+    fn fd_or_open(&self, owner: RawFd) -> Result<Option<RawFd>> {
+        if let Some(fd) = self.fd.get() {
+            return Ok(fd.as_ref().map(|f| f.0));
+        }
+        // SAFETY: KVM_GET_STATS_FD takes no argument; the kernel returns a new fd
+        // (O_CLOEXEC), which StatsFd owns from here.
+        let fd = match unsafe { ioctl::ioctl(owner, ioctl::KVM_GET_STATS_FD, 0) } {
+            Ok(fd) => Some(StatsFd(fd)),
+            // A kernel without KVM_CAP_BINARY_STATS_FD: the ioctl is unknown to it.
+            Err(Errno(libc::ENOTTY | libc::EINVAL)) => None,
+            Err(e) => return Err(e),
+        };
+        Ok(self.fd.get_or_init(|| fd).as_ref().map(|f| f.0))
+    }
+
+    /// The statistics of `owner`, the fd opened if `open_fd` did not, the descriptors
+    /// read by the first call. EOPNOTSUPP if the kernel has no binary statistics.
     pub fn get(&self, owner: RawFd) -> Result<&Stats> {
         if let Some(s) = self.stats.get() {
             return Ok(s);
@@ -155,12 +181,18 @@ impl StatsCell {
         if let Some(s) = self.stats.get() {
             return Ok(s);
         }
-        let s = Stats::open(owner)?;
+        let fd = self.fd_or_open(owner)?.ok_or(Errno(libc::EOPNOTSUPP))?;
+        let s = Stats::parse(fd)?;
         Ok(self.stats.get_or_init(|| s))
+    }
+
+    /// Whether the fd is open (or known not to exist): `get` then makes no fd.
+    pub fn is_open(&self) -> bool {
+        self.fd.get().is_some()
     }
 
     /// The statistics fd, if it is open (for a fork child, which closes its copy).
     pub fn fd(&self) -> Option<RawFd> {
-        self.stats.get().map(|s| s.fd.0)
+        self.fd.get().and_then(Option::as_ref).map(|f| f.0)
     }
 }

@@ -133,10 +133,21 @@ impl Vcpu {
         self.vm_fd
     }
 
-    /// The vcpu's binary statistics (opened by the first call, from any thread: see
-    /// src/stats/mod.rs for the one wait that involves).
+    /// The vcpu's binary statistics (their fd opened by `open_stats_fd`, their
+    /// descriptors read by the first call, from any thread).
     pub fn stats(&self) -> Result<&Stats> {
         self.stats.get(self.raw_fd())
+    }
+
+    /// Opens the statistics fd: before the vcpu first runs, for the reason given in
+    /// src/stats/mod.rs. No error where the kernel has no binary statistics.
+    pub fn open_stats_fd(&self) -> Result<()> {
+        self.stats.open_fd(self.raw_fd())
+    }
+
+    /// Whether the statistics fd is open (or known not to exist).
+    pub fn stats_is_open(&self) -> bool {
+        self.stats.is_open()
     }
 
     /// Its statistics fd, if open (for a fork child, which closes its copy).

@@ -57,7 +57,7 @@ pub struct FileSpec {
     guest_memfd: bool,
 }
 
-/// Which of a guest_memfd's flags let the host map it (GUEST_MEMFD_FLAG_MMAP).
+/// A guest_memfd's creation flags (GUEST_MEMFD_FLAG_MMAP, GUEST_MEMFD_FLAG_INIT_SHARED).
 pub(crate) type GuestMemfdFlags = u64;
 
 impl Source {
@@ -130,8 +130,11 @@ fn check_file(
     let gmem_flags = guest_memfd(file, st.st_size as u64);
     if let Some(flags) = gmem_flags {
         // A guest_memfd is the guest's memory only shared, and mapped by the host only
-        // where it was created mappable.
-        if sharing != libc::MAP_SHARED || flags & super::guest_memfd::FLAG_MMAP == 0 {
+        // where it was created mappable; and its memory must start shared with the host
+        // (INIT_SHARED): a host access to private memory is SIGBUS (the kernel's fault
+        // handler), which libkvm's own reads (kvm_guest_memory, snapshots) would be.
+        let needed = super::guest_memfd::FLAG_MMAP | super::guest_memfd::FLAG_INIT_SHARED;
+        if sharing != libc::MAP_SHARED || flags & needed != needed {
             return Err(Errno(libc::EINVAL));
         }
     }
@@ -201,7 +204,7 @@ impl FileSpec {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::vm::guest_memfd::FLAG_MMAP;
+    use crate::vm::guest_memfd::{FLAG_INIT_SHARED, FLAG_MMAP};
 
     /// A memfd of `pages` pages (closed on drop).
     struct Memfd(Dup);
@@ -283,10 +286,15 @@ mod tests {
         let gmem = |flags| move |_: (u64, u64), _: u64| Some(flags);
         let no_mmap = file(fd, 0, libc::MAP_SHARED).check(4096, gmem(0));
         assert_eq!(err(no_mmap), Errno(libc::EINVAL));
-        let private = file(fd, 0, libc::MAP_PRIVATE).check(4096, gmem(FLAG_MMAP));
+        let both = FLAG_MMAP | FLAG_INIT_SHARED;
+        let private = file(fd, 0, libc::MAP_PRIVATE).check(4096, gmem(both));
         assert_eq!(err(private), Errno(libc::EINVAL));
-        let Ok(Checked::File(spec)) = file(fd, 0, libc::MAP_SHARED).check(4096, gmem(FLAG_MMAP))
-        else {
+        // Mappable but private memory: the host's reads would be SIGBUS.
+        let not_shared = file(fd, 0, libc::MAP_SHARED).check(4096, gmem(FLAG_MMAP));
+        assert_eq!(err(not_shared), Errno(libc::EINVAL));
+        let shared_only = file(fd, 0, libc::MAP_SHARED).check(4096, gmem(FLAG_INIT_SHARED));
+        assert_eq!(err(shared_only), Errno(libc::EINVAL));
+        let Ok(Checked::File(spec)) = file(fd, 0, libc::MAP_SHARED).check(4096, gmem(both)) else {
             panic!("a mappable guest_memfd, shared, is accepted");
         };
         assert!(spec.guest_memfd);

@@ -186,6 +186,11 @@ impl Vm {
         self.stats.fd()
     }
 
+    /// Whether the statistics fd is open (or known not to exist).
+    pub fn stats_is_open(&self) -> bool {
+        self.stats.is_open()
+    }
+
     /// KVM_CHECK_EXTENSION on the VM fd.
     pub fn check_extension(&self, cap: libc::c_long) -> Result<i32> {
         ioctl::check_extension(self.raw_fd(), cap)
@@ -234,6 +239,7 @@ impl Vm {
         // over (and closes it if mapping the run area fails).
         let fd = unsafe { self.fd.create_vcpu_from_rawfd(fd) }.map_err(Errno::from)?;
         let mut v = Vcpu::new(fd, self.raw_fd(), self.sync_caps, self.apic.clone());
+        v.open_stats_fd()?;
         if let Some(log) = self.ring.get() {
             v.attach_dirty_ring(log, id)?;
         }
@@ -257,20 +263,22 @@ impl Vm {
         }
     }
 
-    /// The fds of kernel vcpus kept for a retry, of the dirty ring's VM fd duplicate and
-    /// of the files that back memory slots
-    /// (for a fork child, which closes its copies).
-    pub fn kept_fds(&self) -> Vec<RawFd> {
-        let mut fds: Vec<RawFd> = self
-            .kept
-            .try_lock()
-            .map(|k| k.iter().map(|(_, f)| f.0).collect())
-            .unwrap_or_default();
-        fds.extend(self.ring.get().map(|l| l.raw_fd()));
-        if let Some(mem) = self.memory.try_lock() {
-            fds.extend(mem.file_fds());
-        }
-        fds
+    /// Adds to `out` the fds of kernel vcpus kept for a retry, of the dirty ring's VM fd
+    /// duplicate and of the files that back memory slots, for a fork child, which closes
+    /// its copies. Called by fork()'s prepare handler, in the parent, which holds the lock
+    /// every call that makes or closes these fds takes (`registry::changing_fds`): none
+    /// is half-made. Taking the tables' locks is sound there: their holders never wait
+    /// for the registry or fork's locks. Best effort: without memory for `out`, the fds
+    /// left out stay open in the child (close-on-exec).
+    pub fn kept_fds(&self, out: &mut Vec<RawFd>) {
+        let mut add = |fd| {
+            if out.try_reserve(1).is_ok() {
+                out.push(fd);
+            }
+        };
+        self.kept.lock().iter().for_each(|(_, f)| add(f.0));
+        self.ring.get().into_iter().for_each(|l| add(l.raw_fd()));
+        self.memory.lock().file_fds().for_each(add);
     }
 
     /// KVM_ENABLE_CAP on the VM fd; remembers the capabilities that change what other calls
