@@ -73,9 +73,12 @@ impl Vm {
         for (slot, change) in ready {
             log.commit(slot, change);
         }
-        drop(mem);
-        // Cannot fail: the cell was empty under the lock.
+        // Published before the slot lock goes: every slot change and dirty-log call
+        // takes that lock before it looks at the cell, so none sees the kernel on the
+        // ring without libkvm's bitmaps (a new slot without one, KVM_GET_DIRTY_LOG
+        // failing with ENXIO). Cannot fail: the cell was empty under the lock.
         let _ = self.ring.set(log);
+        drop(mem);
         Ok(())
     }
 

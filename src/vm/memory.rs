@@ -330,6 +330,9 @@ impl Vm {
         if log.slot >= self.user_slots() {
             return Err(Errno(libc::ENOENT));
         }
+        // The slot lock, as for every look at the ring's cell: `enable_dirty_ring` sets
+        // it under that lock, so the kernel's mode and the cell agree here.
+        let _mem = self.memory.lock();
         if let Some(r) = self.ring_clear_dirty_log(log) {
             return r;
         }
