@@ -75,6 +75,17 @@ impl Bitmap {
         self.touched.clear();
     }
 
+    /// Marks every page marked in `other` (of any size: pages past the end are ignored).
+    pub fn fold(&mut self, other: &Bitmap) {
+        for &w in &other.touched {
+            let mut bits = other.words[w as usize];
+            while bits != 0 {
+                self.mark(u64::from(w) * 64 + u64::from(bits.trailing_zeros()));
+                bits &= bits - 1;
+            }
+        }
+    }
+
     /// Marks every page whose bit is set in `bits` (a bitmap of the slot's size, as
     /// `take` writes it), for a report that did not happen after all.
     ///

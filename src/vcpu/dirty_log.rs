@@ -56,15 +56,16 @@ pub struct VcpuRing {
 }
 
 /// What a slot change does to the bitmaps (`DirtyLog::prepare`, then `commit` once the
-/// kernel took the change).
+/// kernel took the change, or `abort` if it did not).
 #[derive(Debug)]
 pub enum SlotChange {
     /// Nothing (the slot keeps its bitmap, or had none and gets none).
     Keep,
-    /// The slot stops logging (or goes): its bitmap goes.
+    /// The slot stops logging (or goes): its bitmap goes at `commit`.
     Drop,
-    /// The slot starts logging (or changes size): a new, empty bitmap.
-    New(Bitmap),
+    /// The slot starts logging (or changes size): its new, empty bitmap went in at
+    /// `prepare`, in place of this old one if it had one (back at `abort`).
+    New(Option<Bitmap>),
 }
 
 impl Inner {
@@ -222,41 +223,65 @@ impl DirtyLog {
     }
 
     /// Step one of a change of KVM slot `slot`, before the kernel makes it: `pages` is
-    /// the slot's page count if it logs dirty pages afterwards. Allocates what the change
-    /// needs (ENOMEM before anything changed).
+    /// the slot's page count if it logs dirty pages afterwards. A slot that starts
+    /// logging gets its empty bitmap now, before the kernel can log a page of it: a
+    /// harvest between the kernel's change and `commit` (a full ring in another
+    /// thread's `kvm_run`, a dirty-log call on another slot) must find it. ENOMEM before
+    /// anything changed.
     pub fn prepare(&self, slot: u32, pages: Option<u64>) -> Result<SlotChange> {
         let mut inner = self.inner.lock();
-        let have = inner.bitmap(slot).ok().map(|i| inner.bitmaps[i].1.pages());
-        Ok(match (have, pages) {
+        let have = inner.bitmap(slot);
+        let have_pages = have.ok().map(|i| inner.bitmaps[i].1.pages());
+        Ok(match (have_pages, pages) {
             (Some(h), Some(p)) if h == p => SlotChange::Keep,
             (None, None) => SlotChange::Keep,
             (Some(_), None) => SlotChange::Drop,
             (_, Some(p)) => {
-                inner.bitmaps.try_reserve(1).map_err(nomem)?;
-                SlotChange::New(Bitmap::new(p)?)
+                let b = Bitmap::new(p)?;
+                match have {
+                    Ok(i) => SlotChange::New(Some(std::mem::replace(&mut inner.bitmaps[i].1, b))),
+                    Err(i) => {
+                        inner.bitmaps.try_reserve(1).map_err(nomem)?;
+                        inner.bitmaps.insert(i, (slot, b));
+                        SlotChange::New(None)
+                    }
+                }
             }
         })
     }
 
-    /// Step two, once the kernel made the change (the caller serializes slot changes, so
-    /// the room `prepare` reserved is still there). A slot that stops logging has its
-    /// entries still in the rings dropped now, so that none can land in a later slot of
-    /// the same number.
+    /// Step two, once the kernel made the change. A slot that stops logging has its
+    /// bitmap removed and its entries still in the rings dropped now, so that none can
+    /// land in a later slot of the same number.
     pub fn commit(&self, slot: u32, change: SlotChange) {
-        let mut inner = self.inner.lock();
-        match change {
-            SlotChange::Keep => {}
-            SlotChange::Drop => {
-                if let Ok(i) = inner.bitmap(slot) {
-                    inner.bitmaps.remove(i);
-                }
-                // A failed reset is owed to the next harvest (`unreset`).
-                let _ = inner.harvest(self.fd);
+        if let SlotChange::Drop = change {
+            let mut inner = self.inner.lock();
+            if let Ok(i) = inner.bitmap(slot) {
+                inner.bitmaps.remove(i);
             }
-            SlotChange::New(b) => match inner.bitmap(slot) {
-                Ok(i) => inner.bitmaps[i].1 = b,
-                Err(i) => inner.bitmaps.insert(i, (slot, b)),
-            },
+            // A failed reset is owed to the next harvest (`unreset`).
+            let _ = inner.harvest(self.fd);
+        }
+    }
+
+    /// Step two when the kernel refused the change: the bitmaps are as before `prepare`
+    /// (pages logged meanwhile were the old slot's, and stay logged).
+    pub fn abort(&self, slot: u32, change: SlotChange) {
+        let SlotChange::New(old) = change else {
+            return;
+        };
+        let mut inner = self.inner.lock();
+        let Ok(i) = inner.bitmap(slot) else {
+            return;
+        };
+        match old {
+            Some(mut old) => {
+                old.fold(&inner.bitmaps[i].1);
+                inner.bitmaps[i].1 = old;
+            }
+            None => {
+                inner.bitmaps.remove(i);
+            }
         }
     }
 }

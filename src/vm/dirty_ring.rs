@@ -52,15 +52,11 @@ impl Vm {
         let log = crate::error::try_arc(DirtyLog::new(self.raw_fd(), bytes)?)?;
         // Slots that log already get their bitmaps before the kernel switches: the change
         // cannot fail half-way.
+        // (`log` is not published yet: nothing to undo if the kernel refuses.)
         let mem = self.memory.lock();
-        let mut ready = Vec::new();
         for (slot, flags, size) in mem.entries() {
             if flags & KVM_MEM_LOG_DIRTY_PAGES != 0 {
-                ready.try_reserve(1).map_err(crate::error::nomem)?;
-                ready.push((
-                    slot,
-                    log.prepare(slot, Some(size / super::slots::PAGE_SIZE))?,
-                ));
+                log.prepare(slot, Some(size / super::slots::PAGE_SIZE))?;
             }
         }
         let mut arg = kvm_enable_cap {
@@ -70,9 +66,6 @@ impl Vm {
         arg.args[0] = u64::from(bytes);
         // SAFETY: KVM_ENABLE_CAP reads one struct kvm_enable_cap, alive across the call.
         unsafe { ioctl::ioctl_with_ref(self.raw_fd(), ioctl::KVM_ENABLE_CAP, &arg) }?;
-        for (slot, change) in ready {
-            log.commit(slot, change);
-        }
         // Published before the slot lock goes: every slot change and dirty-log call
         // takes that lock before it looks at the cell, so none sees the kernel on the
         // ring without libkvm's bitmaps (a new slot without one, KVM_GET_DIRTY_LOG
@@ -116,10 +109,14 @@ impl Vm {
             .map(Some)
     }
 
-    /// After the kernel made the change `ring_prepare` prepared.
-    pub(super) fn ring_commit(&self, slot: u32, change: Option<SlotChange>) {
+    /// After the kernel made the change `ring_prepare` prepared (`done`), or refused it.
+    pub(super) fn ring_commit(&self, slot: u32, change: Option<SlotChange>, done: bool) {
         if let (Some(log), Some(c)) = (self.ring.get(), change) {
-            log.commit(slot, c);
+            if done {
+                log.commit(slot, c);
+            } else {
+                log.abort(slot, c);
+            }
         }
     }
 
@@ -213,5 +210,44 @@ mod tests {
             assert_eq!(dirty_words(&vm), 0b110, "round {round}");
             assert_eq!(dirty_words(&vm), 0, "round {round}");
         }
+    }
+
+    /// A harvest between the kernel's slot change and libkvm's bookkeeping (a full ring
+    /// in another thread's `kvm_run`, a dirty-log call on another slot) finds the bitmap
+    /// of a slot that starts logging: its pages are reported, not dropped.
+    #[test]
+    fn a_harvest_during_a_slot_change_loses_no_entry() {
+        let Ok(vm) = Vm::create() else {
+            return; // no usable /dev/kvm: nothing to test
+        };
+        if vm.enable_dirty_ring(4096) == Err(Errno(libc::EOPNOTSUPP)) {
+            return;
+        }
+        let source = crate::vm::fd_backing::Source::Anonymous;
+        vm.set_memory_region(0, 0, 0, 0x10000, source).unwrap();
+        // mov [0x1000], al; mov [0x2000], al; hlt
+        let code = [0xa2, 0x00, 0x10, 0xa2, 0x00, 0x20, 0xf4];
+        let host = vm.guest_memory(0, 0x10000).unwrap();
+        // SAFETY: the slot's first bytes, mapped while the VM lives.
+        unsafe { std::ptr::copy_nonoverlapping(code.as_ptr(), host, code.len()) };
+        let v = vm.create_vcpu(0).unwrap();
+        // Logging switched on as `kvm_set_slot` does it, with the guest writing and
+        // a harvest between the kernel's change and the commit.
+        let change = vm.ring_prepare(0, KVM_MEM_LOG_DIRTY_PAGES, 0x10000).unwrap();
+        let region = kvm_bindings::kvm_userspace_memory_region {
+            slot: 0,
+            flags: KVM_MEM_LOG_DIRTY_PAGES,
+            guest_phys_addr: 0,
+            memory_size: 0x10000,
+            userspace_addr: host as u64,
+        };
+        // SAFETY: the slot's own memory, mapped while the VM lives.
+        unsafe { vm.fd.set_user_memory_region(region) }.unwrap();
+        write_pages_1_and_2(&v);
+        vm.ring.get().unwrap().harvest().unwrap();
+        vm.ring_commit(0, change, true);
+        vm.memory.lock().get_mut(0).unwrap().flags = KVM_MEM_LOG_DIRTY_PAGES;
+        assert_eq!(dirty_words(&vm), 0b110);
+        assert_eq!(dirty_words(&vm), 0);
     }
 }
