@@ -422,6 +422,47 @@ static void enable_race(void)
 	CHECK(made > 0);
 }
 
+/* ---- bad buffers: EFAULT, never SIGSEGV, on the ring as on the bitmap ---------------- */
+
+/* `vm` has logging slot 2 of 16 pages. */
+static void bad_buffers(int vm)
+{
+	long pg = sysconf(_SC_PAGESIZE);
+	void *gone = mmap(NULL, pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	void *ro = mmap(NULL, pg, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	CHECK(gone != MAP_FAILED && ro != MAP_FAILED);
+	CHECK(munmap(gone, pg) == 0);
+	/* The bitmap ends where the mapping does: the next page is gone. */
+	void *edge = mmap(NULL, 2 * pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	CHECK(edge != MAP_FAILED);
+	CHECK(munmap((char *)edge + pg, pg) == 0);
+	CHECK_ERR(kvm_get_dirty_log(vm, 2, (void *)1), EFAULT);
+	CHECK_ERR(kvm_get_dirty_log(vm, 2, gone), EFAULT);
+	CHECK_ERR(kvm_get_dirty_log(vm, 2, ro), EFAULT);
+	CHECK_ERR(kvm_get_dirty_log(vm, 2, (char *)edge + pg - 4), EFAULT);
+	OK(kvm_get_dirty_log(vm, 2, (char *)edge + pg - 8));
+	struct kvm_enable_cap cap = { .cap = KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2, .args = { 1 } };
+	if (kvm_check_extension(vm, KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2) > 0) {
+		OK(kvm_enable_cap(vm, &cap));
+		struct kvm_clear_dirty_log clr = { .slot = 2, .first_page = 0, .num_pages = 16,
+						   .dirty_bitmap = (void *)1 };
+		CHECK_ERR(kvm_clear_dirty_log(vm, &clr), EFAULT);
+		clr.dirty_bitmap = gone;
+		CHECK_ERR(kvm_clear_dirty_log(vm, &clr), EFAULT);
+		clr.dirty_bitmap = (char *)edge + pg - 4;
+		CHECK_ERR(kvm_clear_dirty_log(vm, &clr), EFAULT);
+		clr.dirty_bitmap = ro;                  /* readable is enough */
+		OK(kvm_clear_dirty_log(vm, &clr));
+		CHECK_ERR(kvm_get_dirty_log(vm, 2, gone), EFAULT);   /* keeping the log too */
+		cap.args[0] = 0;
+		OK(kvm_enable_cap(vm, &cap));
+	} else {
+		skip_section("kvm_clear_dirty_log EFAULT", "no KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2");
+	}
+	CHECK(munmap(ro, pg) == 0);
+	CHECK(munmap(edge, pg) == 0);
+}
+
 /* ---- errnos ------------------------------------------------------------------------- */
 
 static void errnos(void)
@@ -456,6 +497,12 @@ static void errnos(void)
 	OK(kvm_set_memory_region(vm, 2, KVM_MEM_LOG_DIRTY_PAGES, 0x100000, 0x10000));
 	OK(kvm_get_dirty_log(vm, 2, bm));
 	CHECK_EQ(bm[0], 0);
+	bad_buffers(vm);
+	OK(kvm_destroy_vm(vm));
+	/* The same bad buffers in bitmap mode: the kernel's EFAULT. */
+	vm = vm_with_memory(0x10000);
+	OK(kvm_set_memory_region(vm, 2, KVM_MEM_LOG_DIRTY_PAGES, 0x100000, 0x10000));
+	bad_buffers(vm);
 	OK(kvm_destroy_vm(vm));
 	/* After the first vcpu: EBUSY, even once it is gone from the thread. */
 	vm = vm_with_memory(0x10000);

@@ -183,21 +183,21 @@ impl DirtyLog {
 
     /// `kvm_get_dirty_log` of KVM slot `slot`: harvests, then copies its bitmap to `out`
     /// (pages rounded up to 64-bit words) and, unless `keep`, clears it. ENOENT if the
-    /// slot does not log.
+    /// slot does not log; EFAULT (nothing reported, nothing lost) unless `out` is
+    /// writable, as the kernel checks it (`user_copy`).
     pub fn take(&self, slot: u32, out: *mut u8, keep: bool) -> Result<()> {
         let mut inner = self.inner.lock();
         let i = inner.bitmap(slot).map_err(|_| Errno(libc::ENOENT))?;
         if keep {
             inner.harvest(self.fd)?;
-            // SAFETY: the caller's buffer holds the slot's pages rounded up to whole
-            // 64-bit words (the documented contract of kvm_get_dirty_log).
-            unsafe { inner.bitmaps[i].1.take(out, true) };
-            return Ok(());
+            // SAFETY: the caller's buffer, which stays mapped during the call (the
+            // documented contract of kvm_get_dirty_log).
+            return unsafe { inner.bitmaps[i].1.take(out, true) };
         }
-        // What earlier harvests gathered first (the buffer zeroed), then the rings
-        // straight into the buffer.
+        // What earlier harvests gathered first (the buffer zeroed, found writable), then
+        // the rings straight into the buffer.
         // SAFETY: as above.
-        unsafe { inner.bitmaps[i].1.take(out, false) };
+        unsafe { inner.bitmaps[i].1.take(out, false) }?;
         let direct = Direct {
             slot,
             pages: inner.bitmaps[i].1.pages(),
@@ -205,21 +205,23 @@ impl DirtyLog {
         };
         inner.harvest_to(self.fd, Some(&direct)).inspect_err(|_| {
             // Not reported: the pages go back for the next call.
-            // SAFETY: as above; the buffer was written just now.
+            // SAFETY: as above; `take` found the buffer mapped and wrote it just now.
             unsafe { inner.bitmaps[i].1.absorb(out) };
         })
     }
 
     /// `kvm_clear_dirty_log` of KVM slot `slot`: clears the bits of pages `first ..
-    /// first + num` set in `bits` (bit 0 = `first`), with the kernel's rules (ENOENT: the
-    /// slot does not log; EINVAL: `first` not a multiple of 64, `num` not one short of
-    /// the slot's end, or the range outside the slot).
+    /// first + num` set in the caller's `bits` (bit 0 = `first`), with the kernel's rules
+    /// (ENOENT: the slot does not log; EINVAL: `first` not a multiple of 64, `num` not
+    /// one short of the slot's end, or the range outside the slot; EFAULT: `bits` not
+    /// readable, read as the kernel reads it, through `user_copy`).
     pub fn clear(&self, slot: u32, first: u64, num: u64, bits: *const u8) -> Result<()> {
         let mut inner = self.inner.lock();
         let i = inner.bitmap(slot).map_err(|_| Errno(libc::ENOENT))?;
-        // SAFETY: the caller's bitmap holds `num` bits rounded up to whole 64-bit words,
-        // as the kernel reads it (the documented contract of kvm_clear_dirty_log).
-        unsafe { inner.bitmaps[i].1.clear(first, num, bits) }
+        inner.bitmaps[i].1.check_range(first, num)?;
+        let mut copy = crate::error::try_vec(num.div_ceil(64) as usize * 8, 0u8)?;
+        crate::user_copy::read(bits, &mut copy)?;
+        inner.bitmaps[i].1.clear(first, num, &copy)
     }
 
     /// Step one of a change of KVM slot `slot`, before the kernel makes it: `pages` is

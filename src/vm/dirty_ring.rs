@@ -49,6 +49,8 @@ impl Vm {
         {
             return Err(Errno(libc::EINVAL));
         }
+        // The fault-checked copies the dirty-log calls use on the ring, ready before it is.
+        crate::user_copy::ready()?;
         let log = crate::error::try_arc(DirtyLog::new(self.raw_fd(), bytes)?)?;
         // Slots that log already get their bitmaps before the kernel switches: the change
         // cannot fail half-way.
@@ -134,9 +136,6 @@ impl Vm {
         let ring = self.ring.get()?;
         // SAFETY: reading the union member the caller filled in (a pointer either way).
         let bits = unsafe { log.__bindgen_anon_1.dirty_bitmap };
-        if bits.is_null() {
-            return Some(Err(Errno(libc::EFAULT)));
-        }
         Some(ring.clear(
             log.slot,
             log.first_page,
@@ -171,6 +170,28 @@ mod tests {
         assert_eq!(v.run(), Ok(kvm_bindings::KVM_EXIT_HLT as i32));
     }
 
+    /// A VM with a one-page ring, or None without KVM or the ring.
+    fn vm_with_ring() -> Option<Vm> {
+        let vm = Vm::create().ok()?;
+        match vm.enable_dirty_ring(4096) {
+            Err(Errno(libc::EOPNOTSUPP)) => None,
+            r => {
+                r.unwrap();
+                Some(vm)
+            }
+        }
+    }
+
+    /// Puts the code `write_pages_1_and_2` runs at 0 of slot 0; its host address.
+    fn load_writer(vm: &Vm) -> *mut u8 {
+        // mov [0x1000], al; mov [0x2000], al; hlt
+        let code = [0xa2, 0x00, 0x10, 0xa2, 0x00, 0x20, 0xf4];
+        let p = vm.guest_memory(0, 0x10000).unwrap();
+        // SAFETY: the slot's first bytes, mapped while the VM lives.
+        unsafe { std::ptr::copy_nonoverlapping(code.as_ptr(), p, code.len()) };
+        p
+    }
+
     fn dirty_words(vm: &Vm) -> u64 {
         let mut words = [0u64; 1];
         vm.get_dirty_log(0, words.as_mut_ptr().cast()).unwrap();
@@ -182,12 +203,9 @@ mod tests {
     /// reads on where the last one stopped.
     #[test]
     fn a_vcpu_that_goes_loses_no_entry() {
-        let Ok(vm) = Vm::create() else {
-            return; // no usable /dev/kvm: nothing to test
+        let Some(vm) = vm_with_ring() else {
+            return; // no usable /dev/kvm or no ring: nothing to test
         };
-        if vm.enable_dirty_ring(4096) == Err(Errno(libc::EOPNOTSUPP)) {
-            return;
-        }
         vm.set_memory_region(
             0,
             KVM_MEM_LOG_DIRTY_PAGES,
@@ -196,11 +214,7 @@ mod tests {
             crate::vm::fd_backing::Source::Anonymous,
         )
         .unwrap();
-        // mov [0x1000], al; mov [0x2000], al; hlt
-        let code = [0xa2, 0x00, 0x10, 0xa2, 0x00, 0x20, 0xf4];
-        let p = vm.guest_memory(0, code.len() as u64).unwrap();
-        // SAFETY: the slot's first bytes, mapped while the VM lives.
-        unsafe { std::ptr::copy_nonoverlapping(code.as_ptr(), p, code.len()) };
+        load_writer(&vm);
         assert_eq!(dirty_words(&vm), 0);
         for round in 0..3 {
             let v = vm.create_vcpu(1).unwrap();
@@ -217,23 +231,18 @@ mod tests {
     /// of a slot that starts logging: its pages are reported, not dropped.
     #[test]
     fn a_harvest_during_a_slot_change_loses_no_entry() {
-        let Ok(vm) = Vm::create() else {
-            return; // no usable /dev/kvm: nothing to test
+        let Some(vm) = vm_with_ring() else {
+            return; // no usable /dev/kvm or no ring: nothing to test
         };
-        if vm.enable_dirty_ring(4096) == Err(Errno(libc::EOPNOTSUPP)) {
-            return;
-        }
         let source = crate::vm::fd_backing::Source::Anonymous;
         vm.set_memory_region(0, 0, 0, 0x10000, source).unwrap();
-        // mov [0x1000], al; mov [0x2000], al; hlt
-        let code = [0xa2, 0x00, 0x10, 0xa2, 0x00, 0x20, 0xf4];
-        let host = vm.guest_memory(0, 0x10000).unwrap();
-        // SAFETY: the slot's first bytes, mapped while the VM lives.
-        unsafe { std::ptr::copy_nonoverlapping(code.as_ptr(), host, code.len()) };
+        let host = load_writer(&vm);
         let v = vm.create_vcpu(0).unwrap();
         // Logging switched on as `kvm_set_slot` does it, with the guest writing and
         // a harvest between the kernel's change and the commit.
-        let change = vm.ring_prepare(0, KVM_MEM_LOG_DIRTY_PAGES, 0x10000).unwrap();
+        let change = vm
+            .ring_prepare(0, KVM_MEM_LOG_DIRTY_PAGES, 0x10000)
+            .unwrap();
         let region = kvm_bindings::kvm_userspace_memory_region {
             slot: 0,
             flags: KVM_MEM_LOG_DIRTY_PAGES,
