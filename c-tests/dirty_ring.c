@@ -8,6 +8,7 @@
  * manual protection, a harvest racing kvm_destroy_vm, and every errno. */
 #include "harness.h"
 #include <pthread.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -364,6 +365,104 @@ static void destroy_race(void)
 	}
 }
 
+/* ---- kvm_enable_dirty_ring racing slot changes and dirty-log calls ------------------ */
+
+struct enable_racer { int vm; long at; int started, done, get_err, set_err, made; };
+
+/* Reads slot 2's log until the main thread's enable is over, and creates logging slot 3
+ * meanwhile: neither may see the kernel on the ring before libkvm's bitmaps are. */
+static void *race_enable(void *arg)
+{
+	struct enable_racer *r = arg;
+	uint64_t bm[1];
+	for (long n = 0; !__atomic_load_n(&r->done, __ATOMIC_ACQUIRE); n++) {
+		if (kvm_get_dirty_log(r->vm, 2, bm) != 0 && !r->get_err)
+			r->get_err = errno;
+		__atomic_store_n(&r->started, 1, __ATOMIC_RELEASE);
+		if (n == r->at) {
+			if (kvm_set_memory_region(r->vm, 3, KVM_MEM_LOG_DIRTY_PAGES, 0x200000,
+						  0x10000) == 0)
+				r->made = 1;
+			else
+				r->set_err = errno;
+		}
+	}
+	return NULL;
+}
+
+static void enable_race(void)
+{
+	watchdog_phase("kvm_enable_dirty_ring racing slot changes", 60);
+	long made = 0;
+	for (int i = 0; i < 300; i++) {
+		struct enable_racer r = { .vm = vm_with_memory(0x10000), .at = i % 4 };
+		OK(kvm_set_memory_region(r.vm, 2, KVM_MEM_LOG_DIRTY_PAGES, 0x100000, 0x10000));
+		pthread_t t;
+		CHECK(pthread_create(&t, NULL, race_enable, &r) == 0);
+		while (!__atomic_load_n(&r.started, __ATOMIC_ACQUIRE))
+			sched_yield();
+		OK(kvm_enable_dirty_ring(r.vm, ring_bytes));
+		__atomic_store_n(&r.done, 1, __ATOMIC_RELEASE);
+		CHECK(pthread_join(t, NULL) == 0);
+		if (r.get_err)
+			FAIL("round %d: kvm_get_dirty_log during the enable: %s", i,
+			     strerror(r.get_err));
+		CHECK_EQ(r.set_err, 0);
+		/* Slot 3, made before, during or after the switch, logs on the ring. */
+		uint64_t bm[1];
+		if (r.made) {
+			if (kvm_get_dirty_log(r.vm, 3, bm) != 0)
+				FAIL("round %d: slot 3 without libkvm's bitmap: %s", i,
+				     strerror(errno));
+			made++;
+		}
+		OK(kvm_destroy_vm(r.vm));
+	}
+	printf("enable race: slot 3 made while enabling in %ld of 300 rounds\n", made);
+	CHECK(made > 0);
+}
+
+/* ---- bad buffers: EFAULT, never SIGSEGV, on the ring as on the bitmap ---------------- */
+
+/* `vm` has logging slot 2 of 16 pages. */
+static void bad_buffers(int vm)
+{
+	long pg = sysconf(_SC_PAGESIZE);
+	void *gone = mmap(NULL, pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	void *ro = mmap(NULL, pg, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	CHECK(gone != MAP_FAILED && ro != MAP_FAILED);
+	CHECK(munmap(gone, pg) == 0);
+	/* The bitmap ends where the mapping does: the next page is gone. */
+	void *edge = mmap(NULL, 2 * pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	CHECK(edge != MAP_FAILED);
+	CHECK(munmap((char *)edge + pg, pg) == 0);
+	CHECK_ERR(kvm_get_dirty_log(vm, 2, (void *)1), EFAULT);
+	CHECK_ERR(kvm_get_dirty_log(vm, 2, gone), EFAULT);
+	CHECK_ERR(kvm_get_dirty_log(vm, 2, ro), EFAULT);
+	CHECK_ERR(kvm_get_dirty_log(vm, 2, (char *)edge + pg - 4), EFAULT);
+	OK(kvm_get_dirty_log(vm, 2, (char *)edge + pg - 8));
+	struct kvm_enable_cap cap = { .cap = KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2, .args = { 1 } };
+	if (kvm_check_extension(vm, KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2) > 0) {
+		OK(kvm_enable_cap(vm, &cap));
+		struct kvm_clear_dirty_log clr = { .slot = 2, .first_page = 0, .num_pages = 16,
+						   .dirty_bitmap = (void *)1 };
+		CHECK_ERR(kvm_clear_dirty_log(vm, &clr), EFAULT);
+		clr.dirty_bitmap = gone;
+		CHECK_ERR(kvm_clear_dirty_log(vm, &clr), EFAULT);
+		clr.dirty_bitmap = (char *)edge + pg - 4;
+		CHECK_ERR(kvm_clear_dirty_log(vm, &clr), EFAULT);
+		clr.dirty_bitmap = ro;                  /* readable is enough */
+		OK(kvm_clear_dirty_log(vm, &clr));
+		CHECK_ERR(kvm_get_dirty_log(vm, 2, gone), EFAULT);   /* keeping the log too */
+		cap.args[0] = 0;
+		OK(kvm_enable_cap(vm, &cap));
+	} else {
+		skip_section("kvm_clear_dirty_log EFAULT", "no KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2");
+	}
+	CHECK(munmap(ro, pg) == 0);
+	CHECK(munmap(edge, pg) == 0);
+}
+
 /* ---- errnos ------------------------------------------------------------------------- */
 
 static void errnos(void)
@@ -398,6 +497,12 @@ static void errnos(void)
 	OK(kvm_set_memory_region(vm, 2, KVM_MEM_LOG_DIRTY_PAGES, 0x100000, 0x10000));
 	OK(kvm_get_dirty_log(vm, 2, bm));
 	CHECK_EQ(bm[0], 0);
+	bad_buffers(vm);
+	OK(kvm_destroy_vm(vm));
+	/* The same bad buffers in bitmap mode: the kernel's EFAULT. */
+	vm = vm_with_memory(0x10000);
+	OK(kvm_set_memory_region(vm, 2, KVM_MEM_LOG_DIRTY_PAGES, 0x100000, 0x10000));
+	bad_buffers(vm);
 	OK(kvm_destroy_vm(vm));
 	/* After the first vcpu: EBUSY, even once it is gone from the thread. */
 	vm = vm_with_memory(0x10000);
@@ -443,6 +548,7 @@ int main(void)
 	slots_change();
 	manual_protect();
 	destroy_race();
+	enable_race();
 	errnos();
 	return 0;
 }

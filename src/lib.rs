@@ -26,6 +26,7 @@ mod registry;
 mod snapshot;
 mod stats;
 mod system;
+mod user_copy;
 mod vcpu;
 mod vm;
 

@@ -1,5 +1,5 @@
 //! The dirty bitmap libkvm keeps for one logging slot while the VM logs in the dirty ring
-//! (leaf, pure): one bit per page, set by the harvest, handed out by `kvm_get_dirty_log`
+//! (leaf): one bit per page, set by the harvest, handed out by `kvm_get_dirty_log`
 //! and cleared by `kvm_clear_dirty_log`.
 //!
 //! A harvest costs what the guest dirtied, so handing the bitmap out must not cost what
@@ -51,28 +51,42 @@ impl Bitmap {
         self.words[w] |= 1 << (page % 64);
     }
 
-    /// Writes the bitmap to `out` (all its words) and, unless `keep`, clears it.
+    /// Writes the bitmap to the caller's `out` (all its words) and, unless `keep`,
+    /// clears it. EFAULT (the bitmap unchanged) unless `out` is mapped writable for all
+    /// the words: it is zeroed through `user_copy::zero` first, then the non-zero words
+    /// are written.
     ///
     /// # Safety
-    /// `out` must be valid for writes of the bitmap's words (8 bytes each); it need not
-    /// be aligned.
-    pub unsafe fn take(&mut self, out: *mut u8, keep: bool) {
-        let len = self.words.len() * 8;
-        if keep {
-            // SAFETY: the caller's promise; written as bytes.
-            unsafe { std::ptr::copy_nonoverlapping(self.words.as_ptr().cast::<u8>(), out, len) };
-            return;
-        }
+    /// `out` is a buffer of the caller's, which nothing in libkvm uses and which stays
+    /// mapped during the call (the C contract); it need not be aligned.
+    pub unsafe fn take(&mut self, out: *mut u8, keep: bool) -> Result<()> {
         // SAFETY: the caller's promise.
-        unsafe { std::ptr::write_bytes(out, 0, len) };
+        unsafe { crate::user_copy::zero(out, self.words.len() * 8) }?;
         for &w in &self.touched {
             let w = w as usize;
             let bytes = self.words[w].to_ne_bytes();
-            // SAFETY: word `w` lies inside the caller's buffer (w < words.len()).
+            // SAFETY: word `w` lies inside the caller's buffer (w < words.len()), which
+            // `zero` found mapped writable and which stays so (the caller's promise).
             unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), out.add(w * 8), 8) };
-            self.words[w] = 0;
+            if !keep {
+                self.words[w] = 0;
+            }
         }
-        self.touched.clear();
+        if !keep {
+            self.touched.clear();
+        }
+        Ok(())
+    }
+
+    /// Marks every page marked in `other` (of any size: pages past the end are ignored).
+    pub fn fold(&mut self, other: &Bitmap) {
+        for &w in &other.touched {
+            let mut bits = other.words[w as usize];
+            while bits != 0 {
+                self.mark(u64::from(w) * 64 + u64::from(bits.trailing_zeros()));
+                bits &= bits - 1;
+            }
+        }
     }
 
     /// Marks every page whose bit is set in `bits` (a bitmap of the slot's size, as
@@ -96,15 +110,10 @@ impl Bitmap {
         }
     }
 
-    /// Clears the bits of pages `first .. first + num` that are set in `bits` (bit 0 =
-    /// `first`), with KVM_CLEAR_DIRTY_LOG's rules: EINVAL if `first` is not a multiple
-    /// of 64, if `num` is not one unless the range ends at the slot's end, or if the
-    /// range is outside the slot.
-    ///
-    /// # Safety
-    /// `bits` must be valid for reads of `num` bits rounded up to whole 64-bit words (as
-    /// the kernel reads it); it need not be aligned.
-    pub unsafe fn clear(&mut self, first: u64, num: u64, bits: *const u8) -> Result<()> {
+    /// Whether pages `first .. first + num` are a range KVM_CLEAR_DIRTY_LOG takes:
+    /// EINVAL if `first` is not a multiple of 64, if `num` is not one unless the range
+    /// ends at the slot's end, or if the range is outside the slot.
+    pub fn check_range(&self, first: u64, num: u64) -> Result<()> {
         let pages = self.pages;
         if first % 64 != 0
             || first > pages
@@ -113,18 +122,25 @@ impl Bitmap {
         {
             return Err(Errno(libc::EINVAL));
         }
-        for w in 0..num.div_ceil(64) {
-            let mut mask = [0u8; 8];
-            // SAFETY: the caller's promise: word `w` of `num` bits rounded up.
-            unsafe {
-                std::ptr::copy_nonoverlapping(bits.add(w as usize * 8), mask.as_mut_ptr(), 8)
-            };
-            let mut mask = u64::from_ne_bytes(mask);
-            let left = num - w * 64;
+        Ok(())
+    }
+
+    /// Clears the bits of pages `first .. first + num` that are set in `bits` (bit 0 =
+    /// `first`; `num` bits rounded up to whole 64-bit words, as the kernel reads them),
+    /// with KVM_CLEAR_DIRTY_LOG's rules (`check_range`).
+    pub fn clear(&mut self, first: u64, num: u64, bits: &[u8]) -> Result<()> {
+        self.check_range(first, num)?;
+        for (w, mask) in bits
+            .chunks_exact(8)
+            .take(num.div_ceil(64) as usize)
+            .enumerate()
+        {
+            let mut mask = u64::from_ne_bytes(mask.try_into().expect("chunks of 8"));
+            let left = num - w as u64 * 64;
             if left < 64 {
                 mask &= (1 << left) - 1;
             }
-            self.words[(first / 64 + w) as usize] &= !mask;
+            self.words[(first / 64) as usize + w] &= !mask;
         }
         // Words cleared to zero leave the list, so that marking one again lists it once.
         let words = &self.words;
@@ -140,7 +156,7 @@ mod tests {
     fn take(b: &mut Bitmap, keep: bool) -> Vec<u64> {
         let mut out = vec![u64::MAX; b.words.len() + 1];
         // SAFETY: `out` has room for every word (and one more, which must stay).
-        unsafe { b.take(out.as_mut_ptr().cast(), keep) };
+        unsafe { b.take(out.as_mut_ptr().cast(), keep) }.unwrap();
         assert_eq!(out.pop(), Some(u64::MAX), "written past the bitmap");
         out
     }
@@ -176,10 +192,11 @@ mod tests {
         for p in 0..130 {
             b.mark(p);
         }
-        let bits = [u64::MAX, 0b101u64];
-        // SAFETY: `bits` holds two words.
-        let clear =
-            |b: &mut Bitmap, first, num| unsafe { b.clear(first, num, bits.as_ptr().cast()) };
+        let bits: Vec<u8> = [u64::MAX, 0b101u64, 0]
+            .iter()
+            .flat_map(|w| w.to_ne_bytes())
+            .collect();
+        let clear = |b: &mut Bitmap, first, num| b.clear(first, num, &bits);
         assert_eq!(clear(&mut b, 1, 64), Err(Errno(libc::EINVAL)));
         assert_eq!(clear(&mut b, 0, 65), Err(Errno(libc::EINVAL)));
         assert_eq!(clear(&mut b, 128, 3), Err(Errno(libc::EINVAL)));

@@ -56,15 +56,16 @@ pub struct VcpuRing {
 }
 
 /// What a slot change does to the bitmaps (`DirtyLog::prepare`, then `commit` once the
-/// kernel took the change).
+/// kernel took the change, or `abort` if it did not).
 #[derive(Debug)]
 pub enum SlotChange {
     /// Nothing (the slot keeps its bitmap, or had none and gets none).
     Keep,
-    /// The slot stops logging (or goes): its bitmap goes.
+    /// The slot stops logging (or goes): its bitmap goes at `commit`.
     Drop,
-    /// The slot starts logging (or changes size): a new, empty bitmap.
-    New(Bitmap),
+    /// The slot starts logging (or changes size): its new, empty bitmap went in at
+    /// `prepare`, in place of this old one if it had one (back at `abort`).
+    New(Option<Bitmap>),
 }
 
 impl Inner {
@@ -182,21 +183,21 @@ impl DirtyLog {
 
     /// `kvm_get_dirty_log` of KVM slot `slot`: harvests, then copies its bitmap to `out`
     /// (pages rounded up to 64-bit words) and, unless `keep`, clears it. ENOENT if the
-    /// slot does not log.
+    /// slot does not log; EFAULT (nothing reported, nothing lost) unless `out` is
+    /// writable, as the kernel checks it (`user_copy`).
     pub fn take(&self, slot: u32, out: *mut u8, keep: bool) -> Result<()> {
         let mut inner = self.inner.lock();
         let i = inner.bitmap(slot).map_err(|_| Errno(libc::ENOENT))?;
         if keep {
             inner.harvest(self.fd)?;
-            // SAFETY: the caller's buffer holds the slot's pages rounded up to whole
-            // 64-bit words (the documented contract of kvm_get_dirty_log).
-            unsafe { inner.bitmaps[i].1.take(out, true) };
-            return Ok(());
+            // SAFETY: the caller's buffer, which stays mapped during the call (the
+            // documented contract of kvm_get_dirty_log).
+            return unsafe { inner.bitmaps[i].1.take(out, true) };
         }
-        // What earlier harvests gathered first (the buffer zeroed), then the rings
-        // straight into the buffer.
+        // What earlier harvests gathered first (the buffer zeroed, found writable), then
+        // the rings straight into the buffer.
         // SAFETY: as above.
-        unsafe { inner.bitmaps[i].1.take(out, false) };
+        unsafe { inner.bitmaps[i].1.take(out, false) }?;
         let direct = Direct {
             slot,
             pages: inner.bitmaps[i].1.pages(),
@@ -204,59 +205,85 @@ impl DirtyLog {
         };
         inner.harvest_to(self.fd, Some(&direct)).inspect_err(|_| {
             // Not reported: the pages go back for the next call.
-            // SAFETY: as above; the buffer was written just now.
+            // SAFETY: as above; `take` found the buffer mapped and wrote it just now.
             unsafe { inner.bitmaps[i].1.absorb(out) };
         })
     }
 
     /// `kvm_clear_dirty_log` of KVM slot `slot`: clears the bits of pages `first ..
-    /// first + num` set in `bits` (bit 0 = `first`), with the kernel's rules (ENOENT: the
-    /// slot does not log; EINVAL: `first` not a multiple of 64, `num` not one short of
-    /// the slot's end, or the range outside the slot).
+    /// first + num` set in the caller's `bits` (bit 0 = `first`), with the kernel's rules
+    /// (ENOENT: the slot does not log; EINVAL: `first` not a multiple of 64, `num` not
+    /// one short of the slot's end, or the range outside the slot; EFAULT: `bits` not
+    /// readable, read as the kernel reads it, through `user_copy`).
     pub fn clear(&self, slot: u32, first: u64, num: u64, bits: *const u8) -> Result<()> {
         let mut inner = self.inner.lock();
         let i = inner.bitmap(slot).map_err(|_| Errno(libc::ENOENT))?;
-        // SAFETY: the caller's bitmap holds `num` bits rounded up to whole 64-bit words,
-        // as the kernel reads it (the documented contract of kvm_clear_dirty_log).
-        unsafe { inner.bitmaps[i].1.clear(first, num, bits) }
+        inner.bitmaps[i].1.check_range(first, num)?;
+        let mut copy = crate::error::try_vec(num.div_ceil(64) as usize * 8, 0u8)?;
+        crate::user_copy::read(bits, &mut copy)?;
+        inner.bitmaps[i].1.clear(first, num, &copy)
     }
 
     /// Step one of a change of KVM slot `slot`, before the kernel makes it: `pages` is
-    /// the slot's page count if it logs dirty pages afterwards. Allocates what the change
-    /// needs (ENOMEM before anything changed).
+    /// the slot's page count if it logs dirty pages afterwards. A slot that starts
+    /// logging gets its empty bitmap now, before the kernel can log a page of it: a
+    /// harvest between the kernel's change and `commit` (a full ring in another
+    /// thread's `kvm_run`, a dirty-log call on another slot) must find it. ENOMEM before
+    /// anything changed.
     pub fn prepare(&self, slot: u32, pages: Option<u64>) -> Result<SlotChange> {
         let mut inner = self.inner.lock();
-        let have = inner.bitmap(slot).ok().map(|i| inner.bitmaps[i].1.pages());
-        Ok(match (have, pages) {
+        let have = inner.bitmap(slot);
+        let have_pages = have.ok().map(|i| inner.bitmaps[i].1.pages());
+        Ok(match (have_pages, pages) {
             (Some(h), Some(p)) if h == p => SlotChange::Keep,
             (None, None) => SlotChange::Keep,
             (Some(_), None) => SlotChange::Drop,
             (_, Some(p)) => {
-                inner.bitmaps.try_reserve(1).map_err(nomem)?;
-                SlotChange::New(Bitmap::new(p)?)
+                let b = Bitmap::new(p)?;
+                match have {
+                    Ok(i) => SlotChange::New(Some(std::mem::replace(&mut inner.bitmaps[i].1, b))),
+                    Err(i) => {
+                        inner.bitmaps.try_reserve(1).map_err(nomem)?;
+                        inner.bitmaps.insert(i, (slot, b));
+                        SlotChange::New(None)
+                    }
+                }
             }
         })
     }
 
-    /// Step two, once the kernel made the change (the caller serializes slot changes, so
-    /// the room `prepare` reserved is still there). A slot that stops logging has its
-    /// entries still in the rings dropped now, so that none can land in a later slot of
-    /// the same number.
+    /// Step two, once the kernel made the change. A slot that stops logging has its
+    /// bitmap removed and its entries still in the rings dropped now, so that none can
+    /// land in a later slot of the same number.
     pub fn commit(&self, slot: u32, change: SlotChange) {
-        let mut inner = self.inner.lock();
-        match change {
-            SlotChange::Keep => {}
-            SlotChange::Drop => {
-                if let Ok(i) = inner.bitmap(slot) {
-                    inner.bitmaps.remove(i);
-                }
-                // A failed reset is owed to the next harvest (`unreset`).
-                let _ = inner.harvest(self.fd);
+        if let SlotChange::Drop = change {
+            let mut inner = self.inner.lock();
+            if let Ok(i) = inner.bitmap(slot) {
+                inner.bitmaps.remove(i);
             }
-            SlotChange::New(b) => match inner.bitmap(slot) {
-                Ok(i) => inner.bitmaps[i].1 = b,
-                Err(i) => inner.bitmaps.insert(i, (slot, b)),
-            },
+            // A failed reset is owed to the next harvest (`unreset`).
+            let _ = inner.harvest(self.fd);
+        }
+    }
+
+    /// Step two when the kernel refused the change: the bitmaps are as before `prepare`
+    /// (pages logged meanwhile were the old slot's, and stay logged).
+    pub fn abort(&self, slot: u32, change: SlotChange) {
+        let SlotChange::New(old) = change else {
+            return;
+        };
+        let mut inner = self.inner.lock();
+        let Ok(i) = inner.bitmap(slot) else {
+            return;
+        };
+        match old {
+            Some(mut old) => {
+                old.fold(&inner.bitmaps[i].1);
+                inner.bitmaps[i].1 = old;
+            }
+            None => {
+                inner.bitmaps.remove(i);
+            }
         }
     }
 }

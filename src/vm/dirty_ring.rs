@@ -49,18 +49,16 @@ impl Vm {
         {
             return Err(Errno(libc::EINVAL));
         }
+        // The fault-checked copies the dirty-log calls use on the ring, ready before it is.
+        crate::user_copy::ready()?;
         let log = crate::error::try_arc(DirtyLog::new(self.raw_fd(), bytes)?)?;
         // Slots that log already get their bitmaps before the kernel switches: the change
         // cannot fail half-way.
+        // (`log` is not published yet: nothing to undo if the kernel refuses.)
         let mem = self.memory.lock();
-        let mut ready = Vec::new();
         for (slot, flags, size) in mem.entries() {
             if flags & KVM_MEM_LOG_DIRTY_PAGES != 0 {
-                ready.try_reserve(1).map_err(crate::error::nomem)?;
-                ready.push((
-                    slot,
-                    log.prepare(slot, Some(size / super::slots::PAGE_SIZE))?,
-                ));
+                log.prepare(slot, Some(size / super::slots::PAGE_SIZE))?;
             }
         }
         let mut arg = kvm_enable_cap {
@@ -70,12 +68,12 @@ impl Vm {
         arg.args[0] = u64::from(bytes);
         // SAFETY: KVM_ENABLE_CAP reads one struct kvm_enable_cap, alive across the call.
         unsafe { ioctl::ioctl_with_ref(self.raw_fd(), ioctl::KVM_ENABLE_CAP, &arg) }?;
-        for (slot, change) in ready {
-            log.commit(slot, change);
-        }
-        drop(mem);
-        // Cannot fail: the cell was empty under the lock.
+        // Published before the slot lock goes: every slot change and dirty-log call
+        // takes that lock before it looks at the cell, so none sees the kernel on the
+        // ring without libkvm's bitmaps (a new slot without one, KVM_GET_DIRTY_LOG
+        // failing with ENXIO). Cannot fail: the cell was empty under the lock.
         let _ = self.ring.set(log);
+        drop(mem);
         Ok(())
     }
 
@@ -113,10 +111,14 @@ impl Vm {
             .map(Some)
     }
 
-    /// After the kernel made the change `ring_prepare` prepared.
-    pub(super) fn ring_commit(&self, slot: u32, change: Option<SlotChange>) {
+    /// After the kernel made the change `ring_prepare` prepared (`done`), or refused it.
+    pub(super) fn ring_commit(&self, slot: u32, change: Option<SlotChange>, done: bool) {
         if let (Some(log), Some(c)) = (self.ring.get(), change) {
-            log.commit(slot, c);
+            if done {
+                log.commit(slot, c);
+            } else {
+                log.abort(slot, c);
+            }
         }
     }
 
@@ -134,9 +136,6 @@ impl Vm {
         let ring = self.ring.get()?;
         // SAFETY: reading the union member the caller filled in (a pointer either way).
         let bits = unsafe { log.__bindgen_anon_1.dirty_bitmap };
-        if bits.is_null() {
-            return Some(Err(Errno(libc::EFAULT)));
-        }
         Some(ring.clear(
             log.slot,
             log.first_page,
@@ -171,6 +170,28 @@ mod tests {
         assert_eq!(v.run(), Ok(kvm_bindings::KVM_EXIT_HLT as i32));
     }
 
+    /// A VM with a one-page ring, or None without KVM or the ring.
+    fn vm_with_ring() -> Option<Vm> {
+        let vm = Vm::create().ok()?;
+        match vm.enable_dirty_ring(4096) {
+            Err(Errno(libc::EOPNOTSUPP)) => None,
+            r => {
+                r.unwrap();
+                Some(vm)
+            }
+        }
+    }
+
+    /// Puts the code `write_pages_1_and_2` runs at 0 of slot 0; its host address.
+    fn load_writer(vm: &Vm) -> *mut u8 {
+        // mov [0x1000], al; mov [0x2000], al; hlt
+        let code = [0xa2, 0x00, 0x10, 0xa2, 0x00, 0x20, 0xf4];
+        let p = vm.guest_memory(0, 0x10000).unwrap();
+        // SAFETY: the slot's first bytes, mapped while the VM lives.
+        unsafe { std::ptr::copy_nonoverlapping(code.as_ptr(), p, code.len()) };
+        p
+    }
+
     fn dirty_words(vm: &Vm) -> u64 {
         let mut words = [0u64; 1];
         vm.get_dirty_log(0, words.as_mut_ptr().cast()).unwrap();
@@ -182,12 +203,9 @@ mod tests {
     /// reads on where the last one stopped.
     #[test]
     fn a_vcpu_that_goes_loses_no_entry() {
-        let Ok(vm) = Vm::create() else {
-            return; // no usable /dev/kvm: nothing to test
+        let Some(vm) = vm_with_ring() else {
+            return; // no usable /dev/kvm or no ring: nothing to test
         };
-        if vm.enable_dirty_ring(4096) == Err(Errno(libc::EOPNOTSUPP)) {
-            return;
-        }
         vm.set_memory_region(
             0,
             KVM_MEM_LOG_DIRTY_PAGES,
@@ -196,11 +214,7 @@ mod tests {
             crate::vm::fd_backing::Source::Anonymous,
         )
         .unwrap();
-        // mov [0x1000], al; mov [0x2000], al; hlt
-        let code = [0xa2, 0x00, 0x10, 0xa2, 0x00, 0x20, 0xf4];
-        let p = vm.guest_memory(0, code.len() as u64).unwrap();
-        // SAFETY: the slot's first bytes, mapped while the VM lives.
-        unsafe { std::ptr::copy_nonoverlapping(code.as_ptr(), p, code.len()) };
+        load_writer(&vm);
         assert_eq!(dirty_words(&vm), 0);
         for round in 0..3 {
             let v = vm.create_vcpu(1).unwrap();
@@ -210,5 +224,39 @@ mod tests {
             assert_eq!(dirty_words(&vm), 0b110, "round {round}");
             assert_eq!(dirty_words(&vm), 0, "round {round}");
         }
+    }
+
+    /// A harvest between the kernel's slot change and libkvm's bookkeeping (a full ring
+    /// in another thread's `kvm_run`, a dirty-log call on another slot) finds the bitmap
+    /// of a slot that starts logging: its pages are reported, not dropped.
+    #[test]
+    fn a_harvest_during_a_slot_change_loses_no_entry() {
+        let Some(vm) = vm_with_ring() else {
+            return; // no usable /dev/kvm or no ring: nothing to test
+        };
+        let source = crate::vm::fd_backing::Source::Anonymous;
+        vm.set_memory_region(0, 0, 0, 0x10000, source).unwrap();
+        let host = load_writer(&vm);
+        let v = vm.create_vcpu(0).unwrap();
+        // Logging switched on as `kvm_set_slot` does it, with the guest writing and
+        // a harvest between the kernel's change and the commit.
+        let change = vm
+            .ring_prepare(0, KVM_MEM_LOG_DIRTY_PAGES, 0x10000)
+            .unwrap();
+        let region = kvm_bindings::kvm_userspace_memory_region {
+            slot: 0,
+            flags: KVM_MEM_LOG_DIRTY_PAGES,
+            guest_phys_addr: 0,
+            memory_size: 0x10000,
+            userspace_addr: host as u64,
+        };
+        // SAFETY: the slot's own memory, mapped while the VM lives.
+        unsafe { vm.fd.set_user_memory_region(region) }.unwrap();
+        write_pages_1_and_2(&v);
+        vm.ring.get().unwrap().harvest().unwrap();
+        vm.ring_commit(0, change, true);
+        vm.memory.lock().get_mut(0).unwrap().flags = KVM_MEM_LOG_DIRTY_PAGES;
+        assert_eq!(dirty_words(&vm), 0b110);
+        assert_eq!(dirty_words(&vm), 0);
     }
 }

@@ -22,27 +22,6 @@ pub(crate) fn routing_len(nr: u32) -> usize {
     ROUTING_HEADER + nr as usize * std::mem::size_of::<kvm_irq_routing_entry>()
 }
 
-/// Copies `dst.len()` bytes from this process's address `src` with process_vm_readv:
-/// EFAULT where any of them is not readable, instead of a fault.
-fn read_own(src: *const u8, dst: &mut [u8]) -> Result<()> {
-    let local = libc::iovec {
-        iov_base: dst.as_mut_ptr().cast(),
-        iov_len: dst.len(),
-    };
-    let remote = libc::iovec {
-        iov_base: src as *mut libc::c_void,
-        iov_len: dst.len(),
-    };
-    // SAFETY: `local` describes `dst`, writable for its length; the remote range is only
-    // read, by the kernel, which checks it. Reading one's own memory needs no privilege.
-    let n = unsafe { libc::process_vm_readv(libc::getpid(), &local, 1, &remote, 1, 0) };
-    match n {
-        n if n >= 0 && n as usize == dst.len() => Ok(()),
-        n if n >= 0 => Err(Errno(libc::EFAULT)), // a partial read: the rest is unreadable
-        _ => Err(Errno::last()),
-    }
-}
-
 impl Vm {
     /// KVM_GET_IRQCHIP: `chip.chip_id` selects the PIC master (0), slave (1) or IOAPIC (2).
     pub fn get_irqchip(&self, chip: &mut kvm_irqchip) -> Result<()> {
@@ -81,7 +60,7 @@ impl Vm {
     /// kernel is given libkvm's copy, so what is kept is exactly what it took.
     pub fn set_gsi_routing(&self, routing: *const kvm_irq_routing) -> Result<()> {
         let mut header = [0u8; ROUTING_HEADER];
-        read_own(routing.cast(), &mut header)?;
+        crate::user_copy::read(routing.cast(), &mut header)?;
         let nr = u32::from_le_bytes([header[0], header[1], header[2], header[3]]);
         if nr > MAX_ROUTES {
             return Err(Errno(libc::EINVAL)); // the kernel's answer, without the allocation
@@ -91,7 +70,7 @@ impl Vm {
             .try_reserve_exact(routing_len(nr))
             .map_err(crate::error::nomem)?;
         table.resize(routing_len(nr), 0);
-        read_own(routing.cast(), &mut table)?;
+        crate::user_copy::read(routing.cast(), &mut table)?;
         self.load_gsi_routing(table)
     }
 

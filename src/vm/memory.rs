@@ -31,16 +31,16 @@ impl Vm {
         };
         // The dirty ring's bitmap of the slot follows every change (vm/dirty_ring.rs).
         let ring = self.ring_prepare(slot, flags, size)?;
-        if let Some(g) = guest_memfd {
-            self.kvm_set_guest_memfd_slot(&region, g)?;
+        let r = if let Some(g) = guest_memfd {
+            self.kvm_set_guest_memfd_slot(&region, g)
         } else {
             // SAFETY: `host` is either memory libkvm mapped for this slot or memory the
             // caller handed over for it (the caller's promise, as with the raw ioctl); the
             // kernel checks that the range is accessible.
-            unsafe { self.fd.set_user_memory_region(region) }.map_err(Errno::from)?;
-        }
-        self.ring_commit(slot, ring);
-        Ok(())
+            unsafe { self.fd.set_user_memory_region(region) }.map_err(Errno::from)
+        };
+        self.ring_commit(slot, ring, r.is_ok());
+        r
     }
 
     /// `kvm_set_memory_region` (`Source::Anonymous`: libkvm allocates),
@@ -330,6 +330,9 @@ impl Vm {
         if log.slot >= self.user_slots() {
             return Err(Errno(libc::ENOENT));
         }
+        // The slot lock, as for every look at the ring's cell: `enable_dirty_ring` sets
+        // it under that lock, so the kernel's mode and the cell agree here.
+        let _mem = self.memory.lock();
         if let Some(r) = self.ring_clear_dirty_log(log) {
             return r;
         }

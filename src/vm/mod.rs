@@ -36,10 +36,17 @@ pub(crate) const ALIAS_SLOTS: u32 = 32;
 #[derive(Debug)]
 pub struct Vm {
     // Field order is drop order: the VM fd is closed before the memory it mapped is
-    // unmapped (vcpus are dropped earlier still, by the registry).
+    // unmapped (vcpus are dropped earlier still, by the registry), so that unmapping
+    // large slots does not go through KVM's MMU notifier. Every duplicate of the VM fd
+    // that keeps the kernel VM alive goes before `memory` too: the dirty ring's (`ring`)
+    // and kernel vcpus kept for a retry (`kept`).
     /// Its binary statistics, opened on first use.
     stats: StatsCell,
     fd: VmFd,
+    /// The dirty ring's state once `kvm_enable_dirty_ring` turned it on (vm/dirty_ring.rs).
+    ring: OnceLock<Arc<DirtyLog>>,
+    /// Kernel vcpus that a failed `create_vcpu` left behind, by id (see there).
+    kept: Mutex<Vec<(u32, KernelVcpu)>>,
     memory: Mutex<MemoryMap>,
     /// Memory slot numbers the caller may use: `0..user_slots`.
     user_slots: u32,
@@ -50,14 +57,10 @@ pub struct Vm {
     irqchip: AtomicBool,
     /// How the local APICs work, shared with the vcpus.
     apic: Arc<ApicMode>,
-    /// Kernel vcpus that a failed `create_vcpu` left behind, by id (see there).
-    kept: Mutex<Vec<(u32, KernelVcpu)>>,
     /// The GSI routing table last set (header and entries, as the kernel took it), empty
     /// while the kernel's default is in force: the kernel has no call that reads it back,
     /// and kvm_save_vm needs it (vm/irq.rs).
     routes: Mutex<Vec<u8>>,
-    /// The dirty ring's state once `kvm_enable_dirty_ring` turned it on (vm/dirty_ring.rs).
-    ring: OnceLock<Arc<DirtyLog>>,
     /// Whether KVM_CREATE_VCPU ever succeeded (changed under `kept`): the ring can no
     /// longer be enabled.
     vcpus_made: AtomicBool,
