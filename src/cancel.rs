@@ -88,6 +88,13 @@ pub fn open(path: &std::ffi::CStr, flags: libc::c_int) -> Result<RawFd> {
     RawFd::try_from(r).map_err(|_| Errno(libc::EBADF))
 }
 
+/// A close-on-exec duplicate of `fd` (fcntl F_DUPFD_CLOEXEC), owned by the caller: the one
+/// way libkvm duplicates a descriptor (fcntl is no cancellation point).
+pub fn dup_cloexec(fd: RawFd) -> Result<RawFd> {
+    // SAFETY: F_DUPFD_CLOEXEC only makes a new descriptor (or fails with EBADF/EMFILE).
+    crate::error::check(unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) })
+}
+
 /// pread(2) of up to `len` bytes at `offset` into `buf`, without the cancellation point:
 /// the number of bytes read.
 ///

@@ -135,8 +135,7 @@ struct Direct {
 impl DirtyLog {
     /// The ring state of VM `vm_fd`, whose rings are `bytes` long each.
     pub fn new(vm_fd: RawFd, bytes: u32) -> Result<DirtyLog> {
-        // SAFETY: F_DUPFD_CLOEXEC on the caller's fd makes a new one, owned by the result.
-        let fd = crate::error::check(unsafe { libc::fcntl(vm_fd, libc::F_DUPFD_CLOEXEC, 0) })?;
+        let fd = crate::cancel::dup_cloexec(vm_fd)?;
         Ok(DirtyLog {
             fd,
             bytes,

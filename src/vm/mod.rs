@@ -81,12 +81,6 @@ impl Drop for KernelVcpu {
     }
 }
 
-/// A close-on-exec duplicate of `fd` (fcntl F_DUPFD_CLOEXEC, no cancellation point).
-fn dup_cloexec(fd: RawFd) -> Result<RawFd> {
-    // SAFETY: F_DUPFD_CLOEXEC on an fd the caller owns makes a new one, owned by the caller.
-    crate::error::check(unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) })
-}
-
 /// Capabilities libkvm tracks when `enable_cap` enables them: the escape hatch refuses
 /// them (the hatch would change the VM behind libkvm's back).
 const TRACKED_CAPS: [u32; 2] = [
@@ -237,7 +231,7 @@ impl Vm {
     /// A vcpu object for kernel vcpu `kernel` (id `id`): its own fd (a duplicate), run
     /// area and, with the ring on, its dirty ring.
     fn complete_vcpu(&self, kernel: &KernelVcpu, id: u32) -> Result<Vcpu> {
-        let fd = dup_cloexec(kernel.0)?;
+        let fd = crate::cancel::dup_cloexec(kernel.0)?;
         // SAFETY: `fd` is a vcpu fd of this VM that nothing else owns; kvm-ioctls takes it
         // over (and closes it if mapping the run area fails).
         let fd = unsafe { self.fd.create_vcpu_from_rawfd(fd) }.map_err(Errno::from)?;
@@ -260,7 +254,7 @@ impl Vm {
     pub fn keep_for_retry(&self, id: u32, v: &Vcpu) {
         let mut kept = self.kept.lock();
         if kept.try_reserve(1).is_ok() {
-            if let Ok(fd) = dup_cloexec(v.raw_fd()) {
+            if let Ok(fd) = crate::cancel::dup_cloexec(v.raw_fd()) {
                 kept.push((id, KernelVcpu(fd)));
             }
         }

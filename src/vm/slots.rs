@@ -376,8 +376,7 @@ pub(super) struct Dup(pub(super) RawFd);
 
 impl Dup {
     pub(super) fn of(fd: RawFd) -> Result<Dup> {
-        // SAFETY: F_DUPFD_CLOEXEC makes a new descriptor, owned by the `Dup` from here.
-        crate::error::check(unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) }).map(Dup)
+        crate::cancel::dup_cloexec(fd).map(Dup)
     }
 }
 
